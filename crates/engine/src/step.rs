@@ -1,0 +1,318 @@
+//! The Step contract: what the engine calls for every resource.
+
+use crate::events::{Event, EventSink};
+use crate::id::{Fingerprint, RunId, StepId};
+use crate::secret::redact;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What a step publishes once Ready: endpoints, names, ARNs, secret *references*. Journaled as is,
+/// so it must never hold a secret value (put a [`crate::Secret`] in it: it serializes as a reference).
+pub type Outputs = BTreeMap<String, serde_json::Value>;
+
+/// The result of a read-only look at a resource.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// Nothing there: the step must be applied.
+    Absent,
+    /// Being created or changed (by us, or by whoever made it).
+    InProgress { detail: Option<String> },
+    /// Exists and is usable. `fingerprint` is the one recorded on the resource itself, if the
+    /// resource can carry it (a tag, an annotation); otherwise the engine uses the journal's.
+    Ready {
+        outputs: Outputs,
+        fingerprint: Option<Fingerprint>,
+    },
+    /// Exists in a terminal failed state.
+    Failed { message: String },
+}
+
+impl Observation {
+    /// Ready with outputs and no fingerprint of its own.
+    pub fn ready(outputs: Outputs) -> Self {
+        Observation::Ready {
+            outputs,
+            fingerprint: None,
+        }
+    }
+
+    /// A short word for events and reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Observation::Absent => "absent",
+            Observation::InProgress { .. } => "in-progress",
+            Observation::Ready { .. } => "ready",
+            Observation::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Whether `apply` should create the resource or update it in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Rollback,
+    Destroy,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Rollback => "rollback",
+            Action::Destroy => "destroy",
+        })
+    }
+}
+
+/// How an error should be handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Worth retrying: throttling, 5xx, a dropped connection.
+    Transient,
+    /// Retrying will not help: validation, access denied, a failed resource, drift.
+    Permanent,
+}
+
+/// An error from a step. The message is redacted of registered secret values when it is made.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    kind: ErrorKind,
+    message: String,
+    retry_after: Option<Duration>,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StepError {
+    /// A transient error: the engine retries it with backoff.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transient, message)
+    }
+
+    /// A permanent error: the step fails.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Permanent, message)
+    }
+
+    /// An error of the given kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        StepError {
+            kind,
+            message: redact(&message.into()),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Asks the engine to wait at least this long before retrying (a `Retry-After` header).
+    pub fn with_retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = Some(d);
+        self
+    }
+
+    /// Transient or permanent.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without causes.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The delay the remote side asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The message followed by its chain of causes, redacted.
+    pub fn full_message(&self) -> String {
+        let mut s = self.message.clone();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(e) = cur {
+            let m = e.to_string();
+            if !s.contains(&m) {
+                s.push_str(": ");
+                s.push_str(&m);
+            }
+            cur = e.source();
+        }
+        redact(&s)
+    }
+}
+
+/// Everything a step gets when the engine calls it.
+#[derive(Clone)]
+pub struct StepCtx {
+    step: StepId,
+    run: RunId,
+    deps: Arc<BTreeMap<StepId, Outputs>>,
+    previous: Option<Outputs>,
+    cancel: CancellationToken,
+    events: EventSink,
+}
+
+impl StepCtx {
+    /// Builds a context. The engine does this; tests of single steps may too.
+    pub fn new(
+        step: StepId,
+        run: RunId,
+        deps: BTreeMap<StepId, Outputs>,
+        previous: Option<Outputs>,
+        cancel: CancellationToken,
+        events: EventSink,
+    ) -> Self {
+        StepCtx {
+            step,
+            run,
+            deps: Arc::new(deps),
+            previous,
+            cancel,
+            events,
+        }
+    }
+
+    /// The step being run.
+    pub fn step(&self) -> &StepId {
+        &self.step
+    }
+
+    /// The run this call belongs to.
+    pub fn run(&self) -> RunId {
+        self.run
+    }
+
+    /// Outputs of every dependency, by id.
+    pub fn deps(&self) -> &BTreeMap<StepId, Outputs> {
+        &self.deps
+    }
+
+    /// One output of one dependency.
+    pub fn dep_output(&self, dep: &str, key: &str) -> Option<&serde_json::Value> {
+        self.deps.get(&StepId::new(dep)).and_then(|o| o.get(key))
+    }
+
+    /// One string output of one dependency.
+    pub fn dep_str(&self, dep: &str, key: &str) -> Option<&str> {
+        self.dep_output(dep, key).and_then(|v| v.as_str())
+    }
+
+    /// The outputs this step recorded last time it was Ready (for destroy and update).
+    pub fn previous(&self) -> Option<&Outputs> {
+        self.previous.as_ref()
+    }
+
+    /// Cancelled when the run is interrupted. Waits must return promptly when it fires.
+    pub fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Reports progress ("3/5 replicas ready") as an event.
+    pub fn progress(&self, message: impl Into<String>) {
+        self.events.emit(Event::StepProgress {
+            step: self.step.clone(),
+            message: redact(&message.into()),
+        });
+    }
+}
+
+impl fmt::Debug for StepCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepCtx")
+            .field("step", &self.step)
+            .field("run", &self.run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One resource, as the engine sees it.
+///
+/// # Contract
+/// - `observe` is read-only and cheap enough to call on every run.
+/// - `apply` is idempotent: names and client tokens are deterministic, so a repeat after a crash
+///   finds and adopts what the first call made instead of making a second one.
+/// - `wait` returns once the resource is Ready, with its outputs. It must return (with any error)
+///   soon after `ctx.cancel()` fires. The engine owns the timeout; steps set none of their own.
+/// - `rollback` and `destroy` are idempotent, tolerate cancellation part-way, and treat an absent
+///   resource as done, including one whose `apply` never ran.
+#[async_trait]
+pub trait Step: Send + Sync + 'static {
+    /// A short kind for display: `aws.s3.bucket`, `k8s.secret`.
+    fn kind(&self) -> &str;
+
+    /// A hash of the desired inputs.
+    fn fingerprint(&self) -> Fingerprint;
+
+    /// Whether a changed fingerprint can be applied in place (`apply(Update)`); if not, a change
+    /// is reported as drift that needs a replacement.
+    fn supports_update(&self) -> bool {
+        false
+    }
+
+    /// Looks at the resource without changing anything.
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError>;
+
+    /// Starts creating (`Action::Create`) or updating (`Action::Update`) the resource.
+    async fn apply(&self, ctx: &StepCtx, action: Action) -> Result<(), StepError>;
+
+    /// Waits until Ready. The default polls `observe` with a growing interval (50 ms to 2 s).
+    async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.observe(ctx).await? {
+                Observation::Ready { outputs, .. } => return Ok(outputs),
+                Observation::Failed { message } => return Err(StepError::permanent(message)),
+                Observation::Absent | Observation::InProgress { .. } => {}
+            }
+            tokio::select! {
+                _ = ctx.cancel().cancelled() => return Err(StepError::transient("wait cancelled")),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 3 / 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Undoes what this run's `apply` made. Defaults to `destroy`.
+    async fn rollback(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        self.destroy(ctx).await
+    }
+
+    /// Starts deleting the resource; absent counts as done.
+    async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError>;
+
+    /// Waits until the resource is gone after `destroy` or `rollback`. The default polls
+    /// `observe` with a growing interval until Absent.
+    async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            if self.observe(ctx).await? == Observation::Absent {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = ctx.cancel().cancelled() => return Err(StepError::transient("wait cancelled")),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 3 / 2).min(Duration::from_secs(2));
+        }
+    }
+}
