@@ -143,8 +143,22 @@ impl Recorder {
         }
     }
 
+    /// Journals a record. Intents and run boundaries wait until they are on disk; results and
+    /// readiness are queued behind them (a resume repairs their loss by observing), so a step on
+    /// the critical path pays for one fsync, not three.
     pub(crate) async fn record(&self, rec: Record) -> Result<(), JournalError> {
-        self.journal.append(&rec).await?;
+        match rec {
+            Record::Intent { .. }
+            | Record::RunStarted { .. }
+            | Record::RunFinished { .. }
+            | Record::Header { .. }
+            | Record::Snapshot { .. } => self.journal.append(&rec).await?,
+            Record::Applied { .. }
+            | Record::ApplyFailed { .. }
+            | Record::Adopted { .. }
+            | Record::Ready { .. }
+            | Record::StepFailed { .. } => self.journal.append_queued(&rec)?,
+        }
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -75,9 +75,14 @@ fn display_cycle(ids: &[StepId]) -> String {
     s.join(" -> ")
 }
 
-/// A validated DAG of steps, indexed densely (0..len) in declaration order.
+/// A validated DAG of steps, indexed densely (0..len) in declaration order. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Graph {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     specs: Vec<StepSpec>,
     index: HashMap<StepId, usize>,
     deps: Vec<Vec<usize>>,
@@ -129,46 +134,48 @@ impl Graph {
             }
         }
         Ok(Graph {
-            specs,
-            index,
-            deps,
-            dependents,
+            inner: Arc::new(Inner {
+                specs,
+                index,
+                deps,
+                dependents,
+            }),
         })
     }
 
     /// Number of steps.
     pub fn len(&self) -> usize {
-        self.specs.len()
+        self.inner.specs.len()
     }
 
     /// Whether there are no steps.
     pub fn is_empty(&self) -> bool {
-        self.specs.is_empty()
+        self.inner.specs.is_empty()
     }
 
     /// The step at a dense index.
     pub fn spec(&self, i: usize) -> &StepSpec {
-        &self.specs[i]
+        &self.inner.specs[i]
     }
 
     /// Every step, in declaration order.
     pub fn specs(&self) -> &[StepSpec] {
-        &self.specs
+        &self.inner.specs
     }
 
     /// The dense index of an id.
     pub fn index_of(&self, id: &StepId) -> Option<usize> {
-        self.index.get(id).copied()
+        self.inner.index.get(id).copied()
     }
 
     /// Direct dependencies of step `i`.
     pub fn deps_of(&self, i: usize) -> &[usize] {
-        &self.deps[i]
+        &self.inner.deps[i]
     }
 
     /// Steps that depend directly on step `i`.
     pub fn dependents_of(&self, i: usize) -> &[usize] {
-        &self.dependents[i]
+        &self.inner.dependents[i]
     }
 
     /// Every step that depends on `i`, directly or not.
@@ -177,7 +184,7 @@ impl Graph {
         let mut stack = vec![i];
         let mut out = Vec::new();
         while let Some(n) = stack.pop() {
-            for &d in &self.dependents[n] {
+            for &d in &self.inner.dependents[n] {
                 if !seen[d] {
                     seen[d] = true;
                     out.push(d);
@@ -190,13 +197,13 @@ impl Graph {
 
     /// A topological order (dependencies first), stable with respect to declaration order.
     pub fn topo_order(&self) -> Vec<usize> {
-        let mut indeg: Vec<usize> = self.deps.iter().map(|d| d.len()).collect();
+        let mut indeg: Vec<usize> = self.inner.deps.iter().map(|d| d.len()).collect();
         let mut queue: std::collections::VecDeque<usize> =
             (0..self.len()).filter(|&i| indeg[i] == 0).collect();
         let mut out = Vec::with_capacity(self.len());
         while let Some(n) = queue.pop_front() {
             out.push(n);
-            for &d in &self.dependents[n] {
+            for &d in &self.inner.dependents[n] {
                 indeg[d] -= 1;
                 if indeg[d] == 0 {
                     queue.push_back(d);

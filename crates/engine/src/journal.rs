@@ -455,7 +455,7 @@ impl std::fmt::Debug for JournalOptions {
     }
 }
 
-type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+type Ack = Option<tokio::sync::oneshot::Sender<Result<(), String>>>;
 
 /// An open journal. Cloning gives another handle to the same writer.
 #[derive(Clone)]
@@ -553,9 +553,11 @@ impl Journal {
                 while let Ok((line, ack)) = rx.recv() {
                     buf.clear();
                     acks.clear();
+                    let mut lines = u64::from(!line.is_empty());
                     buf.extend_from_slice(&line);
                     acks.push(ack);
                     while let Ok((line, ack)) = rx.try_recv() {
+                        lines += u64::from(!line.is_empty());
                         buf.extend_from_slice(&line);
                         acks.push(ack);
                     }
@@ -566,10 +568,10 @@ impl Journal {
                     .and_then(|_| file.sync_data());
                     if res.is_ok() {
                         writer_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                        writer_records.fetch_add(acks.len() as u64, Ordering::Relaxed);
+                        writer_records.fetch_add(lines, Ordering::Relaxed);
                     }
                     let res = res.map_err(|e| e.to_string());
-                    for ack in acks.drain(..) {
+                    for ack in acks.drain(..).flatten() {
                         let _ = ack.send(res.clone());
                     }
                 }
@@ -591,7 +593,32 @@ impl Journal {
         let line = line_of(rec);
         let (ack_tx, ack_rx) = tokio::sync::oneshot::channel();
         self.tx
-            .send((line, ack_tx))
+            .send((line, Some(ack_tx)))
+            .map_err(|_| JournalError::Closed)?;
+        match ack_rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(JournalError::Write {
+                path: self.path.clone(),
+                message,
+            }),
+            Err(_) => Err(JournalError::Closed),
+        }
+    }
+
+    /// Queues a record without waiting for it to reach the disk. Records are written in order,
+    /// so it is durable once any later [`Journal::append`] returns. For records whose loss a
+    /// resume repairs by observing (results, readiness), never for intents.
+    pub fn append_queued(&self, rec: &Record) -> Result<(), JournalError> {
+        self.tx
+            .send((line_of(rec), None))
+            .map_err(|_| JournalError::Closed)
+    }
+
+    /// Waits until everything queued so far is on disk.
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        let (ack_tx, ack_rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((Vec::new(), Some(ack_tx)))
             .map_err(|_| JournalError::Closed)?;
         match ack_rx.await {
             Ok(Ok(())) => Ok(()),
