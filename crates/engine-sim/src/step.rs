@@ -81,7 +81,7 @@ impl Step for SimStep {
     }
 
     async fn apply(&self, _ctx: &StepCtx, action: Action) -> Result<(), StepError> {
-        self.cloud.log(&action.to_string(), &self.name);
+        self.cloud.log(&format!("apply-{action}"), &self.name);
         self.cloud.log("apply", &self.name);
         let mut ready_at = self.cloud.now_ms() + self.ready_ms;
         match self.cloud.take_fault(&self.name) {

@@ -63,7 +63,7 @@ pub enum GraphError {
     Duplicate(StepId),
     #[error("step `{step}` depends on `{missing}`, which is not a step of this plan")]
     Dangling { step: StepId, missing: StepId },
-    #[error("dependency cycle: {}", display_cycle(.0))]
+    #[error("dependency cycle: {} (each step depends on the next)", display_cycle(.0))]
     Cycle(Vec<StepId>),
 }
 
@@ -227,10 +227,7 @@ fn order_cycle(members: &[usize], deps: &[Vec<usize>]) -> Vec<usize> {
             .filter(|d| members.contains(d))
             .min();
         match next {
-            Some(n) if n == start => {
-                path.reverse();
-                return path;
-            }
+            Some(n) if n == start => return path,
             Some(n) if !path.contains(&n) => {
                 path.push(n);
                 cur = n;

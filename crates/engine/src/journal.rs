@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Names the file format in the header line.
@@ -455,20 +455,37 @@ impl std::fmt::Debug for JournalOptions {
     }
 }
 
-type Ack = Option<tokio::sync::oneshot::Sender<Result<(), String>>>;
+type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// What the writer works on: records queued since the last group commit.
+struct Writer {
+    file: Option<File>,
+    write_fn: Option<WriteFn>,
+    pending: Vec<u8>,
+    pending_lines: u64,
+    acks: Vec<Ack>,
+    writing: bool,
+}
+
+struct Shared {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    bytes: AtomicU64,
+    records: AtomicU64,
+}
 
 /// An open journal. Cloning gives another handle to the same writer.
+///
+/// Group commits run on tokio's blocking pool (so a paused test clock does not jump while a
+/// write is on its way); one runs at a time and takes everything queued before it started.
 #[derive(Clone)]
 pub struct Journal {
-    path: PathBuf,
-    tx: mpsc::Sender<(Vec<u8>, Ack)>,
-    bytes: Arc<AtomicU64>,
-    records: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("path", &self.path).finish()
+        f.debug_struct("Journal").field("path", &self.shared.path).finish()
     }
 }
 
@@ -517,9 +534,11 @@ impl Journal {
             file.set_len(valid_len).map_err(open_err)?;
             file.sync_all().map_err(open_err)?;
         }
+        let mut count = count;
         let mut file = if count > opts.compact_after_records {
             drop(file);
             compact_file(path, &state)?;
+            count = 1;
             OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -539,110 +558,128 @@ impl Journal {
             sync_dir(path);
             len = header.len() as u64;
         }
-        let bytes = Arc::new(AtomicU64::new(len));
-        let records = Arc::new(AtomicU64::new(count as u64));
-        let (tx, rx) = mpsc::channel::<(Vec<u8>, Ack)>();
-        let writer_bytes = bytes.clone();
-        let writer_records = records.clone();
-        let mut write_fn = opts.write_fn;
-        std::thread::Builder::new()
-            .name("wbstack-journal".into())
-            .spawn(move || {
-                let mut buf = Vec::with_capacity(64 * 1024);
-                let mut acks = Vec::new();
-                while let Ok((line, ack)) = rx.recv() {
-                    buf.clear();
-                    acks.clear();
-                    let mut lines = u64::from(!line.is_empty());
-                    buf.extend_from_slice(&line);
-                    acks.push(ack);
-                    while let Ok((line, ack)) = rx.try_recv() {
-                        lines += u64::from(!line.is_empty());
-                        buf.extend_from_slice(&line);
-                        acks.push(ack);
-                    }
-                    let res = match write_fn.as_mut() {
-                        Some(f) => f(&mut file, &buf),
-                        None => file.write_all(&buf),
-                    }
-                    .and_then(|_| file.sync_data());
-                    if res.is_ok() {
-                        writer_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                        writer_records.fetch_add(lines, Ordering::Relaxed);
-                    }
-                    let res = res.map_err(|e| e.to_string());
-                    for ack in acks.drain(..).flatten() {
-                        let _ = ack.send(res.clone());
-                    }
-                }
-            })
-            .map_err(open_err)?;
-        Ok((
-            Journal {
-                path: path.to_owned(),
-                tx,
-                bytes,
-                records,
-            },
-            state,
-        ))
+        let shared = Arc::new(Shared {
+            path: path.to_owned(),
+            writer: Mutex::new(Writer {
+                file: Some(file),
+                write_fn: opts.write_fn,
+                pending: Vec::with_capacity(64 * 1024),
+                pending_lines: 0,
+                acks: Vec::new(),
+                writing: false,
+            }),
+            bytes: AtomicU64::new(len),
+            records: AtomicU64::new(count as u64),
+        });
+        Ok((Journal { shared }, state))
     }
 
-    /// Appends a record and returns once it is on disk (written and fsync'd).
-    pub async fn append(&self, rec: &Record) -> Result<(), JournalError> {
-        let line = line_of(rec);
+    fn enqueue(&self, line: Option<Vec<u8>>, ack: Option<Ack>) {
+        let mut w = self.shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(line) = line {
+            w.pending.extend_from_slice(&line);
+            w.pending_lines += 1;
+        }
+        if let Some(ack) = ack {
+            w.acks.push(ack);
+        }
+        if !w.writing {
+            w.writing = true;
+            let shared = self.shared.clone();
+            tokio::task::spawn_blocking(move || drain(&shared));
+        }
+    }
+
+    async fn durable(&self, line: Option<Vec<u8>>) -> Result<(), JournalError> {
         let (ack_tx, ack_rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((line, Some(ack_tx)))
-            .map_err(|_| JournalError::Closed)?;
+        self.enqueue(line, Some(ack_tx));
         match ack_rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(JournalError::Write {
-                path: self.path.clone(),
+                path: self.shared.path.clone(),
                 message,
             }),
             Err(_) => Err(JournalError::Closed),
         }
+    }
+
+    /// Appends a record and returns once it is on disk (written and fsync'd).
+    pub async fn append(&self, rec: &Record) -> Result<(), JournalError> {
+        self.durable(Some(line_of(rec))).await
     }
 
     /// Queues a record without waiting for it to reach the disk. Records are written in order,
     /// so it is durable once any later [`Journal::append`] returns. For records whose loss a
     /// resume repairs by observing (results, readiness), never for intents.
     pub fn append_queued(&self, rec: &Record) -> Result<(), JournalError> {
-        self.tx
-            .send((line_of(rec), None))
-            .map_err(|_| JournalError::Closed)
+        self.enqueue(Some(line_of(rec)), None);
+        Ok(())
     }
 
     /// Waits until everything queued so far is on disk.
     pub async fn flush(&self) -> Result<(), JournalError> {
-        let (ack_tx, ack_rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((Vec::new(), Some(ack_tx)))
-            .map_err(|_| JournalError::Closed)?;
-        match ack_rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(JournalError::Write {
-                path: self.path.clone(),
-                message,
-            }),
-            Err(_) => Err(JournalError::Closed),
-        }
+        self.durable(None).await
     }
 
     /// The journal's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
     /// Bytes in the file.
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.shared.bytes.load(Ordering::Relaxed)
     }
 
     /// Records in the file, header excluded.
     pub fn records(&self) -> u64 {
-        self.records.load(Ordering::Relaxed)
+        self.shared.records.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes and syncs whatever is queued, until nothing is.
+fn drain(shared: &Shared) {
+    loop {
+        let (buf, lines, acks, mut file, mut write_fn) = {
+            let mut w = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+            if w.pending.is_empty() && w.acks.is_empty() {
+                w.writing = false;
+                return;
+            }
+            let buf = std::mem::take(&mut w.pending);
+            let lines = std::mem::take(&mut w.pending_lines);
+            let acks = std::mem::take(&mut w.acks);
+            (buf, lines, acks, w.file.take(), w.write_fn.take())
+        };
+        let written = buf.len() as u64;
+        let res = match file.as_mut() {
+            None => Err(io::Error::other("the journal file is closed")),
+            Some(f) if buf.is_empty() => f.sync_data(),
+            Some(f) => match write_fn.as_mut() {
+                Some(wf) => wf(f, &buf),
+                None => f.write_all(&buf),
+            }
+            .and_then(|_| f.sync_data()),
+        };
+        {
+            let mut w = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+            w.file = file;
+            w.write_fn = write_fn;
+            if w.pending.capacity() == 0 {
+                // Give the buffer back for reuse.
+                let mut b = buf;
+                b.clear();
+                w.pending = b;
+            }
+        }
+        let res = res.map_err(|e| e.to_string());
+        if res.is_ok() {
+            shared.bytes.fetch_add(written, Ordering::Relaxed);
+            shared.records.fetch_add(lines, Ordering::Relaxed);
+        }
+        for ack in acks {
+            let _ = ack.send(res.clone());
+        }
     }
 }
 
