@@ -17,9 +17,9 @@ pub struct Resource {
     pub fingerprint: String,
     /// Who made it: the environment's tag, or something else for pre-existing resources.
     pub tag: String,
-    pub ready_at_ms: u64,
+    pub ready_at_us: u64,
     #[serde(default)]
-    pub gone_at_ms: Option<u64>,
+    pub gone_at_us: Option<u64>,
 }
 
 /// An injected fault for one resource.
@@ -35,8 +35,8 @@ pub enum Fault {
 
 /// What a synthetic step needs from a cloud.
 pub trait Cloud: Send + Sync + 'static {
-    /// Milliseconds on this cloud's clock.
-    fn now_ms(&self) -> u64;
+    /// Microseconds on this cloud's clock.
+    fn now_us(&self) -> u64;
     /// The resource, if it exists (a resource past its deletion time is gone).
     fn get(&self, name: &str) -> Option<Resource>;
     /// Creates unless it exists; true if this call created it.
@@ -51,10 +51,10 @@ pub trait Cloud: Send + Sync + 'static {
     fn list(&self) -> Vec<String>;
 }
 
-fn wall_ms() -> u64 {
+fn wall_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 
@@ -111,14 +111,14 @@ impl FileCloud {
 }
 
 impl Cloud for FileCloud {
-    fn now_ms(&self) -> u64 {
-        wall_ms()
+    fn now_us(&self) -> u64 {
+        wall_us()
     }
 
     fn get(&self, name: &str) -> Option<Resource> {
         let bytes = std::fs::read(self.res_path(name)).ok()?;
         let r: Resource = serde_json::from_slice(&bytes).ok()?;
-        if r.gone_at_ms.is_some_and(|g| self.now_ms() >= g) {
+        if r.gone_at_us.is_some_and(|g| self.now_us() >= g) {
             if std::fs::remove_file(self.res_path(name)).is_ok() {
                 self.log("deleted", name);
             }
@@ -170,7 +170,10 @@ impl Cloud for FileCloud {
             if n <= 1 {
                 let _ = std::fs::remove_file(&p);
             } else {
-                let _ = std::fs::write(&p, serde_json::to_vec(&Fault::Transient(n - 1)).unwrap_or_default());
+                let _ = std::fs::write(
+                    &p,
+                    serde_json::to_vec(&Fault::Transient(n - 1)).unwrap_or_default(),
+                );
             }
         }
         Some(fault)
@@ -245,15 +248,15 @@ impl Default for MemCloud {
 }
 
 impl Cloud for MemCloud {
-    fn now_ms(&self) -> u64 {
-        (tokio::time::Instant::now() - self.start).as_millis() as u64
+    fn now_us(&self) -> u64 {
+        (tokio::time::Instant::now() - self.start).as_micros() as u64
     }
 
     fn get(&self, name: &str) -> Option<Resource> {
-        let now = self.now_ms();
+        let now = self.now_us();
         let mut g = self.lock();
         let r = g.res.get(name)?.clone();
-        if r.gone_at_ms.is_some_and(|t| now >= t) {
+        if r.gone_at_us.is_some_and(|t| now >= t) {
             g.res.remove(name);
             g.calls.push(("deleted".into(), name.into()));
             return None;
@@ -294,7 +297,10 @@ impl Cloud for MemCloud {
 
     fn list(&self) -> Vec<String> {
         let names: Vec<String> = self.lock().res.keys().cloned().collect();
-        let mut names: Vec<String> = names.into_iter().filter(|n| self.get(n).is_some()).collect();
+        let mut names: Vec<String> = names
+            .into_iter()
+            .filter(|n| self.get(n).is_some())
+            .collect();
         names.sort();
         names
     }

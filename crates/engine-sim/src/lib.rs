@@ -10,12 +10,12 @@
 //! assert_eq!(graph.len(), 20);
 //! ```
 
-mod graphs;
 mod cloud;
+mod graphs;
 mod shape;
 mod step;
 
-pub use graphs::build_graph;
 pub use cloud::{Cloud, Fault, FileCloud, MemCloud, Resource};
+pub use graphs::build_graph;
 pub use shape::{critical_path_ms, Node, Shape};
 pub use step::SimStep;

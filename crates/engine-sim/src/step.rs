@@ -43,10 +43,10 @@ impl SimStep {
         o
     }
 
-    async fn sleep_until_ms(&self, at: u64) {
-        let now = self.cloud.now_ms();
-        let d = at.saturating_sub(now).clamp(1, 1000);
-        tokio::time::sleep(Duration::from_millis(d)).await;
+    async fn sleep_until_us(&self, at: u64) {
+        let now = self.cloud.now_us();
+        let d = at.saturating_sub(now).clamp(1, 1_000_000);
+        tokio::time::sleep(Duration::from_micros(d)).await;
     }
 }
 
@@ -67,10 +67,10 @@ impl Step for SimStep {
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
         Ok(match self.cloud.get(&self.name) {
             None => Observation::Absent,
-            Some(r) if r.gone_at_ms.is_some() => Observation::InProgress {
+            Some(r) if r.gone_at_us.is_some() => Observation::InProgress {
                 detail: Some("deleting".into()),
             },
-            Some(r) if self.cloud.now_ms() < r.ready_at_ms => Observation::InProgress {
+            Some(r) if self.cloud.now_us() < r.ready_at_us => Observation::InProgress {
                 detail: Some("creating".into()),
             },
             Some(r) => Observation::Ready {
@@ -83,7 +83,7 @@ impl Step for SimStep {
     async fn apply(&self, _ctx: &StepCtx, action: Action) -> Result<(), StepError> {
         self.cloud.log(&format!("apply-{action}"), &self.name);
         self.cloud.log("apply", &self.name);
-        let mut ready_at = self.cloud.now_ms() + self.ready_ms;
+        let mut ready_at = self.cloud.now_us() + self.ready_ms * 1000;
         match self.cloud.take_fault(&self.name) {
             Some(Fault::Permanent) => {
                 return Err(StepError::permanent(format!(
@@ -104,8 +104,8 @@ impl Step for SimStep {
             name: self.name.clone(),
             fingerprint: self.fingerprint().as_str().to_owned(),
             tag: self.tag.clone(),
-            ready_at_ms: ready_at,
-            gone_at_ms: None,
+            ready_at_us: ready_at,
+            gone_at_us: None,
         };
         match action {
             Action::Update => self.cloud.put(&r),
@@ -121,13 +121,13 @@ impl Step for SimStep {
         loop {
             match self.cloud.get(&self.name) {
                 None => return Err(StepError::permanent(format!("{} vanished", self.name))),
-                Some(r) if self.cloud.now_ms() >= r.ready_at_ms && r.gone_at_ms.is_none() => {
+                Some(r) if self.cloud.now_us() >= r.ready_at_us && r.gone_at_us.is_none() => {
                     return Ok(self.outputs(&r))
                 }
                 Some(r) => {
                     tokio::select! {
                         _ = ctx.cancel().cancelled() => return Err(StepError::transient("cancelled")),
-                        _ = self.sleep_until_ms(r.ready_at_ms) => {}
+                        _ = self.sleep_until_us(r.ready_at_us) => {}
                     }
                 }
             }
@@ -137,8 +137,8 @@ impl Step for SimStep {
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         self.cloud.log("destroy", &self.name);
         if let Some(mut r) = self.cloud.get(&self.name) {
-            if r.gone_at_ms.is_none() {
-                r.gone_at_ms = Some(self.cloud.now_ms() + self.destroy_ms);
+            if r.gone_at_us.is_none() {
+                r.gone_at_us = Some(self.cloud.now_us() + self.destroy_ms * 1000);
                 self.cloud.put(&r);
             }
         }
@@ -147,10 +147,10 @@ impl Step for SimStep {
 
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         while let Some(r) = self.cloud.get(&self.name) {
-            let at = r.gone_at_ms.unwrap_or(self.cloud.now_ms() + 50);
+            let at = r.gone_at_us.unwrap_or(self.cloud.now_us() + 50_000);
             tokio::select! {
                 _ = ctx.cancel().cancelled() => return Err(StepError::transient("cancelled")),
-                _ = self.sleep_until_ms(at) => {}
+                _ = self.sleep_until_us(at) => {}
             }
         }
         Ok(())

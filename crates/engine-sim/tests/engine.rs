@@ -45,7 +45,12 @@ impl Env {
     }
 }
 
-fn spec(cloud: &Arc<MemCloud>, name: &str, deps: &[&str], f: impl FnOnce(&mut SimStep)) -> StepSpec {
+fn spec(
+    cloud: &Arc<MemCloud>,
+    name: &str,
+    deps: &[&str],
+    f: impl FnOnce(&mut SimStep),
+) -> StepSpec {
     let mut s = SimStep::new(name, cloud.clone());
     f(&mut s);
     StepSpec::new(name, deps, Arc::new(s))
@@ -54,19 +59,31 @@ fn spec(cloud: &Arc<MemCloud>, name: &str, deps: &[&str], f: impl FnOnce(&mut Si
 #[tokio::test]
 async fn a_converged_graph_rerun_makes_zero_apply_calls() {
     let cloud = Arc::new(MemCloud::new());
-    let nodes = Shape { steps: 60, width: 8, fan_in: 3, seed: 3 }.nodes((0, 5));
+    let nodes = Shape {
+        steps: 60,
+        width: 8,
+        fan_in: 3,
+        seed: 3,
+    }
+    .nodes((0, 5));
     let graph = build_graph(cloud.clone(), &nodes, 0);
     let env = Env::new();
     let (eng, _) = engine(EngineConfig::default());
     let (j, st) = env.open();
-    let first = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    let first = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(first.status, RunStatus::Succeeded);
     assert_eq!(first.stats.created, 60);
     assert_eq!(cloud.count("apply"), 60);
     drop(j);
     let (j, st) = env.open();
     let bytes_before = j.bytes();
-    let again = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    let again = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(again.status, RunStatus::Succeeded);
     assert_eq!(again.stats.apply_calls, 0);
     assert_eq!(again.stats.unchanged, 60);
@@ -83,10 +100,13 @@ async fn rollback_after_a_permanent_failure_removes_what_the_run_made_and_keeps_
     // A resource that existed before: adopted, never touched.
     cloud.create(&Resource {
         name: "vpc".into(),
-        fingerprint: SimStep::new("vpc", cloud.clone()).fingerprint().as_str().into(),
+        fingerprint: SimStep::new("vpc", cloud.clone())
+            .fingerprint()
+            .as_str()
+            .into(),
         tag: "someone-else".into(),
-        ready_at_ms: 0,
-        gone_at_ms: None,
+        ready_at_us: 0,
+        gone_at_us: None,
     });
     cloud.set_fault("app", Fault::Permanent);
     let graph = Graph::new(vec![
@@ -104,15 +124,27 @@ async fn rollback_after_a_permanent_failure_removes_what_the_run_made_and_keeps_
         ..fast_retries()
     });
     let (j, st) = env.open();
-    let r = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    let r = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::RolledBack, "{:?}", r.steps);
     assert_eq!(r.step("vpc").unwrap().outcome, StepOutcome::Adopted);
-    assert!(matches!(r.step("app").unwrap().outcome, StepOutcome::Failed { .. }));
+    assert!(matches!(
+        r.step("app").unwrap().outcome,
+        StepOutcome::Failed { .. }
+    ));
     assert_eq!(
         r.step("after-app").unwrap().outcome,
-        StepOutcome::Skipped { because: StepId::new("app") }
+        StepOutcome::Skipped {
+            because: StepId::new("app")
+        }
     );
-    assert_eq!(cloud.list(), vec!["vpc".to_string()], "only the adopted resource is left");
+    assert_eq!(
+        cloud.list(),
+        vec!["vpc".to_string()],
+        "only the adopted resource is left"
+    );
     assert_eq!(cloud.get("vpc").unwrap().tag, "someone-else");
     assert_eq!(r.state.owned_steps().count(), 0);
     // Rolled back in reverse order: db and bucket before kms.
@@ -122,7 +154,9 @@ async fn rollback_after_a_permanent_failure_removes_what_the_run_made_and_keeps_
     assert!(pos("destroy", "db") < pos("destroy", "kms"));
     assert!(!calls.iter().any(|(o, n)| o == "destroy" && n == "vpc"));
     let events = log.events();
-    assert!(events.iter().any(|e| matches!(e, Event::StepRolledBack { step } if step.as_str() == "kms")));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::StepRolledBack { step } if step.as_str() == "kms")));
 }
 
 #[tokio::test]
@@ -130,12 +164,21 @@ async fn teardown_destroys_dependents_first_and_keeps_adopted_unless_forced() {
     let cloud = Arc::new(MemCloud::new());
     cloud.create(&Resource {
         name: "shared".into(),
-        fingerprint: SimStep::new("shared", cloud.clone()).fingerprint().as_str().into(),
+        fingerprint: SimStep::new("shared", cloud.clone())
+            .fingerprint()
+            .as_str()
+            .into(),
         tag: "other".into(),
-        ready_at_ms: 0,
-        gone_at_ms: None,
+        ready_at_us: 0,
+        gone_at_us: None,
     });
-    let nodes = Shape { steps: 30, width: 5, fan_in: 2, seed: 11 }.nodes((0, 3));
+    let nodes = Shape {
+        steps: 30,
+        width: 5,
+        fan_in: 2,
+        seed: 11,
+    }
+    .nodes((0, 3));
     let mut specs: Vec<StepSpec> = build_graph(cloud.clone(), &nodes, 5).specs().to_vec();
     specs.push(spec(&cloud, "shared", &[], |_| {}));
     specs[0].deps.push(StepId::new("shared"));
@@ -143,27 +186,66 @@ async fn teardown_destroys_dependents_first_and_keeps_adopted_unless_forced() {
     let env = Env::new();
     let (eng, _) = engine(EngineConfig::default());
     let (j, st) = env.open();
-    assert_eq!(eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap().status, RunStatus::Succeeded);
+    assert_eq!(
+        eng.up(&graph, &j, st, CancellationToken::new())
+            .await
+            .unwrap()
+            .status,
+        RunStatus::Succeeded
+    );
     drop(j);
     let (j, st) = env.open();
-    let r = eng.down(&graph, &j, st, DownOptions::default(), CancellationToken::new()).await.unwrap();
+    let r = eng
+        .down(
+            &graph,
+            &j,
+            st,
+            DownOptions::default(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Succeeded);
     assert_eq!(r.stats.destroyed, 30);
     assert_eq!(r.step("shared").unwrap().outcome, StepOutcome::Kept);
     assert_eq!(cloud.list(), vec!["shared".to_string()]);
     // Every dependent is gone before any of its dependencies starts to go.
     let calls = cloud.calls();
-    let gone = |n: &str| calls.iter().position(|(o, x)| o == "deleted" && x == n).unwrap();
-    let start = |n: &str| calls.iter().position(|(o, x)| o == "destroy" && x == n).unwrap();
+    let gone = |n: &str| {
+        calls
+            .iter()
+            .position(|(o, x)| o == "deleted" && x == n)
+            .unwrap()
+    };
+    let start = |n: &str| {
+        calls
+            .iter()
+            .position(|(o, x)| o == "destroy" && x == n)
+            .unwrap()
+    };
     for n in &nodes {
         for &d in &n.deps {
-            assert!(gone(&n.name) < start(&nodes[d].name), "{} must go before {}", n.name, nodes[d].name);
+            assert!(
+                gone(&n.name) < start(&nodes[d].name),
+                "{} must go before {}",
+                n.name,
+                nodes[d].name
+            );
         }
     }
     // A second teardown has nothing to do; a forced one removes the adopted resource too.
     drop(j);
     let (j, st) = env.open();
-    let again = eng.down(&graph, &j, st, DownOptions { force: true }, CancellationToken::new()).await.unwrap();
+    let again = eng
+        .down(
+            &graph,
+            &j,
+            st,
+            DownOptions { force: true },
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(again.stats.destroyed, 1);
     assert!(cloud.list().is_empty());
 }
@@ -178,16 +260,26 @@ fn cycles_and_dangling_dependencies_are_rejected_naming_the_steps() {
         spec(&cloud, "d", &[], |_| {}),
     ])
     .unwrap_err();
-    assert_eq!(err.to_string(), "dependency cycle: a -> c -> b -> a (each step depends on the next)");
+    assert_eq!(
+        err.to_string(),
+        "dependency cycle: a -> c -> b -> a (each step depends on the next)"
+    );
     let err = Graph::new(vec![spec(&cloud, "a", &["nope"], |_| {})]).unwrap_err();
     assert_eq!(
         err,
-        GraphError::Dangling { step: StepId::new("a"), missing: StepId::new("nope") }
+        GraphError::Dangling {
+            step: StepId::new("a"),
+            missing: StepId::new("nope")
+        }
     );
     assert!(err.to_string().contains("`a` depends on `nope`"));
     let err = Graph::new(vec![spec(&cloud, "a", &["a"], |_| {})]).unwrap_err();
     assert!(err.to_string().contains("a -> a"));
-    let err = Graph::new(vec![spec(&cloud, "a", &[], |_| {}), spec(&cloud, "a", &[], |_| {})]).unwrap_err();
+    let err = Graph::new(vec![
+        spec(&cloud, "a", &[], |_| {}),
+        spec(&cloud, "a", &[], |_| {}),
+    ])
+    .unwrap_err();
     assert_eq!(err, GraphError::Duplicate(StepId::new("a")));
     assert!(cloud.calls().is_empty(), "nothing ran");
 }
@@ -218,7 +310,10 @@ async fn a_changed_fingerprint_updates_in_place_or_reports_drift() {
     assert_eq!(r.step("cfg").unwrap().outcome, StepOutcome::Updated);
     match &r.step("db").unwrap().outcome {
         StepOutcome::Failed { error } => {
-            assert!(error.contains("drift") && error.contains("replace needed"), "{error}")
+            assert!(
+                error.contains("drift") && error.contains("replace needed"),
+                "{error}"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -243,17 +338,33 @@ async fn transient_errors_are_retried_with_bounded_backoff() {
         max_attempts: 5,
         jitter: true,
     };
-    let (eng, log) = engine(EngineConfig { retry: policy, ..EngineConfig::default() });
+    let (eng, log) = engine(EngineConfig {
+        retry: policy,
+        ..EngineConfig::default()
+    });
     let (j, st) = env.open();
     let t0 = tokio::time::Instant::now();
-    let r = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    let r = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     let elapsed = t0.elapsed();
     assert_eq!(r.step("flaky").unwrap().outcome, StepOutcome::Created);
     assert_eq!(r.step("flaky").unwrap().apply_calls, 4);
-    assert_eq!(r.step("hopeless").unwrap().apply_calls, 5, "bounded: 5 attempts");
-    assert!(matches!(r.step("hopeless").unwrap().outcome, StepOutcome::Failed { .. }));
+    assert_eq!(
+        r.step("hopeless").unwrap().apply_calls,
+        5,
+        "bounded: 5 attempts"
+    );
+    assert!(matches!(
+        r.step("hopeless").unwrap().outcome,
+        StepOutcome::Failed { .. }
+    ));
     // Hopeless waited 1+2+4+8 s, each up to doubled by jitter.
-    assert!(elapsed >= Duration::from_secs(15) && elapsed <= Duration::from_secs(31), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(15) && elapsed <= Duration::from_secs(31),
+        "{elapsed:?}"
+    );
     let delays: Vec<Duration> = log
         .events()
         .into_iter()
@@ -264,7 +375,10 @@ async fn transient_errors_are_retried_with_bounded_backoff() {
         .collect();
     assert_eq!(delays.len(), 4);
     for (d, base) in delays.iter().zip([1u64, 2, 4, 8]) {
-        assert!(*d >= Duration::from_secs(base) && *d <= Duration::from_secs(base * 2), "{d:?}");
+        assert!(
+            *d >= Duration::from_secs(base) && *d <= Duration::from_secs(base * 2),
+            "{d:?}"
+        );
     }
 }
 
@@ -278,22 +392,34 @@ async fn the_engine_owns_the_wait_timeout() {
     ])
     .unwrap();
     let env = Env::new();
-    let (eng, log) = engine(EngineConfig { waiting_every: Duration::from_secs(60), ..EngineConfig::default() });
+    let (eng, log) = engine(EngineConfig {
+        waiting_every: Duration::from_secs(60),
+        ..EngineConfig::default()
+    });
     let (j, st) = env.open();
     let t0 = tokio::time::Instant::now();
-    let r = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    let r = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     let elapsed = t0.elapsed();
     match &r.step("stuck").unwrap().outcome {
         StepOutcome::Failed { error } => assert_eq!(error, "not ready after 20 min"),
         other => panic!("{other:?}"),
     }
-    assert!(elapsed >= Duration::from_secs(1200) && elapsed < Duration::from_secs(1201), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1200) && elapsed < Duration::from_secs(1201),
+        "{elapsed:?}"
+    );
     let waits = log
         .events()
         .iter()
         .filter(|e| matches!(e, Event::StepWaiting { .. }))
         .count();
-    assert_eq!(waits, 20, "one at the start and one a minute, with elapsed time");
+    assert_eq!(
+        waits, 20,
+        "one at the start and one a minute, with elapsed time"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -339,21 +465,34 @@ async fn parallelism_bounds_mutating_calls_and_waiting_holds_no_slot() {
             StepSpec::new(
                 format!("s{i}"),
                 &[],
-                Arc::new(Slow { inner: s, active: active.clone(), peak: peak.clone() }),
+                Arc::new(Slow {
+                    inner: s,
+                    active: active.clone(),
+                    peak: peak.clone(),
+                }),
             )
         })
         .collect();
     let graph = Graph::new(specs).unwrap();
     let env = Env::new();
-    let (eng, _) = engine(EngineConfig { parallelism: 2, ..EngineConfig::default() });
+    let (eng, _) = engine(EngineConfig {
+        parallelism: 2,
+        ..EngineConfig::default()
+    });
     let (j, st) = env.open();
     let t0 = tokio::time::Instant::now();
-    let r = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    let r = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Succeeded);
     assert_eq!(peak.load(Ordering::SeqCst), 2);
     // 5 s of applies two at a time, then the last wait of 60 s: not 10 x 61 s.
     let elapsed = t0.elapsed();
-    assert!(elapsed >= Duration::from_secs(65) && elapsed < Duration::from_secs(67), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(65) && elapsed < Duration::from_secs(67),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test]
@@ -371,14 +510,19 @@ async fn hooks_run_around_the_step_with_dependency_outputs() {
         spec(&cloud, "app", &["db"], |_| {})
             .with_hook(Hook::new(HookWhen::Before, "sh", &["-c", &script]))
             .with_hook(Hook::new(HookWhen::After, "sh", &["-c", &script])),
-        spec(&cloud, "broken", &["db"], |_| {})
-            .with_hook(Hook::new(HookWhen::OnFailure, "sh", &["-c", &script])),
+        spec(&cloud, "broken", &["db"], |_| {}).with_hook(Hook::new(
+            HookWhen::OnFailure,
+            "sh",
+            &["-c", &script],
+        )),
     ])
     .unwrap();
     let env = Env::new();
     let (eng, log) = engine(fast_retries());
     let (j, st) = env.open();
-    eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    eng.up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort();
@@ -390,16 +534,28 @@ async fn hooks_run_around_the_step_with_dependency_outputs() {
             "on_failure broken dep=db own=",
         ]
     );
-    assert!(log.events().iter().any(|e| matches!(e, Event::HookFinished { success: true, .. })));
+    assert!(log
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::HookFinished { success: true, .. })));
     // A failing before-hook fails its step before any mutating call.
     let cloud2 = Arc::new(MemCloud::new());
-    let graph = Graph::new(vec![spec(&cloud2, "x", &[], |_| {})
-        .with_hook(Hook::new(HookWhen::Before, "false", &[]))])
+    let graph = Graph::new(vec![spec(&cloud2, "x", &[], |_| {}).with_hook(Hook::new(
+        HookWhen::Before,
+        "false",
+        &[],
+    ))])
     .unwrap();
     let env = Env::new();
     let (j, st) = env.open();
-    let r = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
-    assert!(matches!(r.step("x").unwrap().outcome, StepOutcome::Failed { .. }));
+    let r = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(matches!(
+        r.step("x").unwrap().outcome,
+        StepOutcome::Failed { .. }
+    ));
     assert_eq!(cloud2.count("apply"), 0);
 }
 
@@ -416,10 +572,19 @@ async fn secret_values_never_reach_the_journal_or_events() {
         }
         async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
             Ok(match self.0.observe(ctx).await? {
-                Observation::Ready { mut outputs, fingerprint } => {
-                    let s = Secret::new(SecretRef::new("aws-secretsmanager", "arn:db"), "TopSecretValue-42");
+                Observation::Ready {
+                    mut outputs,
+                    fingerprint,
+                } => {
+                    let s = Secret::new(
+                        SecretRef::new("aws-secretsmanager", "arn:db"),
+                        "TopSecretValue-42",
+                    );
                     outputs.insert("password".into(), serde_json::to_value(&s).unwrap());
-                    Observation::Ready { outputs, fingerprint }
+                    Observation::Ready {
+                        outputs,
+                        fingerprint,
+                    }
                 }
                 o => o,
             })
@@ -429,29 +594,56 @@ async fn secret_values_never_reach_the_journal_or_events() {
         }
         async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
             let mut o = self.0.wait(ctx).await?;
-            let s = Secret::new(SecretRef::new("aws-secretsmanager", "arn:db"), "TopSecretValue-42");
+            let s = Secret::new(
+                SecretRef::new("aws-secretsmanager", "arn:db"),
+                "TopSecretValue-42",
+            );
             o.insert("password".into(), serde_json::to_value(&s).unwrap());
             Ok(o)
         }
         async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-            Err(StepError::permanent("cannot delete: password TopSecretValue-42 rejected"))
+            Err(StepError::permanent(
+                "cannot delete: password TopSecretValue-42 rejected",
+            ))
         }
     }
     let cloud = Arc::new(MemCloud::new());
-    let graph = Graph::new(vec![StepSpec::new("db", &[], Arc::new(WithSecret(SimStep::new("db", cloud.clone()))))]).unwrap();
+    let graph = Graph::new(vec![StepSpec::new(
+        "db",
+        &[],
+        Arc::new(WithSecret(SimStep::new("db", cloud.clone()))),
+    )])
+    .unwrap();
     let env = Env::new();
     let (eng, log) = engine(fast_retries());
     let (j, st) = env.open();
-    eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    eng.up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     drop(j);
     let (j, st) = env.open();
-    let r = eng.down(&graph, &j, st, DownOptions::default(), CancellationToken::new()).await.unwrap();
+    let r = eng
+        .down(
+            &graph,
+            &j,
+            st,
+            DownOptions::default(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Failed);
     drop(j);
     let journal = std::fs::read_to_string(&env.path).unwrap();
     assert!(journal.contains("arn:db"), "the reference is recorded");
     assert!(!journal.contains("TopSecretValue-42"), "{journal}");
-    let events = serde_json::to_string(&log.events().iter().map(|e| serde_json::to_value(e).unwrap()).collect::<Vec<_>>()).unwrap();
+    let events = serde_json::to_string(
+        &log.events()
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     assert!(events.contains("***"), "the error was redacted: {events}");
     assert!(!events.contains("TopSecretValue-42"));
     assert!(!format!("{:?}", r).contains("TopSecretValue-42"));
@@ -468,13 +660,23 @@ async fn events_follow_dependency_order_and_report_stats() {
     let env = Env::new();
     let (eng, log) = engine(EngineConfig::default());
     let (j, st) = env.open();
-    let r = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    let r = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     let ev = log.events();
     let idx = |f: &dyn Fn(&Event) -> bool| ev.iter().position(f).unwrap();
     let a_ready = idx(&|e| matches!(e, Event::StepReady { step, .. } if step.as_str() == "a"));
     let b_apply = idx(&|e| matches!(e, Event::StepApplying { step, .. } if step.as_str() == "b"));
     assert!(a_ready < b_apply);
-    assert!(matches!(ev.first(), Some(Event::RunStarted { steps: 2, resumed: false, .. })));
+    assert!(matches!(
+        ev.first(),
+        Some(Event::RunStarted {
+            steps: 2,
+            resumed: false,
+            ..
+        })
+    ));
     match ev.last() {
         Some(Event::RunFinished { status, stats, .. }) => {
             assert_eq!(*status, RunStatus::Succeeded);
@@ -510,7 +712,10 @@ async fn cancellation_stops_scheduling_and_resume_completes() {
     assert_eq!(r.step("c").unwrap().outcome, StepOutcome::Created);
     drop(j);
     let (j, st) = env.open();
-    let r = eng.up(&graph, &j, st, CancellationToken::new()).await.unwrap();
+    let r = eng
+        .up(&graph, &j, st, CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Succeeded);
     assert!(r.resumed, "the cancelled run is continued");
     assert_eq!(r.step("a").unwrap().outcome, StepOutcome::Created);

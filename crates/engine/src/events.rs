@@ -230,12 +230,20 @@ impl EventLog {
     pub fn attach(sink: &EventSink) -> Self {
         let log = EventLog::default();
         let inner = log.events.clone();
-        sink.subscribe(move |e| inner.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()));
+        sink.subscribe(move |e| {
+            inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.clone())
+        });
         log
     }
 
     /// Everything received so far.
     pub fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

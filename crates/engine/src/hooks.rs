@@ -226,9 +226,14 @@ mod tests {
         let hook = Hook::new(
             HookWhen::After,
             "sh",
-            &["-c", "echo endpoint=$WBSTACK_DEP_AWS_RDS_ENDPOINT; echo leaked s3cr3t-value-123 >&2"],
+            &[
+                "-c",
+                "echo endpoint=$WBSTACK_DEP_AWS_RDS_ENDPOINT; echo leaked s3cr3t-value-123 >&2",
+            ],
         );
-        run_hook(&hook, &StepId::new("x"), &env, &sink).await.unwrap();
+        run_hook(&hook, &StepId::new("x"), &env, &sink)
+            .await
+            .unwrap();
         let lines: Vec<String> = log
             .events()
             .into_iter()
@@ -237,7 +242,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert!(lines.contains(&"endpoint=db.example:3306".to_string()), "{lines:?}");
+        assert!(
+            lines.contains(&"endpoint=db.example:3306".to_string()),
+            "{lines:?}"
+        );
         assert!(lines.contains(&"leaked ***".to_string()), "{lines:?}");
     }
 
@@ -246,14 +254,20 @@ mod tests {
         let sink = EventSink::new();
         let env = BTreeMap::new();
         let fail = Hook::new(HookWhen::Before, "false", &[]);
-        let e = run_hook(&fail, &StepId::new("x"), &env, &sink).await.unwrap_err();
+        let e = run_hook(&fail, &StepId::new("x"), &env, &sink)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), crate::step::ErrorKind::Permanent);
         let mut slow = Hook::new(HookWhen::Before, "sleep", &["5"]);
         slow.timeout = Duration::from_millis(200);
-        let e = run_hook(&slow, &StepId::new("x"), &env, &sink).await.unwrap_err();
+        let e = run_hook(&slow, &StepId::new("x"), &env, &sink)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("did not finish"), "{e}");
         let missing = Hook::new(HookWhen::Before, "/nonexistent/hook", &[]);
-        let e = run_hook(&missing, &StepId::new("x"), &env, &sink).await.unwrap_err();
+        let e = run_hook(&missing, &StepId::new("x"), &env, &sink)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("failed to start"), "{e}");
     }
 }

@@ -100,7 +100,10 @@ mod tests {
         let a: serde_json::Value = serde_json::json!({"a": 1, "b": [1, 2]});
         let b: serde_json::Value = serde_json::from_str(r#"{"b":[1,2],"a":1}"#).unwrap();
         assert_eq!(Fingerprint::of(&a), Fingerprint::of(&b));
-        assert_ne!(Fingerprint::of(&a), Fingerprint::of(&serde_json::json!({"a": 2})));
+        assert_ne!(
+            Fingerprint::of(&a),
+            Fingerprint::of(&serde_json::json!({"a": 2}))
+        );
         assert_eq!(Fingerprint::of(&a).as_str().len(), 64);
     }
 }

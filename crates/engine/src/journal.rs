@@ -107,7 +107,9 @@ pub enum Record {
         at_ms: u64,
     },
     /// The whole state, written by compaction as the only record after the header.
-    Snapshot { state: JournalState },
+    Snapshot {
+        state: JournalState,
+    },
 }
 
 /// Who made a resource.
@@ -125,9 +127,13 @@ pub enum Ownership {
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Phase {
     /// An intent without a result: the call may or may not have happened.
-    Intent { action: Action },
+    Intent {
+        action: Action,
+    },
     /// The call returned; the resource may not be Ready yet.
-    Applied { action: Action },
+    Applied {
+        action: Action,
+    },
     Ready,
     Failed,
     /// Destroyed or rolled back.
@@ -485,7 +491,9 @@ pub struct Journal {
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("path", &self.shared.path).finish()
+        f.debug_struct("Journal")
+            .field("path", &self.shared.path)
+            .finish()
     }
 }
 
@@ -884,7 +892,10 @@ mod tests {
         )
         .unwrap();
         let err = Journal::open(&path).unwrap_err();
-        assert!(matches!(err, JournalError::UnsupportedVersion { version: 99, .. }));
+        assert!(matches!(
+            err,
+            JournalError::UnsupportedVersion { version: 99, .. }
+        ));
     }
 
     #[tokio::test]

@@ -138,7 +138,8 @@ mod tests {
     #[test]
     fn a_secret_serializes_only_as_its_reference() {
         let s = Secret::new(
-            SecretRef::new("aws-secretsmanager", "arn:aws:secretsmanager:x:1:secret:db").with_key("password"),
+            SecretRef::new("aws-secretsmanager", "arn:aws:secretsmanager:x:1:secret:db")
+                .with_key("password"),
             "hunter2-very-secret",
         );
         let json = serde_json::to_string(&s).unwrap();

@@ -1,9 +1,7 @@
 //! Teardown and rollback: dependents before their dependencies, concurrently where independent,
 //! every destroy journaled so an interrupted teardown resumes.
 
-use crate::engine::{
-    choose_run, new_ctx, DownOptions, Engine, EngineError, Halt, RunCtx,
-};
+use crate::engine::{choose_run, new_ctx, DownOptions, Engine, EngineError, Halt, RunCtx};
 use crate::events::{Event, Operation, RunStats, RunStatus};
 use crate::hooks::{hook_env, run_hook, HookWhen};
 use crate::id::StepId;
@@ -77,10 +75,12 @@ pub(crate) async fn run_down(
         .any(|r| matches!(r.outcome, StepOutcome::Failed { .. }))
     {
         RunStatus::Failed
-    } else if reports
-        .iter()
-        .any(|r| matches!(r.outcome, StepOutcome::NotStarted | StepOutcome::Skipped { .. }))
-    {
+    } else if reports.iter().any(|r| {
+        matches!(
+            r.outcome,
+            StepOutcome::NotStarted | StepOutcome::Skipped { .. }
+        )
+    }) {
         RunStatus::Cancelled
     } else {
         RunStatus::Succeeded
@@ -211,9 +211,10 @@ pub(crate) async fn reverse_walk(
                     .transitive_dependents(i)
                     .into_iter()
                     .find(|d| {
-                        out.iter()
-                            .chain(done.values())
-                            .any(|r| r.id == cx.graph.spec(*d).id && matches!(r.outcome, StepOutcome::Failed { .. }))
+                        out.iter().chain(done.values()).any(|r| {
+                            r.id == cx.graph.spec(*d).id
+                                && matches!(r.outcome, StepOutcome::Failed { .. })
+                        })
                     })
                     .map(|d| cx.graph.spec(d).id.clone());
                 let outcome = match because {

@@ -46,34 +46,37 @@ pub(crate) async fn run_up(
     let mut stopped = false;
     let mut journal_error = None;
 
-    let spawn = |tasks: &mut JoinSet<(usize, StepResult)>, i: usize, outputs: &[Option<Outputs>]| {
-        let deps: BTreeMap<StepId, Outputs> = cx
-            .graph
-            .deps_of(i)
-            .iter()
-            .map(|&d| {
-                (
-                    cx.graph.spec(d).id.clone(),
-                    outputs[d].clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let cx = cx.clone();
-        tasks.spawn(async move {
-            let t0 = Instant::now();
-            let res = AssertUnwindSafe(run_step(&cx, i, deps)).catch_unwind().await;
-            let res = res.unwrap_or_else(|_| StepResult {
-                outcome: StepOutcome::Failed {
-                    error: "the step panicked".into(),
-                },
-                outputs: None,
-                duration: t0.elapsed(),
-                apply_calls: 0,
-                journal_error: None,
+    let spawn =
+        |tasks: &mut JoinSet<(usize, StepResult)>, i: usize, outputs: &[Option<Outputs>]| {
+            let deps: BTreeMap<StepId, Outputs> = cx
+                .graph
+                .deps_of(i)
+                .iter()
+                .map(|&d| {
+                    (
+                        cx.graph.spec(d).id.clone(),
+                        outputs[d].clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let cx = cx.clone();
+            tasks.spawn(async move {
+                let t0 = Instant::now();
+                let res = AssertUnwindSafe(run_step(&cx, i, deps))
+                    .catch_unwind()
+                    .await;
+                let res = res.unwrap_or_else(|_| StepResult {
+                    outcome: StepOutcome::Failed {
+                        error: "the step panicked".into(),
+                    },
+                    outputs: None,
+                    duration: t0.elapsed(),
+                    apply_calls: 0,
+                    journal_error: None,
+                });
+                (i, res)
             });
-            (i, res)
-        });
-    };
+        };
 
     if !cx.cancel.is_cancelled() {
         let roots: Vec<usize> = (0..n).filter(|&i| waiting_on[i] == 0).collect();
@@ -108,7 +111,15 @@ pub(crate) async fn run_up(
     // Steps that never ran: skipped (a dependency failed) or not started (stopped/cancelled).
     let failed: Vec<bool> = results
         .iter()
-        .map(|r| matches!(r, Some(StepResult { outcome: StepOutcome::Failed { .. }, .. })))
+        .map(|r| {
+            matches!(
+                r,
+                Some(StepResult {
+                    outcome: StepOutcome::Failed { .. },
+                    ..
+                })
+            )
+        })
         .collect();
     let mut reports = Vec::with_capacity(n);
     for i in cx.graph.topo_order() {
@@ -170,7 +181,10 @@ pub(crate) async fn run_up(
             })
             .collect();
         rollback = reverse_walk(&cx, &set, Walk::Rollback).await?;
-        if rollback.iter().all(|r| r.outcome == StepOutcome::RolledBack) {
+        if rollback
+            .iter()
+            .all(|r| r.outcome == StepOutcome::RolledBack)
+        {
             status = RunStatus::RolledBack;
         }
     }
@@ -339,7 +353,8 @@ async fn converge(
                     }
                     mutate(cx, i, ctx, Action::Update, &deps, calls).await?;
                     let outputs = wait_ready(cx, i, ctx).await?;
-                    finish(cx, i, ctx, outputs, true).await
+                    finish(cx, i, ctx, outputs, true)
+                        .await
                         .map(|o| (StepOutcome::Updated, o))
                 }
                 _ => {

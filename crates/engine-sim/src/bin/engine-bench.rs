@@ -38,7 +38,9 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let steps: usize = arg(&args, "--steps").unwrap_or(10_000);
-    if let (Some(shape), Some(delays)) = (arg::<usize>(&args, "--shape"), arg::<u8>(&args, "--delays")) {
+    if let (Some(shape), Some(delays)) =
+        (arg::<usize>(&args, "--shape"), arg::<u8>(&args, "--delays"))
+    {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(scenario(steps, shape, delays == 1));
         return;
@@ -52,7 +54,14 @@ fn main() {
         }
         for shape in 0..SHAPES.len() {
             let status = std::process::Command::new(&me)
-                .args(["--steps", &steps.to_string(), "--shape", &shape.to_string(), "--delays", &delays.to_string()])
+                .args([
+                    "--steps",
+                    &steps.to_string(),
+                    "--shape",
+                    &shape.to_string(),
+                    "--delays",
+                    &delays.to_string(),
+                ])
                 .status()
                 .expect("run scenario");
             assert!(status.success(), "scenario failed");

@@ -72,7 +72,9 @@ enum Cmd {
 
 fn kill_self() -> ! {
     let pid = std::process::id().to_string();
-    let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status();
     loop {
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -121,7 +123,11 @@ async fn main() {
 }
 
 async fn run(c: Common, up: bool, rollback: bool, force: bool) -> i32 {
-    let what = if up { "engine-sim up" } else { "engine-sim down" };
+    let what = if up {
+        "engine-sim up"
+    } else {
+        "engine-sim down"
+    };
     let mut lock = match EnvLock::acquire(&c.state, LockOptions::new(what)) {
         Ok(l) => l,
         Err(e @ LockError::Held { .. }) => {
