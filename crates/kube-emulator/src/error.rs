@@ -1,0 +1,154 @@
+//! API errors, rendered as `Status` objects with Kubernetes' reasons and codes.
+
+use crate::registry::ResourceType;
+use serde_json::{json, Value};
+
+/// A failed request.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{reason} ({code}): {message}")]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub name: Option<String>,
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub causes: Vec<Value>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            name: None,
+            group: None,
+            kind: None,
+            causes: Vec::new(),
+        }
+    }
+
+    fn about(mut self, rt: &ResourceType, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self.group = Some(rt.group.clone());
+        self.kind = Some(rt.plural.clone());
+        self
+    }
+
+    pub fn not_found(rt: &ResourceType, name: &str) -> Self {
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.qualified())).about(rt, name)
+    }
+
+    pub fn namespace_not_found(ns: &str) -> Self {
+        let mut e = Self::new(404, "NotFound", format!("namespaces \"{ns}\" not found"));
+        e.name = Some(ns.into());
+        e.kind = Some("namespaces".into());
+        e
+    }
+
+    pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
+        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", rt.qualified()))
+            .about(rt, name)
+    }
+
+    pub fn conflict(rt: &ResourceType, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", rt.qualified()),
+        )
+        .about(rt, name)
+    }
+
+    pub fn apply_conflict(rt: &ResourceType, name: &str, message: String, causes: Vec<Value>) -> Self {
+        let mut e = Self::new(409, "Conflict", message).about(rt, name);
+        e.causes = causes;
+        e
+    }
+
+    pub fn invalid(rt: &ResourceType, name: &str, field: &str, value: &str, why: &str) -> Self {
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!(
+                "{} \"{name}\" is invalid: {field}: Invalid value: \"{value}\": {why}",
+                rt.kind
+            ),
+        )
+        .about(rt, name);
+        e.kind = Some(rt.kind.clone());
+        e.causes = vec![json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: \"{value}\": {why}"), "field": field})];
+        e
+    }
+
+    pub fn invalid_message(rt: &ResourceType, name: &str, message: &str) -> Self {
+        let mut e = Self::new(422, "Invalid", format!("{} \"{name}\" is invalid: {message}", rt.kind)).about(rt, name);
+        e.kind = Some(rt.kind.clone());
+        e
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    pub fn forbidden(rt: &ResourceType, name: &str, why: &str) -> Self {
+        Self::new(403, "Forbidden", format!("{} \"{name}\" is forbidden: {why}", rt.qualified())).about(rt, name)
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
+    pub fn not_found_path(path: &str) -> Self {
+        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+    }
+
+    pub fn unsupported_media(ct: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({ct} is not)"))
+    }
+
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
+    pub fn too_many_requests() -> Self {
+        Self::new(429, "TooManyRequests", "the server has received too many requests and has asked us to try again later")
+    }
+
+    /// The `Status` object.
+    pub fn status(&self) -> Value {
+        let mut details = serde_json::Map::new();
+        if let Some(n) = &self.name {
+            details.insert("name".into(), n.clone().into());
+        }
+        if let Some(g) = &self.group {
+            if !g.is_empty() {
+                details.insert("group".into(), g.clone().into());
+            }
+        }
+        if let Some(k) = &self.kind {
+            details.insert("kind".into(), k.clone().into());
+        }
+        if !self.causes.is_empty() {
+            details.insert("causes".into(), Value::Array(self.causes.clone()));
+        }
+        let mut s = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if !details.is_empty() {
+            s["details"] = Value::Object(details);
+        }
+        s
+    }
+}

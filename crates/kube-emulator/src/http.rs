@@ -1,0 +1,485 @@
+//! The HTTP face of the emulator: routing, content negotiation, lists, tables and watches.
+
+use crate::cluster::{Change, ChangeKind, Cluster, PatchKind};
+use crate::discovery;
+use crate::error::ApiError;
+use crate::registry::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::util::{age, now_secs, parse_rfc3339};
+use crate::Faults;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// What every request handler shares.
+pub(crate) struct App {
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) faults: Arc<RwLock<Faults>>,
+    pub(crate) addr: String,
+}
+
+fn json_response(code: u16, v: &Value) -> Response {
+    let mut r = Response::new(Body::from(serde_json::to_vec(v).unwrap_or_default()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
+    r
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.status());
+    if e.code == 429 {
+        r.headers_mut().insert(header::RETRY_AFTER, "1".parse().expect("static header"));
+    }
+    r
+}
+
+fn query(req: &Request) -> HashMap<String, String> {
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
+    q.get(k).is_some_and(|v| v == "true" || v == "1")
+}
+
+/// A parsed resource path.
+struct Target {
+    rt: ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+/// The single handler: every request comes here.
+pub(crate) async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    if let Some(rest) = path.strip_prefix("/emulator/v1/") {
+        return emulator_api(&app, rest, req).await;
+    }
+    // Fault injection, for clients' retry logic.
+    let rate = app.faults.read().map(|f| f.error_rate).unwrap_or(0.0);
+    if rate > 0.0 && rand::random::<f64>() < rate && !path.starts_with("/openapi") {
+        return if rand::random::<bool>() {
+            error_response(&ApiError::too_many_requests())
+        } else {
+            error_response(&ApiError::internal("injected fault"))
+        };
+    }
+    match route(&app, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn emulator_api(app: &App, rest: &str, req: Request) -> Response {
+    match (req.method().clone(), rest) {
+        (Method::GET, "stats") => json_response(200, &app.cluster.stats.to_json()),
+        (Method::POST, "stats/reset") => {
+            app.cluster.stats.reads.store(0, Ordering::Relaxed);
+            app.cluster.stats.mutations.store(0, Ordering::Relaxed);
+            app.cluster.stats.watches.store(0, Ordering::Relaxed);
+            json_response(200, &app.cluster.stats.to_json())
+        }
+        (Method::POST, "faults") => {
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+            match serde_json::from_slice::<Faults>(&body) {
+                Ok(f) => {
+                    if let Ok(mut w) = app.faults.write() {
+                        *w = f.clone();
+                    }
+                    json_response(200, &serde_json::to_value(f).unwrap_or_default())
+                }
+                Err(e) => error_response(&ApiError::bad_request(e.to_string())),
+            }
+        }
+        _ => error_response(&ApiError::not_found_path(rest)),
+    }
+}
+
+async fn route(app: &Arc<App>, req: Request) -> Result<Response, ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let reg = app.cluster.registry();
+    let get = req.method() == Method::GET;
+    match segs.as_slice() {
+        ["version"] if get => return Ok(json_response(200, &discovery::version())),
+        ["healthz"] | ["readyz"] | ["livez"] if get => return Ok((StatusCode::OK, "ok").into_response()),
+        ["api"] if get => return Ok(json_response(200, &discovery::core_versions(&app.addr))),
+        ["apis"] if get => return Ok(json_response(200, &discovery::groups(&reg))),
+        ["api", v] if get => {
+            return discovery::resources(&reg, "", v)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(|| ApiError::not_found_path(&path))
+        }
+        ["apis", g] if get => {
+            return discovery::group(&reg, g)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(|| ApiError::not_found_path(&path))
+        }
+        ["apis", g, v] if get => {
+            return discovery::resources(&reg, g, v)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(|| ApiError::not_found_path(&path))
+        }
+        ["openapi", "v3"] if get => return Ok(json_response(200, &discovery::openapi_index(&reg))),
+        ["openapi", "v3", "api", v] if get => {
+            return discovery::openapi_gv(&reg, "", v)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(|| ApiError::not_found_path(&path))
+        }
+        ["openapi", "v3", "apis", g, v] if get => {
+            return discovery::openapi_gv(&reg, g, v)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(|| ApiError::not_found_path(&path))
+        }
+        _ => {}
+    }
+    let (g, v, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
+        _ => return Err(ApiError::not_found_path(&path)),
+    };
+    let find = |plural: &str| reg.find(g, v, plural).cloned();
+    let target = match rest {
+        ["namespaces", ns, plural, tail @ ..] if find(plural).is_some_and(|t| t.namespaced) && tail.len() <= 2 => Target {
+            rt: find(plural).expect("checked"),
+            namespace: Some((*ns).to_owned()),
+            name: tail.first().map(|s| s.to_string()),
+            sub: tail.get(1).map(|s| s.to_string()),
+        },
+        [plural, tail @ ..] if find(plural).is_some() && tail.len() <= 2 => Target {
+            rt: find(plural).expect("checked"),
+            namespace: None,
+            name: tail.first().map(|s| s.to_string()),
+            sub: tail.get(1).map(|s| s.to_string()),
+        },
+        _ => return Err(ApiError::not_found_path(&path)),
+    };
+    if target.rt.namespaced && target.namespace.is_none() && target.name.is_some() {
+        return Err(ApiError::not_found_path(&path));
+    }
+    if let Some(sub) = &target.sub {
+        if sub != "status" || !(target.rt.status || target.rt.plural == "namespaces") {
+            return Err(ApiError::not_found_path(&path));
+        }
+    }
+    resource(app, req, target).await
+}
+
+fn content_kind(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+fn manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+async fn body_value(req: Request, yaml_ok: bool) -> Result<Value, ApiError> {
+    let ct = content_kind(req.headers());
+    if ct.contains("protobuf") {
+        return Err(ApiError::unsupported_media(&ct));
+    }
+    let bytes: Bytes = axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Ok(v),
+        Err(e) if yaml_ok || ct.contains("yaml") => serde_yaml_ng::from_slice::<Value>(&bytes)
+            .map_err(|y| ApiError::bad_request(format!("error decoding YAML: {y} (as JSON: {e})"))),
+        Err(e) => Err(ApiError::bad_request(format!("error decoding body: {e}"))),
+    }
+}
+
+async fn resource(app: &Arc<App>, req: Request, t: Target) -> Result<Response, ApiError> {
+    let q = query(&req);
+    let c = &app.cluster;
+    let ns = t.namespace.clone().unwrap_or_default();
+    let status_only = t.sub.as_deref() == Some("status");
+    let method = req.method().clone();
+    let mutating = !matches!(method, Method::GET | Method::HEAD);
+    if mutating {
+        c.stats.mutations.fetch_add(1, Ordering::Relaxed);
+    } else if truthy(&q, "watch") {
+        c.stats.watches.fetch_add(1, Ordering::Relaxed);
+    } else {
+        c.stats.reads.fetch_add(1, Ordering::Relaxed);
+    }
+    let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
+    let headers = req.headers().clone();
+    let mgr = manager(&q, &headers);
+    match (method, &t.name) {
+        (Method::GET, None) => {
+            let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+                .map_err(ApiError::bad_request)?;
+            let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
+                .map_err(ApiError::bad_request)?;
+            if truthy(&q, "watch") {
+                return Ok(watch(app, &t.rt, t.namespace.clone(), labels, fields, &q, wants_table(&headers)));
+            }
+            let (items, rv) = c.list(&t.rt, t.namespace.as_deref(), &labels, &fields);
+            if wants_table(&headers) {
+                return Ok(json_response(200, &table(&t.rt, &items, Some(rv))));
+            }
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": format!("{}List", t.rt.kind),
+                    "apiVersion": t.rt.api_version(),
+                    "metadata": {"resourceVersion": rv.to_string()},
+                    "items": items,
+                }),
+            ))
+        }
+        (Method::GET, Some(name)) => {
+            if truthy(&q, "watch") {
+                let fields = FieldSelector::parse(&format!("metadata.name={name}")).map_err(ApiError::bad_request)?;
+                return Ok(watch(app, &t.rt, t.namespace.clone(), LabelSelector::default(), fields, &q, wants_table(&headers)));
+            }
+            let obj = c.get(&t.rt, &ns, name)?;
+            if wants_table(&headers) {
+                return Ok(json_response(200, &table(&t.rt, &[obj], None)));
+            }
+            Ok(json_response(200, &obj))
+        }
+        (Method::POST, None) => {
+            let body = body_value(req, false).await?;
+            if dry_run {
+                return Ok(json_response(201, &body));
+            }
+            let obj = c.create(&t.rt, t.namespace.as_deref(), body, &mgr)?;
+            Ok(json_response(201, &obj))
+        }
+        (Method::PUT, Some(name)) => {
+            let body = body_value(req, false).await?;
+            let obj = c.update(&t.rt, &ns, name, body, status_only, &mgr)?;
+            Ok(json_response(200, &obj))
+        }
+        (Method::PATCH, Some(name)) => {
+            let kind = match content_kind(&headers).as_str() {
+                "application/json-patch+json" => PatchKind::Json,
+                "application/merge-patch+json" => PatchKind::Merge,
+                "application/strategic-merge-patch+json" => PatchKind::Strategic,
+                "application/apply-patch+yaml" | "application/apply-patch+json" => PatchKind::Apply,
+                other => return Err(ApiError::unsupported_media(other)),
+            };
+            let body = body_value(req, kind == PatchKind::Apply).await?;
+            let mgr = if kind == PatchKind::Apply { q.get("fieldManager").cloned().unwrap_or_default() } else { mgr };
+            let (obj, created) = c.patch(&t.rt, &ns, name, kind, body, status_only, &mgr, truthy(&q, "force"))?;
+            Ok(json_response(if created { 201 } else { 200 }, &obj))
+        }
+        (Method::DELETE, Some(name)) => {
+            let obj = c.delete(&t.rt, &ns, name)?;
+            Ok(json_response(200, &obj))
+        }
+        (Method::DELETE, None) => {
+            let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+                .map_err(ApiError::bad_request)?;
+            let (items, _) = c.list(&t.rt, t.namespace.as_deref(), &labels, &FieldSelector::default());
+            for i in &items {
+                let n = i["metadata"]["name"].as_str().unwrap_or_default();
+                let ins = i["metadata"]["namespace"].as_str().unwrap_or_default();
+                let _ = c.delete(&t.rt, ins, n);
+            }
+            Ok(json_response(200, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})))
+        }
+        (m, _) => Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({m})"))),
+    }
+}
+
+/// A `meta.k8s.io/v1` Table, as `kubectl get` asks for.
+fn table(rt: &ResourceType, items: &[Value], rv: Option<u64>) -> Value {
+    let now = now_secs();
+    let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
+    let extra: Vec<(&str, fn(&Value) -> String)> = match rt.kind.as_str() {
+        "Deployment" => vec![
+            ("Ready", |o| format!("{}/{}", o["status"]["readyReplicas"].as_i64().unwrap_or(0), o["spec"]["replicas"].as_i64().unwrap_or(0))),
+            ("Up-to-date", |o| o["status"]["updatedReplicas"].as_i64().unwrap_or(0).to_string()),
+            ("Available", |o| o["status"]["availableReplicas"].as_i64().unwrap_or(0).to_string()),
+        ],
+        "StatefulSet" => vec![("Ready", |o| format!("{}/{}", o["status"]["readyReplicas"].as_i64().unwrap_or(0), o["spec"]["replicas"].as_i64().unwrap_or(0)))],
+        "Namespace" => vec![("Status", |o| o["status"]["phase"].as_str().unwrap_or("").to_owned())],
+        "Secret" => vec![
+            ("Type", |o| o["type"].as_str().unwrap_or("").to_owned()),
+            ("Data", |o| o["data"].as_object().map(|d| d.len()).unwrap_or(0).to_string()),
+        ],
+        "WeightsAndBiases" => vec![("Phase", |o| o["status"]["phase"].as_str().unwrap_or("").to_owned())],
+        "ClickHouseInstallation" => vec![("Status", |o| o["status"]["status"].as_str().unwrap_or("").to_owned())],
+        _ => vec![],
+    };
+    for (n, _) in &extra {
+        cols.push(json!({"name": n, "type": "string", "format": "", "description": n, "priority": 0}));
+    }
+    cols.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}));
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let created = o["metadata"]["creationTimestamp"].as_str().and_then(parse_rfc3339).unwrap_or(now);
+            let mut cells = vec![o["metadata"]["name"].clone()];
+            for (_, f) in &extra {
+                cells.push(f(o).into());
+            }
+            cells.push(age(created, now).into());
+            json!({
+                "cells": cells,
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"].clone()}
+            })
+        })
+        .collect();
+    let mut t = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": cols, "rows": rows});
+    if let Some(rv) = rv {
+        t["metadata"]["resourceVersion"] = rv.to_string().into();
+    }
+    t
+}
+
+fn matches(rt: &ResourceType, ns: &Option<String>, labels: &LabelSelector, fields: &FieldSelector, obj: &Value) -> bool {
+    (!rt.namespaced || ns.as_deref().is_none_or(|n| obj["metadata"]["namespace"].as_str() == Some(n)))
+        && labels.matches(obj)
+        && fields.matches(obj)
+}
+
+/// The watch event (if any) a change produces for this watcher, honouring selectors: an object
+/// that stops matching is reported DELETED.
+fn event_for(rt: &ResourceType, ns: &Option<String>, labels: &LabelSelector, fields: &FieldSelector, c: &Change, as_table: bool) -> Option<Value> {
+    if c.group != rt.group || c.plural != rt.plural {
+        return None;
+    }
+    let now = matches(rt, ns, labels, fields, &c.object);
+    let before = c.prev.as_ref().is_some_and(|p| matches(rt, ns, labels, fields, p));
+    let kind = match (c.kind, now, before) {
+        (ChangeKind::Deleted, _, true) | (ChangeKind::Deleted, true, _) => "DELETED",
+        (ChangeKind::Deleted, false, false) => return None,
+        (ChangeKind::Added, true, _) => "ADDED",
+        (ChangeKind::Modified, true, true) => "MODIFIED",
+        (ChangeKind::Modified, true, false) => "ADDED",
+        (ChangeKind::Modified, false, true) => "DELETED",
+        _ => return None,
+    };
+    let mut obj = c.object.clone();
+    obj["apiVersion"] = rt.api_version().into();
+    let obj = if as_table { table(rt, &[obj], Some(c.rv)) } else { obj };
+    Some(json!({"type": kind, "object": obj}))
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// A streaming watch: current objects (resourceVersion 0 or absent) or the history after the
+/// given resourceVersion, then live events, as newline-delimited JSON.
+fn watch(app: &Arc<App>, rt: &ResourceType, ns: Option<String>, labels: LabelSelector, fields: FieldSelector, q: &HashMap<String, String>, as_table: bool) -> Response {
+    let cluster = app.cluster.clone();
+    // Subscribe before reading the snapshot, so nothing falls in between.
+    let mut rx = cluster.subscribe();
+    let rv: u64 = q.get("resourceVersion").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let bookmarks = truthy(q, "allowWatchBookmarks");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let drop_after = app.faults.read().ok().and_then(|f| f.drop_watches_after_ms).map(Duration::from_millis);
+    let (tx, out_rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
+    let rt = rt.clone();
+    tokio::spawn(async move {
+        let mut last = rv;
+        let mut initial = Vec::new();
+        if rv == 0 {
+            let (items, list_rv) = cluster.list(&rt, ns.as_deref(), &labels, &fields);
+            for o in items {
+                let o = if as_table { table(&rt, &[o], Some(list_rv)) } else { o };
+                initial.push(json!({"type": "ADDED", "object": o}));
+            }
+            last = list_rv;
+        } else {
+            match cluster.changes_since(rv) {
+                Ok(changes) => {
+                    for c in changes {
+                        if let Some(e) = event_for(&rt, &ns, &labels, &fields, &c, as_table) {
+                            initial.push(e);
+                        }
+                        last = c.rv;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(line(&json!({"type": "ERROR", "object": e.status()}))).await;
+                    return;
+                }
+            }
+        }
+        for e in initial {
+            if tx.send(line(&e)).await.is_err() {
+                return;
+            }
+        }
+        let bookmark = |rv: u64| json!({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}});
+        if bookmarks && tx.send(line(&bookmark(last.max(cluster.resource_version())))).await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let drop_at = drop_after.map(|d| tokio::time::Instant::now() + d);
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(c) => {
+                        if c.rv <= last { continue; }
+                        last = c.rv;
+                        if let Some(e) = event_for(&rt, &ns, &labels, &fields, &c, as_table) {
+                            if tx.send(line(&e)).await.is_err() { return; }
+                        }
+                    }
+                    // Fell behind or the cluster is gone: end the stream; the client re-watches.
+                    Err(_) => return,
+                },
+                _ = tick.tick(), if bookmarks => {
+                    if tx.send(line(&bookmark(last))).await.is_err() { return; }
+                }
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = async { match drop_at { Some(t) => tokio::time::sleep_until(t).await, None => futures::future::pending().await } } => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx)) });
+    let mut r = Response::new(Body::from_stream(stream.boxed()));
+    r.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
+    r.headers_mut().insert(header::CACHE_CONTROL, "no-cache, private".parse().expect("static header"));
+    r
+}
