@@ -581,11 +581,9 @@ where
         );
         let res = loop {
             tokio::select! {
+                // In this order, so that a result, a signal or the deadline wins over a tick.
+                biased;
                 r = &mut fut => break r,
-                _ = ticker.tick() => cx.events.emit(Event::StepWaiting {
-                    step: id.clone(),
-                    elapsed: start.elapsed(),
-                }),
                 // A wait is read-only: dropping it on cancellation or timeout loses no work.
                 _ = cx.cancel.cancelled() => return Err(Halt::Cancelled),
                 _ = tokio::time::sleep_until(deadline) => {
@@ -593,6 +591,10 @@ where
                         "not {goal} after {}", human(limit)
                     )))
                 }
+                _ = ticker.tick() => cx.events.emit(Event::StepWaiting {
+                    step: id.clone(),
+                    elapsed: start.elapsed(),
+                }),
             }
         };
         match res {

@@ -108,7 +108,9 @@ fn name_of(obj: &Value) -> &str {
 }
 
 fn has_finalizers(obj: &Value) -> bool {
-    meta(obj)["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+    meta(obj)["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
 }
 
 /// Everything but metadata and status: a change here bumps `generation`.
@@ -205,7 +207,10 @@ fn record_update(obj: &mut Value, api_version: &str, manager: &str, paths: Vec<P
             owned.retain(|p| !paths.contains(p));
         }
     }
-    match list.iter_mut().find(|(m, op, _)| m == manager && op == "Update") {
+    match list
+        .iter_mut()
+        .find(|(m, op, _)| m == manager && op == "Update")
+    {
         Some((_, _, owned)) => {
             for p in paths {
                 if !owned.contains(&p) {
@@ -239,8 +244,15 @@ impl Cluster {
             stats: Stats::default(),
         };
         for ns in ["default", "kube-system", "kube-public"] {
-            let rt = c.resource("", "v1", "namespaces").expect("namespaces are built in");
-            let _ = c.create(&rt, None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), "kube-apiserver");
+            let rt = c
+                .resource("", "v1", "namespaces")
+                .expect("namespaces are built in");
+            let _ = c.create(
+                &rt,
+                None,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                "kube-apiserver",
+            );
         }
         c
     }
@@ -289,11 +301,27 @@ impl Cluster {
     }
 
     fn key(rt: &ResourceType, ns: &str, name: &str) -> Key {
-        (rt.group.clone(), rt.plural.clone(), if rt.namespaced { ns.to_owned() } else { String::new() }, name.to_owned())
+        (
+            rt.group.clone(),
+            rt.plural.clone(),
+            if rt.namespaced {
+                ns.to_owned()
+            } else {
+                String::new()
+            },
+            name.to_owned(),
+        )
     }
 
     /// Stores (or removes) an object under a new resourceVersion, records and broadcasts it.
-    fn commit(st: &mut State, tx: &broadcast::Sender<Arc<Change>>, rt: &ResourceType, key: Key, new: Option<Value>, prev: Option<Value>) -> Value {
+    fn commit(
+        st: &mut State,
+        tx: &broadcast::Sender<Arc<Change>>,
+        rt: &ResourceType,
+        key: Key,
+        new: Option<Value>,
+        prev: Option<Value>,
+    ) -> Value {
         st.rv += 1;
         let rv = st.rv;
         let (kind, mut object) = match (&new, &prev) {
@@ -338,12 +366,20 @@ impl Cluster {
     }
 
     /// Lists objects (all namespaces when `ns` is None) with the list's resourceVersion.
-    pub fn list(&self, rt: &ResourceType, ns: Option<&str>, labels: &LabelSelector, fields: &FieldSelector) -> (Vec<Value>, u64) {
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> (Vec<Value>, u64) {
         let st = self.lock();
         let items = st
             .objects
             .iter()
-            .filter(|((g, p, n, _), _)| *g == rt.group && *p == rt.plural && ns.is_none_or(|x| !rt.namespaced || x == n))
+            .filter(|((g, p, n, _), _)| {
+                *g == rt.group && *p == rt.plural && ns.is_none_or(|x| !rt.namespaced || x == n)
+            })
             .map(|(_, o)| o)
             .filter(|o| labels.matches(o) && fields.matches(o))
             .map(|o| with_version(o, rt))
@@ -368,43 +404,79 @@ impl Cluster {
             .iter()
             .filter(|((_, _, n, _), _)| n == ns)
             .filter_map(|((g, p, _, _), o)| {
-                let rt = st.registry.types().iter().find(|t| &t.group == g && &t.plural == p)?;
+                let rt = st
+                    .registry
+                    .types()
+                    .iter()
+                    .find(|t| &t.group == g && &t.plural == p)?;
                 Some((rt.clone(), o.clone()))
             })
             .collect()
     }
 
-    fn check_namespace(st: &State, rt: &ResourceType, ns: &str, name: &str) -> Result<(), ApiError> {
+    fn check_namespace(
+        st: &State,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
         if !rt.namespaced {
             return Ok(());
         }
-        match st.objects.get(&(String::new(), "namespaces".into(), String::new(), ns.to_owned())) {
+        match st.objects.get(&(
+            String::new(),
+            "namespaces".into(),
+            String::new(),
+            ns.to_owned(),
+        )) {
             None => Err(ApiError::namespace_not_found(ns)),
             Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => Err(ApiError::forbidden(
                 rt,
                 name,
-                &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
             )),
             Some(_) => Ok(()),
         }
     }
 
     /// Creates an object (POST).
-    pub fn create(&self, rt: &ResourceType, ns: Option<&str>, body: Value, manager: &str) -> Result<Value, ApiError> {
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        body: Value,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let obj = self.prepare_create(&mut st, rt, ns, body)?;
         let name = name_of(&obj).to_owned();
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("").to_owned();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         let mut obj = obj;
         let paths = leaf_paths(&obj);
         record_update(&mut obj, &rt.api_version(), manager, paths);
         let key = Self::key(rt, &ns, &name);
-        Ok(with_version(&Self::commit(&mut st, &self.tx, rt, key, Some(obj), None), rt))
+        Ok(with_version(
+            &Self::commit(&mut st, &self.tx, rt, key, Some(obj), None),
+            rt,
+        ))
     }
 
-    fn prepare_create(&self, st: &mut State, rt: &ResourceType, ns: Option<&str>, mut obj: Value) -> Result<Value, ApiError> {
+    fn prepare_create(
+        &self,
+        st: &mut State,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request is not an object"));
+            return Err(ApiError::bad_request(
+                "the body of the request is not an object",
+            ));
         }
         let api_version = rt.api_version();
         match obj["apiVersion"].as_str() {
@@ -419,7 +491,10 @@ impl Cluster {
         match obj["kind"].as_str() {
             None | Some("") => obj["kind"] = rt.kind.clone().into(),
             Some(k) if k != rt.kind => {
-                return Err(ApiError::bad_request(format!("the kind in the data ({k}) does not match the expected kind ({})", rt.kind)))
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    rt.kind
+                )))
             }
             _ => {}
         }
@@ -429,19 +504,32 @@ impl Cluster {
         let mut name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
         if name.is_empty() {
             if let Some(prefix) = obj["metadata"]["generateName"].as_str() {
-                let suffix: String = (0..5).map(|_| (b'a' + rand::random::<u8>() % 26) as char).collect();
+                let suffix: String = (0..5)
+                    .map(|_| (b'a' + rand::random::<u8>() % 26) as char)
+                    .collect();
                 name = format!("{prefix}{suffix}");
                 obj["metadata"]["name"] = name.clone().into();
             } else {
-                return Err(ApiError::invalid_message(rt, "", "metadata.name: Required value: name or generateName is required"));
+                return Err(ApiError::invalid_message(
+                    rt,
+                    "",
+                    "metadata.name: Required value: name or generateName is required",
+                ));
             }
         }
-        let check = if rt.plural == "namespaces" { check_label(&name) } else { check_subdomain(&name) };
+        let check = if rt.plural == "namespaces" {
+            check_label(&name)
+        } else {
+            check_subdomain(&name)
+        };
         if let Err(why) = check {
             return Err(ApiError::invalid(rt, &name, "metadata.name", &name, &why));
         }
         if rt.namespaced {
-            let body_ns = obj["metadata"]["namespace"].as_str().unwrap_or("").to_owned();
+            let body_ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
             let ns = match (ns, body_ns.as_str()) {
                 (Some(u), "") => u.to_owned(),
                 (Some(u), b) if u != b => {
@@ -456,11 +544,16 @@ impl Cluster {
         } else if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("namespace");
         }
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("").to_owned();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         if st.objects.contains_key(&Self::key(rt, &ns, &name)) {
             return Err(ApiError::already_exists(rt, &name));
         }
-        let md = obj["metadata"].as_object_mut().expect("metadata is an object");
+        let md = obj["metadata"]
+            .as_object_mut()
+            .expect("metadata is an object");
         md.insert("uid".into(), uuid().into());
         md.insert("creationTimestamp".into(), rfc3339(now_secs()).into());
         md.insert("generation".into(), 1.into());
@@ -497,7 +590,8 @@ impl Cluster {
             ("", "services") => {
                 if obj["spec"]["clusterIP"].is_null() {
                     let n: u16 = rand::random();
-                    obj["spec"]["clusterIP"] = format!("10.96.{}.{}", n >> 8, (n & 0xff).max(2)).into();
+                    obj["spec"]["clusterIP"] =
+                        format!("10.96.{}.{}", n >> 8, (n & 0xff).max(2)).into();
                 }
                 if obj["spec"]["type"].is_null() {
                     obj["spec"]["type"] = "ClusterIP".into();
@@ -511,13 +605,18 @@ impl Cluster {
                 obj["status"] = json!({});
             }
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
-                st.registry.add_crd(obj).map_err(|why| {
-                    ApiError::invalid_message(rt, name_of(obj), &why)
-                })?;
+                st.registry
+                    .add_crd(obj)
+                    .map_err(|why| ApiError::invalid_message(rt, name_of(obj), &why))?;
                 let now = rfc3339(now_secs());
                 let stored: Vec<Value> = obj["spec"]["versions"]
                     .as_array()
-                    .map(|a| a.iter().filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter(|v| v["storage"] == true)
+                            .map(|v| v["name"].clone())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 obj["status"] = json!({
                     "acceptedNames": obj["spec"]["names"].clone(),
@@ -527,7 +626,8 @@ impl Cluster {
                         {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}
                     ]
                 });
-                obj["metadata"]["finalizers"] = json!(["customresourcecleanup.apiextensions.k8s.io"]);
+                obj["metadata"]["finalizers"] =
+                    json!(["customresourcecleanup.apiextensions.k8s.io"]);
             }
             _ => {}
         }
@@ -535,24 +635,51 @@ impl Cluster {
     }
 
     /// Replaces an object (PUT), or its status (`status_only`).
-    pub fn update(&self, rt: &ResourceType, ns: &str, name: &str, body: Value, status_only: bool, manager: &str) -> Result<Value, ApiError> {
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        body: Value,
+        status_only: bool,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let key = Self::key(rt, ns, name);
-        let old = st.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(rt, name))?;
-        if let Some(want) = body["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
+        let old = st
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        if let Some(want) = body["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+        {
             if Some(want) != old["metadata"]["resourceVersion"].as_str() {
                 return Err(ApiError::conflict(rt, name, "the object has been modified; please apply your changes to the latest version and try again"));
             }
         }
         if !body["metadata"]["name"].is_null() && body["metadata"]["name"].as_str() != Some(name) {
-            return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
         }
         self.write(&mut st, rt, key, old, body, status_only, manager, None)
     }
 
     /// Turns a requested new state into the stored one and commits it if anything changed.
     #[allow(clippy::too_many_arguments)]
-    fn write(&self, st: &mut State, rt: &ResourceType, key: Key, old: Value, body: Value, status_only: bool, manager: &str, managers_override: Option<Vec<(String, String, Vec<Path>)>>) -> Result<Value, ApiError> {
+    fn write(
+        &self,
+        st: &mut State,
+        rt: &ResourceType,
+        key: Key,
+        old: Value,
+        body: Value,
+        status_only: bool,
+        manager: &str,
+        managers_override: Option<Vec<(String, String, Vec<Path>)>>,
+    ) -> Result<Value, ApiError> {
         let mut new = if status_only {
             let mut n = old.clone();
             n["status"] = body["status"].clone();
@@ -560,14 +687,24 @@ impl Cluster {
         } else {
             let mut n = body;
             if !n.is_object() {
-                return Err(ApiError::bad_request("the body of the request is not an object"));
+                return Err(ApiError::bad_request(
+                    "the body of the request is not an object",
+                ));
             }
             n["apiVersion"] = old["apiVersion"].clone();
             n["kind"] = old["kind"].clone();
             if !n["metadata"].is_object() {
                 n["metadata"] = json!({});
             }
-            for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "generation", "managedFields"] {
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "generation",
+                "managedFields",
+            ] {
                 match old["metadata"].get(k) {
                     Some(v) => n["metadata"][k] = v.clone(),
                     None => {
@@ -619,27 +756,47 @@ impl Cluster {
         if comparable(&new) == comparable(&old) {
             return Ok(with_version(&old, rt));
         }
-        if !new["metadata"]["deletionTimestamp"].is_null() && !has_finalizers(&new) && rt.plural != "namespaces" {
+        if !new["metadata"]["deletionTimestamp"].is_null()
+            && !has_finalizers(&new)
+            && rt.plural != "namespaces"
+        {
             let stored = Self::commit(st, &self.tx, rt, key.clone(), Some(new), Some(old));
             let gone = Self::commit(st, &self.tx, rt, key, None, Some(stored));
             return Ok(with_version(&gone, rt));
         }
-        Ok(with_version(&Self::commit(st, &self.tx, rt, key, Some(new), Some(old)), rt))
+        Ok(with_version(
+            &Self::commit(st, &self.tx, rt, key, Some(new), Some(old)),
+            rt,
+        ))
     }
 
     /// Patches an object (or its status). Server-side apply creates an absent object.
     /// Returns the result and whether it was created.
     #[allow(clippy::too_many_arguments)]
-    pub fn patch(&self, rt: &ResourceType, ns: &str, name: &str, kind: PatchKind, body: Value, status_only: bool, manager: &str, force: bool) -> Result<(Value, bool), ApiError> {
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        kind: PatchKind,
+        body: Value,
+        status_only: bool,
+        manager: &str,
+        force: bool,
+    ) -> Result<(Value, bool), ApiError> {
         let mut st = self.lock();
         let key = Self::key(rt, ns, name);
         let old = st.objects.get(&key).cloned();
         if kind == PatchKind::Apply {
             if manager.is_empty() {
-                return Err(ApiError::bad_request("PATCH requests with apply content type require the fieldManager parameter"));
+                return Err(ApiError::bad_request(
+                    "PATCH requests with apply content type require the fieldManager parameter",
+                ));
             }
             if body["metadata"]["name"].as_str().is_some_and(|n| n != name) {
-                return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+                return Err(ApiError::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ));
             }
             let Some(old) = old else {
                 if status_only {
@@ -647,33 +804,69 @@ impl Cluster {
                 }
                 let mut body = body;
                 body["metadata"]["name"] = name.into();
-                let obj = self.prepare_create(&mut st, rt, Some(ns).filter(|n| !n.is_empty()), body.clone())?;
+                let obj = self.prepare_create(
+                    &mut st,
+                    rt,
+                    Some(ns).filter(|n| !n.is_empty()),
+                    body.clone(),
+                )?;
                 let mut obj = obj;
                 let paths = leaf_paths(&body);
-                set_managers(&mut obj, &rt.api_version(), &[(manager.to_owned(), "Apply".into(), paths)]);
-                let key = Self::key(rt, obj["metadata"]["namespace"].as_str().unwrap_or(""), name);
-                return Ok((with_version(&Self::commit(&mut st, &self.tx, rt, key, Some(obj), None), rt), true));
+                set_managers(
+                    &mut obj,
+                    &rt.api_version(),
+                    &[(manager.to_owned(), "Apply".into(), paths)],
+                );
+                let key = Self::key(
+                    rt,
+                    obj["metadata"]["namespace"].as_str().unwrap_or(""),
+                    name,
+                );
+                return Ok((
+                    with_version(
+                        &Self::commit(&mut st, &self.tx, rt, key, Some(obj), None),
+                        rt,
+                    ),
+                    true,
+                ));
             };
-            return self.apply(&mut st, rt, key, old, body, status_only, manager, force).map(|o| (o, false));
+            return self
+                .apply(&mut st, rt, key, old, body, status_only, manager, force)
+                .map(|o| (o, false));
         }
         let old = old.ok_or_else(|| ApiError::not_found(rt, name))?;
         let mut target = old.clone();
         match kind {
-            PatchKind::Json => json_patch(&mut target, &body).map_err(|e| ApiError::invalid_message(rt, name, &e))?,
+            PatchKind::Json => json_patch(&mut target, &body)
+                .map_err(|e| ApiError::invalid_message(rt, name, &e))?,
             PatchKind::Merge => merge_patch(&mut target, &body),
             PatchKind::Strategic => strategic_merge(&mut target, &body),
             PatchKind::Apply => unreachable!("handled above"),
         }
-        if let Some(want) = body["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
+        if let Some(want) = body["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+        {
             if Some(want) != old["metadata"]["resourceVersion"].as_str() {
                 return Err(ApiError::conflict(rt, name, "the object has been modified; please apply your changes to the latest version and try again"));
             }
         }
-        self.write(&mut st, rt, key, old, target, status_only, manager, None).map(|o| (o, false))
+        self.write(&mut st, rt, key, old, target, status_only, manager, None)
+            .map(|o| (o, false))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn apply(&self, st: &mut State, rt: &ResourceType, key: Key, old: Value, applied: Value, status_only: bool, manager: &str, force: bool) -> Result<Value, ApiError> {
+    fn apply(
+        &self,
+        st: &mut State,
+        rt: &ResourceType,
+        key: Key,
+        old: Value,
+        applied: Value,
+        status_only: bool,
+        manager: &str,
+        force: bool,
+    ) -> Result<Value, ApiError> {
         let name = key.3.clone();
         let applied_paths: Vec<Path> = if status_only {
             let mut p = Vec::new();
@@ -707,11 +900,19 @@ impl Cluster {
                 .iter()
                 .map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": display_path(p)}))
                 .collect();
-            let detail: Vec<String> = conflicts.iter().map(|(m, p)| format!("- conflict with \"{m}\": {}", display_path(p))).collect();
+            let detail: Vec<String> = conflicts
+                .iter()
+                .map(|(m, p)| format!("- conflict with \"{m}\": {}", display_path(p)))
+                .collect();
             return Err(ApiError::apply_conflict(
                 rt,
                 &name,
-                format!("Apply failed with {} conflict{}:\n{}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, detail.join("\n")),
+                format!(
+                    "Apply failed with {} conflict{}:\n{}",
+                    conflicts.len(),
+                    if conflicts.len() == 1 { "" } else { "s" },
+                    detail.join("\n")
+                ),
                 causes,
             ));
         }
@@ -724,7 +925,9 @@ impl Cluster {
             .unwrap_or_default();
         let mut target = old.clone();
         for p in previously.iter().filter(|p| !applied_paths.contains(p)) {
-            let shared = list.iter().any(|(m, op, owned)| !(m == manager && op == "Apply") && owned.contains(p));
+            let shared = list
+                .iter()
+                .any(|(m, op, owned)| !(m == manager && op == "Apply") && owned.contains(p));
             if !shared {
                 remove_path(&mut target, p);
             }
@@ -745,11 +948,18 @@ impl Cluster {
                 owned.retain(|p| !applied_paths.contains(p));
             }
         }
-        match list.iter_mut().find(|(m, op, _)| m == manager && op == "Apply") {
+        match list
+            .iter_mut()
+            .find(|(m, op, _)| m == manager && op == "Apply")
+        {
             Some((_, _, owned)) => *owned = applied_paths,
             None => list.push((manager.to_owned(), "Apply".into(), applied_paths)),
         }
-        let body = if status_only { json!({"status": target["status"].clone()}) } else { target };
+        let body = if status_only {
+            json!({"status": target["status"].clone()})
+        } else {
+            target
+        };
         self.write(st, rt, key, old, body, status_only, manager, Some(list))
     }
 
@@ -758,7 +968,11 @@ impl Cluster {
     pub fn delete(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let key = Self::key(rt, ns, name);
-        let old = st.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(rt, name))?;
+        let old = st
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
         let special = (rt.group.is_empty() && rt.plural == "namespaces")
             || (rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions");
         if has_finalizers(&old) || special {
@@ -771,9 +985,15 @@ impl Cluster {
             if rt.plural == "namespaces" {
                 new["status"]["phase"] = "Terminating".into();
             }
-            return Ok(with_version(&Self::commit(&mut st, &self.tx, rt, key, Some(new), Some(old)), rt));
+            return Ok(with_version(
+                &Self::commit(&mut st, &self.tx, rt, key, Some(new), Some(old)),
+                rt,
+            ));
         }
-        Ok(with_version(&Self::commit(&mut st, &self.tx, rt, key, None, Some(old)), rt))
+        Ok(with_version(
+            &Self::commit(&mut st, &self.tx, rt, key, None, Some(old)),
+            rt,
+        ))
     }
 
     /// Removes an object whatever its finalizers (controllers finishing a namespace or a CRD).
@@ -791,7 +1011,10 @@ impl Cluster {
     /// A snapshot of every object, for persistence.
     pub fn snapshot(&self) -> Snapshot {
         let st = self.lock();
-        Snapshot { rv: st.rv, objects: st.objects.values().cloned().collect() }
+        Snapshot {
+            rv: st.rv,
+            objects: st.objects.values().cloned().collect(),
+        }
     }
 
     /// Restores a snapshot (CRDs first, so their kinds are known).
@@ -805,8 +1028,21 @@ impl Cluster {
             if o["kind"] == "CustomResourceDefinition" {
                 let _ = st.registry.add_crd(&o);
             }
-            let Some(rt) = st.registry.find_kind(o["apiVersion"].as_str().unwrap_or(""), o["kind"].as_str().unwrap_or("")).cloned() else { continue };
-            let key = Self::key(&rt, o["metadata"]["namespace"].as_str().unwrap_or(""), name_of(&o));
+            let Some(rt) = st
+                .registry
+                .find_kind(
+                    o["apiVersion"].as_str().unwrap_or(""),
+                    o["kind"].as_str().unwrap_or(""),
+                )
+                .cloned()
+            else {
+                continue;
+            };
+            let key = Self::key(
+                &rt,
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                name_of(&o),
+            );
             st.objects.insert(key, o);
         }
         st.rv = st.rv.max(snap.rv);

@@ -23,8 +23,18 @@ pub const NEVER_READY_ANNOTATION: &str = "kube-emulator.wbstack.dev/never-ready"
 /// Components the W&B stand-in installs by default, and those that are StatefulSets.
 const DEFAULT_ON: [&str; 6] = ["app", "api", "console", "frontend", "parquet", "weave"];
 const OPTIONAL: [&str; 12] = [
-    "executor", "filestream", "flat-run-fields-updater", "glue", "nginx", "weave-trace",
-    "weave-trace-worker", "prometheus", "otel", "anaconda2", "bufstream", "settings-migration-job",
+    "executor",
+    "filestream",
+    "flat-run-fields-updater",
+    "glue",
+    "nginx",
+    "weave-trace",
+    "weave-trace-worker",
+    "prometheus",
+    "otel",
+    "anaconda2",
+    "bufstream",
+    "settings-migration-job",
 ];
 const STATEFUL: [&str; 4] = ["mysql", "redis", "clickhouse", "kafka"];
 
@@ -70,7 +80,14 @@ impl Controllers {
     }
 
     fn resync(self: &Arc<Self>) {
-        for (g, p) in [("apps", "deployments"), ("apps", "statefulsets"), ("", "namespaces"), ("apps.wandb.com", "weightsandbiases"), ("clickhouse.altinity.com", "clickhouseinstallations"), ("apiextensions.k8s.io", "customresourcedefinitions")] {
+        for (g, p) in [
+            ("apps", "deployments"),
+            ("apps", "statefulsets"),
+            ("", "namespaces"),
+            ("apps.wandb.com", "weightsandbiases"),
+            ("clickhouse.altinity.com", "clickhouseinstallations"),
+            ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ] {
             for o in self.cluster.all(g, p) {
                 self.dispatch(g, p, &o, ChangeKind::Modified);
             }
@@ -81,7 +98,9 @@ impl Controllers {
         self.dispatch(&c.group, &c.plural, &c.object, c.kind);
         // A deletion inside a terminating namespace may let it finish.
         if c.kind == ChangeKind::Deleted && !c.namespace.is_empty() {
-            if let Some(ns) = rt(&self.cluster, "", "v1", "namespaces").and_then(|r| self.cluster.get(&r, "", &c.namespace).ok()) {
+            if let Some(ns) = rt(&self.cluster, "", "v1", "namespaces")
+                .and_then(|r| self.cluster.get(&r, "", &c.namespace).ok())
+            {
                 if !ns["metadata"]["deletionTimestamp"].is_null() {
                     self.finalize_namespace(&c.namespace);
                 }
@@ -89,8 +108,14 @@ impl Controllers {
         }
         // CR deletions may let a CRD finish.
         if c.kind == ChangeKind::Deleted {
-            for crd in self.cluster.all("apiextensions.k8s.io", "customresourcedefinitions") {
-                if !crd["metadata"]["deletionTimestamp"].is_null() && crd["spec"]["group"] == c.group.as_str() && crd["spec"]["names"]["plural"] == c.plural.as_str() {
+            for crd in self
+                .cluster
+                .all("apiextensions.k8s.io", "customresourcedefinitions")
+            {
+                if !crd["metadata"]["deletionTimestamp"].is_null()
+                    && crd["spec"]["group"] == c.group.as_str()
+                    && crd["spec"]["names"]["plural"] == c.plural.as_str()
+                {
                     self.finalize_crd(&crd);
                 }
             }
@@ -108,8 +133,14 @@ impl Controllers {
             return;
         }
         match (g, p) {
-            ("", "namespaces") if !o["metadata"]["deletionTimestamp"].is_null() => self.finalize_namespace(meta_str(o, "name")),
-            ("apiextensions.k8s.io", "customresourcedefinitions") if !o["metadata"]["deletionTimestamp"].is_null() => self.finalize_crd(o),
+            ("", "namespaces") if !o["metadata"]["deletionTimestamp"].is_null() => {
+                self.finalize_namespace(meta_str(o, "name"))
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions")
+                if !o["metadata"]["deletionTimestamp"].is_null() =>
+            {
+                self.finalize_crd(o)
+            }
             ("apps", "deployments") | ("apps", "statefulsets") => self.workload(p, o),
             ("apps.wandb.com", "weightsandbiases") => self.wandb(o),
             ("clickhouse.altinity.com", "clickhouseinstallations") => self.chi(o),
@@ -133,10 +164,25 @@ impl Controllers {
 
     fn finalize_crd(self: &Arc<Self>, crd: &Value) {
         let group = crd["spec"]["group"].as_str().unwrap_or("").to_owned();
-        let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or("").to_owned();
+        let plural = crd["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         let name = meta_str(crd, "name").to_owned();
-        let Some(r) = self.cluster.registry().types().iter().find(|t| t.group == group && t.plural == plural).cloned() else {
-            if let Some(c) = rt(&self.cluster, "apiextensions.k8s.io", "v1", "customresourcedefinitions") {
+        let Some(r) = self
+            .cluster
+            .registry()
+            .types()
+            .iter()
+            .find(|t| t.group == group && t.plural == plural)
+            .cloned()
+        else {
+            if let Some(c) = rt(
+                &self.cluster,
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+            ) {
                 self.cluster.purge(&c, "", &name);
             }
             return;
@@ -144,11 +190,18 @@ impl Controllers {
         let objs = self.cluster.all(&group, &plural);
         for o in &objs {
             if o["metadata"]["deletionTimestamp"].is_null() {
-                let _ = self.cluster.delete(&r, meta_str(o, "namespace"), meta_str(o, "name"));
+                let _ = self
+                    .cluster
+                    .delete(&r, meta_str(o, "namespace"), meta_str(o, "name"));
             }
         }
         if self.cluster.all(&group, &plural).is_empty() {
-            if let Some(c) = rt(&self.cluster, "apiextensions.k8s.io", "v1", "customresourcedefinitions") {
+            if let Some(c) = rt(
+                &self.cluster,
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+            ) {
                 self.cluster.purge(&c, "", &name);
             }
         }
@@ -160,7 +213,14 @@ impl Controllers {
         if let Some(m) = body["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
-        let _ = self.cluster.update(r, meta_str(o, "namespace"), meta_str(o, "name"), body, true, "kube-emulator-controller");
+        let _ = self.cluster.update(
+            r,
+            meta_str(o, "namespace"),
+            meta_str(o, "name"),
+            body,
+            true,
+            "kube-emulator-controller",
+        );
     }
 
     /// Deployments and StatefulSets: observe the generation now, become ready after the delay.
@@ -168,7 +228,9 @@ impl Controllers {
         if !o["metadata"]["deletionTimestamp"].is_null() {
             return;
         }
-        let Some(r) = rt(&self.cluster, "apps", "v1", plural) else { return };
+        let Some(r) = rt(&self.cluster, "apps", "v1", plural) else {
+            return;
+        };
         let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
         let replicas = o["spec"]["replicas"].as_i64().unwrap_or(1);
         let st = &o["status"];
@@ -181,14 +243,21 @@ impl Controllers {
             self.set_status(&r, o, s);
             return;
         }
-        if st["readyReplicas"].as_i64().unwrap_or(0) == replicas && st["availableReplicas"].as_i64().unwrap_or(0) == replicas {
+        if st["readyReplicas"].as_i64().unwrap_or(0) == replicas
+            && st["availableReplicas"].as_i64().unwrap_or(0) == replicas
+        {
             return;
         }
         if o["metadata"]["annotations"][NEVER_READY_ANNOTATION] == "true" {
             return;
         }
         let key = format!("{}/{gen}", meta_str(o, "uid"));
-        if !self.scheduled.lock().map(|mut s| s.insert(key)).unwrap_or(false) {
+        if !self
+            .scheduled
+            .lock()
+            .map(|mut s| s.insert(key))
+            .unwrap_or(false)
+        {
             return;
         }
         let delay = o["metadata"]["annotations"][READY_AFTER_ANNOTATION]
@@ -197,11 +266,18 @@ impl Controllers {
             .map(Duration::from_millis)
             .unwrap_or(self.cfg().workload_delay);
         let me = self.clone();
-        let (ns, name) = (meta_str(o, "namespace").to_owned(), meta_str(o, "name").to_owned());
+        let (ns, name) = (
+            meta_str(o, "namespace").to_owned(),
+            meta_str(o, "name").to_owned(),
+        );
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let Ok(cur) = me.cluster.get(&r, &ns, &name) else { return };
-            if cur["metadata"]["generation"].as_i64() != Some(gen) || !cur["metadata"]["deletionTimestamp"].is_null() {
+            let Ok(cur) = me.cluster.get(&r, &ns, &name) else {
+                return;
+            };
+            if cur["metadata"]["generation"].as_i64() != Some(gen)
+                || !cur["metadata"]["deletionTimestamp"].is_null()
+            {
                 return;
             }
             let replicas = cur["spec"]["replicas"].as_i64().unwrap_or(1);
@@ -220,11 +296,17 @@ impl Controllers {
     }
 
     fn operator_active(&self) -> bool {
-        self.cluster.all("apps", "deployments").iter().any(|d| is_operator(d) && d["status"]["readyReplicas"].as_i64().unwrap_or(0) >= 1 && d["metadata"]["deletionTimestamp"].is_null())
+        self.cluster.all("apps", "deployments").iter().any(|d| {
+            is_operator(d)
+                && d["status"]["readyReplicas"].as_i64().unwrap_or(0) >= 1
+                && d["metadata"]["deletionTimestamp"].is_null()
+        })
     }
 
     fn event(&self, obj: &Value, reason: &str, message: &str, kind: &str) {
-        let Some(r) = rt(&self.cluster, "", "v1", "events") else { return };
+        let Some(r) = rt(&self.cluster, "", "v1", "events") else {
+            return;
+        };
         let ns = meta_str(obj, "namespace");
         let now = rfc3339(now_secs());
         let ev = json!({
@@ -235,22 +317,37 @@ impl Controllers {
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "source": {"component": "wandb-operator"}
         });
-        let _ = self.cluster.create(&r, Some(ns), ev, "kube-emulator-controller");
+        let _ = self
+            .cluster
+            .create(&r, Some(ns), ev, "kube-emulator-controller");
     }
 
     /// The W&B operator stand-in.
     fn wandb(self: &Arc<Self>, o: &Value) {
-        let Some(r) = self.cluster.resource_for_kind(o["apiVersion"].as_str().unwrap_or(""), "WeightsAndBiases") else { return };
+        let Some(r) = self
+            .cluster
+            .resource_for_kind(o["apiVersion"].as_str().unwrap_or(""), "WeightsAndBiases")
+        else {
+            return;
+        };
         if !self.operator_active() {
             return;
         }
         let ns = meta_str(o, "namespace").to_owned();
         let name = meta_str(o, "name").to_owned();
-        let finalizers: Vec<Value> = o["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+        let finalizers: Vec<Value> = o["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let has_fin = finalizers.iter().any(|f| f == WANDB_FINALIZER);
         if !o["metadata"]["deletionTimestamp"].is_null() {
             let key = format!("wandb-delete/{}", meta_str(o, "uid"));
-            if !self.finalizing.lock().map(|mut s| s.insert(key)).unwrap_or(false) {
+            if !self
+                .finalizing
+                .lock()
+                .map(|mut s| s.insert(key))
+                .unwrap_or(false)
+            {
                 return;
             }
             let me = self.clone();
@@ -259,12 +356,17 @@ impl Controllers {
                 tokio::time::sleep(me.cfg().operator_delay / 2).await;
                 me.remove_release(&ns, &name, &[]);
                 let mut body = o.clone();
-                let rest: Vec<Value> = finalizers.into_iter().filter(|f| f != WANDB_FINALIZER).collect();
+                let rest: Vec<Value> = finalizers
+                    .into_iter()
+                    .filter(|f| f != WANDB_FINALIZER)
+                    .collect();
                 body["metadata"]["finalizers"] = Value::Array(rest);
                 if let Some(m) = body["metadata"].as_object_mut() {
                     m.remove("resourceVersion");
                 }
-                let _ = me.cluster.update(&r, &ns, &name, body, false, "wandb-operator");
+                let _ = me
+                    .cluster
+                    .update(&r, &ns, &name, body, false, "wandb-operator");
             });
             return;
         }
@@ -276,12 +378,19 @@ impl Controllers {
             if let Some(m) = body["metadata"].as_object_mut() {
                 m.remove("resourceVersion");
             }
-            let _ = self.cluster.update(&r, &ns, &name, body, false, "wandb-operator");
+            let _ = self
+                .cluster
+                .update(&r, &ns, &name, body, false, "wandb-operator");
             return; // the update comes back as a change
         }
         let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
         let key = format!("wandb/{}/{gen}", meta_str(o, "uid"));
-        if !self.scheduled.lock().map(|mut s| s.insert(key)).unwrap_or(false) {
+        if !self
+            .scheduled
+            .lock()
+            .map(|mut s| s.insert(key))
+            .unwrap_or(false)
+        {
             return;
         }
         let mut status = o["status"].clone();
@@ -294,7 +403,9 @@ impl Controllers {
         tokio::spawn(async move {
             let delay = me.cfg().operator_delay;
             tokio::time::sleep(delay / 3).await;
-            let Ok(cur) = me.cluster.get(&r, &ns, &name) else { return };
+            let Ok(cur) = me.cluster.get(&r, &ns, &name) else {
+                return;
+            };
             if cur["metadata"]["generation"].as_i64() != Some(gen) {
                 return;
             }
@@ -310,13 +421,18 @@ impl Controllers {
                     let mut s = cur["status"].clone();
                     s["phase"] = "Applying".into();
                     me.set_status(&r, &cur, s);
-                    let keep: Vec<String> = components.iter().map(|(c, _, _)| format!("{name}-{c}")).collect();
+                    let keep: Vec<String> = components
+                        .iter()
+                        .map(|(c, _, _)| format!("{name}-{c}"))
+                        .collect();
                     for (c, stateful, replicas) in &components {
                         me.install_component(&cur, c, *stateful, *replicas);
                     }
                     me.remove_release(&ns, &name, &keep);
                     tokio::time::sleep(delay / 3).await;
-                    let Ok(cur) = me.cluster.get(&r, &ns, &name) else { return };
+                    let Ok(cur) = me.cluster.get(&r, &ns, &name) else {
+                        return;
+                    };
                     if cur["metadata"]["generation"].as_i64() != Some(gen) {
                         return;
                     }
@@ -329,8 +445,14 @@ impl Controllers {
     }
 
     fn install_component(&self, owner: &Value, component: &str, stateful: bool, replicas: i64) {
-        let plural = if stateful { "statefulsets" } else { "deployments" };
-        let Some(r) = rt(&self.cluster, "apps", "v1", plural) else { return };
+        let plural = if stateful {
+            "statefulsets"
+        } else {
+            "deployments"
+        };
+        let Some(r) = rt(&self.cluster, "apps", "v1", plural) else {
+            return;
+        };
         let ns = meta_str(owner, "namespace");
         let instance = meta_str(owner, "name");
         let name = format!("{instance}-{component}");
@@ -350,15 +472,30 @@ impl Controllers {
                 "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": "WeightsAndBiases", "name": instance, "uid": meta_str(owner, "uid"), "controller": true}]},
             "spec": spec
         });
-        let _ = self.cluster.patch(&r, ns, &name, crate::cluster::PatchKind::Apply, body, false, "wandb-operator", true);
+        let _ = self.cluster.patch(
+            &r,
+            ns,
+            &name,
+            crate::cluster::PatchKind::Apply,
+            body,
+            false,
+            "wandb-operator",
+            true,
+        );
     }
 
     fn remove_release(&self, ns: &str, instance: &str, keep: &[String]) {
         for plural in ["deployments", "statefulsets"] {
-            let Some(r) = rt(&self.cluster, "apps", "v1", plural) else { continue };
+            let Some(r) = rt(&self.cluster, "apps", "v1", plural) else {
+                continue;
+            };
             for o in self.cluster.all("apps", plural) {
                 let l = &o["metadata"]["labels"];
-                if meta_str(&o, "namespace") == ns && l["app.kubernetes.io/instance"] == instance && l["app.kubernetes.io/managed-by"] == "Helm" && !keep.iter().any(|k| k == meta_str(&o, "name")) {
+                if meta_str(&o, "namespace") == ns
+                    && l["app.kubernetes.io/instance"] == instance
+                    && l["app.kubernetes.io/managed-by"] == "Helm"
+                    && !keep.iter().any(|k| k == meta_str(&o, "name"))
+                {
                     let _ = self.cluster.delete(&r, ns, meta_str(&o, "name"));
                 }
             }
@@ -367,21 +504,37 @@ impl Controllers {
 
     /// The Altinity operator stand-in for ClickHouseInstallation.
     fn chi(self: &Arc<Self>, o: &Value) {
-        let Some(r) = self.cluster.resource_for_kind(o["apiVersion"].as_str().unwrap_or(""), "ClickHouseInstallation") else { return };
+        let Some(r) = self.cluster.resource_for_kind(
+            o["apiVersion"].as_str().unwrap_or(""),
+            "ClickHouseInstallation",
+        ) else {
+            return;
+        };
         if !o["metadata"]["deletionTimestamp"].is_null() {
             return;
         }
         let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
         let key = format!("chi/{}/{gen}", meta_str(o, "uid"));
-        if !self.scheduled.lock().map(|mut s| s.insert(key)).unwrap_or(false) {
+        if !self
+            .scheduled
+            .lock()
+            .map(|mut s| s.insert(key))
+            .unwrap_or(false)
+        {
             return;
         }
         let ns = meta_str(o, "namespace").to_owned();
         let name = meta_str(o, "name").to_owned();
         let cluster0 = &o["spec"]["configuration"]["clusters"][0];
         let cname = cluster0["name"].as_str().unwrap_or("cluster").to_owned();
-        let shards = cluster0["layout"]["shardsCount"].as_i64().unwrap_or(1).max(1);
-        let replicas = cluster0["layout"]["replicasCount"].as_i64().unwrap_or(1).max(1);
+        let shards = cluster0["layout"]["shardsCount"]
+            .as_i64()
+            .unwrap_or(1)
+            .max(1);
+        let replicas = cluster0["layout"]["replicasCount"]
+            .as_i64()
+            .unwrap_or(1)
+            .max(1);
         let hosts = shards * replicas;
         let fqdns: Vec<String> = (0..shards)
             .flat_map(|s| (0..replicas).map(move |rep| (s, rep)))
@@ -391,7 +544,9 @@ impl Controllers {
         let me = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(me.cfg().clickhouse_delay).await;
-            let Ok(cur) = me.cluster.get(&r, &ns, &name) else { return };
+            let Ok(cur) = me.cluster.get(&r, &ns, &name) else {
+                return;
+            };
             if cur["metadata"]["generation"].as_i64() != Some(gen) {
                 return;
             }
@@ -421,19 +576,32 @@ pub fn wandb_components(values: &Value) -> Result<Vec<(String, bool, i64)>, Stri
     }
     for (store, key) in [("mysql", "host"), ("redis", "host")] {
         let install = values[store]["install"].as_bool().unwrap_or(true);
-        if !install && values["global"][store][key].as_str().unwrap_or("").is_empty() {
-            return Err(format!("{store}.install is false but global.{store}.{key} is not set"));
+        if !install
+            && values["global"][store][key]
+                .as_str()
+                .unwrap_or("")
+                .is_empty()
+        {
+            return Err(format!(
+                "{store}.install is false but global.{store}.{key} is not set"
+            ));
         }
     }
     let mut out = Vec::new();
     let enabled = |c: &str, default: bool| {
         let v = &values[c];
-        v["install"].as_bool().or_else(|| v["enabled"].as_bool()).unwrap_or(default)
+        v["install"]
+            .as_bool()
+            .or_else(|| v["enabled"].as_bool())
+            .unwrap_or(default)
     };
     let replicas = |c: &str| -> Result<i64, String> {
         match &values[c]["replicaCount"] {
             Value::Null => Ok(1),
-            v => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| format!("{c}.replicaCount must be a non-negative integer, got {v}")),
+            v => v
+                .as_i64()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| format!("{c}.replicaCount must be a non-negative integer, got {v}")),
         }
     };
     for c in DEFAULT_ON {

@@ -71,9 +71,15 @@ pub fn resources(reg: &Registry, g: &str, v: &str) -> Option<Value> {
     if types.is_empty() {
         return None;
     }
-    let gv = if g.is_empty() { v.to_owned() } else { format!("{g}/{v}") };
+    let gv = if g.is_empty() {
+        v.to_owned()
+    } else {
+        format!("{g}/{v}")
+    };
     let resources: Vec<Value> = types.iter().flat_map(|t| t.discovery()).collect();
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 fn gv_path(g: &str, v: &str) -> String {
@@ -109,7 +115,10 @@ pub fn openapi_index(reg: &Registry) -> Value {
     for (g, v) in gvs {
         let types = reg.in_group_version(&g, &v);
         let p = gv_path(&g, &v);
-        paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&types))}));
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&types))}),
+        );
     }
     json!({"paths": paths})
 }
@@ -122,7 +131,11 @@ pub fn openapi_gv(reg: &Registry, g: &str, v: &str) -> Option<Value> {
     if types.is_empty() {
         return None;
     }
-    let prefix = if g.is_empty() { format!("/api/{v}") } else { format!("/apis/{g}/{v}") };
+    let prefix = if g.is_empty() {
+        format!("/api/{v}")
+    } else {
+        format!("/apis/{g}/{v}")
+    };
     let mut paths = Map::new();
     let mut schemas = Map::new();
     let patch_ref = json!({"schema": {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"}});

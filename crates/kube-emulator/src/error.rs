@@ -10,6 +10,12 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
+    pub details: Box<Details>,
+}
+
+/// What a `Status` says the error is about.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Details {
     pub name: Option<String>,
     pub group: Option<String>,
     pub kind: Option<String>,
@@ -22,48 +28,62 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
+            details: Box::default(),
         }
     }
 
     fn about(mut self, rt: &ResourceType, name: &str) -> Self {
-        self.name = Some(name.to_owned());
-        self.group = Some(rt.group.clone());
-        self.kind = Some(rt.plural.clone());
+        self.details.name = Some(name.to_owned());
+        self.details.group = Some(rt.group.clone());
+        self.details.kind = Some(rt.plural.clone());
         self
     }
 
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.qualified())).about(rt, name)
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", rt.qualified()),
+        )
+        .about(rt, name)
     }
 
     pub fn namespace_not_found(ns: &str) -> Self {
         let mut e = Self::new(404, "NotFound", format!("namespaces \"{ns}\" not found"));
-        e.name = Some(ns.into());
-        e.kind = Some("namespaces".into());
+        e.details.name = Some(ns.into());
+        e.details.kind = Some("namespaces".into());
         e
     }
 
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", rt.qualified()))
-            .about(rt, name)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", rt.qualified()),
+        )
+        .about(rt, name)
     }
 
     pub fn conflict(rt: &ResourceType, name: &str, why: &str) -> Self {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", rt.qualified()),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                rt.qualified()
+            ),
         )
         .about(rt, name)
     }
 
-    pub fn apply_conflict(rt: &ResourceType, name: &str, message: String, causes: Vec<Value>) -> Self {
+    pub fn apply_conflict(
+        rt: &ResourceType,
+        name: &str,
+        message: String,
+        causes: Vec<Value>,
+    ) -> Self {
         let mut e = Self::new(409, "Conflict", message).about(rt, name);
-        e.causes = causes;
+        e.details.causes = causes;
         e
     }
 
@@ -77,14 +97,21 @@ impl ApiError {
             ),
         )
         .about(rt, name);
-        e.kind = Some(rt.kind.clone());
-        e.causes = vec![json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: \"{value}\": {why}"), "field": field})];
+        e.details.kind = Some(rt.kind.clone());
+        e.details.causes = vec![
+            json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: \"{value}\": {why}"), "field": field}),
+        ];
         e
     }
 
     pub fn invalid_message(rt: &ResourceType, name: &str, message: &str) -> Self {
-        let mut e = Self::new(422, "Invalid", format!("{} \"{name}\" is invalid: {message}", rt.kind)).about(rt, name);
-        e.kind = Some(rt.kind.clone());
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{} \"{name}\" is invalid: {message}", rt.kind),
+        )
+        .about(rt, name);
+        e.details.kind = Some(rt.kind.clone());
         e
     }
 
@@ -93,7 +120,12 @@ impl ApiError {
     }
 
     pub fn forbidden(rt: &ResourceType, name: &str, why: &str) -> Self {
-        Self::new(403, "Forbidden", format!("{} \"{name}\" is forbidden: {why}", rt.qualified())).about(rt, name)
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", rt.qualified()),
+        )
+        .about(rt, name)
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
@@ -101,7 +133,11 @@ impl ApiError {
     }
 
     pub fn not_found_path(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     pub fn unsupported_media(ct: &str) -> Self {
@@ -117,25 +153,29 @@ impl ApiError {
     }
 
     pub fn too_many_requests() -> Self {
-        Self::new(429, "TooManyRequests", "the server has received too many requests and has asked us to try again later")
+        Self::new(
+            429,
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later",
+        )
     }
 
     /// The `Status` object.
     pub fn status(&self) -> Value {
         let mut details = serde_json::Map::new();
-        if let Some(n) = &self.name {
+        if let Some(n) = &self.details.name {
             details.insert("name".into(), n.clone().into());
         }
-        if let Some(g) = &self.group {
+        if let Some(g) = &self.details.group {
             if !g.is_empty() {
                 details.insert("group".into(), g.clone().into());
             }
         }
-        if let Some(k) = &self.kind {
+        if let Some(k) = &self.details.kind {
             details.insert("kind".into(), k.clone().into());
         }
-        if !self.causes.is_empty() {
-            details.insert("causes".into(), Value::Array(self.causes.clone()));
+        if !self.details.causes.is_empty() {
+            details.insert("causes".into(), Value::Array(self.details.causes.clone()));
         }
         let mut s = json!({
             "kind": "Status",

@@ -28,15 +28,18 @@ pub(crate) struct App {
 fn json_response(code: u16, v: &Value) -> Response {
     let mut r = Response::new(Body::from(serde_json::to_vec(v).unwrap_or_default()));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/json".parse().expect("static header"),
+    );
     r
 }
 
 fn error_response(e: &ApiError) -> Response {
     let mut r = json_response(e.code, &e.status());
     if e.code == 429 {
-        r.headers_mut().insert(header::RETRY_AFTER, "1".parse().expect("static header"));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, "1".parse().expect("static header"));
     }
     r
 }
@@ -90,7 +93,9 @@ async fn emulator_api(app: &App, rest: &str, req: Request) -> Response {
             json_response(200, &app.cluster.stats.to_json())
         }
         (Method::POST, "faults") => {
-            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
             match serde_json::from_slice::<Faults>(&body) {
                 Ok(f) => {
                     if let Ok(mut w) = app.faults.write() {
@@ -112,7 +117,9 @@ async fn route(app: &Arc<App>, req: Request) -> Result<Response, ApiError> {
     let get = req.method() == Method::GET;
     match segs.as_slice() {
         ["version"] if get => return Ok(json_response(200, &discovery::version())),
-        ["healthz"] | ["readyz"] | ["livez"] if get => return Ok((StatusCode::OK, "ok").into_response()),
+        ["healthz"] | ["readyz"] | ["livez"] if get => {
+            return Ok((StatusCode::OK, "ok").into_response())
+        }
         ["api"] if get => return Ok(json_response(200, &discovery::core_versions(&app.addr))),
         ["apis"] if get => return Ok(json_response(200, &discovery::groups(&reg))),
         ["api", v] if get => {
@@ -150,12 +157,16 @@ async fn route(app: &Arc<App>, req: Request) -> Result<Response, ApiError> {
     };
     let find = |plural: &str| reg.find(g, v, plural).cloned();
     let target = match rest {
-        ["namespaces", ns, plural, tail @ ..] if find(plural).is_some_and(|t| t.namespaced) && tail.len() <= 2 => Target {
-            rt: find(plural).expect("checked"),
-            namespace: Some((*ns).to_owned()),
-            name: tail.first().map(|s| s.to_string()),
-            sub: tail.get(1).map(|s| s.to_string()),
-        },
+        ["namespaces", ns, plural, tail @ ..]
+            if find(plural).is_some_and(|t| t.namespaced) && tail.len() <= 2 =>
+        {
+            Target {
+                rt: find(plural).expect("checked"),
+                namespace: Some((*ns).to_owned()),
+                name: tail.first().map(|s| s.to_string()),
+                sub: tail.get(1).map(|s| s.to_string()),
+            }
+        }
         [plural, tail @ ..] if find(plural).is_some() && tail.len() <= 2 => Target {
             rt: find(plural).expect("checked"),
             namespace: None,
@@ -242,12 +253,22 @@ async fn resource(app: &Arc<App>, req: Request, t: Target) -> Result<Response, A
     let mgr = manager(&q, &headers);
     match (method, &t.name) {
         (Method::GET, None) => {
-            let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
-                .map_err(ApiError::bad_request)?;
-            let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
-                .map_err(ApiError::bad_request)?;
+            let labels =
+                LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+                    .map_err(ApiError::bad_request)?;
+            let fields =
+                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
+                    .map_err(ApiError::bad_request)?;
             if truthy(&q, "watch") {
-                return Ok(watch(app, &t.rt, t.namespace.clone(), labels, fields, &q, wants_table(&headers)));
+                return Ok(watch(
+                    app,
+                    &t.rt,
+                    t.namespace.clone(),
+                    labels,
+                    fields,
+                    &q,
+                    wants_table(&headers),
+                ));
             }
             let (items, rv) = c.list(&t.rt, t.namespace.as_deref(), &labels, &fields);
             if wants_table(&headers) {
@@ -265,8 +286,17 @@ async fn resource(app: &Arc<App>, req: Request, t: Target) -> Result<Response, A
         }
         (Method::GET, Some(name)) => {
             if truthy(&q, "watch") {
-                let fields = FieldSelector::parse(&format!("metadata.name={name}")).map_err(ApiError::bad_request)?;
-                return Ok(watch(app, &t.rt, t.namespace.clone(), LabelSelector::default(), fields, &q, wants_table(&headers)));
+                let fields = FieldSelector::parse(&format!("metadata.name={name}"))
+                    .map_err(ApiError::bad_request)?;
+                return Ok(watch(
+                    app,
+                    &t.rt,
+                    t.namespace.clone(),
+                    LabelSelector::default(),
+                    fields,
+                    &q,
+                    wants_table(&headers),
+                ));
             }
             let obj = c.get(&t.rt, &ns, name)?;
             if wants_table(&headers) {
@@ -296,8 +326,21 @@ async fn resource(app: &Arc<App>, req: Request, t: Target) -> Result<Response, A
                 other => return Err(ApiError::unsupported_media(other)),
             };
             let body = body_value(req, kind == PatchKind::Apply).await?;
-            let mgr = if kind == PatchKind::Apply { q.get("fieldManager").cloned().unwrap_or_default() } else { mgr };
-            let (obj, created) = c.patch(&t.rt, &ns, name, kind, body, status_only, &mgr, truthy(&q, "force"))?;
+            let mgr = if kind == PatchKind::Apply {
+                q.get("fieldManager").cloned().unwrap_or_default()
+            } else {
+                mgr
+            };
+            let (obj, created) = c.patch(
+                &t.rt,
+                &ns,
+                name,
+                kind,
+                body,
+                status_only,
+                &mgr,
+                truthy(&q, "force"),
+            )?;
             Ok(json_response(if created { 201 } else { 200 }, &obj))
         }
         (Method::DELETE, Some(name)) => {
@@ -305,42 +348,94 @@ async fn resource(app: &Arc<App>, req: Request, t: Target) -> Result<Response, A
             Ok(json_response(200, &obj))
         }
         (Method::DELETE, None) => {
-            let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
-                .map_err(ApiError::bad_request)?;
-            let (items, _) = c.list(&t.rt, t.namespace.as_deref(), &labels, &FieldSelector::default());
+            let labels =
+                LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+                    .map_err(ApiError::bad_request)?;
+            let (items, _) = c.list(
+                &t.rt,
+                t.namespace.as_deref(),
+                &labels,
+                &FieldSelector::default(),
+            );
             for i in &items {
                 let n = i["metadata"]["name"].as_str().unwrap_or_default();
                 let ins = i["metadata"]["namespace"].as_str().unwrap_or_default();
                 let _ = c.delete(&t.rt, ins, n);
             }
-            Ok(json_response(200, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})))
+            Ok(json_response(
+                200,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ))
         }
-        (m, _) => Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({m})"))),
+        (m, _) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({m})"
+        ))),
     }
 }
+
+/// Computes one table cell from an object.
+type Column = fn(&Value) -> String;
 
 /// A `meta.k8s.io/v1` Table, as `kubectl get` asks for.
 fn table(rt: &ResourceType, items: &[Value], rv: Option<u64>) -> Value {
     let now = now_secs();
-    let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
-    let extra: Vec<(&str, fn(&Value) -> String)> = match rt.kind.as_str() {
+    let mut cols = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+    ];
+    let extra: Vec<(&str, Column)> = match rt.kind.as_str() {
         "Deployment" => vec![
-            ("Ready", |o| format!("{}/{}", o["status"]["readyReplicas"].as_i64().unwrap_or(0), o["spec"]["replicas"].as_i64().unwrap_or(0))),
-            ("Up-to-date", |o| o["status"]["updatedReplicas"].as_i64().unwrap_or(0).to_string()),
-            ("Available", |o| o["status"]["availableReplicas"].as_i64().unwrap_or(0).to_string()),
+            ("Ready", |o| {
+                format!(
+                    "{}/{}",
+                    o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    o["spec"]["replicas"].as_i64().unwrap_or(0)
+                )
+            }),
+            ("Up-to-date", |o| {
+                o["status"]["updatedReplicas"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    .to_string()
+            }),
+            ("Available", |o| {
+                o["status"]["availableReplicas"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    .to_string()
+            }),
         ],
-        "StatefulSet" => vec![("Ready", |o| format!("{}/{}", o["status"]["readyReplicas"].as_i64().unwrap_or(0), o["spec"]["replicas"].as_i64().unwrap_or(0)))],
-        "Namespace" => vec![("Status", |o| o["status"]["phase"].as_str().unwrap_or("").to_owned())],
+        "StatefulSet" => vec![("Ready", |o| {
+            format!(
+                "{}/{}",
+                o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                o["spec"]["replicas"].as_i64().unwrap_or(0)
+            )
+        })],
+        "Namespace" => vec![("Status", |o| {
+            o["status"]["phase"].as_str().unwrap_or("").to_owned()
+        })],
         "Secret" => vec![
             ("Type", |o| o["type"].as_str().unwrap_or("").to_owned()),
-            ("Data", |o| o["data"].as_object().map(|d| d.len()).unwrap_or(0).to_string()),
+            ("Data", |o| {
+                o["data"]
+                    .as_object()
+                    .map(|d| d.len())
+                    .unwrap_or(0)
+                    .to_string()
+            }),
         ],
-        "WeightsAndBiases" => vec![("Phase", |o| o["status"]["phase"].as_str().unwrap_or("").to_owned())],
-        "ClickHouseInstallation" => vec![("Status", |o| o["status"]["status"].as_str().unwrap_or("").to_owned())],
+        "WeightsAndBiases" => vec![("Phase", |o| {
+            o["status"]["phase"].as_str().unwrap_or("").to_owned()
+        })],
+        "ClickHouseInstallation" => vec![("Status", |o| {
+            o["status"]["status"].as_str().unwrap_or("").to_owned()
+        })],
         _ => vec![],
     };
     for (n, _) in &extra {
-        cols.push(json!({"name": n, "type": "string", "format": "", "description": n, "priority": 0}));
+        cols.push(
+            json!({"name": n, "type": "string", "format": "", "description": n, "priority": 0}),
+        );
     }
     cols.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}));
     let rows: Vec<Value> = items
@@ -365,20 +460,39 @@ fn table(rt: &ResourceType, items: &[Value], rv: Option<u64>) -> Value {
     t
 }
 
-fn matches(rt: &ResourceType, ns: &Option<String>, labels: &LabelSelector, fields: &FieldSelector, obj: &Value) -> bool {
-    (!rt.namespaced || ns.as_deref().is_none_or(|n| obj["metadata"]["namespace"].as_str() == Some(n)))
+fn matches(
+    rt: &ResourceType,
+    ns: &Option<String>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+    obj: &Value,
+) -> bool {
+    (!rt.namespaced
+        || ns
+            .as_deref()
+            .is_none_or(|n| obj["metadata"]["namespace"].as_str() == Some(n)))
         && labels.matches(obj)
         && fields.matches(obj)
 }
 
 /// The watch event (if any) a change produces for this watcher, honouring selectors: an object
 /// that stops matching is reported DELETED.
-fn event_for(rt: &ResourceType, ns: &Option<String>, labels: &LabelSelector, fields: &FieldSelector, c: &Change, as_table: bool) -> Option<Value> {
+fn event_for(
+    rt: &ResourceType,
+    ns: &Option<String>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+    c: &Change,
+    as_table: bool,
+) -> Option<Value> {
     if c.group != rt.group || c.plural != rt.plural {
         return None;
     }
     let now = matches(rt, ns, labels, fields, &c.object);
-    let before = c.prev.as_ref().is_some_and(|p| matches(rt, ns, labels, fields, p));
+    let before = c
+        .prev
+        .as_ref()
+        .is_some_and(|p| matches(rt, ns, labels, fields, p));
     let kind = match (c.kind, now, before) {
         (ChangeKind::Deleted, _, true) | (ChangeKind::Deleted, true, _) => "DELETED",
         (ChangeKind::Deleted, false, false) => return None,
@@ -390,7 +504,11 @@ fn event_for(rt: &ResourceType, ns: &Option<String>, labels: &LabelSelector, fie
     };
     let mut obj = c.object.clone();
     obj["apiVersion"] = rt.api_version().into();
-    let obj = if as_table { table(rt, &[obj], Some(c.rv)) } else { obj };
+    let obj = if as_table {
+        table(rt, &[obj], Some(c.rv))
+    } else {
+        obj
+    };
     Some(json!({"type": kind, "object": obj}))
 }
 
@@ -402,18 +520,34 @@ fn line(v: &Value) -> Bytes {
 
 /// A streaming watch: current objects (resourceVersion 0 or absent) or the history after the
 /// given resourceVersion, then live events, as newline-delimited JSON.
-fn watch(app: &Arc<App>, rt: &ResourceType, ns: Option<String>, labels: LabelSelector, fields: FieldSelector, q: &HashMap<String, String>, as_table: bool) -> Response {
+fn watch(
+    app: &Arc<App>,
+    rt: &ResourceType,
+    ns: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    q: &HashMap<String, String>,
+    as_table: bool,
+) -> Response {
     let cluster = app.cluster.clone();
     // Subscribe before reading the snapshot, so nothing falls in between.
     let mut rx = cluster.subscribe();
-    let rv: u64 = q.get("resourceVersion").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let rv: u64 = q
+        .get("resourceVersion")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let bookmarks = truthy(q, "allowWatchBookmarks");
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
-    let drop_after = app.faults.read().ok().and_then(|f| f.drop_watches_after_ms).map(Duration::from_millis);
+    let drop_after = app
+        .faults
+        .read()
+        .ok()
+        .and_then(|f| f.drop_watches_after_ms)
+        .map(Duration::from_millis);
     let (tx, out_rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
     let rt = rt.clone();
     tokio::spawn(async move {
@@ -422,7 +556,11 @@ fn watch(app: &Arc<App>, rt: &ResourceType, ns: Option<String>, labels: LabelSel
         if rv == 0 {
             let (items, list_rv) = cluster.list(&rt, ns.as_deref(), &labels, &fields);
             for o in items {
-                let o = if as_table { table(&rt, &[o], Some(list_rv)) } else { o };
+                let o = if as_table {
+                    table(&rt, &[o], Some(list_rv))
+                } else {
+                    o
+                };
                 initial.push(json!({"type": "ADDED", "object": o}));
             }
             last = list_rv;
@@ -437,7 +575,9 @@ fn watch(app: &Arc<App>, rt: &ResourceType, ns: Option<String>, labels: LabelSel
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(line(&json!({"type": "ERROR", "object": e.status()}))).await;
+                    let _ = tx
+                        .send(line(&json!({"type": "ERROR", "object": e.status()})))
+                        .await;
                     return;
                 }
             }
@@ -448,7 +588,12 @@ fn watch(app: &Arc<App>, rt: &ResourceType, ns: Option<String>, labels: LabelSel
             }
         }
         let bookmark = |rv: u64| json!({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}});
-        if bookmarks && tx.send(line(&bookmark(last.max(cluster.resource_version())))).await.is_err() {
+        if bookmarks
+            && tx
+                .send(line(&bookmark(last.max(cluster.resource_version()))))
+                .await
+                .is_err()
+        {
             return;
         }
         let deadline = tokio::time::Instant::now() + timeout;
@@ -477,9 +622,19 @@ fn watch(app: &Arc<App>, rt: &ResourceType, ns: Option<String>, labels: LabelSel
             }
         }
     });
-    let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx)) });
+    let stream = futures::stream::unfold(out_rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
     let mut r = Response::new(Body::from_stream(stream.boxed()));
-    r.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
-    r.headers_mut().insert(header::CACHE_CONTROL, "no-cache, private".parse().expect("static header"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/json".parse().expect("static header"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        "no-cache, private".parse().expect("static header"),
+    );
     r
 }

@@ -29,8 +29,11 @@ mod server;
 mod util;
 
 pub use cluster::{Change, ChangeKind, Cluster, PatchKind, Snapshot, Stats};
-pub use controllers::{wandb_components, NEVER_READY_ANNOTATION, OPERATOR_LABEL, READY_AFTER_ANNOTATION, WANDB_FINALIZER};
-pub use error::ApiError;
+pub use controllers::{
+    wandb_components, NEVER_READY_ANNOTATION, OPERATOR_LABEL, READY_AFTER_ANNOTATION,
+    WANDB_FINALIZER,
+};
+pub use error::{ApiError, Details};
 pub use registry::{Registry, ResourceType};
 pub use selector::{FieldSelector, LabelSelector};
 pub use server::{kubeconfig, save, Config, Emulator, EmulatorError, Faults, Running};

@@ -5,7 +5,14 @@ use serde_json::{Map, Value};
 
 /// The merge key of a list item, if the list merges by key rather than being replaced.
 fn merge_key(item: &Value) -> Option<(&'static str, Value)> {
-    for k in ["name", "containerPort", "mountPath", "port", "ip", "devicePath"] {
+    for k in [
+        "name",
+        "containerPort",
+        "mountPath",
+        "port",
+        "ip",
+        "devicePath",
+    ] {
         if let Some(v) = item.get(k) {
             if !v.is_null() {
                 return Some((k, v.clone()));
@@ -16,7 +23,10 @@ fn merge_key(item: &Value) -> Option<(&'static str, Value)> {
 }
 
 fn is_keyed_list(items: &[Value]) -> bool {
-    !items.is_empty() && items.iter().all(|i| i.is_object() && merge_key(i).is_some())
+    !items.is_empty()
+        && items
+            .iter()
+            .all(|i| i.is_object() && merge_key(i).is_some())
 }
 
 /// Applies a strategic merge patch: maps merge, `null` deletes, lists of objects with a merge
@@ -37,7 +47,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
     if !target.is_object() {
         *target = Value::Object(Map::new());
     }
-    let Some(tm) = target.as_object_mut() else { return };
+    let Some(tm) = target.as_object_mut() else {
+        return;
+    };
     for (k, v) in pm {
         if let Some(list) = k.strip_prefix("$deleteFromPrimitiveList/") {
             if let (Some(Value::Array(cur)), Some(del)) = (tm.get_mut(list), v.as_array()) {
@@ -57,12 +69,15 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 match cur {
                     Some(Value::Array(existing))
                         if is_keyed_list(existing)
-                            && items.iter().all(|i| i.is_object() && merge_key(i).is_some()) =>
+                            && items
+                                .iter()
+                                .all(|i| i.is_object() && merge_key(i).is_some()) =>
                     {
                         for item in items {
                             let (mk, mv) = merge_key(item).unwrap_or(("name", Value::Null));
                             let pos = existing.iter().position(|e| e.get(mk) == Some(&mv));
-                            let delete = item.get("$patch").and_then(|d| d.as_str()) == Some("delete");
+                            let delete =
+                                item.get("$patch").and_then(|d| d.as_str()) == Some("delete");
                             match (pos, delete) {
                                 (Some(p), true) => {
                                     existing.remove(p);
@@ -100,7 +115,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                     tm.remove(k);
                     continue;
                 }
-                let entry = tm.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let entry = tm
+                    .entry(k.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 strategic_merge(entry, v);
             }
             _ => {
@@ -218,13 +235,17 @@ fn step<'a>(cur: &'a Value, seg: &str) -> Option<&'a Value> {
 
 /// Removes the field at a path (and empty parents it leaves behind are kept, as Kubernetes does).
 pub fn remove_path(obj: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for seg in parents {
         let next = if let Some(f) = seg.strip_prefix("f:") {
             cur.get_mut(f)
         } else if let Some(k) = seg.strip_prefix("k:") {
-            let Ok(key) = serde_json::from_str::<Map<String, Value>>(k) else { return };
+            let Ok(key) = serde_json::from_str::<Map<String, Value>>(k) else {
+                return;
+            };
             cur.as_array_mut().and_then(|a| {
                 a.iter_mut()
                     .find(|i| key.iter().all(|(kk, kv)| i.get(kk) == Some(kv)))
@@ -242,7 +263,10 @@ pub fn remove_path(obj: &mut Value, path: &[String]) {
             m.remove(f);
         }
     } else if let Some(k) = last.strip_prefix("k:") {
-        if let (Ok(key), Some(a)) = (serde_json::from_str::<Map<String, Value>>(k), cur.as_array_mut()) {
+        if let (Ok(key), Some(a)) = (
+            serde_json::from_str::<Map<String, Value>>(k),
+            cur.as_array_mut(),
+        ) {
             a.retain(|i| !key.iter().all(|(kk, kv)| i.get(kk) == Some(kv)));
         }
     }
@@ -328,7 +352,10 @@ mod tests {
             &mut t,
             &json!({"spec": {"$setElementOrder/containers": [{"name": "a"}], "containers": [{"name": "a", "image": "z"}, {"name": "b", "$patch": "delete"}], "replicas": null}}),
         );
-        assert_eq!(t, json!({"spec": {"containers": [{"name": "a", "image": "z"}]}}));
+        assert_eq!(
+            t,
+            json!({"spec": {"containers": [{"name": "a", "image": "z"}]}})
+        );
         let mut t = json!({"args": ["1", "2"]});
         strategic_merge(&mut t, &json!({"args": ["3"]}));
         assert_eq!(t, json!({"args": ["3"]}));
@@ -343,9 +370,21 @@ mod tests {
         back.sort();
         assert_eq!(paths, back);
         assert!(paths.contains(&vec!["f:data".to_string(), "f:k".to_string()]));
-        assert!(paths.contains(&vec!["f:spec".into(), "f:ports".into(), "k:{\"name\":\"http\"}".into(), "f:port".into()]));
+        assert!(paths.contains(&vec![
+            "f:spec".into(),
+            "f:ports".into(),
+            "k:{\"name\":\"http\"}".into(),
+            "f:port".into()
+        ]));
         let mut o2 = o.clone();
-        remove_path(&mut o2, &["f:spec".into(), "f:ports".into(), "k:{\"name\":\"http\"}".into()]);
+        remove_path(
+            &mut o2,
+            &[
+                "f:spec".into(),
+                "f:ports".into(),
+                "k:{\"name\":\"http\"}".into(),
+            ],
+        );
         assert_eq!(o2["spec"]["ports"], json!([]));
         assert_eq!(display_path(&["f:data".into(), "f:k".into()]), ".data.k");
     }

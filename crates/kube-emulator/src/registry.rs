@@ -105,19 +105,107 @@ impl Registry {
                 b("", "v1", "Secret", "secrets", true, &[], false),
                 b("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
                 b("", "v1", "Service", "services", true, &["svc"], true),
-                b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false),
+                b(
+                    "",
+                    "v1",
+                    "ServiceAccount",
+                    "serviceaccounts",
+                    true,
+                    &["sa"],
+                    false,
+                ),
                 b("", "v1", "Pod", "pods", true, &["po"], true),
                 b("", "v1", "Event", "events", true, &["ev"], false),
-                b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true),
-                b("apps", "v1", "Deployment", "deployments", true, &["deploy"], true),
-                b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true),
-                b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false),
-                b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false),
-                b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false),
-                b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false),
-                b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true),
-                b("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false),
-                b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true),
+                b(
+                    "",
+                    "v1",
+                    "PersistentVolumeClaim",
+                    "persistentvolumeclaims",
+                    true,
+                    &["pvc"],
+                    true,
+                ),
+                b(
+                    "apps",
+                    "v1",
+                    "Deployment",
+                    "deployments",
+                    true,
+                    &["deploy"],
+                    true,
+                ),
+                b(
+                    "apps",
+                    "v1",
+                    "StatefulSet",
+                    "statefulsets",
+                    true,
+                    &["sts"],
+                    true,
+                ),
+                b(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "Role",
+                    "roles",
+                    true,
+                    &[],
+                    false,
+                ),
+                b(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "RoleBinding",
+                    "rolebindings",
+                    true,
+                    &[],
+                    false,
+                ),
+                b(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "ClusterRole",
+                    "clusterroles",
+                    false,
+                    &[],
+                    false,
+                ),
+                b(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "ClusterRoleBinding",
+                    "clusterrolebindings",
+                    false,
+                    &[],
+                    false,
+                ),
+                b(
+                    "apiextensions.k8s.io",
+                    "v1",
+                    "CustomResourceDefinition",
+                    "customresourcedefinitions",
+                    false,
+                    &["crd", "crds"],
+                    true,
+                ),
+                b(
+                    "coordination.k8s.io",
+                    "v1",
+                    "Lease",
+                    "leases",
+                    true,
+                    &[],
+                    false,
+                ),
+                b(
+                    "networking.k8s.io",
+                    "v1",
+                    "Ingress",
+                    "ingresses",
+                    true,
+                    &["ing"],
+                    true,
+                ),
             ],
         }
     }
@@ -175,8 +263,12 @@ impl Registry {
     /// CRD is not acceptable.
     pub fn add_crd(&mut self, crd: &Value) -> Result<(), String> {
         let types = crd_types(crd)?;
-        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        self.types.retain(|t| t.crd.as_deref() != Some(name.as_str()));
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.types
+            .retain(|t| t.crd.as_deref() != Some(name.as_str()));
         self.types.extend(types);
         Ok(())
     }
@@ -215,15 +307,25 @@ pub fn crd_types(crd: &Value) -> Result<Vec<ResourceType>, String> {
     }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
-        return Err("spec.versions: Invalid value: must have exactly one version marked as storage version".into());
+        return Err(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version"
+                .into(),
+        );
     }
     let storage = versions.iter().filter(|v| v["storage"] == true).count();
     if storage != 1 {
-        return Err("spec.versions: Invalid value: must have exactly one version marked as storage version".into());
+        return Err(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version"
+                .into(),
+        );
     }
     let short: Vec<String> = names["shortNames"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let singular = names["singular"]
         .as_str()

@@ -47,7 +47,11 @@ fn set(s: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| format!("expected a set in parentheses, found {s:?}"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 impl LabelSelector {
@@ -71,7 +75,10 @@ impl LabelSelector {
                 reqs.push(Req::NotIn(k.trim().into(), set(v)?));
             } else if let Some((k, v)) = p.split_once(" in ") {
                 reqs.push(Req::In(k.trim().into(), set(v)?));
-            } else if p.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            } else if p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 reqs.push(Req::Exists(p.to_owned()));
             } else {
                 return Err(format!("unable to parse requirement: {p:?}"));
@@ -125,7 +132,11 @@ impl FieldSelector {
     /// Whether an object matches.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(k, eq, v)| {
-            let field = if k == "metadata.name" { "name" } else { "namespace" };
+            let field = if k == "metadata.name" {
+                "name"
+            } else {
+                "namespace"
+            };
             let actual = obj["metadata"][field].as_str().unwrap_or("");
             (actual == v) == *eq
         })
@@ -152,7 +163,11 @@ mod tests {
             ("app=web,tier in (back)", false),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("a b c").is_err());
     }
@@ -161,7 +176,9 @@ mod tests {
     fn field_selectors_match_name_and_namespace() {
         let o = json!({"metadata": {"name": "x", "namespace": "n"}});
         assert!(FieldSelector::parse("metadata.name=x").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("metadata.namespace!=n").unwrap().matches(&o));
+        assert!(!FieldSelector::parse("metadata.namespace!=n")
+            .unwrap()
+            .matches(&o));
         assert!(FieldSelector::parse("spec.x=1").is_err());
     }
 }

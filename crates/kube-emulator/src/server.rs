@@ -85,7 +85,9 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator").field("persist", &self.persist).finish_non_exhaustive()
+        f.debug_struct("Emulator")
+            .field("persist", &self.persist)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,8 +117,15 @@ impl Emulator {
     /// Keeps the cluster in a file: loaded now if it exists, saved after every change.
     pub fn persisted(mut self, path: &Path) -> Result<Self, EmulatorError> {
         if path.exists() {
-            let bytes = std::fs::read(path).map_err(|source| EmulatorError::Load { path: path.to_owned(), source })?;
-            let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| EmulatorError::Corrupt { path: path.to_owned(), message: e.to_string() })?;
+            let bytes = std::fs::read(path).map_err(|source| EmulatorError::Load {
+                path: path.to_owned(),
+                source,
+            })?;
+            let snap: Snapshot =
+                serde_json::from_slice(&bytes).map_err(|e| EmulatorError::Corrupt {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?;
             self.cluster.restore(snap);
         }
         self.persist = Some(path.to_owned());
@@ -138,10 +147,18 @@ impl Emulator {
     /// Starts the controllers and serves on `addr` (port 0 picks a free port). Must be called
     /// inside a tokio runtime.
     pub async fn serve(self, addr: SocketAddr) -> Result<Running, EmulatorError> {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| EmulatorError::Bind { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr, source })?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| EmulatorError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind { addr, source })?;
         Controllers::start(self.cluster.clone(), self.config.clone());
-        let app = Arc::new(App { cluster: self.cluster.clone(), faults: self.faults.clone(), addr: addr.to_string() });
+        let app = Arc::new(App {
+            cluster: self.cluster.clone(),
+            faults: self.faults.clone(),
+            addr: addr.to_string(),
+        });
         let router = axum::Router::new().fallback(handle).with_state(app);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -162,14 +179,25 @@ impl Emulator {
                 }
             })
         });
-        Ok(Running { addr, cluster: self.cluster, faults: self.faults, config: self.config, server, saver, persist: self.persist })
+        Ok(Running {
+            addr,
+            cluster: self.cluster,
+            faults: self.faults,
+            config: self.config,
+            server,
+            saver,
+            persist: self.persist,
+        })
     }
 }
 
 /// Writes the cluster to `path` atomically.
 pub fn save(cluster: &Cluster, path: &Path) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&cluster.snapshot()).unwrap_or_default())?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&cluster.snapshot()).unwrap_or_default(),
+    )?;
     std::fs::rename(&tmp, path)
 }
 

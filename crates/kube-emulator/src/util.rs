@@ -84,7 +84,9 @@ pub fn check_subdomain(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 253 {
         return Err("must be no more than 253 characters".into());
     }
-    let ok = name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+    let ok = name
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
     if ok {
@@ -99,7 +101,9 @@ pub fn check_label(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
         return Err("must be no more than 63 characters".into());
     }
-    let ok = name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    let ok = name
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
     if ok {

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 #[tokio::main]
@@ -15,7 +18,9 @@ async fn main() {
         println!("kube-emulator [--port N] [--kubeconfig FILE] [--state FILE] [--delay-ms N]");
         return;
     }
-    let port: u16 = arg(&args, "--port").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let port: u16 = arg(&args, "--port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     let mut config = kube_emulator::Config::default();
     if let Some(d) = arg(&args, "--delay-ms").and_then(|d| d.parse().ok()) {
         config.workload_delay = Duration::from_millis(d);

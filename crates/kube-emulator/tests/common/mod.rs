@@ -34,7 +34,12 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, running.kubeconfig()).unwrap();
-        Server { rt, running: Some(running), dir, kubeconfig }
+        Server {
+            rt,
+            running: Some(running),
+            dir,
+            kubeconfig,
+        }
     }
 
     pub fn running(&self) -> &Running {
@@ -65,7 +70,11 @@ impl Server {
     /// Runs kubectl, asserts failure, returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
