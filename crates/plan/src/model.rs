@@ -1,0 +1,629 @@
+//! The plan file format (`apiVersion: wbstack.dev/v1`, `kind: Plan`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The version this build reads and writes.
+pub const API_VERSION: &str = "wbstack.dev/v1";
+
+/// A whole plan file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Plan {
+    /// Always `wbstack.dev/v1`.
+    pub api_version: String,
+    /// Always `Plan`.
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: Spec,
+}
+
+/// Names the environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// The environment name: a DNS label (lowercase letters, digits, `-`; at most 40
+    /// characters). Every resource name derives from it.
+    pub name: String,
+    /// `down` refuses a protected environment without `--force`; databases get deletion
+    /// protection.
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Everything the environment consists of.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// Sizing preset; every field it sets can be overridden below.
+    #[serde(default)]
+    pub size: Size,
+    #[serde(default)]
+    pub kubernetes: KubernetesSpec,
+    pub wandb: WandbSpec,
+    #[serde(default)]
+    pub mysql: MysqlSpec,
+    #[serde(default)]
+    pub redis: RedisSpec,
+    #[serde(default)]
+    pub bucket: BucketSpec,
+    #[serde(default)]
+    pub clickhouse: ClickhouseSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaSpec>,
+    /// AWS settings; required when a data store is on AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSpec>,
+    /// Commands run around steps, by step id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, Vec<HookSpec>>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+/// Sizing preset, from the reference architecture's sizing guidelines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Size {
+    /// < 50 users.
+    #[default]
+    Small,
+    /// 50-200 users.
+    Medium,
+    /// 200+ users.
+    Large,
+}
+
+impl Size {
+    /// The word used in plans and `global.size`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Size::Small => "small",
+            Size::Medium => "medium",
+            Size::Large => "large",
+        }
+    }
+}
+
+/// Where in Kubernetes the deployment goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesSpec {
+    /// The namespace of W&B and its secrets.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Create the namespace (and delete it on teardown) when it does not exist.
+    #[serde(default = "yes")]
+    pub create_namespace: bool,
+    /// The kubeconfig context; defaults to the current one (`--context` overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+}
+
+impl Default for KubernetesSpec {
+    fn default() -> Self {
+        KubernetesSpec {
+            namespace: default_namespace(),
+            create_namespace: true,
+            context: None,
+            storage_class: None,
+        }
+    }
+}
+
+fn default_namespace() -> String {
+    "wandb".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The W&B deployment itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WandbSpec {
+    /// The WeightsAndBiases resource's name.
+    #[serde(default = "default_wandb_name")]
+    pub name: String,
+    /// The URL users reach W&B at (`https://...`).
+    pub host: String,
+    /// Where the license comes from. It is stored in a Kubernetes Secret, never in the resource.
+    pub license: LicenseSource,
+    #[serde(default)]
+    pub operator: OperatorSpec,
+    /// Per-component overrides of the size preset (api, app, frontend, console, executor,
+    /// filestream, parquet, weave, weave-trace, weave-trace-worker, glue, nginx, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, ComponentSpec>,
+    #[serde(default)]
+    pub weave: WeaveSpec,
+    /// Monitoring components.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+    /// `global.cloudProvider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_provider: Option<String>,
+    /// Anything the plan does not model, merged last into the resource's `spec.values`.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub values: serde_json::Value,
+}
+
+fn default_wandb_name() -> String {
+    "wandb".into()
+}
+
+/// Where a secret value comes from. Exactly one field.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LicenseSource {
+    /// The name of an environment variable holding it (recommended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// A file holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The value itself (discouraged outside sandboxes: plans are often committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// An existing Kubernetes Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretKeyRef>,
+}
+
+/// A key of a Kubernetes Secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// The W&B Kubernetes operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OperatorSpec {
+    /// `auto` installs it when absent and adopts it when present.
+    #[serde(default)]
+    pub install: OperatorInstall,
+    /// The operator version wbstack installs.
+    #[serde(default = "default_operator_version")]
+    pub version: String,
+    #[serde(default = "default_operator_namespace")]
+    pub namespace: String,
+}
+
+impl Default for OperatorSpec {
+    fn default() -> Self {
+        OperatorSpec {
+            install: OperatorInstall::Auto,
+            version: default_operator_version(),
+            namespace: default_operator_namespace(),
+        }
+    }
+}
+
+/// The operator version a plan gets unless it says otherwise.
+pub const OPERATOR_VERSION: &str = "1.21.3";
+
+fn default_operator_version() -> String {
+    OPERATOR_VERSION.into()
+}
+
+fn default_operator_namespace() -> String {
+    "wandb-operator".into()
+}
+
+/// How the operator is provided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperatorInstall {
+    #[default]
+    Auto,
+    /// Require it to exist already; fail if it does not.
+    Never,
+}
+
+/// One component's overrides.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ComponentSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// Requests and limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<CpuMem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<CpuMem>,
+}
+
+/// CPU and memory quantities (`500m`, `2Gi`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CpuMem {
+    pub cpu: String,
+    pub memory: String,
+}
+
+/// Weave.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WeaveSpec {
+    /// Install weave and weave-trace (sets `global.weave-trace.enabled` and
+    /// `weave-trace.install`). Needs ClickHouse.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Install the weave-trace workers (and their `weave-worker-auth` Secret).
+    #[serde(default)]
+    pub trace_workers: bool,
+}
+
+impl Default for WeaveSpec {
+    fn default() -> Self {
+        WeaveSpec {
+            enabled: true,
+            trace_workers: false,
+        }
+    }
+}
+
+/// Prometheus and OpenTelemetry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    #[serde(default)]
+    pub prometheus: bool,
+    #[serde(default)]
+    pub otel: bool,
+}
+
+/// Where MySQL runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MysqlMode {
+    /// The chart's in-cluster MySQL (not for production).
+    #[default]
+    InCluster,
+    /// A single RDS MySQL 8 instance.
+    Rds,
+    /// An Aurora MySQL 8.0 cluster.
+    Aurora,
+    /// A MySQL you run; give host and password secret.
+    External,
+}
+
+/// MySQL.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MysqlSpec {
+    #[serde(default)]
+    pub mode: MysqlMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// For `external`: the Secret holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretKeyRef>,
+    /// For `rds` / `aurora`: overrides the size preset (`db.r6g.large`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_class: Option<String>,
+    /// For `aurora`: instances in the cluster (writer included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_gb: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_retention_days: Option<u32>,
+    /// Defaults to `metadata.protected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_protection: Option<bool>,
+    /// Take a final snapshot on teardown.
+    #[serde(default)]
+    pub final_snapshot: bool,
+}
+
+/// Where Redis runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisMode {
+    #[default]
+    InCluster,
+    Elasticache,
+    External,
+}
+
+/// Redis.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisSpec {
+    #[serde(default)]
+    pub mode: RedisMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretKeyRef>,
+    /// For `elasticache`: overrides the size preset (`cache.m6g.large`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_type: Option<String>,
+    /// For `external`: whether it speaks TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+}
+
+/// Where artifacts go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BucketMode {
+    /// No bucket (the chart's in-cluster storage).
+    #[default]
+    None,
+    /// Create an S3 bucket encrypted with a KMS key.
+    S3,
+    /// Use an existing bucket.
+    Existing,
+}
+
+/// The object store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BucketSpec {
+    #[serde(default)]
+    pub mode: BucketMode,
+    /// Bucket name; defaults to `<environment>-wandb-artifacts` for `s3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `s3`, `gcs` or `az` for `existing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// An existing KMS key ARN; `s3` creates one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    #[serde(default)]
+    pub versioning: bool,
+    /// A Secret with access keys (`ACCESS_KEY`, `SECRET_KEY`), when not using workload identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+    /// Days a deleted KMS key waits before it is gone (7-30).
+    #[serde(default = "default_kms_window")]
+    pub kms_deletion_window_days: u32,
+}
+
+impl Default for BucketSpec {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+    }
+}
+
+fn default_kms_window() -> u32 {
+    7
+}
+
+/// Where ClickHouse (Weave's trace store) runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClickhouseMode {
+    /// The chart's in-cluster ClickHouse (`clickhouse.install: true`).
+    #[default]
+    InChart,
+    /// Native manifests rendered by wbstack: shards x replicas with ClickHouse Keeper.
+    Bundled,
+    /// A ClickHouseInstallation for the Altinity operator.
+    Altinity,
+    /// A ClickHouse you run; give host.
+    External,
+    /// No ClickHouse (and no Weave).
+    None,
+}
+
+/// ClickHouse.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClickhouseSpec {
+    #[serde(default)]
+    pub mode: ClickhouseMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Defaults to 8123 (the chart would otherwise assume 8443 for a host it does not know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default = "default_ch_database")]
+    pub database: String,
+    #[serde(default = "default_ch_user")]
+    pub user: String,
+    /// For `external`: the Secret holding the password; otherwise one is generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretKeyRef>,
+    /// The cluster name replicated Weave tables use.
+    #[serde(default = "default_ch_cluster")]
+    pub cluster_name: String,
+    #[serde(default = "one")]
+    pub shards: u32,
+    /// Defaults to the size preset (1 for small, 3 otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// `global.clickhouse.replicated`; defaults to replicas > 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicated: Option<bool>,
+    /// ClickHouse server image.
+    #[serde(default = "default_ch_image")]
+    pub image: String,
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Expose `/metrics` for Prometheus.
+    #[serde(default)]
+    pub prometheus: bool,
+    /// S3-backed storage with a local cache and the `s3_main` policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<ClickhouseS3>,
+    /// For `altinity`: ZooKeeper / Keeper host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zookeeper_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default = "default_ch_storage")]
+    pub storage_size: String,
+}
+
+impl Default for ClickhouseSpec {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+    }
+}
+
+fn default_ch_database() -> String {
+    "weave_trace_db".into()
+}
+fn default_ch_user() -> String {
+    "wandb".into()
+}
+fn default_ch_cluster() -> String {
+    "weave_cluster".into()
+}
+fn default_ch_image() -> String {
+    "clickhouse/clickhouse-server:24.8".into()
+}
+fn default_log_level() -> String {
+    "information".into()
+}
+fn default_ch_storage() -> String {
+    "100Gi".into()
+}
+fn one() -> u32 {
+    1
+}
+
+/// ClickHouse's S3 disk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClickhouseS3 {
+    /// `https://s3.<region>.amazonaws.com/<bucket>/<folder>/`.
+    pub endpoint: String,
+    /// Take credentials from the environment or instance metadata (recommended).
+    #[serde(default = "yes")]
+    pub use_environment_credentials: bool,
+    /// Otherwise a Secret with `ACCESS_KEY` and `SECRET_KEY`, passed as environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+    #[serde(default = "default_cache_size")]
+    pub cache_size: String,
+}
+
+fn default_cache_size() -> String {
+    "100Gi".into()
+}
+
+/// Kafka (large deployments).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KafkaSpec {
+    pub broker_host: String,
+    #[serde(default = "default_kafka_port")]
+    pub broker_port: u16,
+    #[serde(default = "default_ch_user")]
+    pub user: String,
+    pub password_secret: SecretKeyRef,
+}
+
+fn default_kafka_port() -> u16 {
+    9092
+}
+
+/// AWS.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsSpec {
+    /// Defaults to the standard AWS configuration chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// An endpoint override (LocalStack, moto); `WBSTACK_AWS_ENDPOINT` also sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Subnets for the database and cache subnet groups (two or more, in different zones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnet_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    /// Extra tags on every resource.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Days a deleted secret can be recovered (0 deletes at once; otherwise 7-30).
+    #[serde(default = "default_recovery")]
+    pub secret_recovery_days: u32,
+}
+
+impl Default for AwsSpec {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+    }
+}
+
+fn default_recovery() -> u32 {
+    7
+}
+
+/// A user hook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HookSpec {
+    /// `before`, `after`, `on_failure` or `on_rollback`.
+    pub when: String,
+    /// The program and its arguments; run without a shell.
+    pub command: Vec<String>,
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_hook_timeout() -> u64 {
+    300
+}
+
+/// Timeouts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Timeouts {
+    /// How long any step may take to become ready.
+    #[serde(default = "default_ready_timeout")]
+    pub ready_seconds: u64,
+    /// Overrides by step id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub steps: BTreeMap<String, u64>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            ready_seconds: default_ready_timeout(),
+            steps: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_ready_timeout() -> u64 {
+    1800
+}
