@@ -1,0 +1,186 @@
+//! A thin layer over kube's dynamic API: manifests in, JSON out, errors classified.
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+use wbstack_engine::StepError;
+
+/// The field manager of every server-side apply wbstack makes.
+pub const FIELD_MANAGER: &str = "wbstack";
+
+/// A cluster connection.
+#[derive(Clone)]
+pub struct Kube {
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for Kube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kube")
+    }
+}
+
+/// Kinds wbstack manages: (apiVersion, kind, plural, namespaced).
+const KINDS: [(&str, &str, &str, bool); 15] = [
+    ("v1", "Namespace", "namespaces", false),
+    ("v1", "Secret", "secrets", true),
+    ("v1", "ConfigMap", "configmaps", true),
+    ("v1", "Service", "services", true),
+    ("v1", "ServiceAccount", "serviceaccounts", true),
+    ("v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+    ("v1", "Event", "events", true),
+    ("apps/v1", "Deployment", "deployments", true),
+    ("apps/v1", "StatefulSet", "statefulsets", true),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", false),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", false),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", false),
+    ("apps.wandb.com/v1", "WeightsAndBiases", "weightsandbiases", true),
+    ("clickhouse.altinity.com/v1", "ClickHouseInstallation", "clickhouseinstallations", true),
+    ("rbac.authorization.k8s.io/v1", "Role", "roles", true),
+];
+
+/// The API resource of a kind wbstack manages.
+pub fn resource(api_version: &str, kind: &str) -> Result<(ApiResource, bool), StepError> {
+    let (_, _, plural, namespaced) = KINDS
+        .iter()
+        .find(|(a, k, _, _)| *a == api_version && *k == kind)
+        .ok_or_else(|| StepError::permanent(format!("wbstack does not manage {api_version} {kind}")))?;
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    Ok((ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural), *namespaced))
+}
+
+/// Maps a kube error to transient (retry) or permanent, naming the operation.
+pub fn classify(e: kube::Error, what: &str) -> StepError {
+    let msg = format!("failed to {what}");
+    match &e {
+        kube::Error::Api(s) => {
+            let code = s.code;
+            let m = format!("{msg}: {} ({} {})", s.message, code, s.reason);
+            if code == 429 || code >= 500 || code == 409 {
+                let mut err = StepError::transient(m);
+                if code == 429 {
+                    err = err.with_retry_after(std::time::Duration::from_secs(1));
+                }
+                err
+            } else {
+                StepError::permanent(m)
+            }
+        }
+        kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => StepError::permanent(format!("{msg}: {e}")),
+        _ => StepError::transient(format!("{msg}: {e}")),
+    }
+}
+
+fn to_value(o: DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+fn meta<'a>(obj: &'a Value, k: &str) -> &'a str {
+    obj["metadata"][k].as_str().unwrap_or("")
+}
+
+impl Kube {
+    /// Wraps a client.
+    pub fn new(client: kube::Client) -> Self {
+        Kube { client }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The dynamic API of a kind in a namespace (ignored for cluster-scoped kinds).
+    pub fn api(&self, api_version: &str, kind: &str, ns: Option<&str>) -> Result<Api<DynamicObject>, StepError> {
+        let (ar, namespaced) = resource(api_version, kind)?;
+        Ok(match (namespaced, ns) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            (true, None) => Api::all_with(self.client.clone(), &ar),
+            (false, _) => Api::all_with(self.client.clone(), &ar),
+        })
+    }
+
+    fn api_for(&self, obj: &Value) -> Result<Api<DynamicObject>, StepError> {
+        let ns = obj["metadata"]["namespace"].as_str();
+        self.api(obj["apiVersion"].as_str().unwrap_or(""), obj["kind"].as_str().unwrap_or(""), ns)
+    }
+
+    /// Server-side apply with field manager `wbstack`, taking over conflicting fields.
+    pub async fn apply(&self, obj: &Value) -> Result<Value, StepError> {
+        let api = self.api_for(obj)?;
+        let name = meta(obj, "name");
+        let what = format!("apply {} {name}", obj["kind"].as_str().unwrap_or(""));
+        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
+            .await
+            .map(to_value)
+            .map_err(|e| classify(e, &what))
+    }
+
+    /// Creates unless it exists; true if this call created it.
+    pub async fn create(&self, obj: &Value) -> Result<bool, StepError> {
+        let api = self.api_for(obj)?;
+        let what = format!("create {} {}", obj["kind"].as_str().unwrap_or(""), meta(obj, "name"));
+        let dynobj: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| StepError::permanent(format!("{what}: {e}")))?;
+        match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &dynobj).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => Ok(false),
+            Err(e) => Err(classify(e, &what)),
+        }
+    }
+
+    /// Reads an object, if it exists.
+    pub async fn get(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<Option<Value>, StepError> {
+        self.api(api_version, kind, ns)?
+            .get_opt(name)
+            .await
+            .map(|o| o.map(to_value))
+            .map_err(|e| classify(e, &format!("read {kind} {name}")))
+    }
+
+    /// Lists objects with a label selector.
+    pub async fn list(&self, api_version: &str, kind: &str, ns: Option<&str>, labels: &str) -> Result<Vec<Value>, StepError> {
+        let mut lp = ListParams::default();
+        if !labels.is_empty() {
+            lp = lp.labels(labels);
+        }
+        self.api(api_version, kind, ns)?
+            .list(&lp)
+            .await
+            .map(|l| l.items.into_iter().map(to_value).collect())
+            .map_err(|e| classify(e, &format!("list {kind}")))
+    }
+
+    /// Deletes an object; absent counts as done.
+    pub async fn delete(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<(), StepError> {
+        match self.api(api_version, kind, ns)?.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(classify(e, &format!("delete {kind} {name}"))),
+        }
+    }
+
+    /// Deletes the object a manifest describes.
+    pub async fn delete_manifest(&self, obj: &Value) -> Result<(), StepError> {
+        self.delete(
+            obj["apiVersion"].as_str().unwrap_or(""),
+            obj["kind"].as_str().unwrap_or(""),
+            obj["metadata"]["namespace"].as_str(),
+            meta(obj, "name"),
+        )
+        .await
+    }
+
+    /// Reads the object a manifest describes.
+    pub async fn get_manifest(&self, obj: &Value) -> Result<Option<Value>, StepError> {
+        self.get(
+            obj["apiVersion"].as_str().unwrap_or(""),
+            obj["kind"].as_str().unwrap_or(""),
+            obj["metadata"]["namespace"].as_str(),
+            meta(obj, "name"),
+        )
+        .await
+    }
+}
