@@ -412,15 +412,17 @@ async fn converge(
                     .await?;
             }
             let outputs = wait_ready(cx, i, ctx).await?;
-            let outputs = finish(cx, i, ctx, outputs, !adopt).await?;
-            Ok((
-                if adopt {
-                    StepOutcome::Adopted
-                } else {
-                    StepOutcome::Created
-                },
-                outputs,
-            ))
+            let outputs = finish(cx, i, ctx, outputs, !adopt && ours_in_flight).await?;
+            let outcome = if adopt {
+                StepOutcome::Adopted
+            } else if ours_in_flight {
+                // A create that a crash interrupted, waited for.
+                StepOutcome::Created
+            } else {
+                // Ready before, busy now (someone changed it): waited for, nothing applied.
+                StepOutcome::Unchanged
+            };
+            Ok((outcome, outputs))
         }
         Observation::Absent => {
             mutate(cx, i, ctx, Action::Create, &deps, calls).await?;

@@ -27,15 +27,45 @@ const KINDS: [(&str, &str, &str, bool); 15] = [
     ("v1", "ConfigMap", "configmaps", true),
     ("v1", "Service", "services", true),
     ("v1", "ServiceAccount", "serviceaccounts", true),
-    ("v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+    (
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+    ),
     ("v1", "Event", "events", true),
     ("apps/v1", "Deployment", "deployments", true),
     ("apps/v1", "StatefulSet", "statefulsets", true),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", false),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", false),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", false),
-    ("apps.wandb.com/v1", "WeightsAndBiases", "weightsandbiases", true),
-    ("clickhouse.altinity.com/v1", "ClickHouseInstallation", "clickhouseinstallations", true),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    ),
+    (
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+    ),
+    (
+        "apps.wandb.com/v1",
+        "WeightsAndBiases",
+        "weightsandbiases",
+        true,
+    ),
+    (
+        "clickhouse.altinity.com/v1",
+        "ClickHouseInstallation",
+        "clickhouseinstallations",
+        true,
+    ),
     ("rbac.authorization.k8s.io/v1", "Role", "roles", true),
 ];
 
@@ -44,12 +74,17 @@ pub fn resource(api_version: &str, kind: &str) -> Result<(ApiResource, bool), St
     let (_, _, plural, namespaced) = KINDS
         .iter()
         .find(|(a, k, _, _)| *a == api_version && *k == kind)
-        .ok_or_else(|| StepError::permanent(format!("wbstack does not manage {api_version} {kind}")))?;
+        .ok_or_else(|| {
+            StepError::permanent(format!("wbstack does not manage {api_version} {kind}"))
+        })?;
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
     };
-    Ok((ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural), *namespaced))
+    Ok((
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural),
+        *namespaced,
+    ))
 }
 
 /// Maps a kube error to transient (retry) or permanent, naming the operation.
@@ -69,7 +104,9 @@ pub fn classify(e: kube::Error, what: &str) -> StepError {
                 StepError::permanent(m)
             }
         }
-        kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => StepError::permanent(format!("{msg}: {e}")),
+        kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => {
+            StepError::permanent(format!("{msg}: {e}"))
+        }
         _ => StepError::transient(format!("{msg}: {e}")),
     }
 }
@@ -94,7 +131,12 @@ impl Kube {
     }
 
     /// The dynamic API of a kind in a namespace (ignored for cluster-scoped kinds).
-    pub fn api(&self, api_version: &str, kind: &str, ns: Option<&str>) -> Result<Api<DynamicObject>, StepError> {
+    pub fn api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+    ) -> Result<Api<DynamicObject>, StepError> {
         let (ar, namespaced) = resource(api_version, kind)?;
         Ok(match (namespaced, ns) {
             (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
@@ -105,7 +147,11 @@ impl Kube {
 
     fn api_for(&self, obj: &Value) -> Result<Api<DynamicObject>, StepError> {
         let ns = obj["metadata"]["namespace"].as_str();
-        self.api(obj["apiVersion"].as_str().unwrap_or(""), obj["kind"].as_str().unwrap_or(""), ns)
+        self.api(
+            obj["apiVersion"].as_str().unwrap_or(""),
+            obj["kind"].as_str().unwrap_or(""),
+            ns,
+        )
     }
 
     /// Server-side apply with field manager `wbstack`, taking over conflicting fields.
@@ -113,18 +159,36 @@ impl Kube {
         let api = self.api_for(obj)?;
         let name = meta(obj, "name");
         let what = format!("apply {} {name}", obj["kind"].as_str().unwrap_or(""));
-        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
-            .await
-            .map(to_value)
-            .map_err(|e| classify(e, &what))
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .map(to_value)
+        .map_err(|e| classify(e, &what))
     }
 
     /// Creates unless it exists; true if this call created it.
     pub async fn create(&self, obj: &Value) -> Result<bool, StepError> {
         let api = self.api_for(obj)?;
-        let what = format!("create {} {}", obj["kind"].as_str().unwrap_or(""), meta(obj, "name"));
-        let dynobj: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| StepError::permanent(format!("{what}: {e}")))?;
-        match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &dynobj).await {
+        let what = format!(
+            "create {} {}",
+            obj["kind"].as_str().unwrap_or(""),
+            meta(obj, "name")
+        );
+        let dynobj: DynamicObject = serde_json::from_value(obj.clone())
+            .map_err(|e| StepError::permanent(format!("{what}: {e}")))?;
+        match api
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &dynobj,
+            )
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => Ok(false),
             Err(e) => Err(classify(e, &what)),
@@ -132,7 +196,13 @@ impl Kube {
     }
 
     /// Reads an object, if it exists.
-    pub async fn get(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<Option<Value>, StepError> {
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, StepError> {
         self.api(api_version, kind, ns)?
             .get_opt(name)
             .await
@@ -141,7 +211,13 @@ impl Kube {
     }
 
     /// Lists objects with a label selector.
-    pub async fn list(&self, api_version: &str, kind: &str, ns: Option<&str>, labels: &str) -> Result<Vec<Value>, StepError> {
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        labels: &str,
+    ) -> Result<Vec<Value>, StepError> {
         let mut lp = ListParams::default();
         if !labels.is_empty() {
             lp = lp.labels(labels);
@@ -154,8 +230,18 @@ impl Kube {
     }
 
     /// Deletes an object; absent counts as done.
-    pub async fn delete(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<(), StepError> {
-        match self.api(api_version, kind, ns)?.delete(name, &DeleteParams::background()).await {
+    pub async fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(), StepError> {
+        match self
+            .api(api_version, kind, ns)?
+            .delete(name, &DeleteParams::background())
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(classify(e, &format!("delete {kind} {name}"))),

@@ -11,6 +11,7 @@ mod steps;
 pub use client::{classify, resource, Kube, FIELD_MANAGER};
 pub use ready::{chi_ready, wait_for, wandb_phase, workload_ready, WandbPhase, Watch};
 pub use steps::{
-    generate_password, kube_error, ClickhouseAltinityStep, ClickhouseBundledStep, GeneratedSecretStep, NamespaceStep, OperatorStep, SecretResolver,
-    ValueSecretStep, ValueSource, WandbStep, FINGERPRINT_ANNOTATION,
+    generate_password, kube_error, ClickhouseAltinityStep, ClickhouseBundledStep,
+    GeneratedSecretStep, NamespaceStep, OperatorStep, SecretResolver, ValueSecretStep, ValueSource,
+    WandbStep, FINGERPRINT_ANNOTATION,
 };

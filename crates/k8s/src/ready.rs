@@ -39,7 +39,9 @@ pub fn chi_ready(o: &Value) -> bool {
         && st["hostsCompleted"] == st["hosts"]
         && st["hostsFailed"].as_i64().unwrap_or(0) == 0
         && st["endpoint"].as_str().is_some_and(|e| !e.is_empty())
-        && st["observedGeneration"].as_i64().is_none_or(|g| Some(g) >= o["metadata"]["generation"].as_i64())
+        && st["observedGeneration"]
+            .as_i64()
+            .is_none_or(|g| Some(g) >= o["metadata"]["generation"].as_i64())
 }
 
 /// What a WeightsAndBiases resource says about itself.
@@ -65,18 +67,34 @@ pub fn wandb_phase(o: &Value) -> WandbPhase {
     let gen = o["metadata"]["generation"].as_i64();
     if let Some(conds) = st["conditions"].as_array() {
         if let Some(c) = conds.iter().find(|c| c["type"] == "Ready") {
-            let current = c["observedGeneration"].as_i64().is_none_or(|g| Some(g) >= gen);
-            return if c["status"] == "True" && current { WandbPhase::Completed } else { WandbPhase::Pending(format!("Ready={}", c["status"].as_str().unwrap_or("?"))) };
+            let current = c["observedGeneration"]
+                .as_i64()
+                .is_none_or(|g| Some(g) >= gen);
+            return if c["status"] == "True" && current {
+                WandbPhase::Completed
+            } else {
+                WandbPhase::Pending(format!("Ready={}", c["status"].as_str().unwrap_or("?")))
+            };
         }
     }
     if let Some(ready) = st["ready"].as_bool() {
-        let current = st["observedGeneration"].as_i64().is_none_or(|g| Some(g) >= gen);
-        return if ready && current { WandbPhase::Completed } else { WandbPhase::Pending("ready=false".into()) };
+        let current = st["observedGeneration"]
+            .as_i64()
+            .is_none_or(|g| Some(g) >= gen);
+        return if ready && current {
+            WandbPhase::Completed
+        } else {
+            WandbPhase::Pending("ready=false".into())
+        };
     }
     if phase == "Completed" {
         WandbPhase::Completed
     } else {
-        WandbPhase::Pending(if phase.is_empty() { "no status yet".into() } else { phase.into() })
+        WandbPhase::Pending(if phase.is_empty() {
+            "no status yet".into()
+        } else {
+            phase.into()
+        })
     }
 }
 
@@ -91,7 +109,12 @@ pub struct Watch<'a> {
 /// Re-runs `check` whenever a watched object changes (and at least every 30 s, to recover from
 /// anything a watch missed) until it yields a value or fails. Returns promptly on cancellation;
 /// the caller (the engine) owns the timeout.
-pub async fn wait_for<T, F, Fut>(kube: &Kube, watches: Vec<Watch<'_>>, ctx: &StepCtx, mut check: F) -> Result<T, StepError>
+pub async fn wait_for<T, F, Fut>(
+    kube: &Kube,
+    watches: Vec<Watch<'_>>,
+    ctx: &StepCtx,
+    mut check: F,
+) -> Result<T, StepError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, StepError>>,
@@ -151,8 +174,14 @@ mod tests {
 
     #[test]
     fn wandb_phase_prefers_a_generation_aware_condition() {
-        assert_eq!(wandb_phase(&json!({"status": {"phase": "Invalid Config"}})), WandbPhase::Invalid);
-        assert_eq!(wandb_phase(&json!({"status": {"phase": "Completed"}})), WandbPhase::Completed);
+        assert_eq!(
+            wandb_phase(&json!({"status": {"phase": "Invalid Config"}})),
+            WandbPhase::Invalid
+        );
+        assert_eq!(
+            wandb_phase(&json!({"status": {"phase": "Completed"}})),
+            WandbPhase::Completed
+        );
         let stale = json!({"metadata": {"generation": 3}, "status": {"phase": "Completed", "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 2}]}});
         assert!(matches!(wandb_phase(&stale), WandbPhase::Pending(_)));
     }

@@ -87,7 +87,10 @@ pub fn clickhouse_server_xml(c: &BundledClickhouse) -> String {
     let mut x = String::from("<clickhouse>\n  <!-- Macros -->\n  <macros>\n    <shard from_env=\"CLICKHOUSE_SHARD_ID\"></shard>\n    <replica from_env=\"CLICKHOUSE_REPLICA_ID\"></replica>\n    <cluster>");
     x.push_str(&c.cluster_name);
     x.push_str("</cluster>\n  </macros>\n");
-    x.push_str(&format!("  <logger>\n    <level>{}</level>\n    <console>1</console>\n  </logger>\n", c.log_level));
+    x.push_str(&format!(
+        "  <logger>\n    <level>{}</level>\n    <console>1</console>\n  </logger>\n",
+        c.log_level
+    ));
     x.push_str("  <listen_host>0.0.0.0</listen_host>\n");
     x.push_str(&format!("  <remote_servers>\n    <{}>\n", c.cluster_name));
     for s in 0..c.shards {
@@ -106,12 +109,16 @@ pub fn clickhouse_server_xml(c: &BundledClickhouse) -> String {
         x.push_str(&format!("    <node>\n      <host>{}-keeper-{k}.{}-keeper-headless.{ns}.svc.cluster.local</host>\n      <port>9181</port>\n    </node>\n", c.name, c.name));
     }
     x.push_str("  </zookeeper>\n");
-    x.push_str("  <distributed_ddl>\n    <path>/clickhouse/task_queue/ddl</path>\n  </distributed_ddl>\n");
+    x.push_str(
+        "  <distributed_ddl>\n    <path>/clickhouse/task_queue/ddl</path>\n  </distributed_ddl>\n",
+    );
     if c.prometheus {
         x.push_str("  <prometheus>\n    <endpoint>/metrics</endpoint>\n    <port>9363</port>\n    <metrics>true</metrics>\n    <events>true</events>\n    <asynchronous_metrics>true</asynchronous_metrics>\n  </prometheus>\n");
     }
     if let Some(s3) = &c.s3 {
-        x.push_str("  <storage_configuration>\n    <disks>\n      <s3_disk>\n        <type>s3</type>\n");
+        x.push_str(
+            "  <storage_configuration>\n    <disks>\n      <s3_disk>\n        <type>s3</type>\n",
+        );
         x.push_str(&format!("        <endpoint>{}</endpoint>\n", s3.endpoint));
         if s3.use_environment_credentials {
             x.push_str("        <use_environment_credentials>true</use_environment_credentials>\n");
@@ -124,7 +131,9 @@ pub fn clickhouse_server_xml(c: &BundledClickhouse) -> String {
             s3.cache_size
         ));
         x.push_str("    <policies>\n      <s3_main>\n        <volumes>\n          <main>\n            <disk>s3_disk_cache</disk>\n          </main>\n        </volumes>\n      </s3_main>\n    </policies>\n  </storage_configuration>\n");
-        x.push_str("  <merge_tree>\n    <storage_policy>s3_main</storage_policy>\n  </merge_tree>\n");
+        x.push_str(
+            "  <merge_tree>\n    <storage_policy>s3_main</storage_policy>\n  </merge_tree>\n",
+        );
     }
     x.push_str("</clickhouse>\n");
     x
@@ -184,18 +193,18 @@ pub fn clickhouse_bundled(c: &BundledClickhouse) -> Vec<Value> {
             "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"app.kubernetes.io/instance": n, "app.kubernetes.io/component": "keeper"},
                 "ports": [{"name": "client", "port": 9181}, {"name": "raft", "port": 9234}]}}),
         json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": format!("{n}-keeper"), "namespace": ns, "labels": labels(n, "keeper")},
-            "spec": {
-                "replicas": c.keeper_replicas, "serviceName": format!("{n}-keeper-headless"), "podManagementPolicy": "Parallel",
-                "selector": {"matchLabels": {"app.kubernetes.io/instance": n, "app.kubernetes.io/component": "keeper"}},
-                "template": {"metadata": {"labels": labels(n, "keeper")}, "spec": {"containers": [{
-                    "name": "keeper", "image": c.keeper_image,
-                    "command": ["/bin/sh", "-c", "export KEEPER_SERVER_ID=$(( ${HOSTNAME##*-} + 1 )); exec /entrypoint.sh"],
-                    "ports": [{"name": "client", "containerPort": 9181}, {"name": "raft", "containerPort": 9234}],
-                    "volumeMounts": [{"name": "config", "mountPath": "/etc/clickhouse-keeper/keeper_config.d"}, {"name": "data", "mountPath": "/var/lib/clickhouse-keeper"}],
-                    "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-                }], "volumes": [{"name": "config", "configMap": {"name": format!("{n}-keeper-config")}}]}},
-                "volumeClaimTemplates": [pvc("data", "10Gi", &c.storage_class)]
-            }}),
+        "spec": {
+            "replicas": c.keeper_replicas, "serviceName": format!("{n}-keeper-headless"), "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"app.kubernetes.io/instance": n, "app.kubernetes.io/component": "keeper"}},
+            "template": {"metadata": {"labels": labels(n, "keeper")}, "spec": {"containers": [{
+                "name": "keeper", "image": c.keeper_image,
+                "command": ["/bin/sh", "-c", "export KEEPER_SERVER_ID=$(( ${HOSTNAME##*-} + 1 )); exec /entrypoint.sh"],
+                "ports": [{"name": "client", "containerPort": 9181}, {"name": "raft", "containerPort": 9234}],
+                "volumeMounts": [{"name": "config", "mountPath": "/etc/clickhouse-keeper/keeper_config.d"}, {"name": "data", "mountPath": "/var/lib/clickhouse-keeper"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+            }], "volumes": [{"name": "config", "configMap": {"name": format!("{n}-keeper-config")}}]}},
+            "volumeClaimTemplates": [pvc("data", "10Gi", &c.storage_class)]
+        }}),
     ];
     for s in 0..c.shards {
         let mut env = vec![
@@ -211,7 +220,11 @@ pub fn clickhouse_bundled(c: &BundledClickhouse) -> Vec<Value> {
                 env.push(json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": cs, "key": "SECRET_KEY"}}}));
             }
         }
-        let mut ports = vec![json!({"name": "http", "containerPort": 8123}), json!({"name": "tcp", "containerPort": 9000}), json!({"name": "interserver", "containerPort": 9009})];
+        let mut ports = vec![
+            json!({"name": "http", "containerPort": 8123}),
+            json!({"name": "tcp", "containerPort": 9000}),
+            json!({"name": "interserver", "containerPort": 9009}),
+        ];
         if c.prometheus {
             ports.push(json!({"name": "metrics", "containerPort": 9363}));
         }
@@ -281,15 +294,23 @@ pub fn wandb(namespace: &str, name: &str, values: &Value) -> Value {
 /// The Deployments / StatefulSets a WeightsAndBiases's values install, as `(name, replicas)`
 /// (the operator names them `<release>-<component>`).
 pub fn expected_workloads(name: &str, values: &Value) -> Vec<(String, i64)> {
-    let Some(m) = values.as_object() else { return vec![] };
+    let Some(m) = values.as_object() else {
+        return vec![];
+    };
     let mut out = Vec::new();
     for (component, v) in m {
         if component == "global" || !v.is_object() {
             continue;
         }
-        let on = v["install"].as_bool().or_else(|| v["enabled"].as_bool()).unwrap_or(false);
+        let on = v["install"]
+            .as_bool()
+            .or_else(|| v["enabled"].as_bool())
+            .unwrap_or(false);
         if on {
-            out.push((format!("{name}-{component}"), v["replicaCount"].as_i64().unwrap_or(1)));
+            out.push((
+                format!("{name}-{component}"),
+                v["replicaCount"].as_i64().unwrap_or(1),
+            ));
         }
     }
     out

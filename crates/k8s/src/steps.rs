@@ -1,14 +1,18 @@
 //! The Kubernetes steps.
 
 use crate::client::{classify, Kube};
-use crate::ready::{chi_ready, wait_for, wandb_phase, workload_progress, workload_ready, Watch, WandbPhase};
+use crate::ready::{
+    chi_ready, wait_for, wandb_phase, workload_progress, workload_ready, WandbPhase, Watch,
+};
 use crate::render;
 use async_trait::async_trait;
 use base64::Engine as _;
 use rand::{Rng, TryRngCore};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Secret, SecretRef, Step, StepCtx, StepError};
+use wbstack_engine::{
+    Action, Fingerprint, Observation, Outputs, Secret, SecretRef, Step, StepCtx, StepError,
+};
 use wbstack_plan::{AltinityClickhouse, Binding, BundledClickhouse, OperatorInstall};
 
 /// The annotation that records the fingerprint wbstack applied.
@@ -20,16 +24,25 @@ fn annotated(mut obj: Value, fp: &Fingerprint) -> Value {
 }
 
 fn observed_fp(obj: &Value) -> Option<Fingerprint> {
-    obj["metadata"]["annotations"][FINGERPRINT_ANNOTATION].as_str().map(Fingerprint::from_hex)
+    obj["metadata"]["annotations"][FINGERPRINT_ANNOTATION]
+        .as_str()
+        .map(Fingerprint::from_hex)
 }
 
 fn out(pairs: &[(&str, Value)]) -> Outputs {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn secret_outputs(ns: &str, name: &str, key: &str) -> Outputs {
     let r = SecretRef::new("kubernetes", format!("{ns}/{name}")).with_key(key);
-    out(&[("name", json!(name)), ("key", json!(key)), ("secret", serde_json::to_value(r).unwrap_or_default())])
+    out(&[
+        ("name", json!(name)),
+        ("key", json!(key)),
+        ("secret", serde_json::to_value(r).unwrap_or_default()),
+    ])
 }
 
 fn terminating(o: &Value) -> bool {
@@ -51,22 +64,36 @@ impl Step for NamespaceStep {
         Fingerprint::of(&("namespace", &self.name))
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
-        Ok(match self.kube.get("v1", "Namespace", None, &self.name).await? {
-            None => Observation::Absent,
-            Some(o) if terminating(&o) => Observation::InProgress { detail: Some("terminating".into()) },
-            Some(_) => Observation::ready(out(&[("name", json!(self.name))])),
-        })
+        Ok(
+            match self.kube.get("v1", "Namespace", None, &self.name).await? {
+                None => Observation::Absent,
+                Some(o) if terminating(&o) => Observation::InProgress {
+                    detail: Some("terminating".into()),
+                },
+                Some(_) => Observation::ready(out(&[("name", json!(self.name))])),
+            },
+        )
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": "wbstack"}}});
         self.kube.create(&obj).await.map(|_| ())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let watches = vec![Watch { api_version: "v1", kind: "Namespace", namespace: None, labels: String::new() }];
+        let watches = vec![Watch {
+            api_version: "v1",
+            kind: "Namespace",
+            namespace: None,
+            labels: String::new(),
+        }];
         wait_for(&self.kube, watches, ctx, || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
-                Observation::InProgress { .. } => return Err(StepError::transient(format!("namespace {} is still being deleted", self.name))),
+                Observation::InProgress { .. } => {
+                    return Err(StepError::transient(format!(
+                        "namespace {} is still being deleted",
+                        self.name
+                    )))
+                }
                 _ => None,
             })
         })
@@ -93,7 +120,11 @@ pub enum ValueSource {
     /// Known before the run (resolved and validated by the caller).
     Known(Secret),
     /// The secret another step's output refers to, fetched by a resolver.
-    FromStep { step: String, output: String, resolver: Arc<dyn SecretResolver> },
+    FromStep {
+        step: String,
+        output: String,
+        resolver: Arc<dyn SecretResolver>,
+    },
 }
 
 /// Fetches secret values by reference (from Secrets Manager, say).
@@ -106,9 +137,20 @@ impl ValueSecretStep {
     async fn value(&self, ctx: &StepCtx) -> Result<Secret, StepError> {
         match &self.value {
             ValueSource::Known(s) => Ok(s.clone()),
-            ValueSource::FromStep { step, output, resolver } => {
-                let v = ctx.dep_output(step, output).ok_or_else(|| StepError::permanent(format!("step {step} has no output {output}")))?;
-                let r: SecretRef = serde_json::from_value(v["secret_ref"].clone()).map_err(|e| StepError::permanent(format!("output {output} of {step} is not a secret reference: {e}")))?;
+            ValueSource::FromStep {
+                step,
+                output,
+                resolver,
+            } => {
+                let v = ctx.dep_output(step, output).ok_or_else(|| {
+                    StepError::permanent(format!("step {step} has no output {output}"))
+                })?;
+                let r: SecretRef =
+                    serde_json::from_value(v["secret_ref"].clone()).map_err(|e| {
+                        StepError::permanent(format!(
+                            "output {output} of {step} is not a secret reference: {e}"
+                        ))
+                    })?;
                 resolver.resolve(&r).await
             }
         }
@@ -133,10 +175,16 @@ impl Step for ValueSecretStep {
         true
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
-        let Some(o) = self.kube.get("v1", "Secret", Some(&self.namespace), &self.name).await? else {
+        let Some(o) = self
+            .kube
+            .get("v1", "Secret", Some(&self.namespace), &self.name)
+            .await?
+        else {
             return Ok(Observation::Absent);
         };
-        let live = o["data"][&self.key].as_str().and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+        let live = o["data"][&self.key]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
         // Compare with the value it should hold; only the outcome is reported.
         let matches = match &self.value {
             ValueSource::Known(s) => live.as_deref() == Some(s.expose().as_bytes()),
@@ -145,8 +193,15 @@ impl Step for ValueSecretStep {
                 Err(_) => live.is_some(),
             },
         };
-        let fp = if matches { self.fingerprint() } else { Fingerprint::from_hex("value-differs") };
-        Ok(Observation::Ready { outputs: secret_outputs(&self.namespace, &self.name, &self.key), fingerprint: Some(fp) })
+        let fp = if matches {
+            self.fingerprint()
+        } else {
+            Fingerprint::from_hex("value-differs")
+        };
+        Ok(Observation::Ready {
+            outputs: secret_outputs(&self.namespace, &self.name, &self.key),
+            fingerprint: Some(fp),
+        })
     }
     async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let v = self.value(ctx).await?;
@@ -156,7 +211,9 @@ impl Step for ValueSecretStep {
         Ok(secret_outputs(&self.namespace, &self.name, &self.key))
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        self.kube.delete("v1", "Secret", Some(&self.namespace), &self.name).await
+        self.kube
+            .delete("v1", "Secret", Some(&self.namespace), &self.name)
+            .await
     }
 }
 
@@ -175,7 +232,9 @@ pub fn generate_password(length: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     // The operating system's generator, directly.
     let mut rng = rand::rngs::OsRng.unwrap_err();
-    (0..length).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..length)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 #[async_trait]
@@ -184,17 +243,40 @@ impl Step for GeneratedSecretStep {
         "k8s.secret.generated"
     }
     fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&("generated-secret", &self.namespace, &self.name, &self.key, self.length))
+        Fingerprint::of(&(
+            "generated-secret",
+            &self.namespace,
+            &self.name,
+            &self.key,
+            self.length,
+        ))
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
-        Ok(match self.kube.get("v1", "Secret", Some(&self.namespace), &self.name).await? {
-            Some(o) if o["data"][&self.key].is_string() => Observation::ready(secret_outputs(&self.namespace, &self.name, &self.key)),
-            Some(_) => Observation::Failed { message: format!("Secret {}/{} exists without key {}", self.namespace, self.name, self.key) },
-            None => Observation::Absent,
-        })
+        Ok(
+            match self
+                .kube
+                .get("v1", "Secret", Some(&self.namespace), &self.name)
+                .await?
+            {
+                Some(o) if o["data"][&self.key].is_string() => {
+                    Observation::ready(secret_outputs(&self.namespace, &self.name, &self.key))
+                }
+                Some(_) => Observation::Failed {
+                    message: format!(
+                        "Secret {}/{} exists without key {}",
+                        self.namespace, self.name, self.key
+                    ),
+                },
+                None => Observation::Absent,
+            },
+        )
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        let value = Secret::new(SecretRef::new("kubernetes", format!("{}/{}", self.namespace, self.name)).with_key(&self.key), generate_password(self.length));
+        let value = Secret::new(
+            SecretRef::new("kubernetes", format!("{}/{}", self.namespace, self.name))
+                .with_key(&self.key),
+            generate_password(self.length),
+        );
         let obj = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": self.name, "namespace": self.namespace, "labels": {"app.kubernetes.io/managed-by": "wbstack"}},
             "data": {self.key.clone(): base64::engine::general_purpose::STANDARD.encode(value.expose())}});
@@ -205,7 +287,9 @@ impl Step for GeneratedSecretStep {
         Ok(secret_outputs(&self.namespace, &self.name, &self.key))
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        self.kube.delete("v1", "Secret", Some(&self.namespace), &self.name).await
+        self.kube
+            .delete("v1", "Secret", Some(&self.namespace), &self.name)
+            .await
     }
 }
 
@@ -219,9 +303,22 @@ pub struct OperatorStep {
 
 impl OperatorStep {
     async fn find(&self) -> Result<(Option<Value>, Option<Value>), StepError> {
-        let crd = self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, render::WANDB_CRD).await?;
+        let crd = self
+            .kube
+            .get(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                render::WANDB_CRD,
+            )
+            .await?;
         let sel = format!("{}={}", render::OPERATOR_LABEL.0, render::OPERATOR_LABEL.1);
-        let deploy = self.kube.list("apps/v1", "Deployment", None, &sel).await?.into_iter().find(|d| !terminating(d));
+        let deploy = self
+            .kube
+            .list("apps/v1", "Deployment", None, &sel)
+            .await?
+            .into_iter()
+            .find(|d| !terminating(d));
         Ok((crd, deploy))
     }
 }
@@ -242,11 +339,18 @@ impl Step for OperatorStep {
         Ok(match (crd, deploy) {
             (Some(_), Some(d)) if workload_ready(&d) => Observation::ready(out(&[
                 ("namespace", d["metadata"]["namespace"].clone()),
-                ("image", d["spec"]["template"]["spec"]["containers"][0]["image"].clone()),
+                (
+                    "image",
+                    d["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
+                ),
             ])),
-            (Some(_), Some(_)) => Observation::InProgress { detail: Some("operator starting".into()) },
+            (Some(_), Some(_)) => Observation::InProgress {
+                detail: Some("operator starting".into()),
+            },
             _ if self.install == OperatorInstall::Never => Observation::Failed {
-                message: "the W&B operator is not installed and spec.wandb.operator.install is `never`".into(),
+                message:
+                    "the W&B operator is not installed and spec.wandb.operator.install is `never`"
+                        .into(),
             },
             (None, None) => Observation::Absent,
             // Half there (an interrupted install): apply completes it.
@@ -260,7 +364,12 @@ impl Step for OperatorStep {
         Ok(())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let watches = vec![Watch { api_version: "apps/v1", kind: "Deployment", namespace: None, labels: format!("{}={}", render::OPERATOR_LABEL.0, render::OPERATOR_LABEL.1) }];
+        let watches = vec![Watch {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            namespace: None,
+            labels: format!("{}={}", render::OPERATOR_LABEL.0, render::OPERATOR_LABEL.1),
+        }];
         wait_for(&self.kube, watches, ctx, || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
@@ -272,16 +381,35 @@ impl Step for OperatorStep {
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         // Dependents (the WeightsAndBiases resource) are gone by now: teardown runs in reverse.
-        for m in render::operator(&self.namespace, &self.version).iter().rev() {
+        for m in render::operator(&self.namespace, &self.version)
+            .iter()
+            .rev()
+        {
             self.kube.delete_manifest(m).await?;
         }
         Ok(())
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let watches = vec![Watch { api_version: "v1", kind: "Namespace", namespace: None, labels: String::new() }];
+        let watches = vec![Watch {
+            api_version: "v1",
+            kind: "Namespace",
+            namespace: None,
+            labels: String::new(),
+        }];
         wait_for(&self.kube, watches, ctx, || async {
-            let ns = self.kube.get("v1", "Namespace", None, &self.namespace).await?;
-            let crd = self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, render::WANDB_CRD).await?;
+            let ns = self
+                .kube
+                .get("v1", "Namespace", None, &self.namespace)
+                .await?;
+            let crd = self
+                .kube
+                .get(
+                    "apiextensions.k8s.io/v1",
+                    "CustomResourceDefinition",
+                    None,
+                    render::WANDB_CRD,
+                )
+                .await?;
             Ok((ns.is_none() && crd.is_none()).then_some(()))
         })
         .await
@@ -297,20 +425,39 @@ pub struct ClickhouseBundledStep {
 impl ClickhouseBundledStep {
     fn manifests(&self) -> Vec<Value> {
         let fp = self.fingerprint();
-        render::clickhouse_bundled(&self.spec).into_iter().map(|m| annotated(m, &fp)).collect()
+        render::clickhouse_bundled(&self.spec)
+            .into_iter()
+            .map(|m| annotated(m, &fp))
+            .collect()
     }
     fn outputs(&self) -> Outputs {
         out(&[
-            ("host", json!(format!("{}.{}.svc.cluster.local", self.spec.name, self.spec.namespace))),
+            (
+                "host",
+                json!(format!(
+                    "{}.{}.svc.cluster.local",
+                    self.spec.name, self.spec.namespace
+                )),
+            ),
             ("port", json!(8123)),
             ("cluster", json!(self.spec.cluster_name)),
         ])
     }
     /// Keeper must not be older than the server it serves.
     fn check_versions(&self) -> Result<(), StepError> {
-        let tag = |img: &str| img.rsplit(':').next().unwrap_or("").split('.').map(|p| p.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>();
+        let tag = |img: &str| {
+            img.rsplit(':')
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .map(|p| p.parse::<u32>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        };
         if tag(&self.spec.keeper_image) < tag(&self.spec.image) {
-            return Err(StepError::permanent(format!("ClickHouse Keeper ({}) is older than the server ({})", self.spec.keeper_image, self.spec.image)));
+            return Err(StepError::permanent(format!(
+                "ClickHouse Keeper ({}) is older than the server ({})",
+                self.spec.keeper_image, self.spec.image
+            )));
         }
         Ok(())
     }
@@ -346,12 +493,19 @@ impl Step for ClickhouseBundledStep {
         Ok(if present == 0 {
             Observation::Absent
         } else if present < ms.len() {
-            Observation::InProgress { detail: Some(format!("{present}/{} objects", ms.len())) }
+            Observation::InProgress {
+                detail: Some(format!("{present}/{} objects", ms.len())),
+            }
         } else if !waiting.is_empty() {
             ctx.progress(format!("waiting for {}", waiting.join(", ")));
-            Observation::InProgress { detail: Some(waiting.join(", ")) }
+            Observation::InProgress {
+                detail: Some(waiting.join(", ")),
+            }
         } else {
-            Observation::Ready { outputs: self.outputs(), fingerprint: fp }
+            Observation::Ready {
+                outputs: self.outputs(),
+                fingerprint: fp,
+            }
         })
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
@@ -362,7 +516,12 @@ impl Step for ClickhouseBundledStep {
         Ok(())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let watches = vec![Watch { api_version: "apps/v1", kind: "StatefulSet", namespace: Some(&self.spec.namespace), labels: format!("app.kubernetes.io/instance={}", self.spec.name) }];
+        let watches = vec![Watch {
+            api_version: "apps/v1",
+            kind: "StatefulSet",
+            namespace: Some(&self.spec.namespace),
+            labels: format!("app.kubernetes.io/instance={}", self.spec.name),
+        }];
         wait_for(&self.kube, watches, ctx, || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
@@ -377,13 +536,27 @@ impl Step for ClickhouseBundledStep {
         }
         // StatefulSets leave their volume claims behind; nothing is left behind here.
         let sel = format!("app.kubernetes.io/instance={}", self.spec.name);
-        for pvc in self.kube.list("v1", "PersistentVolumeClaim", Some(&self.spec.namespace), &sel).await? {
+        for pvc in self
+            .kube
+            .list(
+                "v1",
+                "PersistentVolumeClaim",
+                Some(&self.spec.namespace),
+                &sel,
+            )
+            .await?
+        {
             self.kube.delete_manifest(&pvc).await?;
         }
         Ok(())
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let watches = vec![Watch { api_version: "apps/v1", kind: "StatefulSet", namespace: Some(&self.spec.namespace), labels: format!("app.kubernetes.io/instance={}", self.spec.name) }];
+        let watches = vec![Watch {
+            api_version: "apps/v1",
+            kind: "StatefulSet",
+            namespace: Some(&self.spec.namespace),
+            labels: format!("app.kubernetes.io/instance={}", self.spec.name),
+        }];
         wait_for(&self.kube, watches, ctx, || async {
             for m in self.manifests() {
                 if self.kube.get_manifest(&m).await?.is_some() {
@@ -414,32 +587,68 @@ impl Step for ClickhouseAltinityStep {
         true
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
-        let Some(o) = self.kube.get("clickhouse.altinity.com/v1", "ClickHouseInstallation", Some(&self.spec.namespace), &self.spec.name).await? else {
+        let Some(o) = self
+            .kube
+            .get(
+                "clickhouse.altinity.com/v1",
+                "ClickHouseInstallation",
+                Some(&self.spec.namespace),
+                &self.spec.name,
+            )
+            .await?
+        else {
             return Ok(Observation::Absent);
         };
         if chi_ready(&o) {
             Ok(Observation::Ready {
-                outputs: out(&[("host", json!(format!("clickhouse-{}.{}.svc.cluster.local", self.spec.name, self.spec.namespace))), ("port", json!(8123)), ("endpoint", o["status"]["endpoint"].clone())]),
+                outputs: out(&[
+                    (
+                        "host",
+                        json!(format!(
+                            "clickhouse-{}.{}.svc.cluster.local",
+                            self.spec.name, self.spec.namespace
+                        )),
+                    ),
+                    ("port", json!(8123)),
+                    ("endpoint", o["status"]["endpoint"].clone()),
+                ]),
                 fingerprint: observed_fp(&o),
             })
-        } else if o["status"]["hostsFailed"].as_i64().unwrap_or(0) > 0 || o["status"]["status"] == "Aborted" {
-            Ok(Observation::Failed { message: format!("ClickHouseInstallation {}: status {}, {} hosts failed", self.spec.name, o["status"]["status"], o["status"]["hostsFailed"]) })
+        } else if o["status"]["hostsFailed"].as_i64().unwrap_or(0) > 0
+            || o["status"]["status"] == "Aborted"
+        {
+            Ok(Observation::Failed {
+                message: format!(
+                    "ClickHouseInstallation {}: status {}, {} hosts failed",
+                    self.spec.name, o["status"]["status"], o["status"]["hostsFailed"]
+                ),
+            })
         } else {
-            Ok(Observation::InProgress { detail: o["status"]["status"].as_str().map(str::to_owned) })
+            Ok(Observation::InProgress {
+                detail: o["status"]["status"].as_str().map(str::to_owned),
+            })
         }
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let m = annotated(render::clickhouse_altinity(&self.spec), &self.fingerprint());
         self.kube.apply(&m).await.map(|_| ()).map_err(|e| {
             if e.message().contains("does not manage") || e.message().contains("404") {
-                StepError::permanent(format!("{} (is the Altinity ClickHouse operator installed?)", e.message()))
+                StepError::permanent(format!(
+                    "{} (is the Altinity ClickHouse operator installed?)",
+                    e.message()
+                ))
             } else {
                 e
             }
         })
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let watches = vec![Watch { api_version: "clickhouse.altinity.com/v1", kind: "ClickHouseInstallation", namespace: Some(&self.spec.namespace), labels: String::new() }];
+        let watches = vec![Watch {
+            api_version: "clickhouse.altinity.com/v1",
+            kind: "ClickHouseInstallation",
+            namespace: Some(&self.spec.namespace),
+            labels: String::new(),
+        }];
         wait_for(&self.kube, watches, ctx, || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
@@ -450,7 +659,14 @@ impl Step for ClickhouseAltinityStep {
         .await
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        self.kube.delete("clickhouse.altinity.com/v1", "ClickHouseInstallation", Some(&self.spec.namespace), &self.spec.name).await
+        self.kube
+            .delete(
+                "clickhouse.altinity.com/v1",
+                "ClickHouseInstallation",
+                Some(&self.spec.namespace),
+                &self.spec.name,
+            )
+            .await
     }
 }
 
@@ -469,7 +685,9 @@ impl WandbStep {
     pub fn resolve(&self, ctx: &StepCtx) -> Result<Value, StepError> {
         let mut v = self.values.clone();
         for b in &self.bindings {
-            let x = ctx.dep_output(&b.step, &b.output).ok_or_else(|| StepError::permanent(format!("step {} has no output {}", b.step, b.output)))?;
+            let x = ctx.dep_output(&b.step, &b.output).ok_or_else(|| {
+                StepError::permanent(format!("step {} has no output {}", b.step, b.output))
+            })?;
             if let Some(slot) = v.pointer_mut(&b.pointer) {
                 *slot = x.clone();
             }
@@ -478,14 +696,24 @@ impl WandbStep {
     }
 
     fn release_selector(&self) -> String {
-        format!("app.kubernetes.io/managed-by=Helm,app.kubernetes.io/instance={}", self.name)
+        format!(
+            "app.kubernetes.io/managed-by=Helm,app.kubernetes.io/instance={}",
+            self.name
+        )
     }
 
     async fn invalid_reason(&self) -> String {
-        let events = self.kube.list("v1", "Event", Some(&self.namespace), "").await.unwrap_or_default();
+        let events = self
+            .kube
+            .list("v1", "Event", Some(&self.namespace), "")
+            .await
+            .unwrap_or_default();
         let msgs: Vec<String> = events
             .iter()
-            .filter(|e| e["involvedObject"]["name"] == self.name.as_str() && e["involvedObject"]["kind"] == "WeightsAndBiases")
+            .filter(|e| {
+                e["involvedObject"]["name"] == self.name.as_str()
+                    && e["involvedObject"]["kind"] == "WeightsAndBiases"
+            })
             .filter_map(|e| e["message"].as_str().map(str::to_owned))
             .collect();
         if msgs.is_empty() {
@@ -508,28 +736,58 @@ impl Step for WandbStep {
         true
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
-        let Some(cr) = self.kube.get("apps.wandb.com/v1", "WeightsAndBiases", Some(&self.namespace), &self.name).await? else {
+        let Some(cr) = self
+            .kube
+            .get(
+                "apps.wandb.com/v1",
+                "WeightsAndBiases",
+                Some(&self.namespace),
+                &self.name,
+            )
+            .await?
+        else {
             return Ok(Observation::Absent);
         };
         if terminating(&cr) {
-            return Ok(Observation::InProgress { detail: Some("being deleted".into()) });
+            return Ok(Observation::InProgress {
+                detail: Some("being deleted".into()),
+            });
         }
         match wandb_phase(&cr) {
-            WandbPhase::Invalid => return Ok(Observation::Failed { message: format!("the W&B operator rejected the configuration (Invalid Config): {}", self.invalid_reason().await) }),
+            WandbPhase::Invalid => {
+                return Ok(Observation::Failed {
+                    message: format!(
+                        "the W&B operator rejected the configuration (Invalid Config): {}",
+                        self.invalid_reason().await
+                    ),
+                })
+            }
             WandbPhase::Pending(p) => return Ok(Observation::InProgress { detail: Some(p) }),
             WandbPhase::Completed => {}
         }
         let values = &cr["spec"]["values"];
         let sel = self.release_selector();
-        let mut workloads = self.kube.list("apps/v1", "Deployment", Some(&self.namespace), &sel).await?;
-        workloads.extend(self.kube.list("apps/v1", "StatefulSet", Some(&self.namespace), &sel).await?);
+        let mut workloads = self
+            .kube
+            .list("apps/v1", "Deployment", Some(&self.namespace), &sel)
+            .await?;
+        workloads.extend(
+            self.kube
+                .list("apps/v1", "StatefulSet", Some(&self.namespace), &sel)
+                .await?,
+        );
         // The phase is not tied to a generation: also require the workloads this configuration
         // asks for, at the replicas it asks for.
         let mut waiting = Vec::new();
         for (name, replicas) in render::expected_workloads(&self.name, values) {
-            match workloads.iter().find(|w| w["metadata"]["name"] == name.as_str()) {
+            match workloads
+                .iter()
+                .find(|w| w["metadata"]["name"] == name.as_str())
+            {
                 None => waiting.push(format!("{name} missing")),
-                Some(w) if w["spec"]["replicas"].as_i64() != Some(replicas) => waiting.push(format!("{name} at {} of {replicas} replicas", w["spec"]["replicas"])),
+                Some(w) if w["spec"]["replicas"].as_i64() != Some(replicas) => waiting.push(
+                    format!("{name} at {} of {replicas} replicas", w["spec"]["replicas"]),
+                ),
                 Some(_) => {}
             }
         }
@@ -540,24 +798,49 @@ impl Step for WandbStep {
         }
         if !waiting.is_empty() {
             ctx.progress(format!("waiting for {}", waiting.join(", ")));
-            return Ok(Observation::InProgress { detail: Some(waiting.join(", ")) });
+            return Ok(Observation::InProgress {
+                detail: Some(waiting.join(", ")),
+            });
         }
         Ok(Observation::Ready {
-            outputs: out(&[("name", json!(self.name)), ("namespace", json!(self.namespace)), ("host", values["global"]["host"].clone()), ("workloads", json!(workloads.len()))]),
+            outputs: out(&[
+                ("name", json!(self.name)),
+                ("namespace", json!(self.namespace)),
+                ("host", values["global"]["host"].clone()),
+                ("workloads", json!(workloads.len())),
+            ]),
             fingerprint: observed_fp(&cr),
         })
     }
     async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let values = self.resolve(ctx)?;
-        let obj = annotated(render::wandb(&self.namespace, &self.name, &values), &self.fingerprint());
+        let obj = annotated(
+            render::wandb(&self.namespace, &self.name, &values),
+            &self.fingerprint(),
+        );
         self.kube.apply(&obj).await.map(|_| ())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
         let sel = self.release_selector();
         let watches = vec![
-            Watch { api_version: "apps.wandb.com/v1", kind: "WeightsAndBiases", namespace: Some(&self.namespace), labels: String::new() },
-            Watch { api_version: "apps/v1", kind: "Deployment", namespace: Some(&self.namespace), labels: sel.clone() },
-            Watch { api_version: "apps/v1", kind: "StatefulSet", namespace: Some(&self.namespace), labels: sel },
+            Watch {
+                api_version: "apps.wandb.com/v1",
+                kind: "WeightsAndBiases",
+                namespace: Some(&self.namespace),
+                labels: String::new(),
+            },
+            Watch {
+                api_version: "apps/v1",
+                kind: "Deployment",
+                namespace: Some(&self.namespace),
+                labels: sel.clone(),
+            },
+            Watch {
+                api_version: "apps/v1",
+                kind: "StatefulSet",
+                namespace: Some(&self.namespace),
+                labels: sel,
+            },
         ];
         wait_for(&self.kube, watches, ctx, || async {
             Ok(match self.observe(ctx).await? {
@@ -569,23 +852,59 @@ impl Step for WandbStep {
         .await
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        self.kube.delete("apps.wandb.com/v1", "WeightsAndBiases", Some(&self.namespace), &self.name).await
+        self.kube
+            .delete(
+                "apps.wandb.com/v1",
+                "WeightsAndBiases",
+                Some(&self.namespace),
+                &self.name,
+            )
+            .await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         // The operator's finalizer removes the release first; wait for both.
         let sel = self.release_selector();
         let watches = vec![
-            Watch { api_version: "apps.wandb.com/v1", kind: "WeightsAndBiases", namespace: Some(&self.namespace), labels: String::new() },
-            Watch { api_version: "apps/v1", kind: "Deployment", namespace: Some(&self.namespace), labels: sel.clone() },
+            Watch {
+                api_version: "apps.wandb.com/v1",
+                kind: "WeightsAndBiases",
+                namespace: Some(&self.namespace),
+                labels: String::new(),
+            },
+            Watch {
+                api_version: "apps/v1",
+                kind: "Deployment",
+                namespace: Some(&self.namespace),
+                labels: sel.clone(),
+            },
         ];
         wait_for(&self.kube, watches, ctx, || async {
-            let cr = self.kube.get("apps.wandb.com/v1", "WeightsAndBiases", Some(&self.namespace), &self.name).await?;
+            let cr = self
+                .kube
+                .get(
+                    "apps.wandb.com/v1",
+                    "WeightsAndBiases",
+                    Some(&self.namespace),
+                    &self.name,
+                )
+                .await?;
             if let Some(cr) = cr {
-                ctx.progress(format!("waiting for the operator to remove its finalizer ({})", cr["metadata"]["finalizers"]));
+                ctx.progress(format!(
+                    "waiting for the operator to remove its finalizer ({})",
+                    cr["metadata"]["finalizers"]
+                ));
                 return Ok(None);
             }
-            let left = self.kube.list("apps/v1", "Deployment", Some(&self.namespace), &sel).await?.len()
-                + self.kube.list("apps/v1", "StatefulSet", Some(&self.namespace), &sel).await?.len();
+            let left = self
+                .kube
+                .list("apps/v1", "Deployment", Some(&self.namespace), &sel)
+                .await?
+                .len()
+                + self
+                    .kube
+                    .list("apps/v1", "StatefulSet", Some(&self.namespace), &sel)
+                    .await?
+                    .len();
             Ok((left == 0).then_some(()))
         })
         .await

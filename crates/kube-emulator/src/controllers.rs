@@ -89,6 +89,24 @@ impl Controllers {
             ("apiextensions.k8s.io", "customresourcedefinitions"),
         ] {
             for o in self.cluster.all(g, p) {
+                // A restarted operator does not redo what it had finished for this generation.
+                if p == "weightsandbiases"
+                    && matches!(
+                        o["status"]["phase"].as_str(),
+                        Some("Completed") | Some("Invalid Config")
+                    )
+                {
+                    let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
+                    if let Ok(mut s) = self.scheduled.lock() {
+                        s.insert(format!("wandb/{}/{gen}", meta_str(&o, "uid")));
+                    }
+                }
+                if p == "clickhouseinstallations" && o["status"]["status"] == "Completed" {
+                    let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
+                    if let Ok(mut s) = self.scheduled.lock() {
+                        s.insert(format!("chi/{}/{gen}", meta_str(&o, "uid")));
+                    }
+                }
                 self.dispatch(g, p, &o, ChangeKind::Modified);
             }
         }

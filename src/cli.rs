@@ -1,0 +1,139 @@
+//! Command-line arguments: parsed first into raw clap values, then checked in `commands`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wbstack",
+    version,
+    about = "Bootstrap a self-managed W&B deployment with Weave on AWS and Kubernetes, resume it after any failure, and tear it down."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Where environments keep their journal, lock and plan copy.
+    #[arg(
+        long,
+        global = true,
+        env = "WBSTACK_STATE_DIR",
+        default_value = ".wbstack"
+    )]
+    pub state_dir: PathBuf,
+    /// Output: text for people, json for machines (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// The plan file (for resume, status and down: defaults to the copy saved by `up`).
+    #[arg(long, short = 'p')]
+    pub plan: Option<PathBuf>,
+    /// The environment name, when no plan file is given.
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+    /// Run against an embedded emulated cluster kept in the state directory: no cloud account,
+    /// no cluster.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// The kubeconfig context (default: the plan's, then the current one).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunOpts {
+    /// Concurrent mutating calls at most.
+    #[arg(long, default_value_t = 16)]
+    pub parallelism: usize,
+    /// On a failed step: keep what was made (so `resume` continues) or roll back what this run made.
+    #[arg(long, value_enum, default_value_t = OnFailure::Keep)]
+    pub on_failure: OnFailure,
+    /// Overrides the plan's readiness timeout, in seconds.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnFailure {
+    Keep,
+    Rollback,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a plan file; nothing is touched.
+    Validate {
+        /// Plan files.
+        #[arg(required = true)]
+        plans: Vec<PathBuf>,
+    },
+    /// Show what `up` would create, change or leave alone; nothing is touched.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Bring the environment up (continues an unfinished run).
+    Up {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        run: RunOpts,
+    },
+    /// Continue an interrupted or failed run from its journal.
+    Resume {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        run: RunOpts,
+    },
+    /// Show each step's state, age and endpoint, from the journal.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Tear the environment down: what it created, dependents first.
+    Down {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        run: RunOpts,
+        /// Also remove adopted (pre-existing) resources, and tear down a protected environment.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the step graph.
+    Graph {
+        #[arg(long, short = 'p')]
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Print the WeightsAndBiases resource and ClickHouse manifests as YAML.
+    Render {
+        #[arg(long, short = 'p')]
+        plan: PathBuf,
+    },
+    /// Remove an environment's lock whoever holds it.
+    Unlock {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the JSON Schema of plan files.
+    Schema,
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}

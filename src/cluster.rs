@@ -1,0 +1,118 @@
+//! Connecting to the cluster: a kubeconfig context, or the embedded sandbox.
+
+use crate::cli::Target;
+use crate::exit::{Failure, ENVIRONMENT};
+use kube_emulator::{Config as EmuConfig, Emulator, Running};
+use std::path::Path;
+use std::time::Duration;
+use wbstack_k8s::Kube;
+use wbstack_plan::Plan;
+
+/// A connection, and the sandbox behind it if there is one.
+pub struct Connected {
+    pub kube: Kube,
+    sandbox: Option<Running>,
+    pub description: String,
+}
+
+impl Connected {
+    /// Stops the sandbox (saving it) if there is one.
+    pub fn close(self) {
+        if let Some(r) = self.sandbox {
+            r.stop();
+        }
+    }
+}
+
+/// The delay of the sandbox's simulated controllers (`WBSTACK_SANDBOX_DELAY_MS`, default 3 s),
+/// so that a sandbox run takes realistic time.
+fn sandbox_delay() -> Duration {
+    Duration::from_millis(
+        std::env::var("WBSTACK_SANDBOX_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000),
+    )
+}
+
+/// Connects as the target says.
+pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected, Failure> {
+    if t.sandbox {
+        std::fs::create_dir_all(state).map_err(|e| {
+            Failure::new(
+                ENVIRONMENT,
+                format!("cannot create {}: {e}", state.display()),
+            )
+        })?;
+        let d = sandbox_delay();
+        let emu = Emulator::new(EmuConfig {
+            workload_delay: d,
+            operator_delay: d,
+            clickhouse_delay: d,
+        })
+        .persisted(&state.join("sandbox-cluster.json"))
+        .map_err(|e| {
+            Failure::new(
+                ENVIRONMENT,
+                format!("the sandbox cluster cannot be loaded: {e}"),
+            )
+        })?;
+        let running = emu
+            .serve("127.0.0.1:0".parse().expect("a literal address"))
+            .await
+            .map_err(|e| Failure::new(ENVIRONMENT, format!("the sandbox cannot start: {e}")))?;
+        let url = running.url();
+        let config = kube::Config::new(
+            url.parse()
+                .map_err(|e| Failure::new(ENVIRONMENT, format!("{e}")))?,
+        );
+        let client = kube::Client::try_from(config).map_err(|e| {
+            Failure::new(
+                ENVIRONMENT,
+                format!("cannot build a client for the sandbox: {e}"),
+            )
+        })?;
+        return Ok(Connected {
+            kube: Kube::new(client),
+            sandbox: Some(running),
+            description: format!("sandbox cluster at {url}"),
+        });
+    }
+    let context = t
+        .context
+        .clone()
+        .or_else(|| plan.spec.kubernetes.context.clone());
+    let opts = kube::config::KubeConfigOptions {
+        context: context.clone(),
+        ..Default::default()
+    };
+    let config = match kube::config::Kubeconfig::read() {
+        Ok(kc) => kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|e| Failure::new(ENVIRONMENT, format!("cannot use the kubeconfig: {e}")))?,
+        Err(_) => kube::Config::infer().await.map_err(|e| {
+            Failure::new(
+                ENVIRONMENT,
+                format!("no kubeconfig and no in-cluster configuration: {e}"),
+            )
+        })?,
+    };
+    let description = format!(
+        "cluster at {}{}",
+        config.cluster_url,
+        context
+            .map(|c| format!(" (context {c})"))
+            .unwrap_or_default()
+    );
+    let client = kube::Client::try_from(config).map_err(|e| {
+        Failure::new(
+            ENVIRONMENT,
+            format!("cannot build a Kubernetes client: {e}"),
+        )
+    })?;
+    Ok(Connected {
+        kube: Kube::new(client),
+        sandbox: None,
+        description,
+    })
+}

@@ -1,0 +1,491 @@
+//! The commands.
+
+use crate::cli::{Cli, Command, GraphFormat, OnFailure, OutputFormat, RunOpts, Target};
+use crate::cluster::connect;
+use crate::env::{self, target_plan};
+use crate::exit::*;
+use crate::reporter;
+use std::collections::BTreeMap;
+use std::path::Path;
+use wbstack_engine::{
+    force_unlock, CancellationToken, DownOptions, Engine, EngineConfig, EnvLock, EventSink,
+    FailurePolicy, Journal, LockError, LockOptions, Observation, Phase, RunReport, RunStatus,
+    StepCtx, StepOutcome,
+};
+
+/// Runs a parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> Result<i32, Failure> {
+    let fmt = cli.output;
+    match cli.command {
+        Command::Validate { plans } => validate(&plans, fmt),
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&wbstack_plan::schema()).unwrap_or_default()
+            );
+            Ok(OK)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "wbstack", &mut std::io::stdout());
+            Ok(OK)
+        }
+        Command::Graph { plan, format } => graph(&plan, format),
+        Command::Render { plan } => render(&plan),
+        Command::Unlock { target } => {
+            let (loaded, dir) = target_plan(&cli.state_dir, &target)?;
+            let holder =
+                force_unlock(&dir).map_err(|e| Failure::new(ENVIRONMENT, e.to_string()))?;
+            match holder {
+                Some(h) => eprintln!(
+                    "removed the lock of {} held by {h}",
+                    loaded.plan.metadata.name
+                ),
+                None => eprintln!("{} was not locked", loaded.plan.metadata.name),
+            }
+            Ok(OK)
+        }
+        Command::Status { target } => status(&cli.state_dir, &target, fmt),
+        Command::Plan { target } => plan(&cli.state_dir, &target, fmt).await,
+        Command::Up { target, run } | Command::Resume { target, run } => {
+            up(&cli.state_dir, &target, &run, fmt).await
+        }
+        Command::Down { target, run, force } => {
+            down(&cli.state_dir, &target, &run, force, fmt).await
+        }
+    }
+}
+
+fn validate(plans: &[std::path::PathBuf], fmt: OutputFormat) -> Result<i32, Failure> {
+    let mut code = OK;
+    for p in plans {
+        match env::load(p) {
+            Ok(l) => {
+                let steps = wbstack_plan::compile(&l.plan);
+                if fmt == OutputFormat::Json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"file": l.file, "valid": true, "steps": steps.len()})
+                    );
+                } else {
+                    println!("{}: valid ({} steps)", l.file, steps.len());
+                }
+            }
+            Err(f) => {
+                eprintln!("{}", f.message);
+                code = f.code;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn graph(path: &Path, format: GraphFormat) -> Result<i32, Failure> {
+    let l = env::load(path)?;
+    let steps = wbstack_plan::compile(&l.plan);
+    match format {
+        GraphFormat::Dot => {
+            println!(
+                "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box];",
+                l.plan.metadata.name
+            );
+            for s in &steps {
+                println!("  \"{}\" [label=\"{}\\n{}\"];", s.id, s.id, s.kind.label());
+            }
+            for s in &steps {
+                for d in &s.deps {
+                    println!("  \"{d}\" -> \"{}\";", s.id);
+                }
+            }
+            println!("}}");
+        }
+        GraphFormat::Mermaid => {
+            println!("flowchart LR");
+            let id = |s: &str| s.replace(['.', '-'], "_");
+            for s in &steps {
+                println!("  {}[\"{}<br/>{}\"]", id(&s.id), s.id, s.kind.label());
+            }
+            for s in &steps {
+                for d in &s.deps {
+                    println!("  {} --> {}", id(d), id(&s.id));
+                }
+            }
+        }
+    }
+    Ok(OK)
+}
+
+/// The YAML documents `render` prints: the WeightsAndBiases resource and ClickHouse manifests.
+pub fn render_documents(plan: &wbstack_plan::Plan) -> Vec<serde_json::Value> {
+    let mut docs = Vec::new();
+    for s in wbstack_plan::compile(plan) {
+        match &s.kind {
+            wbstack_plan::StepKind::ClickhouseBundled(c) => {
+                docs.extend(wbstack_k8s::render::clickhouse_bundled(c))
+            }
+            wbstack_plan::StepKind::ClickhouseAltinity(c) => {
+                docs.push(wbstack_k8s::render::clickhouse_altinity(c))
+            }
+            wbstack_plan::StepKind::WandbResource {
+                namespace,
+                name,
+                values,
+                ..
+            } => docs.push(wbstack_k8s::render::wandb(namespace, name, values)),
+            _ => {}
+        }
+    }
+    docs
+}
+
+fn render(path: &Path) -> Result<i32, Failure> {
+    let l = env::load(path)?;
+    for d in render_documents(&l.plan) {
+        println!(
+            "---\n{}",
+            serde_yaml_ng::to_string(&d).unwrap_or_default().trim_end()
+        );
+    }
+    Ok(OK)
+}
+
+fn status(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure> {
+    let (loaded, dir) = target_plan(root, t)?;
+    let state = Journal::read_state(&dir.join("journal.jsonl"))?;
+    let now = wbstack_engine::now_ms();
+    let mut rows = Vec::new();
+    for sp in wbstack_plan::compile(&loaded.plan) {
+        let st = state.steps.get(&wbstack_engine::StepId::new(sp.id.clone()));
+        let phase = match st {
+            None => "not created".to_string(),
+            Some(s) => match s.phase {
+                Phase::Ready => "ready".into(),
+                Phase::Intent { action } => format!("{action} started"),
+                Phase::Applied { action } => format!("{action} applied, not ready"),
+                Phase::Failed => "failed".into(),
+                Phase::Removed => "removed".into(),
+            },
+        };
+        let owner = match st.and_then(|s| s.owner) {
+            Some(wbstack_engine::Ownership::Created { .. }) => "owned",
+            Some(wbstack_engine::Ownership::Adopted { .. }) => "adopted",
+            None => "-",
+        };
+        let age = st
+            .and_then(|s| s.created_at_ms.or(s.ready_at_ms))
+            .map(|t| human_age(now.saturating_sub(t)))
+            .unwrap_or_else(|| "-".into());
+        let endpoint = st
+            .and_then(|s| s.outputs.as_ref())
+            .and_then(|o| {
+                o.get("endpoint")
+                    .or_else(|| o.get("host"))
+                    .or_else(|| o.get("name"))
+            })
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .unwrap_or_else(|| "-".into());
+        let error = st.and_then(|s| s.last_error.clone());
+        rows.push((sp.id.clone(), phase, owner, age, endpoint, error));
+    }
+    let last = state.last_run().map(|r| {
+        format!(
+            "{} {:?} {}",
+            r.run,
+            r.operation,
+            r.status
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_else(|| "unfinished".into())
+        )
+    });
+    if fmt == OutputFormat::Json {
+        let steps: Vec<_> = rows
+            .iter()
+            .map(|(id, phase, owner, age, endpoint, error)| serde_json::json!({"step": id, "state": phase, "ownership": owner, "age": age, "endpoint": endpoint, "error": error}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"environment": loaded.plan.metadata.name, "last_run": last, "steps": steps})
+        );
+    } else {
+        println!(
+            "environment {} ({}), last run: {}",
+            loaded.plan.metadata.name,
+            dir.display(),
+            last.unwrap_or_else(|| "none".into())
+        );
+        println!(
+            "{:<26} {:<26} {:<8} {:<6} ENDPOINT",
+            "STEP", "STATE", "OWNER", "AGE"
+        );
+        for (id, phase, owner, age, endpoint, error) in rows {
+            println!("{id:<26} {phase:<26} {owner:<8} {age:<6} {endpoint}");
+            if let Some(e) = error {
+                println!("  last error: {e}");
+            }
+        }
+    }
+    Ok(OK)
+}
+
+fn human_age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+fn engine_config(run: &RunOpts) -> Result<EngineConfig, Failure> {
+    if run.parallelism == 0 {
+        return Err(Failure::new(INVALID, "--parallelism must be at least 1"));
+    }
+    Ok(EngineConfig {
+        parallelism: run.parallelism,
+        failure_policy: match run.on_failure {
+            OnFailure::Keep => FailurePolicy::Keep,
+            OnFailure::Rollback => FailurePolicy::Rollback,
+        },
+        ..EngineConfig::default()
+    })
+}
+
+fn lock(dir: &Path, what: &str) -> Result<EnvLock, Failure> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let _ = what;
+    EnvLock::acquire(dir, LockOptions::new(command)).map_err(|e| match e {
+        LockError::Held { .. } => Failure::new(LOCKED, e.to_string()),
+        other => Failure::new(ENVIRONMENT, other.to_string()),
+    })
+}
+
+fn signal_token() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupt: finishing calls in flight, then stopping (resume continues)");
+            c.cancel();
+        }
+    });
+    cancel
+}
+
+fn summarize(r: &RunReport, fmt: OutputFormat) {
+    if fmt == OutputFormat::Json {
+        println!("{}", serde_json::json!({"event": "report", "report": r}));
+        return;
+    }
+    eprintln!();
+    for s in r.steps.iter().chain(r.rollback.iter()) {
+        let extra = match &s.outcome {
+            StepOutcome::Failed { error } => format!(": {error}"),
+            StepOutcome::Skipped { because } => format!(" ({because} failed)"),
+            _ => String::new(),
+        };
+        eprintln!(
+            "  {:<26} {:<12} {:>6.1}s{extra}",
+            s.id.as_str(),
+            s.outcome.label(),
+            s.duration.as_secs_f64()
+        );
+    }
+    let st = &r.stats;
+    eprintln!(
+        "{:?}: {} created, {} updated, {} unchanged, {} adopted, {} destroyed, {} failed, {} skipped in {:.1} s",
+        r.status,
+        st.created,
+        st.updated,
+        st.unchanged,
+        st.adopted,
+        st.destroyed,
+        st.failed,
+        st.skipped,
+        st.elapsed_ms as f64 / 1000.0
+    );
+    match r.status {
+        RunStatus::Failed => eprintln!("what was made is kept; fix the cause and run `wbstack resume` (or `down` to remove it)"),
+        RunStatus::Cancelled => eprintln!("interrupted; `wbstack resume` completes the run"),
+        _ => {}
+    }
+}
+
+fn code_of(r: &RunReport) -> i32 {
+    match r.status {
+        RunStatus::Succeeded => OK,
+        RunStatus::Failed => FAILED,
+        RunStatus::RolledBack => ROLLED_BACK,
+        RunStatus::Cancelled => INTERRUPTED,
+    }
+}
+
+async fn up(root: &Path, t: &Target, run: &RunOpts, fmt: OutputFormat) -> Result<i32, Failure> {
+    // Everything is checked before the first API call.
+    let (loaded, dir) = target_plan(root, t)?;
+    let config = engine_config(run)?;
+    let license = env::license(&loaded)?;
+    let steps = wbstack_plan::compile(&loaded.plan);
+    if let Some(aws) = steps.iter().find(|s| s.kind.is_aws()) {
+        return Err(Failure::new(REFUSED, format!("step {} ({}) needs the AWS steps, which this build of wbstack does not include yet; the plan validates and renders, but cannot be brought up", aws.id, aws.kind.label())));
+    }
+    let _lock = lock(&dir, "up")?;
+    std::fs::write(dir.join("plan.yaml"), &loaded.text).map_err(|e| {
+        Failure::new(
+            ENVIRONMENT,
+            format!("cannot save the plan in {}: {e}", dir.display()),
+        )
+    })?;
+    let conn = connect(t, &loaded.plan, &dir).await?;
+    if fmt == OutputFormat::Text {
+        eprintln!(
+            "{}: up on the {}",
+            loaded.plan.metadata.name, conn.description
+        );
+    }
+    let graph = crate::wiring::graph(&loaded.plan, &steps, &conn.kube, &license, run.timeout)?;
+    let (journal, state) = Journal::open(&dir.join("journal.jsonl"))?;
+    let sink = EventSink::new();
+    reporter::attach(&sink, fmt);
+    let engine = Engine::new(config, sink);
+    let report = engine.up(&graph, &journal, state, signal_token()).await;
+    conn.close();
+    let report = report?;
+    summarize(&report, fmt);
+    Ok(code_of(&report))
+}
+
+async fn down(
+    root: &Path,
+    t: &Target,
+    run: &RunOpts,
+    force: bool,
+    fmt: OutputFormat,
+) -> Result<i32, Failure> {
+    let (loaded, dir) = target_plan(root, t)?;
+    let config = engine_config(run)?;
+    if loaded.plan.metadata.protected && !force {
+        return Err(Failure::new(REFUSED, format!("{} is protected (metadata.protected: true); run `down --force` to tear it down anyway", loaded.plan.metadata.name)));
+    }
+    let steps = wbstack_plan::compile(&loaded.plan);
+    if let Some(aws) = steps.iter().find(|s| s.kind.is_aws()) {
+        return Err(Failure::new(REFUSED, format!("step {} ({}) needs the AWS steps, which this build of wbstack does not include yet", aws.id, aws.kind.label())));
+    }
+    let license = env::license(&loaded).ok().flatten();
+    let _lock = lock(&dir, "down")?;
+    let conn = connect(t, &loaded.plan, &dir).await?;
+    // Teardown needs no license value; an absent one is replaced by a placeholder never written.
+    let license = license.or_else(|| {
+        Some(wbstack_engine::Secret::new(
+            wbstack_engine::SecretRef::new("none", "unused"),
+            "",
+        ))
+    });
+    let graph = crate::wiring::graph(&loaded.plan, &steps, &conn.kube, &license, run.timeout)?;
+    let (journal, state) = Journal::open(&dir.join("journal.jsonl"))?;
+    let sink = EventSink::new();
+    reporter::attach(&sink, fmt);
+    let engine = Engine::new(config, sink);
+    let report = engine
+        .down(
+            &graph,
+            &journal,
+            state,
+            DownOptions { force },
+            signal_token(),
+        )
+        .await;
+    conn.close();
+    let report = report?;
+    summarize(&report, fmt);
+    Ok(code_of(&report))
+}
+
+/// `plan`: observe each step read-only and say what `up` would do.
+async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure> {
+    let (loaded, dir) = target_plan(root, t)?;
+    let license = env::license(&loaded)?;
+    let steps = wbstack_plan::compile(&loaded.plan);
+    let state = Journal::read_state(&dir.join("journal.jsonl"))?;
+    let aws: Vec<_> = steps.iter().filter(|s| s.kind.is_aws()).collect();
+    let conn = if aws.is_empty() {
+        Some(connect(t, &loaded.plan, &dir).await?)
+    } else {
+        None
+    };
+    let mut rows = Vec::new();
+    let mut outputs: BTreeMap<wbstack_engine::StepId, wbstack_engine::Outputs> = BTreeMap::new();
+    if let Some(conn) = &conn {
+        let graph = crate::wiring::graph(&loaded.plan, &steps, &conn.kube, &license, None)?;
+        for spec in graph.specs() {
+            let deps = spec
+                .deps
+                .iter()
+                .filter_map(|d| outputs.get(d).map(|o| (d.clone(), o.clone())))
+                .collect();
+            let prev = state.steps.get(&spec.id).and_then(|s| s.outputs.clone());
+            let ctx = StepCtx::new(
+                spec.id.clone(),
+                wbstack_engine::RunId(0),
+                deps,
+                prev,
+                CancellationToken::new(),
+                EventSink::new(),
+            );
+            let desired = spec.step.fingerprint();
+            let recorded = state.steps.get(&spec.id).filter(|s| s.may_exist());
+            let action = match spec.step.observe(&ctx).await {
+                Ok(Observation::Absent) => "create".to_string(),
+                Ok(Observation::InProgress { detail }) => {
+                    format!("wait ({})", detail.unwrap_or_default())
+                }
+                Ok(Observation::Failed { message }) => format!("fails: {message}"),
+                Ok(Observation::Ready {
+                    outputs: o,
+                    fingerprint,
+                }) => {
+                    outputs.insert(spec.id.clone(), o);
+                    match fingerprint.or_else(|| recorded.and_then(|r| r.fingerprint.clone())) {
+                        Some(fp) if fp != desired && spec.step.supports_update() => "update".into(),
+                        Some(fp) if fp != desired => "replace (drift)".into(),
+                        _ if recorded.is_none_or(|r| r.owner.is_none()) => "adopt (exists)".into(),
+                        _ => "unchanged".into(),
+                    }
+                }
+                Err(e) => format!("unknown: {}", e.full_message()),
+            };
+            rows.push((spec.id.to_string(), spec.step.kind().to_owned(), action));
+        }
+    } else {
+        for s in &steps {
+            rows.push((
+                s.id.clone(),
+                s.kind.label().to_owned(),
+                "create (AWS steps cannot be observed by this build)".into(),
+            ));
+        }
+    }
+    if let Some(c) = conn {
+        c.close();
+    }
+    if fmt == OutputFormat::Json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(id, kind, a)| serde_json::json!({"step": id, "kind": kind, "action": a}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"environment": loaded.plan.metadata.name, "steps": v})
+        );
+    } else {
+        println!("{:<26} {:<30} ACTION", "STEP", "KIND");
+        for (id, kind, a) in rows {
+            println!("{id:<26} {kind:<30} {a}");
+        }
+    }
+    Ok(OK)
+}
