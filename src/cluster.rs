@@ -49,6 +49,7 @@ pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected,
             workload_delay: d,
             operator_delay: d,
             clickhouse_delay: d,
+            never_ready: Vec::new(),
         })
         .persisted(&state.join("sandbox-cluster.json"))
         .map_err(|e| {

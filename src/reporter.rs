@@ -27,7 +27,16 @@ pub fn attach(sink: &EventSink, format: OutputFormat) {
         }
         OutputFormat::Text => {
             let start = Instant::now();
+            let last: Mutex<HashMap<StepId, String>> = Mutex::new(HashMap::new());
             sink.subscribe(move |e| {
+                // A progress message repeated as-is says nothing new.
+                if let Event::StepProgress { step, message } = e {
+                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.get(step) == Some(message) {
+                        return;
+                    }
+                    last.insert(step.clone(), message.clone());
+                }
                 if let Some(line) = plain(e) {
                     let mut err = std::io::stderr().lock();
                     let _ = writeln!(err, "{:>7.1}s  {line}", start.elapsed().as_secs_f64());

@@ -266,7 +266,7 @@ impl Controllers {
         {
             return;
         }
-        if o["metadata"]["annotations"][NEVER_READY_ANNOTATION] == "true" {
+        if self.never_ready(o) {
             return;
         }
         let key = format!("{}/{gen}", meta_str(o, "uid"));
@@ -311,6 +311,15 @@ impl Controllers {
             }
             me.set_status(&r, &cur, s);
         });
+    }
+
+    fn never_ready(&self, o: &Value) -> bool {
+        o["metadata"]["annotations"][NEVER_READY_ANNOTATION] == "true"
+            || self
+                .cfg()
+                .never_ready
+                .iter()
+                .any(|n| n == meta_str(o, "name"))
     }
 
     fn operator_active(&self) -> bool {

@@ -22,6 +22,9 @@ pub struct Config {
     /// The Altinity stand-in's InProgress -> Completed.
     #[serde(with = "ms")]
     pub clickhouse_delay: Duration,
+    /// Deployments and StatefulSets (by name) that never become ready, for failure tests.
+    #[serde(default)]
+    pub never_ready: Vec<String>,
 }
 
 impl Default for Config {
@@ -30,6 +33,7 @@ impl Default for Config {
             workload_delay: Duration::from_millis(200),
             operator_delay: Duration::from_millis(300),
             clickhouse_delay: Duration::from_millis(300),
+            never_ready: Vec::new(),
         }
     }
 }

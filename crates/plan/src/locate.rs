@@ -162,11 +162,7 @@ impl MarkedEventReceiver for Recv {
                 self.stack.pop();
                 self.value_end();
             }
-            Event::Alias(_) => {
-                if self.value_start(m) {
-                    self.value_end();
-                }
-            }
+            Event::Alias(_) if self.value_start(m) => self.value_end(),
             _ => {}
         }
     }
@@ -201,5 +197,26 @@ mod tests {
         );
         // A missing field falls back to its nearest parent.
         assert_eq!(l.key("spec.mysql.port"), Some(Pos { line: 3, column: 3 }));
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    #[test]
+    fn block_mapping_positions() {
+        let text = "spec:\n  wandb:\n    host: x\n  mysql:\n    mode: external\n";
+        let l = Locations::index(text);
+        assert_eq!(l.key("spec.mysql"), Some(Pos { line: 4, column: 3 }));
+        assert_eq!(
+            l.value("spec.mysql.mode"),
+            Some(Pos {
+                line: 5,
+                column: 11
+            })
+        );
+        let v = l.value("spec.mysql").unwrap();
+        assert!(v.line >= 4, "{v:?}");
     }
 }

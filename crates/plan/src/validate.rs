@@ -34,10 +34,11 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn at(&mut self, path: &str, key: bool, message: impl Into<String>, help: Option<&str>) {
-        let pos = if key {
-            self.loc.key(path)
-        } else {
-            self.loc.value(path)
+        // A block mapping or list starts on the line after its key: point at the key then.
+        let pos = match (key, self.loc.key(path), self.loc.value(path)) {
+            (true, k, v) => k.or(v),
+            (false, Some(k), Some(v)) if v.line > k.line => Some(k),
+            (false, k, v) => v.or(k),
         };
         let pos = pos.unwrap_or(crate::locate::Pos { line: 1, column: 1 });
         self.out.push(Diagnostic {

@@ -1,0 +1,167 @@
+//! Shipped plans validate and render (snapshots); malformed plans fail with their specific
+//! error at file:line:column, exit code 2, and no request to the cluster.
+
+mod common;
+use common::{text, Env};
+
+const PLANS: [&str; 4] = ["poc", "production", "weave-altinity", "weave-clickhouse-s3"];
+
+#[test]
+fn every_shipped_plan_validates() {
+    let env = Env::new(100);
+    for p in PLANS {
+        let path = Env::plans().join(format!("{p}.yaml"));
+        let out = env.run(&["validate", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{p}: {}", text(&out));
+    }
+}
+
+#[test]
+fn render_output_is_stable_for_every_plan() {
+    let env = Env::new(100);
+    for p in PLANS {
+        let path = Env::plans().join(format!("{p}.yaml"));
+        let out = env.run(&["render", "--plan", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{p}: {}", text(&out));
+        let yaml = String::from_utf8(out.stdout).unwrap();
+        assert!(!yaml.contains(common::LICENSE));
+        insta::assert_snapshot!(format!("render-{p}"), yaml);
+    }
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let env = Env::new(100);
+    let path = Env::plans().join("production.yaml");
+    let dot =
+        String::from_utf8(env.run(&["graph", "--plan", path.to_str().unwrap()]).stdout).unwrap();
+    assert!(dot.starts_with("digraph \"wandb-prod\""));
+    assert!(dot.contains("\"aws.mysql\" -> \"k8s.wandb\""));
+    let mm = String::from_utf8(
+        env.run(&[
+            "graph",
+            "--plan",
+            path.to_str().unwrap(),
+            "--format",
+            "mermaid",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(mm.contains("aws_kms --> aws_bucket"));
+}
+
+const BASE: &str = "apiVersion: wbstack.dev/v1
+kind: Plan
+metadata:
+  name: dev
+spec:
+  wandb:
+    host: https://wandb.example.com
+    license: {env: WANDB_LICENSE}
+";
+
+/// (name, plan text, expected message fragment, expected line).
+fn malformed() -> Vec<(&'static str, String, &'static str, usize)> {
+    let b = BASE;
+    vec![
+        ("unknown top-level key", format!("{b}  mysqll: {{mode: rds}}\n"), "unknown field `mysqll`", 9),
+        ("unknown nested key", format!("{b}  mysql:\n    hots: db\n"), "unknown field `hots`", 10),
+        ("wrong type", format!("{b}  mysql:\n    port: many\n"), "invalid type", 10),
+        ("bad enum value", format!("{b}  mysql:\n    mode: postgres\n"), "unknown variant `postgres`", 10),
+        ("bad size", b.replace("spec:\n", "spec:\n  size: huge\n"), "unknown variant `huge`", 6),
+        ("yaml syntax", format!("{b}  redis: [\n"), "", 9),
+        ("wrong apiVersion", b.replace("wbstack.dev/v1", "wbstack.dev/v9"), "unsupported apiVersion", 1),
+        ("wrong kind", b.replace("kind: Plan", "kind: Deployment"), "expected kind `Plan`", 2),
+        ("bad env name", b.replace("name: dev", "name: Dev_Env"), "not a valid environment name", 4),
+        ("env name too long", b.replace("name: dev", &format!("name: {}", "a".repeat(41))), "not a valid environment name", 4),
+        ("missing host", b.replace("    host: https://wandb.example.com\n", ""), "missing field `host`", 7),
+        ("host not a URL", b.replace("https://wandb.example.com", "wandb.example.com"), "not an http(s) URL", 7),
+        ("missing license", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {}\n"), "the license is missing", 8),
+        ("two licenses", b.replace("{env: WANDB_LICENSE}", "{env: WANDB_LICENSE, value: x}"), "one way only", 8),
+        ("bad namespace", format!("{b}  kubernetes:\n    namespace: Wandb.NS\n"), "not a valid namespace name", 10),
+        ("external mysql without host", format!("{b}  mysql:\n    mode: external\n    passwordSecret: {{name: db, key: pw}}\n"), "external MySQL needs a host", 9),
+        ("external mysql without secret", format!("{b}  mysql:\n    mode: external\n    host: db\n"), "needs a password Secret", 9),
+        ("in-cluster mysql with host", format!("{b}  mysql:\n    host: db\n"), "not used with mode in-cluster", 10),
+        ("rds without aws", format!("{b}  mysql:\n    mode: rds\n"), "`spec.aws` is missing", 5),
+        ("rds with one subnet", format!("{b}  mysql:\n    mode: rds\n  aws:\n    region: us-west-2\n    subnetIds: [subnet-1]\n"), "at least two subnets", 13),
+        ("bad subnet id", format!("{b}  mysql:\n    mode: rds\n  aws:\n    subnetIds: [subnet-1, net-2]\n"), "not a subnet id", 12),
+        ("bad region", format!("{b}  aws:\n    region: uswest2\n"), "not an AWS region", 10),
+        ("bad instance class", format!("{b}  mysql:\n    mode: aurora\n    instanceClass: r6g.large\n  aws:\n    subnetIds: [subnet-1, subnet-2]\n"), "not an RDS instance class", 11),
+        ("reserved db user", format!("{b}  mysql:\n    mode: rds\n    user: admin\n  aws:\n    subnetIds: [subnet-1, subnet-2]\n"), "reserved by RDS", 11),
+        ("bad db name", format!("{b}  mysql:\n    database: 1wandb\n"), "not a valid MySQL database name", 10),
+        ("bad bucket name", format!("{b}  bucket:\n    mode: s3\n    name: My_Bucket\n  aws:\n    region: us-west-2\n"), "bucket name `My_Bucket` is not valid", 11),
+        ("bucket as ip", format!("{b}  bucket:\n    mode: s3\n    name: 192.168.5.4\n  aws:\n    region: us-west-2\n"), "IP address", 11),
+        ("existing bucket without name", format!("{b}  bucket:\n    mode: existing\n"), "needs its name", 9),
+        ("kms window", format!("{b}  bucket:\n    mode: s3\n    kmsDeletionWindowDays: 3\n  aws:\n    region: us-west-2\n"), "7 to 30 days", 11),
+        ("external redis without host", format!("{b}  redis:\n    mode: external\n"), "external Redis needs a host", 9),
+        ("bad node type", format!("{b}  redis:\n    mode: elasticache\n    nodeType: m6g.large\n  aws:\n    subnetIds: [subnet-1, subnet-2]\n"), "not an ElastiCache node type", 11),
+        ("replicated clickhouse with one replica", format!("{b}  clickhouse:\n    mode: bundled\n    replicas: 1\n    replicated: true\n"), "at least 2 replicas", 12),
+        ("external clickhouse without host", format!("{b}  clickhouse:\n    mode: external\n"), "external ClickHouse needs a host", 9),
+        ("weave without clickhouse", format!("{b}  clickhouse:\n    mode: none\n"), "Weave needs ClickHouse", 10),
+        ("s3 disk outside bundled", format!("{b}  clickhouse:\n    mode: altinity\n    s3: {{endpoint: https://s3/b/}}\n"), "only for mode bundled", 11),
+        ("bad log level", format!("{b}  clickhouse:\n    logLevel: verbose\n"), "unknown log level", 10),
+        ("unknown component", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    components:\n      ap1: {replicas: 2}\n"), "unknown component `ap1`", 10),
+        ("bad cpu quantity", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    components:\n      api:\n        resources:\n          requests: {cpu: lots, memory: 1Gi}\n"), "not a CPU quantity", 12),
+        ("hook on a missing step", format!("{b}  hooks:\n    k8s.nope:\n    - when: after\n      command: [echo]\n"), "no step `k8s.nope`", 10),
+        ("bad hook time", format!("{b}  hooks:\n    k8s.wandb:\n    - when: later\n      command: [echo]\n"), "unknown hook time", 11),
+        ("empty hook command", format!("{b}  hooks:\n    k8s.wandb:\n    - when: after\n      command: []\n"), "the command is empty", 12),
+        ("bad operator version", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    operator: {version: latest}\n"), "not a version", 9),
+        ("values not a map", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    values: [1, 2]\n"), "values must be a mapping", 9),
+    ]
+}
+
+#[test]
+fn malformed_plans_fail_with_their_own_error_exit_2_and_no_request() {
+    let env = Env::new(100);
+    let cases = malformed();
+    assert!(cases.len() >= 30);
+    for (name, yaml, fragment, line) in cases {
+        let file = env.dir.path().join("bad.yaml");
+        std::fs::write(&file, &yaml).unwrap();
+        let before = env.requests();
+        let out = env.run(&["up", "--plan", "bad.yaml"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert!(
+            err.contains(fragment),
+            "{name}: expected `{fragment}` in\n{err}"
+        );
+        assert!(
+            err.contains(&format!("bad.yaml:{line}:")),
+            "{name}: expected line {line} in\n{err}"
+        );
+        assert_eq!(
+            env.requests(),
+            before,
+            "{name}: no request may reach the cluster"
+        );
+        let v = env.run(&["validate", "bad.yaml"]);
+        assert_eq!(v.status.code(), Some(2), "{name}");
+    }
+    // A license variable that is not set is caught before any request too.
+    std::fs::write(
+        env.dir.path().join("nolic.yaml"),
+        BASE.replace("WANDB_LICENSE", "WBSTACK_TEST_UNSET_LICENSE"),
+    )
+    .unwrap();
+    let before = env.requests();
+    let out = env.run(&["up", "--plan", "nolic.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nolic.yaml:8:")
+            && String::from_utf8_lossy(&out.stderr).contains("WBSTACK_TEST_UNSET_LICENSE")
+    );
+    assert_eq!(env.requests(), before);
+}
+
+#[test]
+fn schema_describes_the_plan_format() {
+    let env = Env::new(100);
+    let out = env.run(&["schema"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["title"], "Plan");
+    assert!(v["properties"]["spec"].is_object());
+    let comp = env.run(&["completions", "bash"]);
+    assert!(String::from_utf8_lossy(&comp.stdout).contains("wbstack"));
+}

@@ -1,0 +1,235 @@
+//! The Development/PoC pattern end to end, driving the built binary against an emulated cluster.
+
+mod common;
+use common::{text, Env, LICENSE};
+use std::time::Duration;
+
+fn poc() -> String {
+    Env::plans().join("poc.yaml").display().to_string()
+}
+
+#[test]
+fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource() {
+    let env = Env::new(300);
+    let out = env.run(&["up", "--plan", &poc()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Every Deployment and StatefulSet of the release is ready, as kubectl sees it.
+    let ready = env.kubectl(&[
+        "get",
+        "deploy,sts",
+        "-n",
+        "wandb",
+        "-l",
+        "app.kubernetes.io/instance=wandb-dev",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.readyReplicas}/{.spec.replicas} {end}",
+    ]);
+    let entries: Vec<&str> = ready.split_whitespace().collect();
+    assert!(entries.len() >= 9, "{ready}");
+    for e in &entries {
+        let (_, r) = e.split_once('=').unwrap();
+        let (a, b) = r.split_once('/').unwrap();
+        assert_eq!(a, b, "{e} is not ready");
+    }
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "wandb",
+            "wandb-dev",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.status.phase}"
+        ]),
+        "Completed"
+    );
+    let resource = env.kubectl(&["get", "wandb", "wandb-dev", "-n", "wandb", "-o", "json"]);
+    assert!(
+        !resource.contains(LICENSE),
+        "the license must not be in the resource"
+    );
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "wandb",
+            "wandb-dev",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.spec.values.global.licenseSecret.name}"
+        ]),
+        "wbstack-license"
+    );
+    let lic = env.kubectl(&[
+        "get",
+        "secret",
+        "wbstack-license",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.data.license}",
+    ]);
+    assert_eq!(
+        lic, "bGljLTNmOWEyYzdlLXRlc3QtbGljZW5zZS12YWx1ZQ==",
+        "the Secret holds the license"
+    );
+    // The journal and the output hold no secret value.
+    let journal =
+        std::fs::read_to_string(env.dir.path().join(".wbstack/wandb-dev/journal.jsonl")).unwrap();
+    assert!(!journal.contains(LICENSE) && !journal.contains("bGljLTNmOWEy"));
+    assert!(!text(&out).contains(LICENSE));
+    // status reads the journal.
+    let st = env.run(&["status", "--env", "wandb-dev", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert!(
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "ready"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_converged_rerun_makes_zero_mutating_requests() {
+    let env = Env::new(200);
+    assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
+    let before = env.mutations();
+    let out = env.run(&["up", "--plan", &poc(), "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        env.mutations(),
+        before,
+        "no create, update, patch or delete on a converged environment"
+    );
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["report"]["stats"]["apply_calls"], 0);
+    assert_eq!(v["report"]["stats"]["unchanged"], 4);
+}
+
+#[test]
+fn killed_mid_run_resume_converges_without_duplicates() {
+    let env = Env::new(400);
+    let mut killed = 0;
+    for i in 0..6u64 {
+        let mut child = env.cmd(&["up", "--plan", &poc()]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(150 + i * 130));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(killed >= 3, "only {killed} runs were killed part-way");
+    let out = env.run(&["resume", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let objs = env.objects();
+    let mut dedup = objs.clone();
+    dedup.dedup();
+    assert_eq!(objs, dedup);
+    let wandbs = objs
+        .iter()
+        .filter(|(k, _, _)| k == "WeightsAndBiases")
+        .count();
+    assert_eq!(wandbs, 1);
+    let secrets = objs.iter().filter(|(k, _, _)| k == "Secret").count();
+    assert_eq!(secrets, 1, "{objs:?}");
+    let again = env.run(&["up", "--plan", &poc(), "--output", "json"]);
+    let last = String::from_utf8_lossy(&again.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["report"]["stats"]["apply_calls"], 0);
+}
+
+#[test]
+fn down_removes_everything_owned_and_leaves_what_others_made() {
+    let env = Env::new(200);
+    // Someone else's object, made before wbstack ran: the namespace is adopted and kept.
+    env.kubectl(&["create", "namespace", "wandb"]);
+    env.kubectl(&[
+        "create",
+        "configmap",
+        "theirs",
+        "-n",
+        "wandb",
+        "--from-literal=a=b",
+    ]);
+    let baseline: Vec<_> = env.objects();
+    let out = env.run(&["up", "--plan", &poc()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let st = env.run(&["status", "--env", "wandb-dev", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["steps"][0]["ownership"], "adopted", "{v}");
+    let out = env.run(&["down", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = env.objects();
+    assert_eq!(after, baseline, "exactly what existed before is left");
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "cm",
+            "theirs",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.data.a}"
+        ]),
+        "b"
+    );
+}
+
+#[test]
+fn readiness_failures_end_with_a_clear_error_within_the_timeout() {
+    let env = Env::new(100);
+    // Invalid Config: the operator rejects the values.
+    let dir = env.dir.path();
+    let bad = std::fs::read_to_string(Env::plans().join("poc.yaml"))
+        .unwrap()
+        .replace(
+            "    components:\n",
+            "    values:\n      mysql: {install: false}\n    components:\n",
+        );
+    std::fs::write(dir.join("bad.yaml"), bad).unwrap();
+    let t = std::time::Instant::now();
+    let out = env.run(&["up", "--plan", "bad.yaml", "--timeout", "20"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t1 = t.elapsed();
+    assert!(
+        text(&out).contains("Invalid Config")
+            && text(&out).contains("global.mysql.host is not set"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        t1 < Duration::from_secs(15),
+        "a permanent failure does not wait out the timeout: {t1:?}"
+    );
+    // A workload that never becomes ready: the run fails when the timeout runs out.
+    let env = Env::new(100);
+    env.running().set_config(kube_emulator::Config {
+        workload_delay: Duration::from_millis(100),
+        operator_delay: Duration::from_millis(100),
+        clickhouse_delay: Duration::from_millis(100),
+        never_ready: vec!["wandb-dev-app".into()],
+    });
+    let t = std::time::Instant::now();
+    let out = env.run(&["up", "--plan", &poc(), "--timeout", "4"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("k8s.wandb")
+            && text(&out).contains("not ready after 4 s")
+            && text(&out).contains("wandb-dev-app 0/1"),
+        "{}",
+        text(&out)
+    );
+    assert!(t.elapsed() < Duration::from_secs(20));
+}
