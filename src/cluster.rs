@@ -24,7 +24,7 @@ impl Connected {
     }
 }
 
-/// The delay of the sandbox's simulated controllers (`WBSTACK_SANDBOX_DELAY_MS`, default 3 s),
+/// The delay of the sandbox's simulated controllers (`WBSTACK_SANDBOX_DELAY_MS`, default 5 s),
 /// so that a sandbox run takes realistic time.
 fn sandbox_delay() -> Duration {
     Duration::from_millis(

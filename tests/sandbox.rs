@@ -1,0 +1,101 @@
+//! The README's first command: the PoC on the embedded sandbox, then status, resume and down.
+
+mod common;
+use common::{text, Env};
+
+#[test]
+fn the_sandbox_runs_the_poc_and_keeps_its_cluster_between_commands() {
+    let env = Env::new(50);
+    let poc = Env::plans().join("poc.yaml").display().to_string();
+    let sandbox = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("WBSTACK_SANDBOX_DELAY_MS", "200")
+            .env_remove("KUBECONFIG");
+        c.output().unwrap()
+    };
+    let out = sandbox(&["up", "--plan", &poc, "--sandbox"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sandbox cluster"));
+    let cluster = env
+        .dir
+        .path()
+        .join(".wbstack/sandbox/wandb-dev/sandbox-cluster.json");
+    let saved = std::fs::read_to_string(&cluster).unwrap();
+    assert!(
+        saved.contains("\"WeightsAndBiases\""),
+        "the sandbox cluster is persisted"
+    );
+    assert!(
+        !saved.contains(common::LICENSE),
+        "the persisted cluster holds Secrets base64-encoded only"
+    );
+    let st = sandbox(&[
+        "status",
+        "--env",
+        "wandb-dev",
+        "--sandbox",
+        "--output",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert!(
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "ready"),
+        "{v}"
+    );
+    // The cluster survives between invocations: a second up finds everything converged.
+    let again = sandbox(&[
+        "resume",
+        "--env",
+        "wandb-dev",
+        "--sandbox",
+        "--output",
+        "json",
+    ]);
+    let last = String::from_utf8_lossy(&again.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(r["report"]["stats"]["unchanged"], 4, "{r}");
+    let down = sandbox(&["down", "--env", "wandb-dev", "--sandbox"]);
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    let saved = std::fs::read_to_string(&cluster).unwrap();
+    assert!(
+        !saved.contains("\"WeightsAndBiases\"") && !saved.contains("\"name\":\"wandb\""),
+        "nothing of the environment is left"
+    );
+}
+
+#[test]
+fn a_second_concurrent_run_is_refused_naming_the_holder() {
+    let env = Env::new(2000);
+    let poc = Env::plans().join("poc.yaml").display().to_string();
+    let mut first = env.cmd(&["up", "--plan", &poc]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let second = env.run(&["up", "--plan", &poc]);
+    assert_eq!(second.status.code(), Some(3), "{}", text(&second));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains(&format!("pid {}", first.id())) && err.contains("unlock"),
+        "{err}"
+    );
+    let out = first.wait().unwrap();
+    assert_eq!(out.code(), Some(0));
+    // A protected plan is not torn down without --force.
+    let prot = std::fs::read_to_string(Env::plans().join("poc.yaml"))
+        .unwrap()
+        .replacen(
+            "  name: wandb-dev\n",
+            "  name: wandb-dev\n  protected: true\n",
+            1,
+        );
+    std::fs::write(env.dir.path().join("prot.yaml"), prot).unwrap();
+    let refused = env.run(&["down", "--plan", "prot.yaml"]);
+    assert_eq!(refused.status.code(), Some(5), "{}", text(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+}
