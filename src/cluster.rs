@@ -24,14 +24,14 @@ impl Connected {
     }
 }
 
-/// The delay of the sandbox's simulated controllers (`WBSTACK_SANDBOX_DELAY_MS`, default 5 s),
+/// The delay of the sandbox's simulated controllers (`WBSTACK_SANDBOX_DELAY_MS`, default 8 s),
 /// so that a sandbox run takes realistic time.
 fn sandbox_delay() -> Duration {
     Duration::from_millis(
         std::env::var("WBSTACK_SANDBOX_DELAY_MS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(3000),
+            .unwrap_or(8000),
     )
 }
 

@@ -45,6 +45,13 @@ fn secret_outputs(ns: &str, name: &str, key: &str) -> Outputs {
     ])
 }
 
+/// An Opaque Secret holding one key.
+fn secret_manifest(namespace: &str, name: &str, key: &str, value: &Secret) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "wbstack"}},
+        "data": {key: base64::engine::general_purpose::STANDARD.encode(value.expose())}})
+}
+
 fn terminating(o: &Value) -> bool {
     !o["metadata"]["deletionTimestamp"].is_null()
 }
@@ -157,9 +164,7 @@ impl ValueSecretStep {
     }
 
     fn manifest(&self, value: &Secret) -> Value {
-        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": self.name, "namespace": self.namespace, "labels": {"app.kubernetes.io/managed-by": "wbstack"}},
-            "data": {self.key.clone(): base64::engine::general_purpose::STANDARD.encode(value.expose())}})
+        secret_manifest(&self.namespace, &self.name, &self.key, value)
     }
 }
 
@@ -277,9 +282,7 @@ impl Step for GeneratedSecretStep {
                 .with_key(&self.key),
             generate_password(self.length),
         );
-        let obj = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": self.name, "namespace": self.namespace, "labels": {"app.kubernetes.io/managed-by": "wbstack"}},
-            "data": {self.key.clone(): base64::engine::general_purpose::STANDARD.encode(value.expose())}});
+        let obj = secret_manifest(&self.namespace, &self.name, &self.key, &value);
         // Create, never overwrite: a password made by an interrupted run is kept.
         self.kube.create(&obj).await.map(|_| ())
     }
