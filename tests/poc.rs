@@ -233,3 +233,69 @@ fn readiness_failures_end_with_a_clear_error_within_the_timeout() {
     );
     assert!(t.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn plan_says_what_up_would_do_and_touches_nothing() {
+    let env = Env::new(100);
+    let before = env.mutations();
+    let out = env.run(&["plan", "--plan", &poc(), "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["create"; 4]);
+    assert_eq!(env.mutations(), before, "plan is read-only");
+    assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
+    let out = env.run(&["plan", "--plan", &poc(), "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["unchanged"; 4]);
+    // A changed plan shows the update.
+    let changed = std::fs::read_to_string(Env::plans().join("poc.yaml"))
+        .unwrap()
+        .replace("api: {replicas: 1}", "api: {replicas: 2}");
+    std::fs::write(env.dir.path().join("changed.yaml"), changed).unwrap();
+    let out = env.run(&["plan", "--plan", "changed.yaml", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["steps"][3]["step"], "k8s.wandb");
+    assert_eq!(v["steps"][3]["action"], "update");
+    // And up applies it.
+    let out = env.run(&["up", "--plan", "changed.yaml", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "deploy",
+            "wandb-dev-api",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "2"
+    );
+}
+
+#[test]
+fn unlock_removes_a_stale_lock() {
+    let env = Env::new(100);
+    assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
+    let lock = env.dir.path().join(".wbstack/wandb-dev/lock.json");
+    std::fs::write(&lock, r#"{"host":"another-host","pid":1,"command":"wbstack up","started_at_ms":1,"renewed_at_ms":99999999999999,"lease_ms":60000,"token":"x"}"#).unwrap();
+    let out = env.run(&["up", "--plan", &poc()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another-host"));
+    let out = env.run(&["unlock", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another-host"));
+    assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
+}

@@ -7,26 +7,67 @@ use common::{text, Env};
 #[test]
 fn weave_with_bundled_clickhouse_comes_up_and_goes_away() {
     let env = Env::new(150);
-    let plan = Env::plans().join("weave-clickhouse-s3.yaml").display().to_string();
+    let plan = Env::plans()
+        .join("weave-clickhouse-s3.yaml")
+        .display()
+        .to_string();
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Keeper and the shard are StatefulSets, ready, with the replicas the plan asks for.
-    let sts = env.kubectl(&["get", "sts", "-n", "wandb", "-l", "app.kubernetes.io/instance=wbstack-clickhouse", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.readyReplicas} {end}"]);
-    assert_eq!(sts.trim(), "wbstack-clickhouse-keeper=3 wbstack-clickhouse-shard0=3", "{sts}");
-    let xml = env.kubectl(&["get", "cm", "wbstack-clickhouse-config", "-n", "wandb", "-o", "jsonpath={.data.wbstack\\.xml}"]);
-    for needle in ["<cluster_1S_3R>", "<storage_policy>s3_main</storage_policy>", "<use_environment_credentials>true</use_environment_credentials>", "<level>information</level>", "<endpoint>/metrics</endpoint>", "wbstack-clickhouse-keeper-2.wbstack-clickhouse-keeper-headless.wandb.svc.cluster.local"] {
-        assert!(xml.contains(needle), "{needle} missing from the server configuration");
+    let sts = env.kubectl(&[
+        "get",
+        "sts",
+        "-n",
+        "wandb",
+        "-l",
+        "app.kubernetes.io/instance=wbstack-clickhouse",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.readyReplicas} {end}",
+    ]);
+    assert_eq!(
+        sts.trim(),
+        "wbstack-clickhouse-keeper=3 wbstack-clickhouse-shard0=3",
+        "{sts}"
+    );
+    let xml = env.kubectl(&[
+        "get",
+        "cm",
+        "wbstack-clickhouse-config",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.data.wbstack\\.xml}",
+    ]);
+    for needle in [
+        "<cluster_1S_3R>",
+        "<storage_policy>s3_main</storage_policy>",
+        "<use_environment_credentials>true</use_environment_credentials>",
+        "<level>information</level>",
+        "<endpoint>/metrics</endpoint>",
+        "wbstack-clickhouse-keeper-2.wbstack-clickhouse-keeper-headless.wandb.svc.cluster.local",
+    ] {
+        assert!(
+            xml.contains(needle),
+            "{needle} missing from the server configuration"
+        );
     }
     // The password reaches ClickHouse only through a Secret reference.
     let env_json = env.kubectl(&["get", "sts", "wbstack-clickhouse-shard0", "-n", "wandb", "-o", "jsonpath={.spec.template.spec.containers[0].env[?(@.name==\"CLICKHOUSE_PASSWORD\")].valueFrom.secretKeyRef.name}"]);
     assert_eq!(env_json, "wbstack-clickhouse");
     let ch = env.kubectl(&["get", "wandb", "wandb", "-n", "wandb", "-o", "jsonpath={.spec.values.global.clickhouse.host}:{.spec.values.global.clickhouse.port} {.spec.values.global.clickhouse.replicated} {.spec.values.global.weave-trace.enabled} {.spec.values.weave-trace.install}"]);
-    assert_eq!(ch, "wbstack-clickhouse.wandb.svc.cluster.local:8123 true true true");
+    assert_eq!(
+        ch,
+        "wbstack-clickhouse.wandb.svc.cluster.local:8123 true true true"
+    );
     let cr = env.kubectl(&["get", "wandb", "wandb", "-n", "wandb", "-o", "json"]);
     assert!(!cr.contains("\"password\""), "no password in the resource");
     let out = env.run(&["down", "--env", "wandb-weave-s3"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let left: Vec<_> = env.objects().into_iter().filter(|(_, ns, _)| ns == "wandb").collect();
+    let left: Vec<_> = env
+        .objects()
+        .into_iter()
+        .filter(|(_, ns, _)| ns == "wandb")
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -36,15 +77,59 @@ fn weave_with_altinity_clickhouse_waits_for_the_installation() {
     // The Altinity operator's CRD, as its installation would leave it.
     let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: clickhouseinstallations.clickhouse.altinity.com}\nspec:\n  group: clickhouse.altinity.com\n  scope: Namespaced\n  names: {plural: clickhouseinstallations, singular: clickhouseinstallation, kind: ClickHouseInstallation, shortNames: [chi]}\n  versions:\n  - {name: v1, served: true, storage: true, subresources: {status: {}}, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n";
     std::fs::write(env.dir.path().join("chi-crd.yaml"), crd).unwrap();
-    env.kubectl(&["apply", "-f", env.dir.path().join("chi-crd.yaml").to_str().unwrap()]);
-    let plan = Env::plans().join("weave-altinity.yaml").display().to_string();
+    env.kubectl(&[
+        "apply",
+        "-f",
+        env.dir.path().join("chi-crd.yaml").to_str().unwrap(),
+    ]);
+    let plan = Env::plans()
+        .join("weave-altinity.yaml")
+        .display()
+        .to_string();
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(env.kubectl(&["get", "chi", "weave-clickhouse", "-n", "wandb", "-o", "jsonpath={.status.status} {.status.hostsCompleted}/{.status.hosts}"]), "Completed 2/2");
-    let users = env.kubectl(&["get", "chi", "weave-clickhouse", "-n", "wandb", "-o", "jsonpath={.spec.configuration.users}"]);
-    assert!(users.contains("k8s_secret_password") && users.contains("wandb/wbstack-clickhouse/CLICKHOUSE_PASSWORD"), "{users}");
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "chi",
+            "weave-clickhouse",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.status.status} {.status.hostsCompleted}/{.status.hosts}"
+        ]),
+        "Completed 2/2"
+    );
+    let users = env.kubectl(&[
+        "get",
+        "chi",
+        "weave-clickhouse",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.spec.configuration.users}",
+    ]);
+    assert!(
+        users.contains("k8s_secret_password")
+            && users.contains("wandb/wbstack-clickhouse/CLICKHOUSE_PASSWORD"),
+        "{users}"
+    );
     assert!(!users.contains("wandb/password\""), "{users}");
-    assert_eq!(env.kubectl(&["get", "secret", "weave-worker-auth", "-n", "wandb", "-o", "jsonpath={.metadata.name}"]), "weave-worker-auth");
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "secret",
+            "weave-worker-auth",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.metadata.name}"
+        ]),
+        "weave-worker-auth"
+    );
     let host = env.kubectl(&["get", "wandb", "wandb-weave", "-n", "wandb", "-o", "jsonpath={.spec.values.global.clickhouse.host} {.spec.values.global.clickhouse.replicated}"]);
-    assert_eq!(host, "clickhouse-weave-clickhouse.wandb.svc.cluster.local true");
+    assert_eq!(
+        host,
+        "clickhouse-weave-clickhouse.wandb.svc.cluster.local true"
+    );
 }
