@@ -209,7 +209,11 @@ pub(crate) struct RunCtx {
 impl RunCtx {
     pub(crate) fn ctx_for(&self, i: usize, deps: BTreeMap<StepId, Outputs>) -> StepCtx {
         let id = self.graph.spec(i).id.clone();
-        let previous = self.rec.step(&id).and_then(|s| s.outputs);
+        let recorded = self.rec.step(&id);
+        let attempted = recorded
+            .as_ref()
+            .is_some_and(|s| s.is_owned() && s.may_exist());
+        let previous = recorded.and_then(|s| s.outputs);
         StepCtx::new(
             id,
             self.run,
@@ -218,6 +222,7 @@ impl RunCtx {
             self.cancel.child_token(),
             self.events.clone(),
         )
+        .with_attempted(attempted)
     }
 
     /// Calls `f` until it succeeds, fails permanently, runs out of attempts, or the run is

@@ -168,6 +168,7 @@ pub struct StepCtx {
     run: RunId,
     deps: Arc<BTreeMap<StepId, Outputs>>,
     previous: Option<Outputs>,
+    attempted: bool,
     cancel: CancellationToken,
     events: EventSink,
 }
@@ -187,9 +188,24 @@ impl StepCtx {
             run,
             deps: Arc::new(deps),
             previous,
+            attempted: false,
             cancel,
             events,
         }
+    }
+
+    /// Marks that the journal records this environment creating the resource (an earlier
+    /// `apply`, perhaps interrupted): a half-made resource found now is ours to finish.
+    pub fn with_attempted(mut self, attempted: bool) -> Self {
+        self.attempted = attempted;
+        self
+    }
+
+    /// Whether this environment has tried to create the resource before (see
+    /// [`StepCtx::with_attempted`]). Steps use it to tell their own half-made resource from
+    /// someone else's.
+    pub fn attempted(&self) -> bool {
+        self.attempted
     }
 
     /// The step being run.

@@ -1,0 +1,164 @@
+//! AWS clients from the standard configuration chain, with region and endpoint overrides, and
+//! the classification of SDK errors into transient and permanent.
+
+use aws_config::BehaviorVersion;
+use aws_sdk_kms::error::ProvideErrorMetadata;
+use aws_sdk_kms::error::SdkError;
+use wbstack_engine::StepError;
+
+/// Where and as whom to call AWS.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    /// The region; otherwise the standard chain's.
+    pub region: Option<String>,
+    /// An endpoint override (LocalStack, moto); `WBSTACK_AWS_ENDPOINT` also sets it.
+    pub endpoint: Option<String>,
+    /// Static credentials (tests); otherwise the standard chain (env, profiles, SSO, IRSA).
+    pub static_credentials: Option<(String, String)>,
+}
+
+/// The clients wbstack uses, and the environment it tags resources with.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub kms: aws_sdk_kms::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub region: String,
+    /// The environment name, written on every resource as `wbstack:environment`.
+    pub environment: String,
+}
+
+/// Why AWS cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("no AWS region: set spec.aws.region, AWS_REGION or a profile's region")]
+    NoRegion,
+}
+
+impl Aws {
+    /// Loads configuration and builds the clients.
+    pub async fn connect(settings: &AwsSettings, environment: &str) -> Result<Aws, AwsError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = &settings.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        let endpoint = settings.endpoint.clone().or_else(|| {
+            std::env::var("WBSTACK_AWS_ENDPOINT")
+                .ok()
+                .filter(|e| !e.is_empty())
+        });
+        if let Some(e) = &endpoint {
+            loader = loader.endpoint_url(e.clone());
+        }
+        if let Some((id, secret)) = &settings.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_kms::config::Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "wbstack-static",
+            ));
+        }
+        let conf = loader.load().await;
+        let region = conf
+            .region()
+            .map(|r| r.to_string())
+            .ok_or(AwsError::NoRegion)?;
+        // Custom endpoints (moto, LocalStack) serve buckets by path, not by host name.
+        let s3conf = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(endpoint.is_some())
+            .build();
+        Ok(Aws {
+            kms: aws_sdk_kms::Client::new(&conf),
+            s3: aws_sdk_s3::Client::from_conf(s3conf),
+            secrets: aws_sdk_secretsmanager::Client::new(&conf),
+            sts: aws_sdk_sts::Client::new(&conf),
+            region,
+            environment: environment.to_owned(),
+        })
+    }
+
+    /// The tags every resource of a step carries.
+    pub fn tags(&self, step: &str) -> Vec<(String, String)> {
+        vec![
+            ("wbstack:environment".into(), self.environment.clone()),
+            ("wbstack:step".into(), step.into()),
+            ("wbstack:managed-by".into(), "wbstack".into()),
+        ]
+    }
+
+    /// Whether a resource's tags say it belongs to this environment's step.
+    pub fn owns(&self, step: &str, tags: &[(String, String)]) -> bool {
+        let has = |k: &str, v: &str| tags.iter().any(|(tk, tv)| tk == k && tv == v);
+        has("wbstack:environment", &self.environment) && has("wbstack:step", step)
+    }
+}
+
+const THROTTLING: [&str; 8] = [
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+    "RequestThrottled",
+    "PriorRequestNotComplete",
+];
+
+/// Throttling, 5xx and connection problems are transient; access denied, validation and every
+/// other service error are permanent. The message names the operation and the resource.
+pub fn classify<E, R>(e: SdkError<E, R>, op: &str, resource: &str) -> StepError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let ctx = format!("{op} {resource}");
+    match &e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().unwrap_or("Unknown").to_owned();
+            let msg = err.message().unwrap_or("").to_owned();
+            let status = format!("{:?}", se.raw());
+            let server = status.contains("StatusCode(5") || status.contains("status: 5");
+            let text = format!("{ctx} failed: {code}: {msg}");
+            if THROTTLING.contains(&code.as_str())
+                || server
+                || code == "InternalError"
+                || code == "ServiceUnavailable"
+                || code == "InternalFailure"
+            {
+                StepError::transient(text)
+            } else {
+                StepError::permanent(text)
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StepError::transient(format!("{ctx} failed: {}", describe(&e)))
+        }
+        _ => StepError::permanent(format!("{ctx} failed: {}", describe(&e))),
+    }
+}
+
+/// The error and its causes on one line.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// The service error code, if the call reached the service.
+pub fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<String> {
+    match e {
+        SdkError::ServiceError(se) => se.err().code().map(str::to_owned),
+        _ => None,
+    }
+}

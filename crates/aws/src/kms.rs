@@ -1,0 +1,230 @@
+//! A customer-managed KMS key with rotation, a policy naming its administrator, an alias, tags.
+
+use crate::clients::{classify, code_of, Aws};
+use async_trait::async_trait;
+use aws_sdk_kms::types::{KeyState, Tag};
+use serde_json::json;
+use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+
+/// The KMS key everything of an environment is encrypted with.
+pub struct KmsKeyStep {
+    pub aws: Aws,
+    pub step: String,
+    /// `alias/<env>-wandb`.
+    pub alias: String,
+    /// Days before a scheduled deletion happens (7-30).
+    pub deletion_window_days: u32,
+}
+
+struct Found {
+    key_id: String,
+    arn: String,
+    state: Option<KeyState>,
+}
+
+impl KmsKeyStep {
+    async fn by_alias(&self) -> Result<Option<String>, StepError> {
+        let mut pages = self.aws.kms.list_aliases().into_paginator().items().send();
+        while let Some(a) = pages.next().await {
+            let a = a.map_err(|e| classify(e, "ListAliases", &self.alias))?;
+            if a.alias_name() == Some(self.alias.as_str()) {
+                return Ok(a.target_key_id().map(str::to_owned));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn describe(&self, key_id: &str) -> Result<Found, StepError> {
+        let d = self
+            .aws
+            .kms
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(e, "DescribeKey", key_id))?;
+        let m = d.key_metadata().ok_or_else(|| {
+            StepError::permanent(format!("DescribeKey {key_id} returned no metadata"))
+        })?;
+        Ok(Found {
+            key_id: m.key_id().to_owned(),
+            arn: m.arn().unwrap_or_default().to_owned(),
+            state: m.key_state().cloned(),
+        })
+    }
+
+    async fn tags(&self, key_id: &str) -> Result<Vec<(String, String)>, StepError> {
+        let t = self
+            .aws
+            .kms
+            .list_resource_tags()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(e, "ListResourceTags", key_id))?;
+        Ok(t.tags()
+            .iter()
+            .map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned()))
+            .collect())
+    }
+
+    /// A key this step made earlier whose alias was never created (a crash in between).
+    async fn orphan(&self) -> Result<Option<Found>, StepError> {
+        let mut pages = self.aws.kms.list_keys().into_paginator().items().send();
+        while let Some(k) = pages.next().await {
+            let k = k.map_err(|e| classify(e, "ListKeys", &self.alias))?;
+            let Some(id) = k.key_id() else { continue };
+            if self.aws.owns(&self.step, &self.tags(id).await?) {
+                let f = self.describe(id).await?;
+                if f.state == Some(KeyState::Enabled) {
+                    return Ok(Some(f));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn outputs(&self, f: &Found) -> Outputs {
+        [
+            ("arn", json!(f.arn)),
+            ("key_id", json!(f.key_id)),
+            ("alias", json!(self.alias)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    async fn policy(&self) -> Result<String, StepError> {
+        let who = self
+            .aws
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify(e, "GetCallerIdentity", "caller"))?;
+        let account = who.account().unwrap_or_default();
+        let admin = who.arn().unwrap_or_default();
+        Ok(json!({
+            "Version": "2012-10-17",
+            "Id": "wbstack",
+            "Statement": [
+                {"Sid": "AccountUse", "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
+                {"Sid": "Administrator", "Effect": "Allow", "Principal": {"AWS": admin},
+                 "Action": ["kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"],
+                 "Resource": "*"}
+            ]
+        })
+        .to_string())
+    }
+}
+
+#[async_trait]
+impl Step for KmsKeyStep {
+    fn kind(&self) -> &str {
+        "aws.kms.key"
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&("kms", &self.alias))
+    }
+    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+        let Some(key_id) = self.by_alias().await? else {
+            return Ok(Observation::Absent);
+        };
+        let f = self.describe(&key_id).await?;
+        if !self.aws.owns(&self.step, &self.tags(&key_id).await?) {
+            return Ok(Observation::Failed {
+                message: format!(
+                    "{} exists and is not owned by environment {}",
+                    self.alias, self.aws.environment
+                ),
+            });
+        }
+        Ok(match f.state {
+            Some(KeyState::Enabled) => Observation::ready(self.outputs(&f)),
+            Some(KeyState::Creating) => Observation::InProgress { detail: Some("creating".into()) },
+            Some(KeyState::PendingDeletion) => Observation::Failed { message: format!("{} points at key {} which is scheduled for deletion; cancel the deletion or delete the alias", self.alias, f.key_id) },
+            other => Observation::Failed { message: format!("key {} is {:?}", f.key_id, other) },
+        })
+    }
+    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        let f = match self.orphan().await? {
+            Some(f) => f,
+            None => {
+                let mut req = self
+                    .aws
+                    .kms
+                    .create_key()
+                    .description(format!("wbstack {} ({})", self.aws.environment, self.step))
+                    .policy(self.policy().await?);
+                for (k, v) in self.aws.tags(&self.step) {
+                    req = req.tags(
+                        Tag::builder()
+                            .tag_key(k)
+                            .tag_value(v)
+                            .build()
+                            .map_err(|e| StepError::permanent(e.to_string()))?,
+                    );
+                }
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, "CreateKey", &self.alias))?;
+                let m = out
+                    .key_metadata()
+                    .ok_or_else(|| StepError::permanent("CreateKey returned no metadata"))?;
+                Found {
+                    key_id: m.key_id().to_owned(),
+                    arn: m.arn().unwrap_or_default().to_owned(),
+                    state: m.key_state().cloned(),
+                }
+            }
+        };
+        self.aws
+            .kms
+            .enable_key_rotation()
+            .key_id(&f.key_id)
+            .send()
+            .await
+            .map_err(|e| classify(e, "EnableKeyRotation", &f.key_id))?;
+        match self
+            .aws
+            .kms
+            .create_alias()
+            .alias_name(&self.alias)
+            .target_key_id(&f.key_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e).as_deref() == Some("AlreadyExistsException") => Ok(()),
+            Err(e) => Err(classify(e, "CreateAlias", &self.alias)),
+        }
+    }
+    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        let Some(key_id) = self.by_alias().await? else {
+            return Ok(());
+        };
+        self.aws
+            .kms
+            .delete_alias()
+            .alias_name(&self.alias)
+            .send()
+            .await
+            .map_err(|e| classify(e, "DeleteAlias", &self.alias))?;
+        match self
+            .aws
+            .kms
+            .schedule_key_deletion()
+            .key_id(&key_id)
+            .pending_window_in_days(self.deletion_window_days.clamp(7, 30) as i32)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already scheduled: done.
+            Err(e) if code_of(&e).as_deref() == Some("KMSInvalidStateException") => Ok(()),
+            Err(e) => Err(classify(e, "ScheduleKeyDeletion", &key_id)),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The artifacts bucket: SSE-KMS with bucket keys, every public-access block, object ownership
+//! enforced, the CORS W&B needs, versioning per plan, tags. Teardown empties every version.
+
+use crate::clients::{classify, code_of, Aws};
+use async_trait::async_trait;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CorsConfiguration, CorsRule,
+    CreateBucketConfiguration, Delete, ObjectIdentifier, ObjectOwnership, OwnershipControls,
+    OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging, VersioningConfiguration,
+};
+use serde_json::json;
+use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+
+/// An S3 bucket encrypted with a KMS key.
+pub struct S3BucketStep {
+    pub aws: Aws,
+    pub step: String,
+    pub name: String,
+    pub versioning: bool,
+    /// A given key; otherwise the `arn` output of `kms_step`.
+    pub kms_key_arn: Option<String>,
+    pub kms_step: Option<String>,
+}
+
+fn err(e: impl std::fmt::Display) -> StepError {
+    StepError::permanent(e.to_string())
+}
+
+impl S3BucketStep {
+    fn kms(&self, ctx: &StepCtx) -> Result<String, StepError> {
+        if let Some(k) = &self.kms_key_arn {
+            return Ok(k.clone());
+        }
+        let step = self.kms_step.as_deref().unwrap_or("aws.kms");
+        ctx.dep_str(step, "arn")
+            .map(str::to_owned)
+            .ok_or_else(|| StepError::permanent(format!("step {step} has no output arn")))
+    }
+
+    fn outputs(&self, kms: &str) -> Outputs {
+        [
+            ("name", json!(self.name)),
+            ("region", json!(self.aws.region)),
+            ("arn", json!(format!("arn:aws:s3:::{}", self.name))),
+            ("kms_key_arn", json!(kms)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    async fn tags(&self) -> Result<Option<Vec<(String, String)>>, StepError> {
+        match self
+            .aws
+            .s3
+            .get_bucket_tagging()
+            .bucket(&self.name)
+            .send()
+            .await
+        {
+            Ok(t) => Ok(Some(
+                t.tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect(),
+            )),
+            Err(e) if code_of(&e).as_deref() == Some("NoSuchTagSet") => Ok(Some(Vec::new())),
+            Err(e) if code_of(&e).as_deref() == Some("NoSuchBucket") => Ok(None),
+            Err(e) => Err(classify(e, "GetBucketTagging", &self.name)),
+        }
+    }
+
+    async fn configure(&self, kms: &str) -> Result<(), StepError> {
+        let b = &self.name;
+        let sse = ServerSideEncryptionConfiguration::builder()
+            .rules(
+                ServerSideEncryptionRule::builder()
+                    .apply_server_side_encryption_by_default(
+                        ServerSideEncryptionByDefault::builder()
+                            .sse_algorithm(ServerSideEncryption::AwsKms)
+                            .kms_master_key_id(kms)
+                            .build()
+                            .map_err(err)?,
+                    )
+                    .bucket_key_enabled(true)
+                    .build(),
+            )
+            .build()
+            .map_err(err)?;
+        self.aws
+            .s3
+            .put_bucket_encryption()
+            .bucket(b)
+            .server_side_encryption_configuration(sse)
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutBucketEncryption", b))?;
+        let block = PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(true)
+            .block_public_policy(true)
+            .restrict_public_buckets(true)
+            .build();
+        self.aws
+            .s3
+            .put_public_access_block()
+            .bucket(b)
+            .public_access_block_configuration(block)
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutPublicAccessBlock", b))?;
+        let own = OwnershipControls::builder()
+            .rules(
+                OwnershipControlsRule::builder()
+                    .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                    .build()
+                    .map_err(err)?,
+            )
+            .build()
+            .map_err(err)?;
+        self.aws
+            .s3
+            .put_bucket_ownership_controls()
+            .bucket(b)
+            .ownership_controls(own)
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutBucketOwnershipControls", b))?;
+        let cors = CorsConfiguration::builder()
+            .cors_rules(
+                CorsRule::builder()
+                    .allowed_methods("GET")
+                    .allowed_methods("HEAD")
+                    .allowed_methods("PUT")
+                    .allowed_origins("*")
+                    .allowed_headers("*")
+                    .expose_headers("ETag")
+                    .max_age_seconds(3000)
+                    .build()
+                    .map_err(err)?,
+            )
+            .build()
+            .map_err(err)?;
+        self.aws
+            .s3
+            .put_bucket_cors()
+            .bucket(b)
+            .cors_configuration(cors)
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutBucketCors", b))?;
+        let status = if self.versioning {
+            BucketVersioningStatus::Enabled
+        } else {
+            BucketVersioningStatus::Suspended
+        };
+        self.aws
+            .s3
+            .put_bucket_versioning()
+            .bucket(b)
+            .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutBucketVersioning", b))?;
+        let mut tagging = Tagging::builder();
+        for (k, v) in self.aws.tags(&self.step) {
+            tagging = tagging.tag_set(Tag::builder().key(k).value(v).build().map_err(err)?);
+        }
+        self.aws
+            .s3
+            .put_bucket_tagging()
+            .bucket(b)
+            .tagging(tagging.build().map_err(err)?)
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutBucketTagging", b))?;
+        Ok(())
+    }
+
+    /// Deletes every object version and delete marker, a page at a time.
+    async fn empty(&self) -> Result<(), StepError> {
+        loop {
+            let page = match self
+                .aws
+                .s3
+                .list_object_versions()
+                .bucket(&self.name)
+                .send()
+                .await
+            {
+                Ok(p) => p,
+                Err(e) if code_of(&e).as_deref() == Some("NoSuchBucket") => return Ok(()),
+                Err(e) => return Err(classify(e, "ListObjectVersions", &self.name)),
+            };
+            let mut ids = Vec::new();
+            for v in page.versions() {
+                ids.push(
+                    ObjectIdentifier::builder()
+                        .key(v.key().unwrap_or_default())
+                        .set_version_id(v.version_id().map(str::to_owned))
+                        .build()
+                        .map_err(err)?,
+                );
+            }
+            for m in page.delete_markers() {
+                ids.push(
+                    ObjectIdentifier::builder()
+                        .key(m.key().unwrap_or_default())
+                        .set_version_id(m.version_id().map(str::to_owned))
+                        .build()
+                        .map_err(err)?,
+                );
+            }
+            if ids.is_empty() {
+                return Ok(());
+            }
+            for chunk in ids.chunks(1000) {
+                let del = Delete::builder()
+                    .set_objects(Some(chunk.to_vec()))
+                    .quiet(true)
+                    .build()
+                    .map_err(err)?;
+                self.aws
+                    .s3
+                    .delete_objects()
+                    .bucket(&self.name)
+                    .delete(del)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, "DeleteObjects", &self.name))?;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Step for S3BucketStep {
+    fn kind(&self) -> &str {
+        "aws.s3.bucket"
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&("bucket", &self.name, self.versioning, &self.kms_key_arn))
+    }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
+        match self.aws.s3.head_bucket().bucket(&self.name).send().await {
+            Ok(_) => {}
+            Err(e) => {
+                let raw = format!("{e:?}");
+                if code_of(&e).as_deref() == Some("NotFound")
+                    || raw.contains("NotFound")
+                    || raw.contains("404")
+                {
+                    return Ok(Observation::Absent);
+                }
+                if raw.contains("403") || raw.contains("Forbidden") {
+                    return Ok(Observation::Failed {
+                        message: format!("bucket {} exists in another account", self.name),
+                    });
+                }
+                return Err(classify(e, "HeadBucket", &self.name));
+            }
+        }
+        let Some(tags) = self.tags().await? else {
+            return Ok(Observation::Absent);
+        };
+        if !self.aws.owns(&self.step, &tags) {
+            if ctx.attempted() {
+                // Ours, created by a run that died before tagging it: apply finishes it.
+                return Ok(Observation::Absent);
+            }
+            return Ok(Observation::Failed {
+                message: format!(
+                    "bucket {} exists and is not owned by environment {}",
+                    self.name, self.aws.environment
+                ),
+            });
+        }
+        let kms = self.kms(ctx).unwrap_or_default();
+        Ok(Observation::ready(self.outputs(&kms)))
+    }
+    async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        let kms = self.kms(ctx)?;
+        let mut req = self.aws.s3.create_bucket().bucket(&self.name);
+        if self.aws.region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(self.aws.region.as_str()))
+                    .build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => {}
+            Err(e) if code_of(&e).as_deref() == Some("BucketAlreadyOwnedByYou") => {}
+            Err(e) => return Err(classify(e, "CreateBucket", &self.name)),
+        }
+        self.configure(&kms).await
+    }
+    async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        let kms = self.kms(ctx)?;
+        self.aws
+            .s3
+            .head_bucket()
+            .bucket(&self.name)
+            .send()
+            .await
+            .map_err(|e| classify(e, "HeadBucket", &self.name))?;
+        Ok(self.outputs(&kms))
+    }
+    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        self.empty().await?;
+        match self.aws.s3.delete_bucket().bucket(&self.name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e).as_deref() == Some("NoSuchBucket") => Ok(()),
+            Err(e) => Err(classify(e, "DeleteBucket", &self.name)),
+        }
+    }
+}
