@@ -330,8 +330,8 @@ async fn up(root: &Path, t: &Target, run: &RunOpts, fmt: OutputFormat) -> Result
     let config = engine_config(run)?;
     let license = env::license(&loaded)?;
     let steps = wbstack_plan::compile(&loaded.plan);
-    if let Some(aws) = steps.iter().find(|s| s.kind.is_aws()) {
-        return Err(Failure::new(REFUSED, format!("step {} ({}) needs the AWS steps, which this build of wbstack does not include yet; the plan validates and renders, but cannot be brought up", aws.id, aws.kind.label())));
+    if let Some(s) = steps.iter().find(|s| !crate::wiring::supported(&s.kind)) {
+        return Err(Failure::new(REFUSED, format!("step {} ({}) is not implemented in this build (RDS and ElastiCache steps are still to come); the plan validates and renders, but cannot be brought up", s.id, s.kind.label())));
     }
     let _lock = lock(&dir, "up")?;
     std::fs::write(dir.join("plan.yaml"), &loaded.text).map_err(|e| {
@@ -347,7 +347,15 @@ async fn up(root: &Path, t: &Target, run: &RunOpts, fmt: OutputFormat) -> Result
             loaded.plan.metadata.name, conn.description
         );
     }
-    let graph = crate::wiring::graph(&loaded.plan, &steps, &conn.kube, &license, run.timeout)?;
+    let aws = crate::wiring::aws_for(&loaded.plan, &steps).await?;
+    let graph = crate::wiring::graph(
+        &loaded.plan,
+        &steps,
+        &conn.kube,
+        aws.as_ref(),
+        &license,
+        run.timeout,
+    )?;
     let (journal, state) = Journal::open(&dir.join("journal.jsonl"))?;
     let sink = EventSink::new();
     reporter::attach(&sink, fmt);
@@ -372,8 +380,8 @@ async fn down(
         return Err(Failure::new(REFUSED, format!("{} is protected (metadata.protected: true); run `down --force` to tear it down anyway", loaded.plan.metadata.name)));
     }
     let steps = wbstack_plan::compile(&loaded.plan);
-    if let Some(aws) = steps.iter().find(|s| s.kind.is_aws()) {
-        return Err(Failure::new(REFUSED, format!("step {} ({}) needs the AWS steps, which this build of wbstack does not include yet", aws.id, aws.kind.label())));
+    if let Some(s) = steps.iter().find(|s| !crate::wiring::supported(&s.kind)) {
+        return Err(Failure::new(REFUSED, format!("step {} ({}) is not implemented in this build (RDS and ElastiCache steps are still to come)", s.id, s.kind.label())));
     }
     let license = env::license(&loaded).ok().flatten();
     let _lock = lock(&dir, "down")?;
@@ -385,7 +393,15 @@ async fn down(
             "",
         ))
     });
-    let graph = crate::wiring::graph(&loaded.plan, &steps, &conn.kube, &license, run.timeout)?;
+    let aws = crate::wiring::aws_for(&loaded.plan, &steps).await?;
+    let graph = crate::wiring::graph(
+        &loaded.plan,
+        &steps,
+        &conn.kube,
+        aws.as_ref(),
+        &license,
+        run.timeout,
+    )?;
     let (journal, state) = Journal::open(&dir.join("journal.jsonl"))?;
     let sink = EventSink::new();
     reporter::attach(&sink, fmt);
@@ -411,16 +427,28 @@ async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure
     let license = env::license(&loaded)?;
     let steps = wbstack_plan::compile(&loaded.plan);
     let state = Journal::read_state(&dir.join("journal.jsonl"))?;
-    let aws: Vec<_> = steps.iter().filter(|s| s.kind.is_aws()).collect();
-    let conn = if aws.is_empty() {
-        Some(connect(t, &loaded.plan, &dir).await?)
-    } else {
+    let unsupported = steps.iter().any(|s| !crate::wiring::supported(&s.kind));
+    let conn = if unsupported {
         None
+    } else {
+        Some(connect(t, &loaded.plan, &dir).await?)
+    };
+    let aws = if unsupported {
+        None
+    } else {
+        crate::wiring::aws_for(&loaded.plan, &steps).await?
     };
     let mut rows = Vec::new();
     let mut outputs: BTreeMap<wbstack_engine::StepId, wbstack_engine::Outputs> = BTreeMap::new();
     if let Some(conn) = &conn {
-        let graph = crate::wiring::graph(&loaded.plan, &steps, &conn.kube, &license, None)?;
+        let graph = crate::wiring::graph(
+            &loaded.plan,
+            &steps,
+            &conn.kube,
+            aws.as_ref(),
+            &license,
+            None,
+        )?;
         for spec in graph.specs() {
             let deps = spec
                 .deps
@@ -465,7 +493,7 @@ async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure
             rows.push((
                 s.id.clone(),
                 s.kind.label().to_owned(),
-                "create (AWS steps cannot be observed by this build)".into(),
+                "create (not observable: RDS and ElastiCache steps are not in this build)".into(),
             ));
         }
     }

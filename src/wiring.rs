@@ -7,12 +7,34 @@ use wbstack_engine::{Graph, Hook, HookWhen, Secret, Step, StepId, StepSpec};
 use wbstack_k8s::*;
 use wbstack_plan::{Plan, StepKind, StepPlan};
 
+/// Reads secrets that AWS steps keep in Secrets Manager, for the Kubernetes Secrets mirroring them.
+struct AwsResolver(wbstack_aws::Aws);
+
+#[async_trait::async_trait]
+impl SecretResolver for AwsResolver {
+    async fn resolve(
+        &self,
+        r: &wbstack_engine::SecretRef,
+    ) -> Result<Secret, wbstack_engine::StepError> {
+        wbstack_aws::read_secret(&self.0, r).await
+    }
+}
+
 /// The step implementation of a compiled step.
 fn step_for(
     sp: &StepPlan,
     kube: &Kube,
+    aws: Option<&wbstack_aws::Aws>,
     license: &Option<Secret>,
 ) -> Result<Arc<dyn Step>, Failure> {
+    let need_aws = || {
+        aws.cloned().ok_or_else(|| {
+            Failure::new(
+                REFUSED,
+                format!("step {} needs AWS, which is not configured", sp.id),
+            )
+        })
+    };
     Ok(match &sp.kind {
         StepKind::Namespace { name } => Arc::new(NamespaceStep { kube: kube.clone(), name: name.clone() }),
         StepKind::LicenseSecret { namespace, name, key, .. } => {
@@ -30,10 +52,36 @@ fn step_for(
         StepKind::WandbResource { namespace, name, values, bindings } => {
             Arc::new(WandbStep { kube: kube.clone(), namespace: namespace.clone(), name: name.clone(), values: values.clone(), bindings: bindings.clone() })
         }
+        StepKind::KmsKey { alias, deletion_window_days } => {
+            Arc::new(wbstack_aws::KmsKeyStep { aws: need_aws()?, step: sp.id.clone(), alias: alias.clone(), deletion_window_days: *deletion_window_days })
+        }
+        StepKind::S3Bucket { name, versioning, kms_key_arn } => Arc::new(wbstack_aws::S3BucketStep {
+            aws: need_aws()?,
+            step: sp.id.clone(),
+            name: name.clone(),
+            versioning: *versioning,
+            kms_key_arn: kms_key_arn.clone(),
+            kms_step: Some("aws.kms".into()),
+        }),
+        StepKind::AwsSecret { name, recovery_days, alphabet, length } => Arc::new(wbstack_aws::AwsSecretStep {
+            aws: need_aws()?,
+            step: sp.id.clone(),
+            name: name.clone(),
+            recovery_days: *recovery_days,
+            alphabet: alphabet.clone(),
+            length: *length,
+        }),
+        StepKind::MirroredSecret { namespace, name, key, from_step, output } => Arc::new(ValueSecretStep {
+            kube: kube.clone(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            key: key.clone(),
+            value: ValueSource::FromStep { step: from_step.clone(), output: output.clone(), resolver: Arc::new(AwsResolver(need_aws()?)) },
+        }),
         other => {
             return Err(Failure::new(
                 REFUSED,
-                format!("step {} ({}) needs the AWS steps, which this build of wbstack does not include yet; the plan validates and renders, but cannot be brought up", sp.id, other.label()),
+                format!("step {} ({}) is not implemented in this build (RDS and ElastiCache steps are still to come); the plan validates and renders, but cannot be brought up", sp.id, other.label()),
             ))
         }
     })
@@ -53,6 +101,7 @@ pub fn graph(
     plan: &Plan,
     steps: &[StepPlan],
     kube: &Kube,
+    aws: Option<&wbstack_aws::Aws>,
     license: &Option<Secret>,
     timeout: Option<u64>,
 ) -> Result<Graph, Failure> {
@@ -78,10 +127,39 @@ pub fn graph(
         specs.push(StepSpec {
             id: StepId::new(sp.id.clone()),
             deps: sp.deps.iter().map(|d| StepId::new(d.clone())).collect(),
-            step: step_for(sp, kube, license)?,
+            step: step_for(sp, kube, aws, license)?,
             hooks,
             timeout: Some(Duration::from_secs(timeout.unwrap_or(sp.timeout_seconds))),
         });
     }
     Graph::new(specs).map_err(|e| Failure::new(crate::exit::INVALID, e.to_string()))
+}
+
+/// Kinds this build can bring up.
+pub fn supported(kind: &StepKind) -> bool {
+    !matches!(
+        kind,
+        StepKind::MysqlDatabase { .. }
+            | StepKind::DbSubnetGroup { .. }
+            | StepKind::DbParameterGroups { .. }
+            | StepKind::CacheSubnetGroup { .. }
+            | StepKind::RedisCache { .. }
+    )
+}
+
+/// AWS clients, when the plan has AWS steps.
+pub async fn aws_for(plan: &Plan, steps: &[StepPlan]) -> Result<Option<wbstack_aws::Aws>, Failure> {
+    if !steps.iter().any(|s| s.kind.is_aws()) {
+        return Ok(None);
+    }
+    let a = plan.spec.aws.clone().unwrap_or_default();
+    let settings = wbstack_aws::AwsSettings {
+        region: a.region,
+        endpoint: a.endpoint,
+        static_credentials: None,
+    };
+    wbstack_aws::Aws::connect(&settings, &plan.metadata.name)
+        .await
+        .map(Some)
+        .map_err(|e| Failure::new(crate::exit::ENVIRONMENT, e.to_string()))
 }

@@ -1,0 +1,50 @@
+//! The combined binary (kube and the AWS SDK sharing one TLS backend) against moto and the
+//! emulated cluster: a PoC with its artifacts in an S3 bucket encrypted with a KMS key.
+
+mod common;
+#[allow(dead_code)]
+#[path = "../crates/aws/tests/common/mod.rs"]
+mod moto;
+use common::{text, Env};
+
+#[test]
+fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
+    let env = Env::new(100);
+    let moto = moto::Moto::start();
+    let plan = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap().replace(
+        "  mysql:\n    mode: in-cluster\n",
+        "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n    versioning: true\n  aws:\n    region: us-west-2\n    secretRecoveryDays: 0\n",
+    );
+    std::fs::write(env.dir.path().join("s3.yaml"), plan).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-west-2")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        c.output().unwrap()
+    };
+    let out = run(&["up", "--plan", "s3.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let bucket = env.kubectl(&["get", "wandb", "wandb-dev", "-n", "wandb", "-o", "jsonpath={.spec.values.global.defaultBucket.name} {.spec.values.global.defaultBucket.region} {.spec.values.global.defaultBucket.kmsKey}"]);
+    let parts: Vec<&str> = bucket.split(' ').collect();
+    assert_eq!(parts[0], "wandb-dev-wandb-artifacts");
+    assert_eq!(parts[1], "us-west-2");
+    assert!(
+        parts[2].starts_with("arn:aws:kms:us-west-2:"),
+        "the bound KMS key ARN: {bucket}"
+    );
+    let out = run(&["up", "--plan", "s3.yaml", "--output", "json"]);
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["report"]["stats"]["apply_calls"], 0, "{v}");
+    let out = run(&["down", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let buckets = moto.raw_get("/");
+    assert!(!buckets.contains("wandb-dev-wandb-artifacts"), "{buckets}");
+}
