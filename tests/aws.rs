@@ -2,7 +2,6 @@
 //! emulated cluster: a PoC with its artifacts in an S3 bucket encrypted with a KMS key.
 
 mod common;
-#[allow(dead_code)]
 #[path = "../crates/aws/tests/common/mod.rs"]
 mod moto;
 use common::{text, Env};
