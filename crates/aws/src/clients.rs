@@ -21,6 +21,8 @@ pub struct AwsSettings {
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub kms: aws_sdk_kms::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub elasticache: aws_sdk_elasticache::Client,
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub sts: aws_sdk_sts::Client,
@@ -71,6 +73,8 @@ impl Aws {
             .build();
         Ok(Aws {
             kms: aws_sdk_kms::Client::new(&conf),
+            rds: aws_sdk_rds::Client::new(&conf),
+            elasticache: aws_sdk_elasticache::Client::new(&conf),
             s3: aws_sdk_s3::Client::from_conf(s3conf),
             secrets: aws_sdk_secretsmanager::Client::new(&conf),
             sts: aws_sdk_sts::Client::new(&conf),

@@ -1,13 +1,22 @@
-//! wbstack's AWS steps (aws-sdk-rust): the KMS key, the artifacts bucket and generated
-//! passwords in Secrets Manager. Every resource has a deterministic name from the environment,
+//! wbstack's AWS steps (aws-sdk-rust): the KMS key, the artifacts bucket, generated passwords in
+//! Secrets Manager, MySQL on RDS / Aurora and Redis on ElastiCache. Every resource has a deterministic name from the environment,
 //! carries the environment's tags, and is adopted when it is ours and refused when it is not.
 
 mod clients;
+mod elasticache;
 mod kms;
+mod poll;
+mod rds;
 mod s3;
 mod secrets;
 
 pub use clients::{classify, code_of, describe, Aws, AwsError, AwsSettings};
+pub use elasticache::{CacheSubnetGroupStep, RedisCacheStep};
 pub use kms::KmsKeyStep;
+pub use poll::{interval as poll_interval, poll};
+pub use rds::{
+    DbParameterGroupsStep, DbSubnetGroupStep, MysqlDatabaseStep, CLUSTER_PARAMETERS,
+    INSTANCE_PARAMETERS,
+};
 pub use s3::S3BucketStep;
 pub use secrets::{generate, read_secret, AwsSecretStep, STORE};

@@ -38,6 +38,15 @@ impl SecretRef {
     }
 }
 
+impl SecretRef {
+    /// Reads a reference from a step output: a `SecretRef` itself, or a serialized [`Secret`]
+    /// (`{"secret_ref": ...}`).
+    pub fn from_output(v: &serde_json::Value) -> Option<SecretRef> {
+        let inner = v.get("secret_ref").unwrap_or(v);
+        serde_json::from_value(inner.clone()).ok()
+    }
+}
+
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.key {

@@ -152,12 +152,11 @@ impl ValueSecretStep {
                 let v = ctx.dep_output(step, output).ok_or_else(|| {
                     StepError::permanent(format!("step {step} has no output {output}"))
                 })?;
-                let r: SecretRef =
-                    serde_json::from_value(v["secret_ref"].clone()).map_err(|e| {
-                        StepError::permanent(format!(
-                            "output {output} of {step} is not a secret reference: {e}"
-                        ))
-                    })?;
+                let r = SecretRef::from_output(v).ok_or_else(|| {
+                    StepError::permanent(format!(
+                        "output {output} of {step} is not a secret reference"
+                    ))
+                })?;
                 resolver.resolve(&r).await
             }
         }

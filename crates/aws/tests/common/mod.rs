@@ -91,6 +91,37 @@ impl Moto {
         get(port, path).unwrap_or_default()
     }
 
+    /// An EC2 query-API call to moto (wbstack itself never calls EC2; tests need a VPC).
+    pub fn ec2(&self, params: &str) -> String {
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let body = format!("{params}&Version=2016-11-15");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-west-2/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// A VPC with two subnets in different zones; returns the subnet ids.
+    pub fn subnets(&self) -> Vec<String> {
+        let vpc = self.ec2("Action=CreateVpc&CidrBlock=10.0.0.0%2F16");
+        let vpc_id = between(&vpc, "<vpcId>", "</vpcId>");
+        ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                let r = self.ec2(&format!("Action=CreateSubnet&VpcId={vpc_id}&CidrBlock=10.0.{i}.0%2F24&AvailabilityZone=us-west-2{z}"));
+                between(&r, "<subnetId>", "</subnetId>")
+            })
+            .collect()
+    }
+
     pub fn settings(&self) -> AwsSettings {
         AwsSettings {
             region: Some("us-west-2".into()),
@@ -109,4 +140,10 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn between(s: &str, a: &str, b: &str) -> String {
+    let i = s.find(a).unwrap_or_else(|| panic!("{a} not in {s}")) + a.len();
+    let j = s[i..].find(b).unwrap() + i;
+    s[i..j].to_owned()
 }
