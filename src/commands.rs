@@ -330,9 +330,6 @@ async fn up(root: &Path, t: &Target, run: &RunOpts, fmt: OutputFormat) -> Result
     let config = engine_config(run)?;
     let license = env::license(&loaded)?;
     let steps = wbstack_plan::compile(&loaded.plan);
-    if let Some(s) = steps.iter().find(|s| !crate::wiring::supported(&s.kind)) {
-        return Err(Failure::new(REFUSED, format!("step {} ({}) is not implemented in this build (RDS and ElastiCache steps are still to come); the plan validates and renders, but cannot be brought up", s.id, s.kind.label())));
-    }
     let _lock = lock(&dir, "up")?;
     std::fs::write(dir.join("plan.yaml"), &loaded.text).map_err(|e| {
         Failure::new(
@@ -380,9 +377,6 @@ async fn down(
         return Err(Failure::new(REFUSED, format!("{} is protected (metadata.protected: true); run `down --force` to tear it down anyway", loaded.plan.metadata.name)));
     }
     let steps = wbstack_plan::compile(&loaded.plan);
-    if let Some(s) = steps.iter().find(|s| !crate::wiring::supported(&s.kind)) {
-        return Err(Failure::new(REFUSED, format!("step {} ({}) is not implemented in this build (RDS and ElastiCache steps are still to come)", s.id, s.kind.label())));
-    }
     let license = env::license(&loaded).ok().flatten();
     let _lock = lock(&dir, "down")?;
     let conn = connect(t, &loaded.plan, &dir).await?;
@@ -427,20 +421,11 @@ async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure
     let license = env::license(&loaded)?;
     let steps = wbstack_plan::compile(&loaded.plan);
     let state = Journal::read_state(&dir.join("journal.jsonl"))?;
-    let unsupported = steps.iter().any(|s| !crate::wiring::supported(&s.kind));
-    let conn = if unsupported {
-        None
-    } else {
-        Some(connect(t, &loaded.plan, &dir).await?)
-    };
-    let aws = if unsupported {
-        None
-    } else {
-        crate::wiring::aws_for(&loaded.plan, &steps).await?
-    };
+    let conn = connect(t, &loaded.plan, &dir).await?;
+    let aws = crate::wiring::aws_for(&loaded.plan, &steps).await?;
     let mut rows = Vec::new();
     let mut outputs: BTreeMap<wbstack_engine::StepId, wbstack_engine::Outputs> = BTreeMap::new();
-    if let Some(conn) = &conn {
+    {
         let graph = crate::wiring::graph(
             &loaded.plan,
             &steps,
@@ -488,18 +473,8 @@ async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure
             };
             rows.push((spec.id.to_string(), spec.step.kind().to_owned(), action));
         }
-    } else {
-        for s in &steps {
-            rows.push((
-                s.id.clone(),
-                s.kind.label().to_owned(),
-                "create (not observable: RDS and ElastiCache steps are not in this build)".into(),
-            ));
-        }
     }
-    if let Some(c) = conn {
-        c.close();
-    }
+    conn.close();
     if fmt == OutputFormat::Json {
         let v: Vec<_> = rows
             .iter()

@@ -36,26 +36,83 @@ fn step_for(
         })
     };
     Ok(match &sp.kind {
-        StepKind::Namespace { name } => Arc::new(NamespaceStep { kube: kube.clone(), name: name.clone() }),
-        StepKind::LicenseSecret { namespace, name, key, .. } => {
-            let value = license.clone().ok_or_else(|| Failure::new(crate::exit::INVALID, "the license is missing"))?;
-            Arc::new(ValueSecretStep { kube: kube.clone(), namespace: namespace.clone(), name: name.clone(), key: key.clone(), value: ValueSource::Known(value) })
+        StepKind::Namespace { name } => Arc::new(NamespaceStep {
+            kube: kube.clone(),
+            name: name.clone(),
+        }),
+        StepKind::LicenseSecret {
+            namespace,
+            name,
+            key,
+            ..
+        } => {
+            let value = license
+                .clone()
+                .ok_or_else(|| Failure::new(crate::exit::INVALID, "the license is missing"))?;
+            Arc::new(ValueSecretStep {
+                kube: kube.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+                key: key.clone(),
+                value: ValueSource::Known(value),
+            })
         }
-        StepKind::GeneratedSecret { namespace, name, key, length } => {
-            Arc::new(GeneratedSecretStep { kube: kube.clone(), namespace: namespace.clone(), name: name.clone(), key: key.clone(), length: *length })
-        }
-        StepKind::Operator { namespace, version, install } => {
-            Arc::new(OperatorStep { kube: kube.clone(), namespace: namespace.clone(), version: version.clone(), install: *install })
-        }
-        StepKind::ClickhouseBundled(spec) => Arc::new(ClickhouseBundledStep { kube: kube.clone(), spec: spec.clone() }),
-        StepKind::ClickhouseAltinity(spec) => Arc::new(ClickhouseAltinityStep { kube: kube.clone(), spec: spec.clone() }),
-        StepKind::WandbResource { namespace, name, values, bindings } => {
-            Arc::new(WandbStep { kube: kube.clone(), namespace: namespace.clone(), name: name.clone(), values: values.clone(), bindings: bindings.clone() })
-        }
-        StepKind::KmsKey { alias, deletion_window_days } => {
-            Arc::new(wbstack_aws::KmsKeyStep { aws: need_aws()?, step: sp.id.clone(), alias: alias.clone(), deletion_window_days: *deletion_window_days })
-        }
-        StepKind::S3Bucket { name, versioning, kms_key_arn } => Arc::new(wbstack_aws::S3BucketStep {
+        StepKind::GeneratedSecret {
+            namespace,
+            name,
+            key,
+            length,
+        } => Arc::new(GeneratedSecretStep {
+            kube: kube.clone(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            key: key.clone(),
+            length: *length,
+        }),
+        StepKind::Operator {
+            namespace,
+            version,
+            install,
+        } => Arc::new(OperatorStep {
+            kube: kube.clone(),
+            namespace: namespace.clone(),
+            version: version.clone(),
+            install: *install,
+        }),
+        StepKind::ClickhouseBundled(spec) => Arc::new(ClickhouseBundledStep {
+            kube: kube.clone(),
+            spec: spec.clone(),
+        }),
+        StepKind::ClickhouseAltinity(spec) => Arc::new(ClickhouseAltinityStep {
+            kube: kube.clone(),
+            spec: spec.clone(),
+        }),
+        StepKind::WandbResource {
+            namespace,
+            name,
+            values,
+            bindings,
+        } => Arc::new(WandbStep {
+            kube: kube.clone(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            values: values.clone(),
+            bindings: bindings.clone(),
+        }),
+        StepKind::KmsKey {
+            alias,
+            deletion_window_days,
+        } => Arc::new(wbstack_aws::KmsKeyStep {
+            aws: need_aws()?,
+            step: sp.id.clone(),
+            alias: alias.clone(),
+            deletion_window_days: *deletion_window_days,
+        }),
+        StepKind::S3Bucket {
+            name,
+            versioning,
+            kms_key_arn,
+        } => Arc::new(wbstack_aws::S3BucketStep {
             aws: need_aws()?,
             step: sp.id.clone(),
             name: name.clone(),
@@ -63,7 +120,12 @@ fn step_for(
             kms_key_arn: kms_key_arn.clone(),
             kms_step: Some("aws.kms".into()),
         }),
-        StepKind::AwsSecret { name, recovery_days, alphabet, length } => Arc::new(wbstack_aws::AwsSecretStep {
+        StepKind::AwsSecret {
+            name,
+            recovery_days,
+            alphabet,
+            length,
+        } => Arc::new(wbstack_aws::AwsSecretStep {
             aws: need_aws()?,
             step: sp.id.clone(),
             name: name.clone(),
@@ -71,19 +133,96 @@ fn step_for(
             alphabet: alphabet.clone(),
             length: *length,
         }),
-        StepKind::MirroredSecret { namespace, name, key, from_step, output } => Arc::new(ValueSecretStep {
+        StepKind::MirroredSecret {
+            namespace,
+            name,
+            key,
+            from_step,
+            output,
+        } => Arc::new(ValueSecretStep {
             kube: kube.clone(),
             namespace: namespace.clone(),
             name: name.clone(),
             key: key.clone(),
-            value: ValueSource::FromStep { step: from_step.clone(), output: output.clone(), resolver: Arc::new(AwsResolver(need_aws()?)) },
+            value: ValueSource::FromStep {
+                step: from_step.clone(),
+                output: output.clone(),
+                resolver: Arc::new(AwsResolver(need_aws()?)),
+            },
         }),
-        other => {
-            return Err(Failure::new(
-                REFUSED,
-                format!("step {} ({}) is not implemented in this build (RDS and ElastiCache steps are still to come); the plan validates and renders, but cannot be brought up", sp.id, other.label()),
-            ))
+        StepKind::DbSubnetGroup { name, subnet_ids } => Arc::new(wbstack_aws::DbSubnetGroupStep {
+            aws: need_aws()?,
+            step: sp.id.clone(),
+            name: name.clone(),
+            subnet_ids: subnet_ids.clone(),
+        }),
+        StepKind::DbParameterGroups { name, aurora } => {
+            Arc::new(wbstack_aws::DbParameterGroupsStep {
+                aws: need_aws()?,
+                step: sp.id.clone(),
+                name: name.clone(),
+                aurora: *aurora,
+            })
         }
+        StepKind::MysqlDatabase {
+            identifier,
+            aurora,
+            instances,
+            instance_class,
+            engine_version,
+            database,
+            user,
+            storage_gb,
+            backup_retention_days,
+            deletion_protection,
+            final_snapshot,
+            security_group_ids,
+        } => Arc::new(wbstack_aws::MysqlDatabaseStep {
+            aws: need_aws()?,
+            step: sp.id.clone(),
+            identifier: identifier.clone(),
+            aurora: *aurora,
+            instances: *instances,
+            instance_class: instance_class.clone(),
+            engine_version: engine_version.clone(),
+            database: database.clone(),
+            user: user.clone(),
+            storage_gb: *storage_gb,
+            backup_retention_days: *backup_retention_days,
+            deletion_protection: *deletion_protection,
+            final_snapshot: *final_snapshot,
+            security_group_ids: security_group_ids.clone(),
+            kms_step: "aws.kms".into(),
+            subnets_step: "aws.db-subnets".into(),
+            params_step: "aws.db-params".into(),
+            password_step: "aws.db-password".into(),
+        }),
+        StepKind::CacheSubnetGroup { name, subnet_ids } => {
+            Arc::new(wbstack_aws::CacheSubnetGroupStep {
+                aws: need_aws()?,
+                step: sp.id.clone(),
+                name: name.clone(),
+                subnet_ids: subnet_ids.clone(),
+            })
+        }
+        StepKind::RedisCache {
+            id,
+            node_type,
+            nodes,
+            multi_az,
+            security_group_ids,
+        } => Arc::new(wbstack_aws::RedisCacheStep {
+            aws: need_aws()?,
+            step: sp.id.clone(),
+            id: id.clone(),
+            node_type: node_type.clone(),
+            nodes: *nodes,
+            multi_az: *multi_az,
+            security_group_ids: security_group_ids.clone(),
+            kms_step: "aws.kms".into(),
+            subnets_step: "aws.cache-subnets".into(),
+            auth_step: "aws.redis-auth".into(),
+        }),
     })
 }
 
@@ -133,18 +272,6 @@ pub fn graph(
         });
     }
     Graph::new(specs).map_err(|e| Failure::new(crate::exit::INVALID, e.to_string()))
-}
-
-/// Kinds this build can bring up.
-pub fn supported(kind: &StepKind) -> bool {
-    !matches!(
-        kind,
-        StepKind::MysqlDatabase { .. }
-            | StepKind::DbSubnetGroup { .. }
-            | StepKind::DbParameterGroups { .. }
-            | StepKind::CacheSubnetGroup { .. }
-            | StepKind::RedisCache { .. }
-    )
 }
 
 /// AWS clients, when the plan has AWS steps.

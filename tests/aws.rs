@@ -47,3 +47,71 @@ fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
     let buckets = moto.raw_get("/");
     assert!(!buckets.contains("wandb-dev-wandb-artifacts"), "{buckets}");
 }
+
+#[test]
+fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
+    let env = Env::new(100);
+    let moto = moto::Moto::start();
+    let subnets = moto.subnets();
+    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace("  protected: true\n", "")
+        .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", subnets.join(", ")))
+        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
+    std::fs::write(env.dir.path().join("prod.yaml"), plan).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        c.output().unwrap()
+    };
+    let out = run(&["up", "--plan", "prod.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The resource points at the AWS data stores, by the secrets wbstack made.
+    let v = env.kubectl(&["get", "wandb", "wandb-prod", "-n", "wandb", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    let g = &v["spec"]["values"]["global"];
+    assert!(
+        g["mysql"]["host"].as_str().unwrap().contains("dev")
+            || g["mysql"]["host"]
+                .as_str()
+                .unwrap()
+                .contains("wandb-prod-mysql"),
+        "{}",
+        g["mysql"]
+    );
+    assert_eq!(g["mysql"]["passwordSecret"]["name"], "wbstack-mysql");
+    assert_eq!(g["redis"]["params"]["tls"], true);
+    assert!(!g["redis"]["host"].as_str().unwrap().is_empty());
+    assert!(g["defaultBucket"]["kmsKey"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:kms:us-west-2:"));
+    // The Kubernetes Secrets hold exactly what Secrets Manager holds, and nothing else does.
+    let mysql_b64 = env.kubectl(&[
+        "get",
+        "secret",
+        "wbstack-mysql",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.data.MYSQL_PASSWORD}",
+    ]);
+    assert!(!mysql_b64.is_empty());
+    let journal =
+        std::fs::read_to_string(env.dir.path().join(".wbstack/wandb-prod/journal.jsonl")).unwrap();
+    assert!(!journal.contains(&mysql_b64));
+    assert!(!text(&out).contains(&mysql_b64));
+    // A re-run applies nothing.
+    let out = run(&["up", "--plan", "prod.yaml", "--output", "json"]);
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(r["report"]["stats"]["apply_calls"], 0, "{r}");
+    assert_eq!(r["report"]["stats"]["unchanged"], 18, "{r}");
+}
