@@ -52,6 +52,7 @@ fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
 fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
     let env = Env::new(100);
     let moto = moto::Moto::start();
+    let recorder = moto::Recorder::start(&moto);
     let subnets = moto.subnets();
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
         .unwrap()
@@ -61,7 +62,7 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
     std::fs::write(env.dir.path().join("prod.yaml"), plan).unwrap();
     let run = |args: &[&str]| {
         let mut c = env.cmd(args);
-        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
+        c.env("WBSTACK_AWS_ENDPOINT", &recorder.url)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true");
@@ -104,7 +105,13 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
         std::fs::read_to_string(env.dir.path().join(".wbstack/wandb-prod/journal.jsonl")).unwrap();
     assert!(!journal.contains(&mysql_b64));
     assert!(!text(&out).contains(&mysql_b64));
-    // A re-run applies nothing.
+    assert!(
+        recorder.ops().iter().any(|o| o == "CreateDBCluster"),
+        "the recorder sees wbstack's calls"
+    );
+    // A re-run makes no mutating AWS call and at most one read per resource, counted by the
+    // recording proxy in front of moto.
+    recorder.clear();
     let out = run(&["up", "--plan", "prod.yaml", "--output", "json"]);
     let last = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -114,4 +121,50 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
     let r: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(r["report"]["stats"]["apply_calls"], 0, "{r}");
     assert_eq!(r["report"]["stats"]["unchanged"], 18, "{r}");
+    let ops = recorder.ops();
+    let mutations: Vec<&String> = ops.iter().filter(|o| moto::mutating(o)).collect();
+    assert!(mutations.is_empty(), "{mutations:?}");
+    // KMS key, bucket, DB subnet group, 2 parameter groups, 2 secrets, cluster + 2 instances,
+    // cache subnet group, replication group: 13 resources.
+    eprintln!(
+        "converged re-run: {} AWS reads, 0 mutations: {ops:?}",
+        ops.len()
+    );
+    assert!(
+        ops.len() <= 13,
+        "{} reads for 13 resources: {ops:?}",
+        ops.len()
+    );
+    // Teardown deletes what is ours. moto keeps a deleted replication group `deleting` forever,
+    // so its wait is bounded by --timeout and reported; everything not behind it is gone.
+    let out = run(&["down", "--env", "wandb-prod", "--timeout", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("aws.redis") && text(&out).contains("not gone after 5 s"),
+        "{}",
+        text(&out)
+    );
+    let ops = recorder.ops();
+    for op in [
+        "DeleteDBInstance",
+        "DeleteDBCluster",
+        "DeleteDBSubnetGroup",
+        "DeleteDBParameterGroup",
+        "DeleteDBClusterParameterGroup",
+        "DeleteSecret",
+        "DeleteReplicationGroup",
+        "s3:DELETE",
+    ] {
+        assert!(ops.iter().any(|o| o == op), "{op} missing from {ops:?}");
+    }
+    let left: Vec<_> = env
+        .objects()
+        .into_iter()
+        .filter(|(_, ns, _)| ns == "wandb")
+        .collect();
+    assert!(
+        left.iter()
+            .all(|(k, _, _)| k != "WeightsAndBiases" && k != "StatefulSet"),
+        "{left:?}"
+    );
 }

@@ -56,7 +56,7 @@ impl Step for CacheSubnetGroupStep {
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("cache-subnets", &self.name, &self.subnet_ids))
     }
-    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
         let d = match self
             .aws
             .elasticache
@@ -75,7 +75,7 @@ impl Step for CacheSubnetGroupStep {
             return Ok(Observation::Absent);
         };
         let arn = g.arn().unwrap_or_default().to_owned();
-        if !arn.is_empty() && !owned(&self.aws, &self.step, &arn).await? {
+        if !arn.is_empty() && !ctx.attempted() && !owned(&self.aws, &self.step, &arn).await? {
             return Ok(Observation::Failed {
                 message: format!(
                     "cache subnet group {} exists and is not owned by environment {}",
@@ -213,14 +213,16 @@ impl Step for RedisCacheStep {
             &self.security_group_ids,
         ))
     }
-    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
         Ok(match self.look().await? {
             Group::Absent => Observation::Absent,
             Group::Present { status, .. } if status == "deleting" => Observation::InProgress {
                 detail: Some(status),
             },
             Group::Present { arn, .. }
-                if !arn.is_empty() && !owned(&self.aws, &self.step, &arn).await? =>
+                if !arn.is_empty()
+                    && !ctx.attempted()
+                    && !owned(&self.aws, &self.step, &arn).await? =>
             {
                 Observation::Failed {
                     message: format!(

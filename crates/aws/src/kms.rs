@@ -127,12 +127,24 @@ impl Step for KmsKeyStep {
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("kms", &self.alias))
     }
-    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
-        let Some(key_id) = self.by_alias().await? else {
-            return Ok(Observation::Absent);
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
+        // DescribeKey takes the alias: one read.
+        let f = match self.aws.kms.describe_key().key_id(&self.alias).send().await {
+            Ok(d) => match d.key_metadata() {
+                Some(m) => Found {
+                    key_id: m.key_id().to_owned(),
+                    arn: m.arn().unwrap_or_default().to_owned(),
+                    state: m.key_state().cloned(),
+                },
+                None => return Ok(Observation::Absent),
+            },
+            Err(e) if code_of(&e).as_deref() == Some("NotFoundException") => {
+                return Ok(Observation::Absent)
+            }
+            Err(e) => return Err(classify(e, "DescribeKey", &self.alias)),
         };
-        let f = self.describe(&key_id).await?;
-        if !self.aws.owns(&self.step, &self.tags(&key_id).await?) {
+        // Ownership is read from the tags unless the journal already says the key is ours.
+        if !ctx.attempted() && !self.aws.owns(&self.step, &self.tags(&f.key_id).await?) {
             return Ok(Observation::Failed {
                 message: format!(
                     "{} exists and is not owned by environment {}",

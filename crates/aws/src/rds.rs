@@ -59,6 +59,18 @@ fn pairs(t: &[Tag]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a resource's tags say it is this step's (read only when the journal does not say so).
+async fn rds_owned(aws: &Aws, step: &str, arn: &str) -> Result<bool, StepError> {
+    let t = aws
+        .rds
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| classify(e, "ListTagsForResource", arn))?;
+    Ok(aws.owns(step, &pairs(t.tag_list())))
+}
+
 fn out(pairs: &[(&str, serde_json::Value)]) -> Outputs {
     pairs
         .iter()
@@ -91,7 +103,7 @@ impl Step for DbSubnetGroupStep {
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("db-subnets", &self.name, &self.subnet_ids))
     }
-    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
         let d = match self
             .aws
             .rds
@@ -110,15 +122,7 @@ impl Step for DbSubnetGroupStep {
             return Ok(Observation::Absent);
         };
         let arn = g.db_subnet_group_arn().unwrap_or_default().to_owned();
-        let t = self
-            .aws
-            .rds
-            .list_tags_for_resource()
-            .resource_name(&arn)
-            .send()
-            .await
-            .map_err(|e| classify(e, "ListTagsForResource", &arn))?;
-        if !self.aws.owns(&self.step, &pairs(t.tag_list())) {
+        if !ctx.attempted() && !rds_owned(&self.aws, &self.step, &arn).await? {
             return Ok(not_owned("DB subnet group", &self.name, &self.aws));
         }
         Ok(Observation::ready(out(&[
@@ -220,7 +224,7 @@ impl Step for DbParameterGroupsStep {
             INSTANCE_PARAMETERS,
         ))
     }
-    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
         let inst = match self
             .aws
             .rds
@@ -264,15 +268,7 @@ impl Step for DbParameterGroupsStep {
         if !cluster_ok {
             return Ok(Observation::Absent);
         }
-        let t = self
-            .aws
-            .rds
-            .list_tags_for_resource()
-            .resource_name(&arn)
-            .send()
-            .await
-            .map_err(|e| classify(e, "ListTagsForResource", &arn))?;
-        if !self.aws.owns(&self.step, &pairs(t.tag_list())) {
+        if !ctx.attempted() && !rds_owned(&self.aws, &self.step, &arn).await? {
             return Ok(not_owned("DB parameter group", &self.name, &self.aws));
         }
         Ok(Observation::ready(self.outputs()))

@@ -147,3 +147,133 @@ fn between(s: &str, a: &str, b: &str) -> String {
     let j = s[i..].find(b).unwrap() + i;
     s[i..j].to_owned()
 }
+
+/// A recording proxy in front of moto: counts every AWS operation a client makes, outside the
+/// client (moto answers each request with `Connection: close`, so a request is a connection).
+pub struct Recorder {
+    pub url: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn read_head(c: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if c.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    Some(buf)
+}
+
+fn operation(head: &str, body: &[u8]) -> String {
+    let lower = head.to_ascii_lowercase();
+    if let Some(line) = lower.lines().find(|l| l.starts_with("x-amz-target:")) {
+        let v = line.split(':').nth(1).unwrap_or("").trim();
+        let op = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("x-amz-target:"))
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or(v)
+            .trim();
+        return op.rsplit('.').next().unwrap_or(op).to_owned();
+    }
+    let body = String::from_utf8_lossy(body);
+    if let Some(i) = body.find("Action=") {
+        return body[i + 7..].split('&').next().unwrap_or("").to_owned();
+    }
+    let first = head.lines().next().unwrap_or("");
+    let mut parts = first.split_whitespace();
+    let method = parts.next().unwrap_or("");
+    let path = parts.next().unwrap_or("");
+    let sub = path
+        .split_once('?')
+        .map(|(_, q)| q.split(['=', '&']).next().unwrap_or(""))
+        .unwrap_or("");
+    format!(
+        "s3:{method}{}",
+        if sub.is_empty() {
+            String::new()
+        } else {
+            format!("?{sub}")
+        }
+    )
+}
+
+/// Whether an operation changes anything.
+pub fn mutating(op: &str) -> bool {
+    if let Some(s3) = op.strip_prefix("s3:") {
+        return s3.starts_with("PUT") || s3.starts_with("POST") || s3.starts_with("DELETE");
+    }
+    [
+        "Create", "Modify", "Delete", "Put", "Enable", "Schedule", "Restore", "Tag", "Untag",
+        "Update", "Disable", "Cancel", "Reboot", "Rotate", "Add", "Remove", "Apply", "Start",
+        "Stop", "Reset",
+    ]
+    .iter()
+    .any(|p| op.starts_with(p))
+}
+
+impl Recorder {
+    pub fn start(moto: &Moto) -> Recorder {
+        let upstream: u16 = moto.url.rsplit(':').next().unwrap().parse().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                let log = l2.clone();
+                std::thread::spawn(move || {
+                    // One request per connection at a time; keep relaying while the client sends.
+                    while let Some(head) = read_head(&mut client) {
+                        let text = String::from_utf8_lossy(&head).into_owned();
+                        let len: usize = text
+                            .lines()
+                            .find(|l| l.to_ascii_lowercase().starts_with("content-length:"))
+                            .and_then(|l| l.split(':').nth(1))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; len];
+                        if client.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        log.lock().unwrap().push(operation(&text, &body));
+                        let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                            return;
+                        };
+                        let head = text.replace("Connection: keep-alive", "Connection: close");
+                        if up
+                            .write_all(head.as_bytes())
+                            .and_then(|_| up.write_all(&body))
+                            .is_err()
+                        {
+                            return;
+                        }
+                        let mut resp = Vec::new();
+                        if up.read_to_end(&mut resp).is_err() {
+                            return;
+                        }
+                        if client.write_all(&resp).is_err() {
+                            return;
+                        }
+                        // moto closes after each response; so do we.
+                        return;
+                    }
+                });
+            }
+        });
+        Recorder { url, log }
+    }
+
+    /// Every operation so far, in order.
+    pub fn ops(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn clear(&self) {
+        self.log.lock().unwrap().clear();
+    }
+}
