@@ -227,8 +227,8 @@ impl Recorder {
                 let Ok(mut client) = conn else { continue };
                 let log = l2.clone();
                 std::thread::spawn(move || {
-                    // One request per connection at a time; keep relaying while the client sends.
-                    while let Some(head) = read_head(&mut client) {
+                    // moto closes after each response, so a connection carries one request.
+                    if let Some(head) = read_head(&mut client) {
                         let text = String::from_utf8_lossy(&head).into_owned();
                         let len: usize = text
                             .lines()
@@ -256,11 +256,7 @@ impl Recorder {
                         if up.read_to_end(&mut resp).is_err() {
                             return;
                         }
-                        if client.write_all(&resp).is_err() {
-                            return;
-                        }
-                        // moto closes after each response; so do we.
-                        return;
+                        let _ = client.write_all(&resp);
                     }
                 });
             }
