@@ -168,3 +168,59 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
         "{left:?}"
     );
 }
+
+#[test]
+fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource() {
+    let env = Env::new(300);
+    let moto = moto::Moto::start();
+    let subnets = moto.subnets();
+    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace("  protected: true\n", "")
+        .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]", subnets.join(", ")))
+        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
+    std::fs::write(env.dir.path().join("prod.yaml"), plan).unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        c
+    };
+    let mut killed = 0;
+    for i in 0..5u64 {
+        let mut child = cmd(&["up", "--plan", "prod.yaml"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(60 + i * 170));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(killed >= 3, "only {killed} runs were killed part-way");
+    let out = cmd(&["resume", "--env", "wandb-prod"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Counted in moto directly.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let aws = moto.aws("wandb-prod").await;
+        let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
+        assert_eq!(clusters.db_clusters().len(), 1);
+        let instances = aws.rds.describe_db_instances().send().await.unwrap();
+        assert_eq!(instances.db_instances().len(), 2);
+        let groups = aws
+            .elasticache
+            .describe_replication_groups()
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(groups.replication_groups().len(), 1);
+        let buckets = aws.s3.list_buckets().send().await.unwrap();
+        assert_eq!(buckets.buckets().len(), 1);
+        let secrets = aws.secrets.list_secrets().send().await.unwrap();
+        assert_eq!(secrets.secret_list().len(), 2);
+        let keys = aws.kms.list_keys().send().await.unwrap();
+        assert_eq!(keys.keys().len(), 1, "one KMS key: none made twice");
+    });
+}
