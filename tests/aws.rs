@@ -105,6 +105,39 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
         std::fs::read_to_string(env.dir.path().join(".wbstack/wandb-prod/journal.jsonl")).unwrap();
     assert!(!journal.contains(&mysql_b64));
     assert!(!text(&out).contains(&mysql_b64));
+    // Neither Secrets Manager value appears in the journal, the events or the output.
+    let values = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let aws = moto.aws("wandb-prod").await;
+        let mut v = Vec::new();
+        for id in [
+            "wbstack/wandb-prod/mysql-master",
+            "wbstack/wandb-prod/redis-auth",
+        ] {
+            v.push(
+                aws.secrets
+                    .get_secret_value()
+                    .secret_id(id)
+                    .send()
+                    .await
+                    .unwrap()
+                    .secret_string()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        v
+    });
+    let events = run(&["status", "--env", "wandb-prod", "--output", "json"]);
+    for v in &values {
+        assert!(
+            !journal.contains(v.as_str()),
+            "a secret value is in the journal"
+        );
+        assert!(
+            !text(&out).contains(v.as_str()) && !text(&events).contains(v.as_str()),
+            "a secret value is in the output"
+        );
+    }
     assert!(
         recorder.ops().iter().any(|o| o == "CreateDBCluster"),
         "the recorder sees wbstack's calls"

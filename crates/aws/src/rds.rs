@@ -268,6 +268,11 @@ impl Step for DbParameterGroupsStep {
         if !cluster_ok {
             return Ok(Observation::Absent);
         }
+        if ctx.attempted() && ctx.previous().is_none() {
+            // Created by a run that stopped before it was recorded ready: its parameters may
+            // not be set yet, and apply (idempotent) sets them.
+            return Ok(Observation::Absent);
+        }
         if !ctx.attempted() && !rds_owned(&self.aws, &self.step, &arn).await? {
             return Ok(not_owned("DB parameter group", &self.name, &self.aws));
         }
@@ -388,6 +393,8 @@ enum Db {
         ready: bool,
         outputs: Outputs,
         owned: bool,
+        /// An Aurora cluster with instances still to be created.
+        incomplete: bool,
     },
 }
 
@@ -449,10 +456,12 @@ impl MysqlDatabaseStep {
             let owned = self.aws.owns(&self.step, &pairs(c.tag_list()));
             let mut status = c.status().unwrap_or("unknown").to_owned();
             let mut ready = status == "available";
+            let mut incomplete = false;
             for id in self.instance_ids() {
                 match self.instance(&id).await? {
                     None => {
                         ready = false;
+                        incomplete = true;
                         status = format!("{status}; instance {id} missing");
                     }
                     Some(i) => {
@@ -481,6 +490,7 @@ impl MysqlDatabaseStep {
                 ready,
                 outputs,
                 owned,
+                incomplete,
             })
         } else {
             let Some(i) = self.instance(&self.identifier).await? else {
@@ -505,6 +515,7 @@ impl MysqlDatabaseStep {
                 status,
                 outputs,
                 owned,
+                incomplete: false,
             })
         }
     }
@@ -580,6 +591,11 @@ impl Step for MysqlDatabaseStep {
         Ok(match self.look().await? {
             Db::Absent => Observation::Absent,
             Db::Status { owned: false, .. } => not_owned("database", &self.identifier, &self.aws),
+            // Ours, half-made (a run stopped between the cluster and its instances): apply,
+            // which is idempotent, completes it.
+            Db::Status {
+                incomplete: true, ..
+            } => Observation::Absent,
             Db::Status { status, .. } if TERMINAL.contains(&status.as_str()) => {
                 Observation::Failed {
                     message: format!("database {} is {status}", self.identifier),

@@ -174,3 +174,23 @@ impl Step for AwsSecretStep {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_meet_rds_and_elasticache_rules() {
+        let alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        // RDS master passwords: 8-41 printable characters, none of / @ " or space.
+        let pw = generate(alnum, 32);
+        assert!((8..=41).contains(&pw.len()));
+        assert!(!pw.contains(['/', '@', '"', ' ']));
+        // ElastiCache AUTH tokens: 16-128 printable characters.
+        let token = generate(alnum, 64);
+        assert!((16..=128).contains(&token.len()));
+        assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
+        // Not the same twice.
+        assert_ne!(generate(alnum, 32), generate(alnum, 32));
+    }
+}

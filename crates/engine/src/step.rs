@@ -271,6 +271,9 @@ impl fmt::Debug for StepCtx {
 ///   soon after `ctx.cancel()` fires. The engine owns the timeout; steps set none of their own.
 /// - `rollback` and `destroy` are idempotent, tolerate cancellation part-way, and treat an absent
 ///   resource as done, including one whose `apply` never ran.
+/// - A resource this environment left half-made (an `apply` of several calls interrupted part-way,
+///   see [`StepCtx::attempted`]) is observed as `Absent`, so that `apply` completes it; reporting
+///   it `InProgress` would wait for something nobody is doing.
 #[async_trait]
 pub trait Step: Send + Sync + 'static {
     /// A short kind for display: `aws.s3.bucket`, `k8s.secret`.
