@@ -48,10 +48,10 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Status { target } => status(&cli.state_dir, &target, fmt),
         Command::Plan { target } => plan(&cli.state_dir, &target, fmt).await,
         Command::Up { target, run } | Command::Resume { target, run } => {
-            up(&cli.state_dir, &target, &run, fmt).await
+            execute(&cli.state_dir, &target, &run, fmt, Op::Up).await
         }
         Command::Down { target, run, force } => {
-            down(&cli.state_dir, &target, &run, force, fmt).await
+            execute(&cli.state_dir, &target, &run, fmt, Op::Down { force }).await
         }
     }
 }
@@ -324,24 +324,56 @@ fn code_of(r: &RunReport) -> i32 {
     }
 }
 
-async fn up(root: &Path, t: &Target, run: &RunOpts, fmt: OutputFormat) -> Result<i32, Failure> {
-    // Everything is checked before the first API call.
+/// Which engine operation a run performs.
+enum Op {
+    Up,
+    Down { force: bool },
+}
+
+/// `up`, `resume` and `down`: everything checked before the first API call, then the lock, the
+/// connection, the graph, the journal and the engine.
+async fn execute(
+    root: &Path,
+    t: &Target,
+    run: &RunOpts,
+    fmt: OutputFormat,
+    op: Op,
+) -> Result<i32, Failure> {
     let (loaded, dir) = target_plan(root, t)?;
     let config = engine_config(run)?;
-    let license = env::license(&loaded)?;
+    let name = loaded.plan.metadata.name.clone();
+    let license = match op {
+        Op::Up => env::license(&loaded)?,
+        Op::Down { force } => {
+            if loaded.plan.metadata.protected && !force {
+                return Err(Failure::new(REFUSED, format!("{name} is protected (metadata.protected: true); run `down --force` to tear it down anyway")));
+            }
+            // Teardown needs no license value; when it is not at hand a placeholder stands in,
+            // which no teardown writes anywhere.
+            env::license(&loaded).ok().flatten().or_else(|| {
+                Some(wbstack_engine::Secret::new(
+                    wbstack_engine::SecretRef::new("none", "unused"),
+                    "",
+                ))
+            })
+        }
+    };
     let steps = wbstack_plan::compile(&loaded.plan);
-    let _lock = lock(&dir, "up")?;
-    std::fs::write(dir.join("plan.yaml"), &loaded.text).map_err(|e| {
-        Failure::new(
-            ENVIRONMENT,
-            format!("cannot save the plan in {}: {e}", dir.display()),
-        )
-    })?;
+    let _lock = lock(&dir, if matches!(op, Op::Up) { "up" } else { "down" })?;
+    if matches!(op, Op::Up) {
+        std::fs::write(dir.join("plan.yaml"), &loaded.text).map_err(|e| {
+            Failure::new(
+                ENVIRONMENT,
+                format!("cannot save the plan in {}: {e}", dir.display()),
+            )
+        })?;
+    }
     let conn = connect(t, &loaded.plan, &dir).await?;
     if fmt == OutputFormat::Text {
         eprintln!(
-            "{}: up on the {}",
-            loaded.plan.metadata.name, conn.description
+            "{name}: {} on the {}",
+            if matches!(op, Op::Up) { "up" } else { "down" },
+            conn.description
         );
     }
     let aws = crate::wiring::aws_for(&loaded.plan, &steps).await?;
@@ -357,58 +389,20 @@ async fn up(root: &Path, t: &Target, run: &RunOpts, fmt: OutputFormat) -> Result
     let sink = EventSink::new();
     reporter::attach(&sink, fmt);
     let engine = Engine::new(config, sink);
-    let report = engine.up(&graph, &journal, state, signal_token()).await;
-    conn.close();
-    let report = report?;
-    summarize(&report, fmt);
-    Ok(code_of(&report))
-}
-
-async fn down(
-    root: &Path,
-    t: &Target,
-    run: &RunOpts,
-    force: bool,
-    fmt: OutputFormat,
-) -> Result<i32, Failure> {
-    let (loaded, dir) = target_plan(root, t)?;
-    let config = engine_config(run)?;
-    if loaded.plan.metadata.protected && !force {
-        return Err(Failure::new(REFUSED, format!("{} is protected (metadata.protected: true); run `down --force` to tear it down anyway", loaded.plan.metadata.name)));
-    }
-    let steps = wbstack_plan::compile(&loaded.plan);
-    let license = env::license(&loaded).ok().flatten();
-    let _lock = lock(&dir, "down")?;
-    let conn = connect(t, &loaded.plan, &dir).await?;
-    // Teardown needs no license value; an absent one is replaced by a placeholder never written.
-    let license = license.or_else(|| {
-        Some(wbstack_engine::Secret::new(
-            wbstack_engine::SecretRef::new("none", "unused"),
-            "",
-        ))
-    });
-    let aws = crate::wiring::aws_for(&loaded.plan, &steps).await?;
-    let graph = crate::wiring::graph(
-        &loaded.plan,
-        &steps,
-        &conn.kube,
-        aws.as_ref(),
-        &license,
-        run.timeout,
-    )?;
-    let (journal, state) = Journal::open(&dir.join("journal.jsonl"))?;
-    let sink = EventSink::new();
-    reporter::attach(&sink, fmt);
-    let engine = Engine::new(config, sink);
-    let report = engine
-        .down(
-            &graph,
-            &journal,
-            state,
-            DownOptions { force },
-            signal_token(),
-        )
-        .await;
+    let report = match op {
+        Op::Up => engine.up(&graph, &journal, state, signal_token()).await,
+        Op::Down { force } => {
+            engine
+                .down(
+                    &graph,
+                    &journal,
+                    state,
+                    DownOptions { force },
+                    signal_token(),
+                )
+                .await
+        }
+    };
     conn.close();
     let report = report?;
     summarize(&report, fmt);
