@@ -232,7 +232,9 @@ fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource() {
         child.wait().unwrap();
     }
     assert!(killed >= 3, "only {killed} runs were killed part-way");
-    let out = cmd(&["resume", "--env", "wandb-prod"]).output().unwrap();
+    let out = cmd(&["resume", "--env", "wandb-prod", "--timeout", "120"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Counted in moto directly.
     let rt = tokio::runtime::Runtime::new().unwrap();

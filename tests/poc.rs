@@ -127,7 +127,7 @@ fn killed_mid_run_resume_converges_without_duplicates() {
         child.wait().unwrap();
     }
     assert!(killed >= 3, "only {killed} runs were killed part-way");
-    let out = env.run(&["resume", "--env", "wandb-dev"]);
+    let out = env.run(&["resume", "--env", "wandb-dev", "--timeout", "120"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let objs = env.objects();
     let mut dedup = objs.clone();

@@ -330,6 +330,11 @@ impl Step for DbParameterGroupsStep {
             .map_err(|e| classify(e, "ModifyDBParameterGroup", &self.name))?;
         Ok(())
     }
+    async fn wait(&self, _ctx: &StepCtx) -> Result<Outputs, StepError> {
+        // Parameter groups are usable as soon as the calls that made them return (and `observe`
+        // reports a group this run has just made as still to be applied, so it is not used here).
+        Ok(self.outputs())
+    }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         match self
             .aws
@@ -526,6 +531,10 @@ impl MysqlDatabaseStep {
         ctx: &StepCtx,
         password: Option<&str>,
     ) -> Result<(), StepError> {
+        // Made by an interrupted run: adopt it rather than ask again.
+        if self.instance(id).await?.is_some() {
+            return Ok(());
+        }
         let mut req = self
             .aws
             .rds
@@ -619,35 +628,39 @@ impl Step for MysqlDatabaseStep {
             StepError::permanent(format!("step {} has no secret output", self.password_step))
         })?;
         let password = read_secret(&self.aws, &pw_ref).await?;
+        // A cluster an interrupted run made is completed, not created again.
+        let exists = self.aurora && matches!(self.look().await?, Db::Status { .. });
         if self.aurora {
-            let r = self
-                .aws
-                .rds
-                .create_db_cluster()
-                .db_cluster_identifier(&self.identifier)
-                .engine("aurora-mysql")
-                .engine_version(&self.engine_version)
-                .master_username(&self.user)
-                .master_user_password(password.expose())
-                .database_name(&self.database)
-                .db_subnet_group_name(self.dep(ctx, &self.subnets_step, "name")?)
-                .set_vpc_security_group_ids(Some(self.security_group_ids.clone()))
-                .storage_encrypted(true)
-                .kms_key_id(self.dep(ctx, &self.kms_step, "arn")?)
-                .backup_retention_period(self.backup_retention_days as i32)
-                .deletion_protection(self.deletion_protection)
-                .db_cluster_parameter_group_name(self.dep(
-                    ctx,
-                    &self.params_step,
-                    "cluster_group",
-                )?)
-                .set_tags(Some(tags(&self.aws, &self.step)))
-                .send()
-                .await;
-            match r {
-                Ok(_) => {}
-                Err(e) if code_of(&e).as_deref() == Some("DBClusterAlreadyExistsFault") => {}
-                Err(e) => return Err(classify(e, "CreateDBCluster", &self.identifier)),
+            if !exists {
+                let r = self
+                    .aws
+                    .rds
+                    .create_db_cluster()
+                    .db_cluster_identifier(&self.identifier)
+                    .engine("aurora-mysql")
+                    .engine_version(&self.engine_version)
+                    .master_username(&self.user)
+                    .master_user_password(password.expose())
+                    .database_name(&self.database)
+                    .db_subnet_group_name(self.dep(ctx, &self.subnets_step, "name")?)
+                    .set_vpc_security_group_ids(Some(self.security_group_ids.clone()))
+                    .storage_encrypted(true)
+                    .kms_key_id(self.dep(ctx, &self.kms_step, "arn")?)
+                    .backup_retention_period(self.backup_retention_days as i32)
+                    .deletion_protection(self.deletion_protection)
+                    .db_cluster_parameter_group_name(self.dep(
+                        ctx,
+                        &self.params_step,
+                        "cluster_group",
+                    )?)
+                    .set_tags(Some(tags(&self.aws, &self.step)))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => {}
+                    Err(e) if code_of(&e).as_deref() == Some("DBClusterAlreadyExistsFault") => {}
+                    Err(e) => return Err(classify(e, "CreateDBCluster", &self.identifier)),
+                }
             }
             for id in self.instance_ids() {
                 self.create_instance(&id, ctx, None).await?;
