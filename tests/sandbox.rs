@@ -76,7 +76,11 @@ fn a_second_concurrent_run_is_refused_naming_the_holder() {
     let env = Env::new(2000);
     let poc = Env::plans().join("poc.yaml").display().to_string();
     let mut first = env.cmd(&["up", "--plan", &poc]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // The lock is taken before the first change: once the cluster sees one, the run holds it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while env.mutations() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let second = env.run(&["up", "--plan", &poc]);
     assert_eq!(second.status.code(), Some(3), "{}", text(&second));
     let err = String::from_utf8_lossy(&second.stderr);

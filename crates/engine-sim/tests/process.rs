@@ -212,7 +212,11 @@ fn an_interrupted_teardown_resumes_and_keeps_the_order() {
     ]);
     assert_eq!(env.run("up", &args).status.code(), Some(0));
     let mut child = env.spawn("down", &args);
-    std::thread::sleep(Duration::from_millis(400));
+    // Kill it once the teardown has visibly started (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while env.cloud().list().len() == 36 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let left = env.cloud().list().len();
@@ -311,7 +315,11 @@ fn sigint_stops_the_run_and_resume_completes_without_duplicates() {
         "4",
     ]);
     let child = env.spawn("up", &args);
-    std::thread::sleep(Duration::from_millis(700));
+    // Interrupt it once it has made something (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while env.cloud().list().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(

@@ -23,6 +23,8 @@ pub(crate) struct App {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) faults: Arc<RwLock<Faults>>,
     pub(crate) addr: String,
+    /// Requests seen while faults were on; spreads injected errors evenly.
+    pub(crate) fault_ticks: std::sync::atomic::AtomicU64,
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
@@ -70,17 +72,30 @@ pub(crate) async fn handle(State(app): State<Arc<App>>, req: Request) -> Respons
     }
     // Fault injection, for clients' retry logic.
     let rate = app.faults.read().map(|f| f.error_rate).unwrap_or(0.0);
-    if rate > 0.0 && rand::random::<f64>() < rate && !path.starts_with("/openapi") {
-        return if rand::random::<bool>() {
-            error_response(&ApiError::too_many_requests())
-        } else {
-            error_response(&ApiError::internal("injected fault"))
-        };
+    if rate > 0.0 && !path.starts_with("/openapi") {
+        if let Some(nth) = injected_fault(&app.fault_ticks, rate) {
+            return if nth % 2 == 0 {
+                error_response(&ApiError::too_many_requests())
+            } else {
+                error_response(&ApiError::internal("injected fault"))
+            };
+        }
     }
     match route(&app, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
+}
+
+/// Whether this request gets an injected error, and if so which one (0, 1, ...).
+/// Errors are spread evenly rather than drawn at random, so that exactly `rate`
+/// of the requests fail and a test sees the same sequence every time.
+fn injected_fault(ticks: &std::sync::atomic::AtomicU64, rate: f64) -> Option<u64> {
+    let n = ticks.fetch_add(1, Ordering::Relaxed);
+    let rate = rate.clamp(0.0, 1.0);
+    let before = (n as f64 * rate).floor() as u64;
+    let after = ((n + 1) as f64 * rate).floor() as u64;
+    (after > before).then_some(before)
 }
 
 async fn emulator_api(app: &App, rest: &str, req: Request) -> Response {
@@ -101,6 +116,7 @@ async fn emulator_api(app: &App, rest: &str, req: Request) -> Response {
                     if let Ok(mut w) = app.faults.write() {
                         *w = f.clone();
                     }
+                    app.fault_ticks.store(0, Ordering::Relaxed);
                     json_response(200, &serde_json::to_value(f).unwrap_or_default())
                 }
                 Err(e) => error_response(&ApiError::bad_request(e.to_string())),
@@ -637,4 +653,25 @@ fn watch(
         "no-cache, private".parse().expect("static header"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::injected_fault;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn injected_faults_hit_exactly_the_share_asked_for_and_alternate() {
+        let ticks = AtomicU64::new(0);
+        let hits: Vec<u64> = (0..100)
+            .filter_map(|_| injected_fault(&ticks, 0.3))
+            .collect();
+        assert_eq!(hits.len(), 30);
+        assert_eq!(hits, (0..30).collect::<Vec<_>>());
+        let ticks = AtomicU64::new(0);
+        assert_eq!(
+            (0..50).filter_map(|_| injected_fault(&ticks, 1.0)).count(),
+            50
+        );
+    }
 }

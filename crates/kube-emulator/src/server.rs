@@ -52,7 +52,8 @@ mod ms {
 /// Fault injection for reliability tests.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Faults {
-    /// Share (0..1) of API requests answered 500 or 429 with `Retry-After`.
+    /// Share (0..1) of API requests answered 500 or 429 with `Retry-After`,
+    /// spread evenly over the requests (every tenth of them at 0.1), alternating.
     #[serde(default)]
     pub error_rate: f64,
     /// End every watch stream this long after it starts.
@@ -162,6 +163,7 @@ impl Emulator {
             cluster: self.cluster.clone(),
             faults: self.faults.clone(),
             addr: addr.to_string(),
+            fault_ticks: Default::default(),
         });
         let router = axum::Router::new().fallback(handle).with_state(app);
         let server = tokio::spawn(async move {
@@ -221,6 +223,11 @@ impl Running {
         if let Ok(mut w) = self.faults.write() {
             *w = f;
         }
+    }
+
+    /// Request counters: `{reads, mutations, watches}`.
+    pub fn stats(&self) -> serde_json::Value {
+        self.cluster.stats.to_json()
     }
 
     /// Changes controller delays.

@@ -267,7 +267,12 @@ fn watch_reports_each_event_and_delete_waits() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Start changing things once kubectl's watch is open (bounded wait).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.running().stats()["watches"].as_u64() == Some(0) && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     s.ok(&["create", "configmap", "w1", "-n", "wandb"]);
     s.ok(&["label", "configmap", "w1", "-n", "wandb", "x=y"]);
     assert_eq!(
@@ -275,12 +280,33 @@ fn watch_reports_each_event_and_delete_waits() {
             .trim(),
         "configmap \"w1\" deleted"
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Read what kubectl prints until the deletion shows up (bounded wait).
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        let done = line.starts_with("DELETED");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
     let _ = watch.kill();
-    let out = watch.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<(&str, &str)> = text
-        .lines()
+    let _ = watch.wait();
+    let text = lines.join("\n");
+    let events: Vec<(&str, &str)> = lines
+        .iter()
         .skip(1)
         .filter_map(|l| {
             let mut w = l.split_whitespace();
