@@ -23,6 +23,10 @@ pub struct Cli {
     /// Output: text for people, json for machines (one JSON object per line).
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Diagnostic logs on stderr: -v debug, -vv trace, -vvv trace for libraries too
+    /// (`WBSTACK_LOG` takes a full filter instead). Secret values are scrubbed from every line.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@ mod cluster;
 mod commands;
 mod env;
 mod exit;
+mod logging;
 mod reporter;
 mod wiring;
 
@@ -15,6 +16,10 @@ fn main() {
     // One TLS crypto backend for the whole binary (kube and the AWS SDK share rustls).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = cli::Cli::parse();
+    if let Err(e) = logging::init(cli.verbose) {
+        eprintln!("error: {e}");
+        std::process::exit(exit::INVALID);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

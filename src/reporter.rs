@@ -18,7 +18,7 @@ pub fn attach(sink: &EventSink, format: OutputFormat) {
                 let _ = writeln!(out, "{line}");
             }
         }),
-        OutputFormat::Text if std::io::stderr().is_terminal() => {
+        OutputFormat::Text if std::io::stderr().is_terminal() && !crate::logging::active() => {
             let bars = Arc::new(Mutex::new(Bars {
                 multi: MultiProgress::new(),
                 bars: HashMap::new(),

@@ -68,8 +68,19 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
             .env("AWS_EC2_METADATA_DISABLED", "true");
         c.output().unwrap()
     };
-    let out = run(&["up", "--plan", "prod.yaml"]);
+    // The first run logs at the highest verbosity: every library at trace level.
+    let out = run(&["up", "--plan", "prod.yaml", "-vvv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    for expected in [
+        "wbstack_aws::calls",
+        "operation=CreateDBCluster",
+        "wbstack_k8s::calls",
+        "wbstack_engine::journal",
+        "TRACE aws_smithy_runtime",
+    ] {
+        assert!(logs.contains(expected), "no {expected:?} in the trace logs");
+    }
     // The resource points at the AWS data stores, by the secrets wbstack made.
     let v = env.kubectl(&["get", "wandb", "wandb-prod", "-n", "wandb", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&v).unwrap();
@@ -128,7 +139,30 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
         v
     });
     let events = run(&["status", "--env", "wandb-prod", "--output", "json"]);
+    let mut forms = Vec::new();
     for v in &values {
+        use base64::Engine as _;
+        forms.push(base64::engine::general_purpose::STANDARD.encode(v));
+    }
+    for v in forms.iter().chain([common::LICENSE.to_owned()].iter()) {
+        assert!(!logs.contains(v.as_str()), "a secret is in the trace logs");
+        assert!(!journal.contains(v.as_str()), "a secret is in the journal");
+    }
+    eprintln!(
+        "trace logs: {} bytes, {} lines",
+        logs.len(),
+        logs.lines().count()
+    );
+    assert!(
+        logs.len() > 100_000,
+        "trace logs are there to scan: {} bytes",
+        logs.len()
+    );
+    for v in &values {
+        assert!(
+            !logs.contains(v.as_str()),
+            "a secret value is in the trace logs"
+        );
         assert!(
             !journal.contains(v.as_str()),
             "a secret value is in the journal"

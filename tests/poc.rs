@@ -11,8 +11,15 @@ fn poc() -> String {
 #[test]
 fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource() {
     let env = Env::new(300);
-    let out = env.run(&["up", "--plan", &poc()]);
+    // At the highest verbosity, so the logs can be scanned for the license too.
+    let out = env.run(&["up", "--plan", &poc(), "-vvv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        logs.contains("TRACE wbstack_engine::journal")
+            && logs.contains("DEBUG wbstack_k8s::calls: apply Secret wbstack-license"),
+        "trace logs are on"
+    );
     // Every Deployment and StatefulSet of the release is ready, as kubectl sees it.
     let ready = env.kubectl(&[
         "get",
@@ -73,6 +80,12 @@ fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource() {
         lic, "bGljLTNmOWEyYzdlLXRlc3QtbGljZW5zZS12YWx1ZQ==",
         "the Secret holds the license"
     );
+    for form in [LICENSE, lic.as_str()] {
+        assert!(
+            !text(&out).contains(form),
+            "the license is in the output or logs"
+        );
+    }
     // The journal and the output hold no secret value.
     let journal =
         std::fs::read_to_string(env.dir.path().join(".wbstack/wandb-dev/journal.jsonl")).unwrap();

@@ -1,6 +1,7 @@
 //! AWS clients from the standard configuration chain, with region and endpoint overrides, and
 //! the classification of SDK errors into transient and permanent.
 
+use crate::calllog::CallLog;
 use aws_config::BehaviorVersion;
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::error::SdkError;
@@ -70,14 +71,35 @@ impl Aws {
         // Custom endpoints (moto, LocalStack) serve buckets by path, not by host name.
         let s3conf = aws_sdk_s3::config::Builder::from(&conf)
             .force_path_style(endpoint.is_some())
+            .interceptor(CallLog)
             .build();
         Ok(Aws {
-            kms: aws_sdk_kms::Client::new(&conf),
-            rds: aws_sdk_rds::Client::new(&conf),
-            elasticache: aws_sdk_elasticache::Client::new(&conf),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&conf)
+                    .interceptor(CallLog)
+                    .build(),
+            ),
+            rds: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&conf)
+                    .interceptor(CallLog)
+                    .build(),
+            ),
+            elasticache: aws_sdk_elasticache::Client::from_conf(
+                aws_sdk_elasticache::config::Builder::from(&conf)
+                    .interceptor(CallLog)
+                    .build(),
+            ),
             s3: aws_sdk_s3::Client::from_conf(s3conf),
-            secrets: aws_sdk_secretsmanager::Client::new(&conf),
-            sts: aws_sdk_sts::Client::new(&conf),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&conf)
+                    .interceptor(CallLog)
+                    .build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&conf)
+                    .interceptor(CallLog)
+                    .build(),
+            ),
             region,
             environment: environment.to_owned(),
         })

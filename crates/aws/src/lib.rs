@@ -2,6 +2,7 @@
 //! Secrets Manager, MySQL on RDS / Aurora and Redis on ElastiCache. Every resource has a deterministic name from the environment,
 //! carries the environment's tags, and is adopted when it is ours and refused when it is not.
 
+mod calllog;
 mod clients;
 mod elasticache;
 mod kms;

@@ -278,7 +278,7 @@ impl RunCtx {
             step: step.clone(),
             attempt: *attempt,
             delay: d,
-            error: e.full_message(),
+            error: crate::secret::redact(&e.full_message()),
         });
         Some(d)
     }

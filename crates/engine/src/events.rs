@@ -205,6 +205,10 @@ impl EventSink {
 
     /// Delivers an event to every subscriber.
     pub fn emit(&self, event: Event) {
+        if tracing::enabled!(target: "wbstack_engine::events", tracing::Level::DEBUG) {
+            let json = serde_json::to_string(&event).unwrap_or_default();
+            tracing::debug!(target: "wbstack_engine::events", "{json}");
+        }
         let subs = self.subscribers.read().unwrap_or_else(|e| e.into_inner());
         for s in subs.iter() {
             s(&event);

@@ -728,6 +728,7 @@ fn sync_dir(path: &Path) {
 fn line_of(rec: &Record) -> Vec<u8> {
     // Serializing these types cannot fail: every map key is a string.
     let mut v = serde_json::to_vec(rec).unwrap_or_default();
+    tracing::trace!(target: "wbstack_engine::journal", "append {}", String::from_utf8_lossy(&v));
     v.push(b'\n');
     v
 }

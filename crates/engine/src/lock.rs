@@ -225,6 +225,7 @@ impl EnvLock {
                     lease_ms: opts.lease.as_millis() as u64,
                     token: String::new(),
                 });
+                tracing::debug!(dir = %dir.display(), pid = holder.pid, host = %holder.host, "lock held by another process");
                 return Err(LockError::Held { holder });
             }
             Err(TryLockError::Error(e)) => return Err(io_err(e)),
@@ -246,6 +247,7 @@ impl EnvLock {
             token: format!("{:016x}", rand::random::<u64>()),
         };
         write_info(dir, &info).map_err(io_err)?;
+        tracing::debug!(dir = %dir.display(), pid = info.pid, lease_ms = info.lease_ms, "lock taken");
         Ok(EnvLock {
             dir: dir.to_owned(),
             file: Some(file),

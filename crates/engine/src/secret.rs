@@ -114,18 +114,25 @@ fn redactor() -> &'static Mutex<Vec<Arc<str>>> {
     R.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-/// Registers a value to be scrubbed by [`redact`]. Values shorter than 4 characters are ignored
-/// (they would mangle ordinary text and cannot be secrets worth the name).
+/// Registers a value to be scrubbed by [`redact`]. Values shorter than 8 characters are ignored:
+/// they would mangle ordinary text (a sandbox's placeholder license `sandbox`), and none of the
+/// real ones is that short (RDS passwords have at least 8, Redis AUTH tokens at least 16).
+///
+/// The value's base64 form is registered too: that is how a Kubernetes Secret's `data` carries it.
 pub fn register_redaction(value: &str) {
-    if value.len() < 4 {
+    use base64::Engine as _;
+    if value.len() < 8 {
         return;
     }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(value);
     let mut list = redactor().lock().unwrap_or_else(|e| e.into_inner());
-    if !list.iter().any(|v| &**v == value) {
-        list.push(Arc::from(value));
-        // Longest first, so a secret that contains another is scrubbed whole.
-        list.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for form in [value, encoded.as_str()] {
+        if !list.iter().any(|v| &**v == form) {
+            list.push(Arc::from(form));
+        }
     }
+    // Longest first, so a secret that contains another is scrubbed whole.
+    list.sort_by_key(|v| std::cmp::Reverse(v.len()));
 }
 
 /// Replaces every registered secret value in `text` with `***`.
@@ -167,5 +174,10 @@ mod tests {
         let _s = Secret::new(SecretRef::new("k8s", "ns/x"), "p4ssw0rd-xyz");
         assert_eq!(redact("login with p4ssw0rd-xyz now"), "login with *** now");
         assert_eq!(redact("nothing here"), "nothing here");
+        // As a Kubernetes Secret's data carries it.
+        assert_eq!(
+            redact("{\"password\":\"cDRzc3cwcmQteHl6\"}"),
+            "{\"password\":\"***\"}"
+        );
     }
 }

@@ -159,6 +159,7 @@ impl Kube {
         let api = self.api_for(obj)?;
         let name = meta(obj, "name");
         let what = format!("apply {} {name}", obj["kind"].as_str().unwrap_or(""));
+        tracing::debug!(target: "wbstack_k8s::calls", namespace = ?obj["metadata"]["namespace"].as_str(), "{what}");
         api.patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -177,6 +178,7 @@ impl Kube {
             obj["kind"].as_str().unwrap_or(""),
             meta(obj, "name")
         );
+        tracing::debug!(target: "wbstack_k8s::calls", namespace = ?obj["metadata"]["namespace"].as_str(), "{what}");
         let dynobj: DynamicObject = serde_json::from_value(obj.clone())
             .map_err(|e| StepError::permanent(format!("{what}: {e}")))?;
         match api
@@ -203,6 +205,7 @@ impl Kube {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Option<Value>, StepError> {
+        tracing::trace!(target: "wbstack_k8s::calls", namespace = ?ns, "read {kind} {name}");
         self.api(api_version, kind, ns)?
             .get_opt(name)
             .await
@@ -222,6 +225,7 @@ impl Kube {
         if !labels.is_empty() {
             lp = lp.labels(labels);
         }
+        tracing::trace!(target: "wbstack_k8s::calls", namespace = ?ns, labels, "list {kind}");
         self.api(api_version, kind, ns)?
             .list(&lp)
             .await
@@ -237,6 +241,7 @@ impl Kube {
         ns: Option<&str>,
         name: &str,
     ) -> Result<(), StepError> {
+        tracing::debug!(target: "wbstack_k8s::calls", namespace = ?ns, "delete {kind} {name}");
         match self
             .api(api_version, kind, ns)?
             .delete(name, &DeleteParams::background())
