@@ -287,6 +287,6 @@ pub async fn aws_for(plan: &Plan, steps: &[StepPlan]) -> Result<Option<wbstack_a
     };
     wbstack_aws::Aws::connect(&settings, &plan.metadata.name)
         .await
-        .map(Some)
+        .map(|aws| Some(aws.adopting(a.adopt).tagging(a.tags)))
         .map_err(|e| Failure::new(crate::exit::ENVIRONMENT, e.to_string()))
 }

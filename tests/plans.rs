@@ -108,6 +108,8 @@ fn malformed() -> Vec<(&'static str, String, &'static str, usize)> {
         ("empty hook command", format!("{b}  hooks:\n    k8s.wandb:\n    - when: after\n      command: []\n"), "the command is empty", 12),
         ("bad operator version", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    operator: {version: latest}\n"), "not a version", 9),
         ("values not a map", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    values: [1, 2]\n"), "values must be a mapping", 9),
+        ("adopt a step the plan lacks", format!("{b}  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    adopt: [aws.kms, aws.redis]\n"), "no AWS step `aws.redis`", 13),
+        ("reserved tag prefix", format!("{b}  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    tags:\n      wbstack:environment: other\n"), "is reserved", 14),
     ]
 }
 

@@ -30,6 +30,11 @@ pub struct Aws {
     pub region: String,
     /// The environment name, written on every resource as `wbstack:environment`.
     pub environment: String,
+    /// Steps the plan lets adopt a resource that has their name but not this environment's
+    /// tags (`spec.aws.adopt`): such a resource is used as it is, and `down` leaves it.
+    pub adopt: std::collections::BTreeSet<String>,
+    /// The plan's own tags (`spec.aws.tags`), written on every resource besides wbstack's.
+    pub extra_tags: std::collections::BTreeMap<String, String>,
 }
 
 /// Why AWS cannot be used.
@@ -102,16 +107,47 @@ impl Aws {
             ),
             region,
             environment: environment.to_owned(),
+            adopt: Default::default(),
+            extra_tags: Default::default(),
         })
     }
 
-    /// The tags every resource of a step carries.
+    /// The tags every resource of a step carries: wbstack's, then the plan's.
     pub fn tags(&self, step: &str) -> Vec<(String, String)> {
-        vec![
+        let mut t = vec![
             ("wbstack:environment".into(), self.environment.clone()),
             ("wbstack:step".into(), step.into()),
             ("wbstack:managed-by".into(), "wbstack".into()),
-        ]
+        ];
+        t.extend(
+            self.extra_tags
+                .iter()
+                .filter(|(k, _)| !k.starts_with("wbstack:"))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        t
+    }
+
+    /// Writes these tags on every resource too.
+    pub fn tagging(mut self, tags: std::collections::BTreeMap<String, String>) -> Self {
+        self.extra_tags = tags;
+        self
+    }
+
+    /// Lets these steps adopt resources that are not tagged as this environment's.
+    pub fn adopting<I: IntoIterator<Item = S>, S: Into<String>>(mut self, steps: I) -> Self {
+        self.adopt = steps.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether the plan lets `step` adopt a resource that is not tagged as ours.
+    pub fn adopts(&self, step: &str) -> bool {
+        self.adopt.contains(step)
+    }
+
+    /// Whether `step` may use a resource with these tags: it is ours, or the plan adopts it.
+    pub fn accepts(&self, step: &str, tags: &[(String, String)]) -> bool {
+        self.owns(step, tags) || self.adopts(step)
     }
 
     /// Whether a resource's tags say it belongs to this environment's step.

@@ -19,7 +19,11 @@ fn tags(aws: &Aws, step: &str) -> Vec<Tag> {
         .collect()
 }
 
-async fn owned(aws: &Aws, step: &str, arn: &str) -> Result<bool, StepError> {
+/// Whether this step may use the resource: its tags say it is ours, or the plan adopts it.
+async fn accepted(aws: &Aws, step: &str, arn: &str) -> Result<bool, StepError> {
+    if aws.adopts(step) {
+        return Ok(true);
+    }
     let t = aws
         .elasticache
         .list_tags_for_resource()
@@ -75,7 +79,7 @@ impl Step for CacheSubnetGroupStep {
             return Ok(Observation::Absent);
         };
         let arn = g.arn().unwrap_or_default().to_owned();
-        if !arn.is_empty() && !ctx.attempted() && !owned(&self.aws, &self.step, &arn).await? {
+        if !arn.is_empty() && !ctx.attempted() && !accepted(&self.aws, &self.step, &arn).await? {
             return Ok(Observation::Failed {
                 message: format!(
                     "cache subnet group {} exists and is not owned by environment {}",
@@ -222,7 +226,7 @@ impl Step for RedisCacheStep {
             Group::Present { arn, .. }
                 if !arn.is_empty()
                     && !ctx.attempted()
-                    && !owned(&self.aws, &self.step, &arn).await? =>
+                    && !accepted(&self.aws, &self.step, &arn).await? =>
             {
                 Observation::Failed {
                     message: format!(

@@ -144,7 +144,10 @@ impl Step for KmsKeyStep {
             Err(e) => return Err(classify(e, "DescribeKey", &self.alias)),
         };
         // Ownership is read from the tags unless the journal already says the key is ours.
-        if !ctx.attempted() && !self.aws.owns(&self.step, &self.tags(&f.key_id).await?) {
+        if !ctx.attempted()
+            && !self.aws.adopts(&self.step)
+            && !self.aws.owns(&self.step, &self.tags(&f.key_id).await?)
+        {
             return Ok(Observation::Failed {
                 message: format!(
                     "{} exists and is not owned by environment {}",

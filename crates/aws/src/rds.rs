@@ -59,8 +59,12 @@ fn pairs(t: &[Tag]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether a resource's tags say it is this step's (read only when the journal does not say so).
-async fn rds_owned(aws: &Aws, step: &str, arn: &str) -> Result<bool, StepError> {
+/// Whether this step may use the resource: its tags say it is this step's, or the plan adopts it
+/// (read only when the journal does not say so).
+async fn rds_accepted(aws: &Aws, step: &str, arn: &str) -> Result<bool, StepError> {
+    if aws.adopts(step) {
+        return Ok(true);
+    }
     let t = aws
         .rds
         .list_tags_for_resource()
@@ -122,7 +126,7 @@ impl Step for DbSubnetGroupStep {
             return Ok(Observation::Absent);
         };
         let arn = g.db_subnet_group_arn().unwrap_or_default().to_owned();
-        if !ctx.attempted() && !rds_owned(&self.aws, &self.step, &arn).await? {
+        if !ctx.attempted() && !rds_accepted(&self.aws, &self.step, &arn).await? {
             return Ok(not_owned("DB subnet group", &self.name, &self.aws));
         }
         Ok(Observation::ready(out(&[
@@ -273,7 +277,7 @@ impl Step for DbParameterGroupsStep {
             // not be set yet, and apply (idempotent) sets them.
             return Ok(Observation::Absent);
         }
-        if !ctx.attempted() && !rds_owned(&self.aws, &self.step, &arn).await? {
+        if !ctx.attempted() && !rds_accepted(&self.aws, &self.step, &arn).await? {
             return Ok(not_owned("DB parameter group", &self.name, &self.aws));
         }
         Ok(Observation::ready(self.outputs()))
@@ -599,12 +603,27 @@ impl Step for MysqlDatabaseStep {
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
         Ok(match self.look().await? {
             Db::Absent => Observation::Absent,
-            Db::Status { owned: false, .. } => not_owned("database", &self.identifier, &self.aws),
+            Db::Status { owned: false, .. } if !self.aws.adopts(&self.step) => {
+                not_owned("database", &self.identifier, &self.aws)
+            }
             // Ours, half-made (a run stopped between the cluster and its instances): apply,
             // which is idempotent, completes it.
             Db::Status {
-                incomplete: true, ..
+                incomplete: true,
+                owned: true,
+                ..
             } => Observation::Absent,
+            // Adopted, but not all there: someone else's cluster is not completed by us.
+            Db::Status {
+                incomplete: true,
+                status,
+                ..
+            } => Observation::Failed {
+                message: format!(
+                    "the adopted database {} is incomplete ({status})",
+                    self.identifier
+                ),
+            },
             Db::Status { status, .. } if TERMINAL.contains(&status.as_str()) => {
                 Observation::Failed {
                     message: format!("database {} is {status}", self.identifier),

@@ -271,7 +271,7 @@ impl Step for S3BucketStep {
             let Some(tags) = self.tags().await? else {
                 return Ok(Observation::Absent);
             };
-            if !self.aws.owns(&self.step, &tags) {
+            if !self.aws.accepts(&self.step, &tags) {
                 if ctx.attempted() {
                     // Ours, created by a run that died before tagging it: apply finishes it.
                     return Ok(Observation::Absent);

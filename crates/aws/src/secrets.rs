@@ -107,7 +107,7 @@ impl Step for AwsSecretStep {
                 )
             })
             .collect();
-        if !self.aws.owns(&self.step, &tags) {
+        if !self.aws.accepts(&self.step, &tags) {
             return Ok(Observation::Failed {
                 message: format!(
                     "secret {} exists and is not owned by environment {}",

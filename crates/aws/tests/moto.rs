@@ -66,7 +66,11 @@ fn graph(aws: &wbstack_aws::Aws, bucket: &str) -> Graph {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_bucket_and_secret_come_up_configured_rerun_idle_and_go_away() {
     let moto = Moto::start();
-    let aws = moto.aws("dev").await;
+    // The plan's own tags (spec.aws.tags) go on every resource beside wbstack's.
+    let aws = moto
+        .aws("dev")
+        .await
+        .tagging([("team".to_owned(), "ml-platform".to_owned())].into());
     // Someone else's bucket and key, made before: never touched.
     aws.s3
         .create_bucket()
@@ -186,6 +190,34 @@ async fn key_bucket_and_secret_come_up_configured_rerun_idle_and_go_away() {
         .await
         .unwrap();
     assert!(policy.policy().unwrap().contains("Administrator"));
+    let key_tags = aws
+        .kms
+        .list_resource_tags()
+        .key_id(&key_arn)
+        .send()
+        .await
+        .unwrap();
+    let key_tags: Vec<(&str, &str)> = key_tags
+        .tags()
+        .iter()
+        .map(|t| (t.tag_key(), t.tag_value()))
+        .collect();
+    assert!(key_tags.contains(&("team", "ml-platform")), "{key_tags:?}");
+    assert!(
+        key_tags.contains(&("wbstack:environment", "dev")),
+        "{key_tags:?}"
+    );
+    let bucket_tags = aws
+        .s3
+        .get_bucket_tagging()
+        .bucket("dev-wandb-artifacts")
+        .send()
+        .await
+        .unwrap();
+    assert!(bucket_tags
+        .tag_set()
+        .iter()
+        .any(|t| t.key() == "team" && t.value() == "ml-platform"));
     let secret = aws
         .secrets
         .get_secret_value()
@@ -332,4 +364,39 @@ async fn a_resource_with_our_name_that_is_not_ours_is_refused() {
         .send()
         .await
         .is_err());
+    drop(j);
+
+    // When the plan adopts it (spec.aws.adopt: [aws.bucket]), it is used as it is, recorded as
+    // adopted, and `down` leaves it while removing what the environment made.
+    let adopting = aws.clone().adopting(["aws.bucket"]);
+    let (j, st) = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let g = graph(&adopting, "dev-wandb-artifacts");
+    let r = eng.up(&g, &j, st, CancellationToken::new()).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.first_failure());
+    assert_eq!(r.step("aws.bucket").unwrap().outcome, StepOutcome::Adopted);
+    assert!(
+        aws.s3
+            .get_bucket_tagging()
+            .bucket("dev-wandb-artifacts")
+            .send()
+            .await
+            .is_err(),
+        "an adopted bucket is not changed"
+    );
+    drop(j);
+    let (j, st) = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let r = eng
+        .down(&g, &j, st, DownOptions::default(), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.first_failure());
+    let buckets = aws.s3.list_buckets().send().await.unwrap();
+    assert_eq!(buckets.buckets().len(), 1, "the adopted bucket stays");
+    let alias = aws
+        .kms
+        .describe_key()
+        .key_id("alias/dev-wandb")
+        .send()
+        .await;
+    assert!(alias.is_err(), "the key this environment made is gone");
 }

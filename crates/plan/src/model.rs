@@ -575,6 +575,12 @@ pub struct AwsSpec {
     /// Days a deleted secret can be recovered (0 deletes at once; otherwise 7-30).
     #[serde(default = "default_recovery")]
     pub secret_recovery_days: u32,
+    /// AWS steps (like `aws.bucket`, `aws.kms`) that may adopt a resource that already has the
+    /// step's name but not this environment's tags. It is used as it is, recorded as adopted,
+    /// and left in place by `down` (unless `--force`). Without this, such a resource is an
+    /// error: "exists and is not owned by this environment".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopt: Vec<String>,
 }
 
 impl Default for AwsSpec {

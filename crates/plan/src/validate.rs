@@ -778,6 +778,22 @@ fn check(c: &mut Checker, p: &Plan) {
                     );
                 }
             }
+            for (k, v) in &a.tags {
+                let path = format!("spec.aws.tags.{k}");
+                if k.is_empty() || k.len() > 128 {
+                    c.value(&path, "a tag key has 1 to 128 characters");
+                } else if k.starts_with("aws:") || k.starts_with("wbstack:") {
+                    c.at(
+                        &path,
+                        true,
+                        format!("the tag key prefix of `{k}` is reserved"),
+                        Some("aws: belongs to AWS and wbstack: to wbstack's own ownership tags"),
+                    );
+                }
+                if v.len() > 256 {
+                    c.value(&path, "a tag value has at most 256 characters");
+                }
+            }
             if a.secret_recovery_days != 0 && !(7..=30).contains(&a.secret_recovery_days) {
                 c.value(
                     "spec.aws.secretRecoveryDays",
@@ -830,6 +846,24 @@ fn check(c: &mut Checker, p: &Plan) {
                 true,
                 format!("no step `{step}` in this plan"),
                 Some(&format!("steps: {}", ids.join(", "))),
+            );
+        }
+    }
+    let aws_ids: Vec<&String> = ids.iter().filter(|i| i.starts_with("aws.")).collect();
+    for (i, step) in s.aws.iter().flat_map(|a| a.adopt.iter()).enumerate() {
+        if !aws_ids.contains(&step) {
+            c.at(
+                &format!("spec.aws.adopt[{i}]"),
+                false,
+                format!("no AWS step `{step}` in this plan"),
+                Some(&format!(
+                    "AWS steps: {}",
+                    aws_ids
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             );
         }
     }
