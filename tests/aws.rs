@@ -224,6 +224,67 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
     ] {
         assert!(ops.iter().any(|o| o == op), "{op} missing from {ops:?}");
     }
+    // Listed in moto independently: nothing owned is left but the replication group moto
+    // keeps `deleting` and what it depends on, which teardown removes only after it is gone:
+    // its AUTH token secret, its KMS key and the cache subnet group (whose deletion moto
+    // answers with a 500 anyway).
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let aws = moto.aws("wandb-prod").await;
+        let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
+        assert!(clusters.db_clusters().is_empty(), "{clusters:?}");
+        let instances = aws.rds.describe_db_instances().send().await.unwrap();
+        assert!(instances.db_instances().is_empty(), "{instances:?}");
+        let groups = aws.rds.describe_db_subnet_groups().send().await.unwrap();
+        assert!(groups.db_subnet_groups().is_empty(), "{groups:?}");
+        let params = aws.rds.describe_db_parameter_groups().send().await.unwrap();
+        assert!(
+            params.db_parameter_groups().iter().all(|p| !p
+                .db_parameter_group_name()
+                .unwrap_or("")
+                .contains("wandb-prod")),
+            "{params:?}"
+        );
+        let cparams = aws
+            .rds
+            .describe_db_cluster_parameter_groups()
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            cparams.db_cluster_parameter_groups().iter().all(|p| !p
+                .db_cluster_parameter_group_name()
+                .unwrap_or("")
+                .contains("wandb-prod")),
+            "{cparams:?}"
+        );
+        let secrets = aws.secrets.list_secrets().send().await.unwrap();
+        let names: Vec<&str> = secrets
+            .secret_list()
+            .iter()
+            .filter_map(|s| s.name())
+            .collect();
+        assert_eq!(names, vec!["wbstack/wandb-prod/redis-auth"]);
+        let buckets = aws.s3.list_buckets().send().await.unwrap();
+        assert!(buckets.buckets().is_empty(), "{buckets:?}");
+        let keys = aws.kms.list_keys().send().await.unwrap();
+        assert_eq!(keys.keys().len(), 1, "{keys:?}");
+        let rg = aws
+            .elasticache
+            .describe_replication_groups()
+            .send()
+            .await
+            .unwrap();
+        let states: Vec<&str> = rg
+            .replication_groups()
+            .iter()
+            .map(|g| g.status().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            states,
+            vec!["deleting"],
+            "moto keeps a deleted group deleting"
+        );
+    });
     let left: Vec<_> = env
         .objects()
         .into_iter()
@@ -292,4 +353,154 @@ fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource() {
         let keys = aws.kms.list_keys().send().await.unwrap();
         assert_eq!(keys.keys().len(), 1, "one KMS key: none made twice");
     });
+}
+
+#[test]
+fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
+    // The production plan with Redis in the cluster: moto never finishes deleting an
+    // ElastiCache group (see the test above), so this is the teardown that can finish there.
+    let env = Env::new(100);
+    let moto = moto::Moto::start();
+    let subnets = moto.subnets();
+    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace("  protected: true\n", "")
+        .replace("  redis:\n    mode: elasticache\n", "  redis:\n    mode: in-cluster\n")
+        .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", subnets.join(", ")))
+        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
+    std::fs::write(env.dir.path().join("prod.yaml"), plan).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        c.output().unwrap()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Someone else's bucket and key, made before wbstack runs.
+    let foreign_key = rt.block_on(async {
+        let aws = moto.aws("wandb-prod").await;
+        aws.s3
+            .create_bucket()
+            .bucket("someone-elses-bucket")
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        aws.kms
+            .create_key()
+            .description("not ours")
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .key_id()
+            .to_owned()
+    });
+    let out = run(&["up", "--plan", "prod.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Artifacts land in the versioned bucket: several versions and delete markers per key.
+    rt.block_on(async {
+        let aws = moto.aws("wandb-prod").await;
+        for i in 0..4 {
+            for v in 0..3 {
+                aws.s3
+                    .put_object()
+                    .bucket("wandb-prod-artifacts")
+                    .key(format!("runs/{i}/output.log"))
+                    .body(format!("v{v}").into_bytes().into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            aws.s3
+                .delete_object()
+                .bucket("wandb-prod-artifacts")
+                .key(format!("runs/{i}/output.log"))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let out = run(&["down", "--env", "wandb-prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Listed in moto, independently of wbstack's records.
+    rt.block_on(async {
+        let aws = moto.aws("wandb-prod").await;
+        let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
+        assert!(clusters.db_clusters().is_empty(), "{clusters:?}");
+        let instances = aws.rds.describe_db_instances().send().await.unwrap();
+        assert!(instances.db_instances().is_empty(), "{instances:?}");
+        let groups = aws.rds.describe_db_subnet_groups().send().await.unwrap();
+        assert!(groups.db_subnet_groups().is_empty(), "{groups:?}");
+        let params = aws.rds.describe_db_parameter_groups().send().await.unwrap();
+        assert!(
+            params.db_parameter_groups().iter().all(|p| !p
+                .db_parameter_group_name()
+                .unwrap_or("")
+                .contains("wandb-prod")),
+            "{params:?}"
+        );
+        let cparams = aws
+            .rds
+            .describe_db_cluster_parameter_groups()
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            cparams.db_cluster_parameter_groups().iter().all(|p| !p
+                .db_cluster_parameter_group_name()
+                .unwrap_or("")
+                .contains("wandb-prod")),
+            "{cparams:?}"
+        );
+        let secrets = aws.secrets.list_secrets().send().await.unwrap();
+        assert!(secrets.secret_list().is_empty(), "{secrets:?}");
+        let buckets = aws.s3.list_buckets().send().await.unwrap();
+        let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+        assert_eq!(names, vec!["someone-elses-bucket"]);
+        let aliases = aws.kms.list_aliases().send().await.unwrap();
+        assert!(
+            aliases
+                .aliases()
+                .iter()
+                .all(|a| !a.alias_name().unwrap_or("").contains("wandb-prod")),
+            "{aliases:?}"
+        );
+        let keys = aws.kms.list_keys().send().await.unwrap();
+        assert_eq!(keys.keys().len(), 2);
+        for k in keys.keys() {
+            let id = k.key_id().unwrap();
+            let d = aws.kms.describe_key().key_id(id).send().await.unwrap();
+            let state = d
+                .key_metadata()
+                .unwrap()
+                .key_state()
+                .map(|s| s.as_str().to_owned());
+            if id == foreign_key {
+                assert_eq!(state.as_deref(), Some("Enabled"), "someone else's key");
+            } else {
+                assert_eq!(state.as_deref(), Some("PendingDeletion"), "ours");
+            }
+        }
+    });
+    // And on the cluster side, only what was there before wbstack.
+    let left: Vec<_> = env
+        .objects()
+        .into_iter()
+        .filter(|(k, ns, _)| ns == "wandb" || k == "Namespace" && ns.is_empty())
+        .collect();
+    assert!(
+        left.iter().all(|(k, _, _)| k != "WeightsAndBiases"
+            && k != "StatefulSet"
+            && k != "Secret"
+            && k != "Deployment"),
+        "{left:?}"
+    );
 }
