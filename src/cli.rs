@@ -77,6 +77,22 @@ pub enum GraphFormat {
     Mermaid,
 }
 
+impl Command {
+    /// Whether the command changes nothing anywhere (it only reads and prints).
+    pub fn read_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Validate { .. }
+                | Command::Plan { .. }
+                | Command::Status { .. }
+                | Command::Graph { .. }
+                | Command::Render { .. }
+                | Command::Schema
+                | Command::Completions { .. }
+        )
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check a plan file; nothing is touched.

@@ -6,6 +6,7 @@ use crate::env::{self, target_plan};
 use crate::exit::*;
 use crate::reporter;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 use wbstack_engine::{
     force_unlock, CancellationToken, DownOptions, Engine, EngineConfig, EnvLock, EventSink,
@@ -278,7 +279,13 @@ fn signal_token() -> CancellationToken {
 
 fn summarize(r: &RunReport, fmt: OutputFormat) {
     if fmt == OutputFormat::Json {
-        println!("{}", serde_json::json!({"event": "report", "report": r}));
+        // A reader that went away must not turn a finished run into a panic.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": "report", "report": r})
+        );
         return;
     }
     eprintln!();

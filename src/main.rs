@@ -16,6 +16,11 @@ fn main() {
     // One TLS crypto backend for the whole binary (kube and the AWS SDK share rustls).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = cli::Cli::parse();
+    // Commands that only print end quietly when their reader goes away (`wbstack graph | head`).
+    // Those that change things keep SIGPIPE ignored: a closed pipe must not kill a run mid-call.
+    if cli.command.read_only() {
+        sigpipe::reset();
+    }
     if let Err(e) = logging::init(cli.verbose) {
         eprintln!("error: {e}");
         std::process::exit(exit::INVALID);

@@ -51,6 +51,24 @@ fn graph_prints_dot_and_mermaid() {
     assert!(mm.contains("aws_kms --> aws_bucket"));
 }
 
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    // `wbstack render ... | head -1`: the reader is gone before the first write.
+    let env = Env::new(100);
+    let path = Env::plans().join("production.yaml");
+    let mut child = env
+        .cmd(&["render", "--plan", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
 const BASE: &str = "apiVersion: wbstack.dev/v1
 kind: Plan
 metadata:
