@@ -346,8 +346,17 @@ async fn execute(
     fmt: OutputFormat,
     op: Op,
 ) -> Result<i32, Failure> {
-    let (loaded, dir) = target_plan(root, t)?;
+    let (mut loaded, dir) = target_plan(root, t)?;
     let config = engine_config(run)?;
+    if let Op::Down { force: true } = op {
+        // A forced teardown of a protected environment lifts the database's deletion
+        // protection on the way, as it does for an unprotected one.
+        if loaded.plan.metadata.protected
+            || loaded.plan.spec.mysql.deletion_protection == Some(true)
+        {
+            loaded.plan.spec.mysql.deletion_protection = Some(false);
+        }
+    }
     let name = loaded.plan.metadata.name.clone();
     let license = match op {
         Op::Up => env::license(&loaded)?,

@@ -364,7 +364,6 @@ fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
     let subnets = moto.subnets();
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
         .unwrap()
-        .replace("  protected: true\n", "")
         .replace("  redis:\n    mode: elasticache\n", "  redis:\n    mode: in-cluster\n")
         .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", subnets.join(", ")))
         .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
@@ -428,7 +427,17 @@ fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
                 .unwrap();
         }
     });
+    // The plan is protected (and so is its database): a plain `down` is refused, touching
+    // nothing; `--force` goes ahead and lifts the database's deletion protection on the way.
     let out = run(&["down", "--env", "wandb-prod"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let protected = rt.block_on(async {
+        let aws = moto.aws("wandb-prod").await;
+        let c = aws.rds.describe_db_clusters().send().await.unwrap();
+        c.db_clusters()[0].deletion_protection()
+    });
+    assert_eq!(protected, Some(true));
+    let out = run(&["down", "--env", "wandb-prod", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Listed in moto, independently of wbstack's records.
     rt.block_on(async {
