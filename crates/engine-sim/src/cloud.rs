@@ -45,6 +45,8 @@ pub trait Cloud: Send + Sync + 'static {
     fn put(&self, r: &Resource);
     /// Records a call (`apply`, `create`, `destroy`, `delete`, ...).
     fn log(&self, op: &str, name: &str);
+    /// Notes that a step saw its resource ready (for benchmarks' timing; optional).
+    fn note_ready(&self, _name: &str) {}
     /// Takes one use of the fault for `name`, if any.
     fn take_fault(&self, name: &str) -> Option<Fault>;
     /// Every resource name.
@@ -210,6 +212,8 @@ struct MemInner {
     res: HashMap<String, Resource>,
     faults: HashMap<String, Fault>,
     calls: Vec<(String, String)>,
+    created_at: HashMap<String, u64>,
+    ready_seen: HashMap<String, u64>,
 }
 
 impl MemCloud {
@@ -238,6 +242,15 @@ impl MemCloud {
     /// How many calls were logged with `op`.
     pub fn count(&self, op: &str) -> usize {
         self.lock().calls.iter().filter(|(o, _)| o == op).count()
+    }
+
+    /// For each resource: how long (µs) from its creation until its step saw it ready.
+    pub fn seen_ready_after_us(&self) -> HashMap<String, u64> {
+        let g = self.lock();
+        g.ready_seen
+            .iter()
+            .filter_map(|(n, &seen)| Some((n.clone(), seen.saturating_sub(*g.created_at.get(n)?))))
+            .collect()
     }
 }
 
@@ -269,8 +282,10 @@ impl Cloud for MemCloud {
         if g.res.contains_key(&r.name) {
             return false;
         }
+        let now = (tokio::time::Instant::now() - self.start).as_micros() as u64;
         g.res.insert(r.name.clone(), r.clone());
         g.calls.push(("create".into(), r.name.clone()));
+        g.created_at.insert(r.name.clone(), now);
         true
     }
 
@@ -280,6 +295,11 @@ impl Cloud for MemCloud {
 
     fn log(&self, op: &str, name: &str) {
         self.lock().calls.push((op.into(), name.into()));
+    }
+
+    fn note_ready(&self, name: &str) {
+        let now = self.now_us();
+        self.lock().ready_seen.entry(name.to_owned()).or_insert(now);
     }
 
     fn take_fault(&self, name: &str) -> Option<Fault> {

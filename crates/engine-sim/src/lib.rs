@@ -17,5 +17,5 @@ mod step;
 
 pub use cloud::{Cloud, Fault, FileCloud, MemCloud, Resource};
 pub use graphs::build_graph;
-pub use shape::{critical_path_ms, Node, Shape};
+pub use shape::{critical_path_by, critical_path_ms, Node, Shape};
 pub use step::SimStep;

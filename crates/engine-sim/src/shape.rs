@@ -59,10 +59,15 @@ impl Shape {
 
 /// The length of the longest dependency chain, weighting each node by its readiness delay.
 pub fn critical_path_ms(nodes: &[Node]) -> u64 {
+    critical_path_by(nodes, |i| nodes[i].ready_ms)
+}
+
+/// The length of the longest dependency chain, weighting node `i` by `weight(i)`.
+pub fn critical_path_by(nodes: &[Node], weight: impl Fn(usize) -> u64) -> u64 {
     let mut finish = vec![0u64; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
         let start = n.deps.iter().map(|&d| finish[d]).max().unwrap_or(0);
-        finish[i] = start + n.ready_ms;
+        finish[i] = start + weight(i);
     }
     finish.into_iter().max().unwrap_or(0)
 }

@@ -122,7 +122,8 @@ impl Step for SimStep {
             match self.cloud.get(&self.name) {
                 None => return Err(StepError::permanent(format!("{} vanished", self.name))),
                 Some(r) if self.cloud.now_us() >= r.ready_at_us && r.gone_at_us.is_none() => {
-                    return Ok(self.outputs(&r))
+                    self.cloud.note_ready(&self.name);
+                    return Ok(self.outputs(&r));
                 }
                 Some(r) => {
                     tokio::select! {
