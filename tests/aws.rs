@@ -230,33 +230,7 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
     // answers with a 500 anyway).
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let aws = moto.aws("wandb-prod").await;
-        let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
-        assert!(clusters.db_clusters().is_empty(), "{clusters:?}");
-        let instances = aws.rds.describe_db_instances().send().await.unwrap();
-        assert!(instances.db_instances().is_empty(), "{instances:?}");
-        let groups = aws.rds.describe_db_subnet_groups().send().await.unwrap();
-        assert!(groups.db_subnet_groups().is_empty(), "{groups:?}");
-        let params = aws.rds.describe_db_parameter_groups().send().await.unwrap();
-        assert!(
-            params.db_parameter_groups().iter().all(|p| !p
-                .db_parameter_group_name()
-                .unwrap_or("")
-                .contains("wandb-prod")),
-            "{params:?}"
-        );
-        let cparams = aws
-            .rds
-            .describe_db_cluster_parameter_groups()
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            cparams.db_cluster_parameter_groups().iter().all(|p| !p
-                .db_cluster_parameter_group_name()
-                .unwrap_or("")
-                .contains("wandb-prod")),
-            "{cparams:?}"
-        );
+        assert_no_rds_left(&aws).await;
         let secrets = aws.secrets.list_secrets().send().await.unwrap();
         let names: Vec<&str> = secrets
             .secret_list()
@@ -442,33 +416,7 @@ fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
     // Listed in moto, independently of wbstack's records.
     rt.block_on(async {
         let aws = moto.aws("wandb-prod").await;
-        let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
-        assert!(clusters.db_clusters().is_empty(), "{clusters:?}");
-        let instances = aws.rds.describe_db_instances().send().await.unwrap();
-        assert!(instances.db_instances().is_empty(), "{instances:?}");
-        let groups = aws.rds.describe_db_subnet_groups().send().await.unwrap();
-        assert!(groups.db_subnet_groups().is_empty(), "{groups:?}");
-        let params = aws.rds.describe_db_parameter_groups().send().await.unwrap();
-        assert!(
-            params.db_parameter_groups().iter().all(|p| !p
-                .db_parameter_group_name()
-                .unwrap_or("")
-                .contains("wandb-prod")),
-            "{params:?}"
-        );
-        let cparams = aws
-            .rds
-            .describe_db_cluster_parameter_groups()
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            cparams.db_cluster_parameter_groups().iter().all(|p| !p
-                .db_cluster_parameter_group_name()
-                .unwrap_or("")
-                .contains("wandb-prod")),
-            "{cparams:?}"
-        );
+        assert_no_rds_left(&aws).await;
         let secrets = aws.secrets.list_secrets().send().await.unwrap();
         assert!(secrets.secret_list().is_empty(), "{secrets:?}");
         let buckets = aws.s3.list_buckets().send().await.unwrap();
@@ -511,5 +459,37 @@ fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
             && k != "Secret"
             && k != "Deployment"),
         "{left:?}"
+    );
+}
+
+/// No DB cluster, instance or subnet group, and no parameter group of `wandb-prod`, is left in
+/// moto (listed through the SDK, independently of wbstack's records).
+async fn assert_no_rds_left(aws: &wbstack_aws::Aws) {
+    let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
+    assert!(clusters.db_clusters().is_empty(), "{clusters:?}");
+    let instances = aws.rds.describe_db_instances().send().await.unwrap();
+    assert!(instances.db_instances().is_empty(), "{instances:?}");
+    let groups = aws.rds.describe_db_subnet_groups().send().await.unwrap();
+    assert!(groups.db_subnet_groups().is_empty(), "{groups:?}");
+    let params = aws.rds.describe_db_parameter_groups().send().await.unwrap();
+    assert!(
+        params.db_parameter_groups().iter().all(|p| !p
+            .db_parameter_group_name()
+            .unwrap_or("")
+            .contains("wandb-prod")),
+        "{params:?}"
+    );
+    let cparams = aws
+        .rds
+        .describe_db_cluster_parameter_groups()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        cparams.db_cluster_parameter_groups().iter().all(|p| !p
+            .db_cluster_parameter_group_name()
+            .unwrap_or("")
+            .contains("wandb-prod")),
+        "{cparams:?}"
     );
 }
