@@ -253,16 +253,22 @@ impl Controllers {
         let replicas = o["spec"]["replicas"].as_i64().unwrap_or(1);
         let st = &o["status"];
         if st["observedGeneration"].as_i64() != Some(gen) {
+            // A new generation is observed and rolls out: the replicas that were ready stay
+            // ready (and the conditions stay as they were) until the new ones replace them.
             let ready = st["readyReplicas"].as_i64().unwrap_or(0).min(replicas);
-            let mut s = json!({"observedGeneration": gen, "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready});
+            let mut s = json!({"observedGeneration": gen, "replicas": replicas, "updatedReplicas": 0, "readyReplicas": ready, "availableReplicas": ready});
             if plural == "statefulsets" {
                 s["currentReplicas"] = replicas.into();
+            }
+            if !st["conditions"].is_null() {
+                s["conditions"] = st["conditions"].clone();
             }
             self.set_status(&r, o, s);
             return;
         }
         if st["readyReplicas"].as_i64().unwrap_or(0) == replicas
             && st["availableReplicas"].as_i64().unwrap_or(0) == replicas
+            && st["updatedReplicas"].as_i64().unwrap_or(0) == replicas
         {
             return;
         }

@@ -270,3 +270,49 @@ fn watch_replays_history_after_a_resource_version_and_sends_bookmarks() {
         assert!(saw_bookmark);
     });
 }
+
+#[test]
+fn a_spec_change_to_a_ready_deployment_rolls_out_and_keeps_it_available() {
+    // The order a slow client can produce: the first generation is ready (and Available)
+    // before the second is applied.
+    let s = Server::start();
+    let client = s.client();
+    s.rt.block_on(async move {
+        use k8s_openapi::api::apps::v1::Deployment;
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns("wandb")).await.unwrap();
+        let deps: Api<Deployment> = Api::namespaced(client.clone(), "wandb");
+        let manifest = |image: &str| -> Deployment {
+            serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+                         "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": image}]}}}
+            }))
+            .unwrap()
+        };
+        let available = |generation: i64| {
+            move |o: Option<&Deployment>| {
+                o.and_then(|d| d.status.as_ref()).is_some_and(|st| {
+                    st.observed_generation == Some(generation)
+                        && st.updated_replicas == Some(2)
+                        && st.ready_replicas == Some(2)
+                        && st.conditions.iter().flatten().any(|c| c.type_ == "Available" && c.status == "True")
+                })
+            }
+        };
+        deps.patch("web", &PatchParams::apply("t"), &Patch::Apply(&manifest("x:1"))).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), await_condition(deps.clone(), "web", available(1))).await.unwrap().unwrap();
+        deps.patch("web", &PatchParams::apply("t"), &Patch::Apply(&manifest("x:2"))).await.unwrap();
+        // Observed at once: rolling out, the old replicas still ready and Available kept.
+        let observed = |o: Option<&Deployment>| {
+            o.and_then(|d| d.status.as_ref()).is_some_and(|st| st.observed_generation == Some(2))
+        };
+        let d = tokio::time::timeout(Duration::from_secs(10), await_condition(deps.clone(), "web", observed)).await.unwrap().unwrap().unwrap();
+        let st = d.status.unwrap();
+        assert_eq!(st.updated_replicas, Some(0), "the new generation is not rolled out yet");
+        assert_eq!(st.ready_replicas, Some(2));
+        assert!(st.conditions.iter().flatten().any(|c| c.type_ == "Available"));
+        // Then rolled out after its delay, Available again.
+        tokio::time::timeout(Duration::from_secs(10), await_condition(deps.clone(), "web", available(2))).await.unwrap().unwrap();
+    });
+}
