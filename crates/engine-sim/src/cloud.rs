@@ -121,9 +121,10 @@ impl Cloud for FileCloud {
         let bytes = std::fs::read(self.res_path(name)).ok()?;
         let r: Resource = serde_json::from_slice(&bytes).ok()?;
         if r.gone_at_us.is_some_and(|g| self.now_us() >= g) {
-            if std::fs::remove_file(self.res_path(name)).is_ok() {
-                self.log("deleted", name);
-            }
+            // Logged before the file goes: a process killed in between must not remove a
+            // resource unrecorded (a second entry for the same removal is harmless).
+            self.log("deleted", name);
+            let _ = std::fs::remove_file(self.res_path(name));
             return None;
         }
         Some(r)
