@@ -354,52 +354,14 @@ fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
     // Someone else's bucket and key, made before wbstack runs.
     let foreign_key = rt.block_on(async {
         let aws = moto.aws("wandb-prod").await;
-        aws.s3
-            .create_bucket()
-            .bucket("someone-elses-bucket")
-            .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        aws.kms
-            .create_key()
-            .description("not ours")
-            .send()
-            .await
-            .unwrap()
-            .key_metadata()
-            .unwrap()
-            .key_id()
-            .to_owned()
+        moto::someone_elses_bucket_and_key(&aws).await
     });
     let out = run(&["up", "--plan", "prod.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Artifacts land in the versioned bucket: several versions and delete markers per key.
     rt.block_on(async {
         let aws = moto.aws("wandb-prod").await;
-        for i in 0..4 {
-            for v in 0..3 {
-                aws.s3
-                    .put_object()
-                    .bucket("wandb-prod-artifacts")
-                    .key(format!("runs/{i}/output.log"))
-                    .body(format!("v{v}").into_bytes().into())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-            aws.s3
-                .delete_object()
-                .bucket("wandb-prod-artifacts")
-                .key(format!("runs/{i}/output.log"))
-                .send()
-                .await
-                .unwrap();
-        }
+        moto::versions_and_delete_markers(&aws, "wandb-prod-artifacts", 4).await;
     });
     // The plan is protected (and so is its database): a plain `down` is refused, touching
     // nothing; `--force` goes ahead and lifts the database's deletion protection on the way.

@@ -72,28 +72,7 @@ async fn key_bucket_and_secret_come_up_configured_rerun_idle_and_go_away() {
         .await
         .tagging([("team".to_owned(), "ml-platform".to_owned())].into());
     // Someone else's bucket and key, made before: never touched.
-    aws.s3
-        .create_bucket()
-        .bucket("someone-elses-bucket")
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let foreign_key = aws
-        .kms
-        .create_key()
-        .description("not ours")
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_owned();
+    let foreign_key = common::someone_elses_bucket_and_key(&aws).await;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.jsonl");
@@ -241,25 +220,7 @@ async fn key_bucket_and_secret_come_up_configured_rerun_idle_and_go_away() {
     assert!(r.steps.iter().all(|s| s.outcome == StepOutcome::Unchanged));
 
     // Teardown empties a versioned bucket of every version and delete marker.
-    for i in 0..5 {
-        for v in 0..3 {
-            aws.s3
-                .put_object()
-                .bucket("dev-wandb-artifacts")
-                .key(format!("run/{i}.bin"))
-                .body(format!("v{v}").into_bytes().into())
-                .send()
-                .await
-                .unwrap();
-        }
-        aws.s3
-            .delete_object()
-            .bucket("dev-wandb-artifacts")
-            .key(format!("run/{i}.bin"))
-            .send()
-            .await
-            .unwrap();
-    }
+    common::versions_and_delete_markers(&aws, "dev-wandb-artifacts", 5).await;
     drop(j);
     let (j, st) = Journal::open(&path).unwrap();
     let r = eng

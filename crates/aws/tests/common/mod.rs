@@ -273,3 +273,53 @@ impl Recorder {
         self.log.lock().unwrap().clear();
     }
 }
+
+/// Someone else's bucket (`someone-elses-bucket`) and KMS key, made before wbstack runs;
+/// returns the key's id.
+pub async fn someone_elses_bucket_and_key(aws: &Aws) -> String {
+    aws.s3
+        .create_bucket()
+        .bucket("someone-elses-bucket")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.kms
+        .create_key()
+        .description("not ours")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_owned()
+}
+
+/// Fills a versioned bucket with `keys` objects of three versions each, then a delete marker on
+/// each: what teardown has to empty.
+pub async fn versions_and_delete_markers(aws: &Aws, bucket: &str, keys: usize) {
+    for i in 0..keys {
+        for v in 0..3 {
+            aws.s3
+                .put_object()
+                .bucket(bucket)
+                .key(format!("run/{i}.bin"))
+                .body(format!("v{v}").into_bytes().into())
+                .send()
+                .await
+                .unwrap();
+        }
+        aws.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(format!("run/{i}.bin"))
+            .send()
+            .await
+            .unwrap();
+    }
+}
