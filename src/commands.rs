@@ -127,12 +127,9 @@ pub fn render_documents(plan: &wbstack_plan::Plan) -> Vec<serde_json::Value> {
             wbstack_plan::StepKind::ClickhouseAltinity(c) => {
                 docs.push(wbstack_k8s::render::clickhouse_altinity(c))
             }
-            wbstack_plan::StepKind::WandbResource {
-                namespace,
-                name,
-                values,
-                ..
-            } => docs.push(wbstack_k8s::render::wandb(namespace, name, values)),
+            wbstack_plan::StepKind::WandbResource(w) => {
+                docs.push(wbstack_k8s::render::wandb(&w.namespace, &w.name, &w.values))
+            }
             _ => {}
         }
     }

@@ -20,14 +20,15 @@ impl SecretResolver for AwsResolver {
     }
 }
 
-/// The step implementation of a compiled step.
+/// The step implementation of a compiled step: one line per kind.
 fn step_for(
     sp: &StepPlan,
     kube: &Kube,
     aws: Option<&wbstack_aws::Aws>,
     license: &Option<Secret>,
 ) -> Result<Arc<dyn Step>, Failure> {
-    let need_aws = || {
+    use wbstack_aws::*;
+    let aws = || {
         aws.cloned().ok_or_else(|| {
             Failure::new(
                 REFUSED,
@@ -35,194 +36,32 @@ fn step_for(
             )
         })
     };
-    Ok(match &sp.kind {
-        StepKind::Namespace { name } => Arc::new(NamespaceStep {
-            kube: kube.clone(),
-            name: name.clone(),
-        }),
-        StepKind::LicenseSecret {
-            namespace,
-            name,
-            key,
-            ..
-        } => {
-            let value = license
-                .clone()
-                .ok_or_else(|| Failure::new(crate::exit::INVALID, "the license is missing"))?;
-            Arc::new(ValueSecretStep {
-                kube: kube.clone(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-                key: key.clone(),
-                value: ValueSource::Known(value),
-            })
+    let license = || {
+        license
+            .clone()
+            .ok_or_else(|| Failure::new(crate::exit::INVALID, "the license is missing"))
+    };
+    let (k, id) = (kube.clone(), sp.id.as_str());
+    Ok(match sp.kind.clone() {
+        StepKind::Namespace(s) => Arc::new(NamespaceStep::new(k, s)),
+        StepKind::LicenseSecret(s) => Arc::new(ValueSecretStep::license(k, s, license()?)),
+        StepKind::GeneratedSecret(s) => Arc::new(GeneratedSecretStep::new(k, s)),
+        StepKind::MirroredSecret(s) => {
+            let resolver = Arc::new(AwsResolver(aws()?));
+            Arc::new(ValueSecretStep::mirrored(k, s, resolver))
         }
-        StepKind::GeneratedSecret {
-            namespace,
-            name,
-            key,
-            length,
-        } => Arc::new(GeneratedSecretStep {
-            kube: kube.clone(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-            key: key.clone(),
-            length: *length,
-        }),
-        StepKind::Operator {
-            namespace,
-            version,
-            install,
-        } => Arc::new(OperatorStep {
-            kube: kube.clone(),
-            namespace: namespace.clone(),
-            version: version.clone(),
-            install: *install,
-        }),
-        StepKind::ClickhouseBundled(spec) => Arc::new(ClickhouseBundledStep {
-            kube: kube.clone(),
-            spec: spec.clone(),
-        }),
-        StepKind::ClickhouseAltinity(spec) => Arc::new(ClickhouseAltinityStep {
-            kube: kube.clone(),
-            spec: spec.clone(),
-        }),
-        StepKind::WandbResource {
-            namespace,
-            name,
-            values,
-            bindings,
-        } => Arc::new(WandbStep {
-            kube: kube.clone(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-            values: values.clone(),
-            bindings: bindings.clone(),
-        }),
-        StepKind::KmsKey {
-            alias,
-            deletion_window_days,
-        } => Arc::new(wbstack_aws::KmsKeyStep {
-            aws: need_aws()?,
-            step: sp.id.clone(),
-            alias: alias.clone(),
-            deletion_window_days: *deletion_window_days,
-        }),
-        StepKind::S3Bucket {
-            name,
-            versioning,
-            kms_key_arn,
-        } => Arc::new(wbstack_aws::S3BucketStep {
-            aws: need_aws()?,
-            step: sp.id.clone(),
-            name: name.clone(),
-            versioning: *versioning,
-            kms_key_arn: kms_key_arn.clone(),
-            kms_step: Some("aws.kms".into()),
-        }),
-        StepKind::AwsSecret {
-            name,
-            recovery_days,
-            alphabet,
-            length,
-        } => Arc::new(wbstack_aws::AwsSecretStep {
-            aws: need_aws()?,
-            step: sp.id.clone(),
-            name: name.clone(),
-            recovery_days: *recovery_days,
-            alphabet: alphabet.clone(),
-            length: *length,
-        }),
-        StepKind::MirroredSecret {
-            namespace,
-            name,
-            key,
-            from_step,
-            output,
-        } => Arc::new(ValueSecretStep {
-            kube: kube.clone(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-            key: key.clone(),
-            value: ValueSource::FromStep {
-                step: from_step.clone(),
-                output: output.clone(),
-                resolver: Arc::new(AwsResolver(need_aws()?)),
-            },
-        }),
-        StepKind::DbSubnetGroup { name, subnet_ids } => Arc::new(wbstack_aws::DbSubnetGroupStep {
-            aws: need_aws()?,
-            step: sp.id.clone(),
-            name: name.clone(),
-            subnet_ids: subnet_ids.clone(),
-        }),
-        StepKind::DbParameterGroups { name, aurora } => {
-            Arc::new(wbstack_aws::DbParameterGroupsStep {
-                aws: need_aws()?,
-                step: sp.id.clone(),
-                name: name.clone(),
-                aurora: *aurora,
-            })
-        }
-        StepKind::MysqlDatabase {
-            identifier,
-            aurora,
-            instances,
-            instance_class,
-            engine_version,
-            database,
-            user,
-            storage_gb,
-            backup_retention_days,
-            deletion_protection,
-            final_snapshot,
-            security_group_ids,
-        } => Arc::new(wbstack_aws::MysqlDatabaseStep {
-            aws: need_aws()?,
-            step: sp.id.clone(),
-            identifier: identifier.clone(),
-            aurora: *aurora,
-            instances: *instances,
-            instance_class: instance_class.clone(),
-            engine_version: engine_version.clone(),
-            database: database.clone(),
-            user: user.clone(),
-            storage_gb: *storage_gb,
-            backup_retention_days: *backup_retention_days,
-            deletion_protection: *deletion_protection,
-            final_snapshot: *final_snapshot,
-            security_group_ids: security_group_ids.clone(),
-            kms_step: "aws.kms".into(),
-            subnets_step: "aws.db-subnets".into(),
-            params_step: "aws.db-params".into(),
-            password_step: "aws.db-password".into(),
-        }),
-        StepKind::CacheSubnetGroup { name, subnet_ids } => {
-            Arc::new(wbstack_aws::CacheSubnetGroupStep {
-                aws: need_aws()?,
-                step: sp.id.clone(),
-                name: name.clone(),
-                subnet_ids: subnet_ids.clone(),
-            })
-        }
-        StepKind::RedisCache {
-            id,
-            node_type,
-            nodes,
-            multi_az,
-            security_group_ids,
-        } => Arc::new(wbstack_aws::RedisCacheStep {
-            aws: need_aws()?,
-            step: sp.id.clone(),
-            id: id.clone(),
-            node_type: node_type.clone(),
-            nodes: *nodes,
-            multi_az: *multi_az,
-            security_group_ids: security_group_ids.clone(),
-            kms_step: "aws.kms".into(),
-            subnets_step: "aws.cache-subnets".into(),
-            auth_step: "aws.redis-auth".into(),
-        }),
+        StepKind::Operator(s) => Arc::new(OperatorStep::new(k, s)),
+        StepKind::ClickhouseBundled(s) => Arc::new(ClickhouseBundledStep::new(k, s)),
+        StepKind::ClickhouseAltinity(s) => Arc::new(ClickhouseAltinityStep::new(k, s)),
+        StepKind::WandbResource(s) => Arc::new(WandbStep::new(k, s)),
+        StepKind::KmsKey(s) => Arc::new(KmsKeyStep::new(aws()?, id, s)),
+        StepKind::S3Bucket(s) => Arc::new(S3BucketStep::new(aws()?, id, s)),
+        StepKind::AwsSecret(s) => Arc::new(AwsSecretStep::new(aws()?, id, s)),
+        StepKind::DbSubnetGroup(s) => Arc::new(DbSubnetGroupStep::new(aws()?, id, s)),
+        StepKind::DbParameterGroups(s) => Arc::new(DbParameterGroupsStep::new(aws()?, id, s)),
+        StepKind::MysqlDatabase(s) => Arc::new(MysqlDatabaseStep::new(aws()?, id, s)),
+        StepKind::CacheSubnetGroup(s) => Arc::new(CacheSubnetGroupStep::new(aws()?, id, s)),
+        StepKind::RedisCache(s) => Arc::new(RedisCacheStep::new(aws()?, id, s)),
     })
 }
 

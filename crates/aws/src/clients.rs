@@ -218,7 +218,7 @@ pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The service error code, if the call reached the service.
-pub fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<String> {
+pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<String> {
     match e {
         SdkError::ServiceError(se) => se.err().code().map(str::to_owned),
         _ => None,

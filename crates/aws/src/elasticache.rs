@@ -2,28 +2,22 @@
 //! rest with the environment's KMS key and in transit, with an AUTH token from Secrets Manager;
 //! Multi-AZ with automatic failover when it has more than one node.
 
-use crate::clients::{classify, code_of, Aws};
+use crate::clients::{classify, Aws};
+use crate::own::{accepted, not_owned, outputs, tags, Tolerate};
 use crate::poll::poll;
 use crate::secrets::read_secret;
 use async_trait::async_trait;
 use aws_sdk_elasticache::types::Tag;
 use serde_json::json;
-use wbstack_engine::{
-    Action, Fingerprint, Observation, Outputs, SecretRef, Step, StepCtx, StepError,
-};
+use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_plan::{CacheSubnetGroup, Kind, RedisCache};
 
-fn tags(aws: &Aws, step: &str) -> Vec<Tag> {
-    aws.tags(step)
-        .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
+fn tag(k: String, v: String) -> Tag {
+    Tag::builder().key(k).value(v).build()
 }
 
-/// Whether this step may use the resource: its tags say it is ours, or the plan adopts it.
-async fn accepted(aws: &Aws, step: &str, arn: &str) -> Result<bool, StepError> {
-    if aws.adopts(step) {
-        return Ok(true);
-    }
+/// The tags of an ElastiCache resource, as pairs.
+async fn read_tags(aws: &Aws, arn: &str) -> Result<Vec<(String, String)>, StepError> {
     let t = aws
         .elasticache
         .list_tags_for_resource()
@@ -31,8 +25,7 @@ async fn accepted(aws: &Aws, step: &str, arn: &str) -> Result<bool, StepError> {
         .send()
         .await
         .map_err(|e| classify(e, "ListTagsForResource", arn))?;
-    let pairs: Vec<(String, String)> = t
-        .tag_list()
+    Ok(t.tag_list()
         .iter()
         .map(|t| {
             (
@@ -40,107 +33,109 @@ async fn accepted(aws: &Aws, step: &str, arn: &str) -> Result<bool, StepError> {
                 t.value().unwrap_or("").to_owned(),
             )
         })
-        .collect();
-    Ok(aws.owns(step, &pairs))
+        .collect())
 }
 
 /// The cache subnet group.
 pub struct CacheSubnetGroupStep {
-    pub aws: Aws,
-    pub step: String,
-    pub name: String,
-    pub subnet_ids: Vec<String>,
+    aws: Aws,
+    step: String,
+    spec: CacheSubnetGroup,
 }
+
+impl CacheSubnetGroupStep {
+    pub fn new(aws: Aws, step: &str, spec: CacheSubnetGroup) -> Self {
+        CacheSubnetGroupStep {
+            aws,
+            step: step.to_owned(),
+            spec,
+        }
+    }
+}
+
+const SUBNET_GROUP_ABSENT: [&str; 1] = ["CacheSubnetGroupNotFoundFault"];
 
 #[async_trait]
 impl Step for CacheSubnetGroupStep {
     fn kind(&self) -> &str {
-        "aws.elasticache.subnet-group"
+        CacheSubnetGroup::LABEL
     }
     fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&("cache-subnets", &self.name, &self.subnet_ids))
+        Fingerprint::of(&("cache-subnets", &self.spec.name, &self.spec.subnet_ids))
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
-        let d = match self
+        let name = &self.spec.name;
+        let found = self
             .aws
             .elasticache
             .describe_cache_subnet_groups()
-            .cache_subnet_group_name(&self.name)
+            .cache_subnet_group_name(name)
             .send()
             .await
-        {
-            Ok(d) => d,
-            Err(e) if code_of(&e).as_deref() == Some("CacheSubnetGroupNotFoundFault") => {
-                return Ok(Observation::Absent)
-            }
-            Err(e) => return Err(classify(e, "DescribeCacheSubnetGroups", &self.name)),
-        };
-        let Some(g) = d.cache_subnet_groups().first() else {
+            .tolerate(&SUBNET_GROUP_ABSENT, "DescribeCacheSubnetGroups", name)?;
+        let Some(g) = found.as_ref().and_then(|d| d.cache_subnet_groups().first()) else {
             return Ok(Observation::Absent);
         };
         let arn = g.arn().unwrap_or_default().to_owned();
-        if !arn.is_empty() && !ctx.attempted() && !accepted(&self.aws, &self.step, &arn).await? {
-            return Ok(Observation::Failed {
-                message: format!(
-                    "cache subnet group {} exists and is not owned by environment {}",
-                    self.name, self.aws.environment
-                ),
-            });
+        if !arn.is_empty()
+            && !ctx.attempted()
+            && !accepted(&self.aws, &self.step, || read_tags(&self.aws, &arn)).await?
+        {
+            return Ok(not_owned("cache subnet group", name, &self.aws));
         }
-        Ok(Observation::ready(
-            [
-                ("name".to_owned(), json!(self.name)),
-                ("arn".to_owned(), json!(arn)),
-            ]
-            .into_iter()
-            .collect(),
-        ))
+        Ok(Observation::ready(outputs(&[
+            ("name", json!(name)),
+            ("arn", json!(arn)),
+        ])))
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        let r = self
-            .aws
+        self.aws
             .elasticache
             .create_cache_subnet_group()
-            .cache_subnet_group_name(&self.name)
+            .cache_subnet_group_name(&self.spec.name)
             .cache_subnet_group_description(format!("wbstack {}", self.aws.environment))
-            .set_subnet_ids(Some(self.subnet_ids.clone()))
-            .set_tags(Some(tags(&self.aws, &self.step)))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if code_of(&e).as_deref() == Some("CacheSubnetGroupAlreadyExists") => Ok(()),
-            Err(e) => Err(classify(e, "CreateCacheSubnetGroup", &self.name)),
-        }
-    }
-    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        match self
-            .aws
-            .elasticache
-            .delete_cache_subnet_group()
-            .cache_subnet_group_name(&self.name)
+            .set_subnet_ids(Some(self.spec.subnet_ids.clone()))
+            .set_tags(Some(tags(&self.aws, &self.step, tag)))
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if code_of(&e).as_deref() == Some("CacheSubnetGroupNotFoundFault") => Ok(()),
-            Err(e) => Err(classify(e, "DeleteCacheSubnetGroup", &self.name)),
-        }
+            .tolerate(
+                &["CacheSubnetGroupAlreadyExists"],
+                "CreateCacheSubnetGroup",
+                &self.spec.name,
+            )
+            .map(|_| ())
+    }
+    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        self.aws
+            .elasticache
+            .delete_cache_subnet_group()
+            .cache_subnet_group_name(&self.spec.name)
+            .send()
+            .await
+            .tolerate(
+                &SUBNET_GROUP_ABSENT,
+                "DeleteCacheSubnetGroup",
+                &self.spec.name,
+            )
+            .map(|_| ())
     }
 }
 
 /// A Redis 7 replication group.
 pub struct RedisCacheStep {
-    pub aws: Aws,
-    pub step: String,
-    pub id: String,
-    pub node_type: String,
-    pub nodes: u32,
-    pub multi_az: bool,
-    pub security_group_ids: Vec<String>,
-    pub kms_step: String,
-    pub subnets_step: String,
-    pub auth_step: String,
+    aws: Aws,
+    step: String,
+    spec: RedisCache,
+}
+
+impl RedisCacheStep {
+    pub fn new(aws: Aws, step: &str, spec: RedisCache) -> Self {
+        RedisCacheStep {
+            aws,
+            step: step.to_owned(),
+            spec,
+        }
+    }
 }
 
 enum Group {
@@ -152,28 +147,25 @@ enum Group {
     },
 }
 
+const GROUP_ABSENT: [&str; 1] = ["ReplicationGroupNotFoundFault"];
+
 impl RedisCacheStep {
     async fn look(&self) -> Result<Group, StepError> {
-        let d = match self
+        let id = &self.spec.id;
+        let found = self
             .aws
             .elasticache
             .describe_replication_groups()
-            .replication_group_id(&self.id)
+            .replication_group_id(id)
             .send()
             .await
-        {
-            Ok(d) => d,
-            Err(e) if code_of(&e).as_deref() == Some("ReplicationGroupNotFoundFault") => {
-                return Ok(Group::Absent)
-            }
-            Err(e) => return Err(classify(e, "DescribeReplicationGroups", &self.id)),
-        };
-        let Some(g) = d.replication_groups().first() else {
+            .tolerate(&GROUP_ABSENT, "DescribeReplicationGroups", id)?;
+        let Some(g) = found.as_ref().and_then(|d| d.replication_groups().first()) else {
             return Ok(Group::Absent);
         };
         let primary = g.node_groups().first().and_then(|n| n.primary_endpoint());
         let endpoint = g.configuration_endpoint().or(primary);
-        let outputs = [
+        let outputs = outputs(&[
             (
                 "endpoint",
                 json!(endpoint.and_then(|e| e.address()).unwrap_or_default()),
@@ -184,37 +176,29 @@ impl RedisCacheStep {
             ),
             ("arn", json!(g.arn().unwrap_or_default())),
             ("tls", json!(true)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        ]);
         Ok(Group::Present {
             status: g.status().unwrap_or("unknown").to_owned(),
             outputs,
             arn: g.arn().unwrap_or_default().to_owned(),
         })
     }
-
-    fn dep(&self, ctx: &StepCtx, step: &str, key: &str) -> Result<String, StepError> {
-        ctx.dep_str(step, key)
-            .map(str::to_owned)
-            .ok_or_else(|| StepError::permanent(format!("step {step} has no output {key}")))
-    }
 }
 
 #[async_trait]
 impl Step for RedisCacheStep {
     fn kind(&self) -> &str {
-        "aws.elasticache.redis"
+        RedisCache::LABEL
     }
     fn fingerprint(&self) -> Fingerprint {
+        let s = &self.spec;
         Fingerprint::of(&(
             "redis",
-            &self.id,
-            &self.node_type,
-            self.nodes,
-            self.multi_az,
-            &self.security_group_ids,
+            &s.id,
+            &s.node_type,
+            s.nodes,
+            s.multi_az,
+            &s.security_group_ids,
         ))
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
@@ -226,20 +210,15 @@ impl Step for RedisCacheStep {
             Group::Present { arn, .. }
                 if !arn.is_empty()
                     && !ctx.attempted()
-                    && !accepted(&self.aws, &self.step, &arn).await? =>
+                    && !accepted(&self.aws, &self.step, || read_tags(&self.aws, &arn)).await? =>
             {
-                Observation::Failed {
-                    message: format!(
-                        "replication group {} exists and is not owned by environment {}",
-                        self.id, self.aws.environment
-                    ),
-                }
+                not_owned("replication group", &self.spec.id, &self.aws)
             }
             Group::Present {
                 status, outputs, ..
             } if status == "available" => Observation::ready(outputs),
             Group::Present { status, .. } if status == "create-failed" => Observation::Failed {
-                message: format!("replication group {} is create-failed", self.id),
+                message: format!("replication group {} is create-failed", self.spec.id),
             },
             Group::Present { status, .. } => Observation::InProgress {
                 detail: Some(status),
@@ -247,44 +226,38 @@ impl Step for RedisCacheStep {
         })
     }
     async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        let auth_ref = ctx
-            .dep_output(&self.auth_step, "secret")
-            .and_then(SecretRef::from_output);
-        let auth_ref = auth_ref.ok_or_else(|| {
-            StepError::permanent(format!("step {} has no secret output", self.auth_step))
-        })?;
-        let token = read_secret(&self.aws, &auth_ref).await?;
-        let r = self
-            .aws
+        let s = &self.spec;
+        let auth = ctx.need_secret(s.auth.step, s.auth.output)?;
+        let token = read_secret(&self.aws, &auth).await?;
+        self.aws
             .elasticache
             .create_replication_group()
-            .replication_group_id(&self.id)
+            .replication_group_id(&s.id)
             .replication_group_description(format!("wbstack {}", self.aws.environment))
             .engine("redis")
             .engine_version("7.1")
-            .cache_node_type(&self.node_type)
-            .num_cache_clusters(self.nodes.max(1) as i32)
-            .automatic_failover_enabled(self.multi_az)
-            .multi_az_enabled(self.multi_az)
+            .cache_node_type(&s.node_type)
+            .num_cache_clusters(s.nodes.max(1) as i32)
+            .automatic_failover_enabled(s.multi_az)
+            .multi_az_enabled(s.multi_az)
             .at_rest_encryption_enabled(true)
-            .kms_key_id(self.dep(ctx, &self.kms_step, "arn")?)
+            .kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?)
             .transit_encryption_enabled(true)
             .auth_token(token.expose())
-            .cache_subnet_group_name(self.dep(ctx, &self.subnets_step, "name")?)
-            .set_security_group_ids(Some(self.security_group_ids.clone()))
-            .set_tags(Some(tags(&self.aws, &self.step)))
+            .cache_subnet_group_name(ctx.need_str(s.subnets.step, s.subnets.output)?)
+            .set_security_group_ids(Some(s.security_group_ids.clone()))
+            .set_tags(Some(tags(&self.aws, &self.step, tag)))
             .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if code_of(&e).as_deref() == Some("ReplicationGroupAlreadyExistsFault")
-                    || code_of(&e).as_deref() == Some("ReplicationGroupAlreadyExists") =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify(e, "CreateReplicationGroup", &self.id)),
-        }
+            .await
+            .tolerate(
+                &[
+                    "ReplicationGroupAlreadyExistsFault",
+                    "ReplicationGroupAlreadyExists",
+                ],
+                "CreateReplicationGroup",
+                &s.id,
+            )
+            .map(|_| ())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
         poll(ctx, || async {
@@ -295,7 +268,7 @@ impl Step for RedisCacheStep {
                 Group::Present { status, .. } if status == "create-failed" => {
                     return Err(StepError::permanent(format!(
                         "replication group {} is create-failed",
-                        self.id
+                        self.spec.id
                     )))
                 }
                 Group::Present { status, .. } => {
@@ -308,21 +281,23 @@ impl Step for RedisCacheStep {
         .await
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        match self
-            .aws
+        self.aws
             .elasticache
             .delete_replication_group()
-            .replication_group_id(&self.id)
+            .replication_group_id(&self.spec.id)
             .retain_primary_cluster(false)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if code_of(&e).as_deref() == Some("ReplicationGroupNotFoundFault") => Ok(()),
-            // Already being deleted.
-            Err(e) if code_of(&e).as_deref() == Some("InvalidReplicationGroupState") => Ok(()),
-            Err(e) => Err(classify(e, "DeleteReplicationGroup", &self.id)),
-        }
+            // Absent, or already being deleted.
+            .tolerate(
+                &[
+                    "ReplicationGroupNotFoundFault",
+                    "InvalidReplicationGroupState",
+                ],
+                "DeleteReplicationGroup",
+                &self.spec.id,
+            )
+            .map(|_| ())
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         poll(ctx, || async {

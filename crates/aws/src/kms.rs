@@ -1,19 +1,18 @@
 //! A customer-managed KMS key with rotation, a policy naming its administrator, an alias, tags.
 
-use crate::clients::{classify, code_of, Aws};
+use crate::clients::{classify, Aws};
+use crate::own::{not_owned, Tolerate};
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyState, Tag};
 use serde_json::json;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_plan::{Kind, KmsKey};
 
 /// The KMS key everything of an environment is encrypted with.
 pub struct KmsKeyStep {
-    pub aws: Aws,
-    pub step: String,
-    /// `alias/<env>-wandb`.
-    pub alias: String,
-    /// Days before a scheduled deletion happens (7-30).
-    pub deletion_window_days: u32,
+    aws: Aws,
+    step: String,
+    spec: KmsKey,
 }
 
 struct Found {
@@ -23,11 +22,19 @@ struct Found {
 }
 
 impl KmsKeyStep {
+    pub fn new(aws: Aws, step: &str, spec: KmsKey) -> Self {
+        KmsKeyStep {
+            aws,
+            step: step.to_owned(),
+            spec,
+        }
+    }
+
     async fn by_alias(&self) -> Result<Option<String>, StepError> {
         let mut pages = self.aws.kms.list_aliases().into_paginator().items().send();
         while let Some(a) = pages.next().await {
-            let a = a.map_err(|e| classify(e, "ListAliases", &self.alias))?;
-            if a.alias_name() == Some(self.alias.as_str()) {
+            let a = a.map_err(|e| classify(e, "ListAliases", &self.spec.alias))?;
+            if a.alias_name() == Some(self.spec.alias.as_str()) {
                 return Ok(a.target_key_id().map(str::to_owned));
             }
         }
@@ -72,7 +79,7 @@ impl KmsKeyStep {
     async fn orphan(&self) -> Result<Option<Found>, StepError> {
         let mut pages = self.aws.kms.list_keys().into_paginator().items().send();
         while let Some(k) = pages.next().await {
-            let k = k.map_err(|e| classify(e, "ListKeys", &self.alias))?;
+            let k = k.map_err(|e| classify(e, "ListKeys", &self.spec.alias))?;
             let Some(id) = k.key_id() else { continue };
             if self.aws.owns(&self.step, &self.tags(id).await?) {
                 let f = self.describe(id).await?;
@@ -88,7 +95,7 @@ impl KmsKeyStep {
         [
             ("arn", json!(f.arn)),
             ("key_id", json!(f.key_id)),
-            ("alias", json!(self.alias)),
+            ("alias", json!(self.spec.alias)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -122,43 +129,41 @@ impl KmsKeyStep {
 #[async_trait]
 impl Step for KmsKeyStep {
     fn kind(&self) -> &str {
-        "aws.kms.key"
+        KmsKey::LABEL
     }
     fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&("kms", &self.alias))
+        Fingerprint::of(&("kms", &self.spec.alias))
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
         // DescribeKey takes the alias: one read.
-        let f = match self.aws.kms.describe_key().key_id(&self.alias).send().await {
-            Ok(d) => match d.key_metadata() {
-                Some(m) => Found {
-                    key_id: m.key_id().to_owned(),
-                    arn: m.arn().unwrap_or_default().to_owned(),
-                    state: m.key_state().cloned(),
-                },
-                None => return Ok(Observation::Absent),
-            },
-            Err(e) if code_of(&e).as_deref() == Some("NotFoundException") => {
-                return Ok(Observation::Absent)
-            }
-            Err(e) => return Err(classify(e, "DescribeKey", &self.alias)),
+        let alias = &self.spec.alias;
+        let d = self
+            .aws
+            .kms
+            .describe_key()
+            .key_id(alias)
+            .send()
+            .await
+            .tolerate(&["NotFoundException"], "DescribeKey", alias)?;
+        let Some(m) = d.as_ref().and_then(|d| d.key_metadata()) else {
+            return Ok(Observation::Absent);
+        };
+        let f = Found {
+            key_id: m.key_id().to_owned(),
+            arn: m.arn().unwrap_or_default().to_owned(),
+            state: m.key_state().cloned(),
         };
         // Ownership is read from the tags unless the journal already says the key is ours.
         if !ctx.attempted()
             && !self.aws.adopts(&self.step)
             && !self.aws.owns(&self.step, &self.tags(&f.key_id).await?)
         {
-            return Ok(Observation::Failed {
-                message: format!(
-                    "{} exists and is not owned by environment {}",
-                    self.alias, self.aws.environment
-                ),
-            });
+            return Ok(not_owned("key", alias, &self.aws));
         }
         Ok(match f.state {
             Some(KeyState::Enabled) => Observation::ready(self.outputs(&f)),
             Some(KeyState::Creating) => Observation::InProgress { detail: Some("creating".into()) },
-            Some(KeyState::PendingDeletion) => Observation::Failed { message: format!("{} points at key {} which is scheduled for deletion; cancel the deletion or delete the alias", self.alias, f.key_id) },
+            Some(KeyState::PendingDeletion) => Observation::Failed { message: format!("{} points at key {} which is scheduled for deletion; cancel the deletion or delete the alias", self.spec.alias, f.key_id) },
             other => Observation::Failed { message: format!("key {} is {:?}", f.key_id, other) },
         })
     }
@@ -184,7 +189,7 @@ impl Step for KmsKeyStep {
                 let out = req
                     .send()
                     .await
-                    .map_err(|e| classify(e, "CreateKey", &self.alias))?;
+                    .map_err(|e| classify(e, "CreateKey", &self.spec.alias))?;
                 let m = out
                     .key_metadata()
                     .ok_or_else(|| StepError::permanent("CreateKey returned no metadata"))?;
@@ -202,19 +207,15 @@ impl Step for KmsKeyStep {
             .send()
             .await
             .map_err(|e| classify(e, "EnableKeyRotation", &f.key_id))?;
-        match self
-            .aws
+        self.aws
             .kms
             .create_alias()
-            .alias_name(&self.alias)
+            .alias_name(&self.spec.alias)
             .target_key_id(&f.key_id)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if code_of(&e).as_deref() == Some("AlreadyExistsException") => Ok(()),
-            Err(e) => Err(classify(e, "CreateAlias", &self.alias)),
-        }
+            .tolerate(&["AlreadyExistsException"], "CreateAlias", &self.spec.alias)
+            .map(|_| ())
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         let Some(key_id) = self.by_alias().await? else {
@@ -223,23 +224,23 @@ impl Step for KmsKeyStep {
         self.aws
             .kms
             .delete_alias()
-            .alias_name(&self.alias)
+            .alias_name(&self.spec.alias)
             .send()
             .await
-            .map_err(|e| classify(e, "DeleteAlias", &self.alias))?;
-        match self
-            .aws
+            .map_err(|e| classify(e, "DeleteAlias", &self.spec.alias))?;
+        self.aws
             .kms
             .schedule_key_deletion()
             .key_id(&key_id)
-            .pending_window_in_days(self.deletion_window_days.clamp(7, 30) as i32)
+            .pending_window_in_days(self.spec.deletion_window_days.clamp(7, 30) as i32)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
             // Already scheduled: done.
-            Err(e) if code_of(&e).as_deref() == Some("KMSInvalidStateException") => Ok(()),
-            Err(e) => Err(classify(e, "ScheduleKeyDeletion", &key_id)),
-        }
+            .tolerate(
+                &["KMSInvalidStateException"],
+                "ScheduleKeyDeletion",
+                &key_id,
+            )
+            .map(|_| ())
     }
 }

@@ -1,23 +1,28 @@
 //! wbstack's AWS steps (aws-sdk-rust): the KMS key, the artifacts bucket, generated passwords in
-//! Secrets Manager, MySQL on RDS / Aurora and Redis on ElastiCache. Every resource has a deterministic name from the environment,
-//! carries the environment's tags, and is adopted when it is ours and refused when it is not.
+//! Secrets Manager, MySQL on RDS / Aurora and Redis on ElastiCache. Every resource has a
+//! deterministic name from the environment, carries the environment's tags, and is adopted when
+//! it is ours and refused when it is not ([`own`](crate) holds those rules for every step).
+//!
+//! Each step is built from its plan payload: `KmsKeyStep::new(aws, step_id, spec)`.
 
 mod calllog;
 mod clients;
 mod elasticache;
 mod kms;
+mod own;
 mod poll;
-mod rds;
+mod rds_groups;
+mod rds_mysql;
 mod s3;
 mod secrets;
 
-pub use clients::{classify, code_of, describe, Aws, AwsError, AwsSettings};
+pub use clients::{classify, describe, error_code, Aws, AwsError, AwsSettings};
 pub use elasticache::{CacheSubnetGroupStep, RedisCacheStep};
 pub use kms::KmsKeyStep;
 pub use poll::{interval as poll_interval, poll};
-pub use rds::{
-    DbParameterGroupsStep, DbSubnetGroupStep, MysqlDatabaseStep, CLUSTER_PARAMETERS,
-    INSTANCE_PARAMETERS,
+pub use rds_groups::{
+    DbParameterGroupsStep, DbSubnetGroupStep, CLUSTER_PARAMETERS, INSTANCE_PARAMETERS,
 };
+pub use rds_mysql::MysqlDatabaseStep;
 pub use s3::S3BucketStep;
 pub use secrets::{generate, read_secret, AwsSecretStep, STORE};

@@ -1,7 +1,8 @@
 //! The artifacts bucket: SSE-KMS with bucket keys, every public-access block, object ownership
 //! enforced, the CORS W&B needs, versioning per plan, tags. Teardown empties every version.
 
-use crate::clients::{classify, code_of, Aws};
+use crate::clients::{classify, Aws};
+use crate::own::{has_code, not_owned, Tolerate};
 use async_trait::async_trait;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CorsConfiguration, CorsRule,
@@ -12,16 +13,15 @@ use aws_sdk_s3::types::{
 };
 use serde_json::json;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_plan::{Kind, S3Bucket};
+
+const NO_SUCH_BUCKET: &str = "NoSuchBucket";
 
 /// An S3 bucket encrypted with a KMS key.
 pub struct S3BucketStep {
-    pub aws: Aws,
-    pub step: String,
-    pub name: String,
-    pub versioning: bool,
-    /// A given key; otherwise the `arn` output of `kms_step`.
-    pub kms_key_arn: Option<String>,
-    pub kms_step: Option<String>,
+    aws: Aws,
+    step: String,
+    spec: S3Bucket,
 }
 
 fn err(e: impl std::fmt::Display) -> StepError {
@@ -29,21 +29,31 @@ fn err(e: impl std::fmt::Display) -> StepError {
 }
 
 impl S3BucketStep {
-    fn kms(&self, ctx: &StepCtx) -> Result<String, StepError> {
-        if let Some(k) = &self.kms_key_arn {
-            return Ok(k.clone());
+    pub fn new(aws: Aws, step: &str, spec: S3Bucket) -> Self {
+        S3BucketStep {
+            aws,
+            step: step.to_owned(),
+            spec,
         }
-        let step = self.kms_step.as_deref().unwrap_or("aws.kms");
-        ctx.dep_str(step, "arn")
-            .map(str::to_owned)
-            .ok_or_else(|| StepError::permanent(format!("step {step} has no output arn")))
+    }
+
+    /// The given key, or the one the `kms` input names.
+    fn kms(&self, ctx: &StepCtx) -> Result<String, StepError> {
+        match (&self.spec.kms_key_arn, &self.spec.kms) {
+            (Some(k), _) => Ok(k.clone()),
+            (None, Some(i)) => ctx.need_str(i.step, i.output).map(str::to_owned),
+            (None, None) => Err(StepError::permanent(format!(
+                "bucket {} has no KMS key",
+                self.spec.name
+            ))),
+        }
     }
 
     fn outputs(&self, kms: &str) -> Outputs {
         [
-            ("name", json!(self.name)),
+            ("name", json!(self.spec.name)),
             ("region", json!(self.aws.region)),
-            ("arn", json!(format!("arn:aws:s3:::{}", self.name))),
+            ("arn", json!(format!("arn:aws:s3:::{}", self.spec.name))),
             ("kms_key_arn", json!(kms)),
         ]
         .into_iter()
@@ -56,7 +66,7 @@ impl S3BucketStep {
             .aws
             .s3
             .get_bucket_tagging()
-            .bucket(&self.name)
+            .bucket(&self.spec.name)
             .send()
             .await
         {
@@ -66,14 +76,14 @@ impl S3BucketStep {
                     .map(|t| (t.key().to_owned(), t.value().to_owned()))
                     .collect(),
             )),
-            Err(e) if code_of(&e).as_deref() == Some("NoSuchTagSet") => Ok(Some(Vec::new())),
-            Err(e) if code_of(&e).as_deref() == Some("NoSuchBucket") => Ok(None),
-            Err(e) => Err(classify(e, "GetBucketTagging", &self.name)),
+            Err(e) if has_code(&e, &["NoSuchTagSet"]) => Ok(Some(Vec::new())),
+            Err(e) if has_code(&e, &[NO_SUCH_BUCKET]) => Ok(None),
+            Err(e) => Err(classify(e, "GetBucketTagging", &self.spec.name)),
         }
     }
 
     async fn configure(&self, kms: &str) -> Result<(), StepError> {
-        let b = &self.name;
+        let b = &self.spec.name;
         let sse = ServerSideEncryptionConfiguration::builder()
             .rules(
                 ServerSideEncryptionRule::builder()
@@ -151,7 +161,7 @@ impl S3BucketStep {
             .send()
             .await
             .map_err(|e| classify(e, "PutBucketCors", b))?;
-        let status = if self.versioning {
+        let status = if self.spec.versioning {
             BucketVersioningStatus::Enabled
         } else {
             BucketVersioningStatus::Suspended
@@ -182,17 +192,16 @@ impl S3BucketStep {
     /// Deletes every object version and delete marker, a page at a time.
     async fn empty(&self) -> Result<(), StepError> {
         loop {
-            let page = match self
+            let page = self
                 .aws
                 .s3
                 .list_object_versions()
-                .bucket(&self.name)
+                .bucket(&self.spec.name)
                 .send()
                 .await
-            {
-                Ok(p) => p,
-                Err(e) if code_of(&e).as_deref() == Some("NoSuchBucket") => return Ok(()),
-                Err(e) => return Err(classify(e, "ListObjectVersions", &self.name)),
+                .tolerate(&[NO_SUCH_BUCKET], "ListObjectVersions", &self.spec.name)?;
+            let Some(page) = page else {
+                return Ok(());
             };
             let mut ids = Vec::new();
             for v in page.versions() {
@@ -225,11 +234,11 @@ impl S3BucketStep {
                 self.aws
                     .s3
                     .delete_objects()
-                    .bucket(&self.name)
+                    .bucket(&self.spec.name)
                     .delete(del)
                     .send()
                     .await
-                    .map_err(|e| classify(e, "DeleteObjects", &self.name))?;
+                    .map_err(|e| classify(e, "DeleteObjects", &self.spec.name))?;
             }
         }
     }
@@ -238,31 +247,40 @@ impl S3BucketStep {
 #[async_trait]
 impl Step for S3BucketStep {
     fn kind(&self) -> &str {
-        "aws.s3.bucket"
+        S3Bucket::LABEL
     }
     fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&("bucket", &self.name, self.versioning, &self.kms_key_arn))
+        Fingerprint::of(&(
+            "bucket",
+            &self.spec.name,
+            self.spec.versioning,
+            &self.spec.kms_key_arn,
+        ))
     }
     fn supports_update(&self) -> bool {
         true
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
-        match self.aws.s3.head_bucket().bucket(&self.name).send().await {
+        match self
+            .aws
+            .s3
+            .head_bucket()
+            .bucket(&self.spec.name)
+            .send()
+            .await
+        {
             Ok(_) => {}
             Err(e) => {
                 let raw = format!("{e:?}");
-                if code_of(&e).as_deref() == Some("NotFound")
-                    || raw.contains("NotFound")
-                    || raw.contains("404")
-                {
+                if has_code(&e, &["NotFound"]) || raw.contains("NotFound") || raw.contains("404") {
                     return Ok(Observation::Absent);
                 }
                 if raw.contains("403") || raw.contains("Forbidden") {
                     return Ok(Observation::Failed {
-                        message: format!("bucket {} exists in another account", self.name),
+                        message: format!("bucket {} exists in another account", self.spec.name),
                     });
                 }
-                return Err(classify(e, "HeadBucket", &self.name));
+                return Err(classify(e, "HeadBucket", &self.spec.name));
             }
         }
         // The journal saying the bucket is ours spares reading its tags; otherwise they decide.
@@ -276,12 +294,7 @@ impl Step for S3BucketStep {
                     // Ours, created by a run that died before tagging it: apply finishes it.
                     return Ok(Observation::Absent);
                 }
-                return Ok(Observation::Failed {
-                    message: format!(
-                        "bucket {} exists and is not owned by environment {}",
-                        self.name, self.aws.environment
-                    ),
-                });
+                return Ok(not_owned("bucket", &self.spec.name, &self.aws));
             }
         }
         let kms = self.kms(ctx).unwrap_or_default();
@@ -289,7 +302,7 @@ impl Step for S3BucketStep {
     }
     async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let kms = self.kms(ctx)?;
-        let mut req = self.aws.s3.create_bucket().bucket(&self.name);
+        let mut req = self.aws.s3.create_bucket().bucket(&self.spec.name);
         if self.aws.region != "us-east-1" {
             req = req.create_bucket_configuration(
                 CreateBucketConfiguration::builder()
@@ -297,11 +310,11 @@ impl Step for S3BucketStep {
                     .build(),
             );
         }
-        match req.send().await {
-            Ok(_) => {}
-            Err(e) if code_of(&e).as_deref() == Some("BucketAlreadyOwnedByYou") => {}
-            Err(e) => return Err(classify(e, "CreateBucket", &self.name)),
-        }
+        req.send().await.tolerate(
+            &["BucketAlreadyOwnedByYou"],
+            "CreateBucket",
+            &self.spec.name,
+        )?;
         self.configure(&kms).await
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
@@ -309,18 +322,21 @@ impl Step for S3BucketStep {
         self.aws
             .s3
             .head_bucket()
-            .bucket(&self.name)
+            .bucket(&self.spec.name)
             .send()
             .await
-            .map_err(|e| classify(e, "HeadBucket", &self.name))?;
+            .map_err(|e| classify(e, "HeadBucket", &self.spec.name))?;
         Ok(self.outputs(&kms))
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         self.empty().await?;
-        match self.aws.s3.delete_bucket().bucket(&self.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code_of(&e).as_deref() == Some("NoSuchBucket") => Ok(()),
-            Err(e) => Err(classify(e, "DeleteBucket", &self.name)),
-        }
+        self.aws
+            .s3
+            .delete_bucket()
+            .bucket(&self.spec.name)
+            .send()
+            .await
+            .tolerate(&[NO_SUCH_BUCKET], "DeleteBucket", &self.spec.name)
+            .map(|_| ())
     }
 }

@@ -1,7 +1,8 @@
 //! Generated passwords kept in Secrets Manager: made from the operating system's CSPRNG,
 //! read back from there on resume, never written anywhere else by wbstack.
 
-use crate::clients::{classify, code_of, Aws};
+use crate::clients::{classify, Aws};
+use crate::own::{has_code, not_owned, tags, Tolerate};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::Tag;
 use rand::{Rng, TryRngCore};
@@ -9,19 +10,18 @@ use serde_json::json;
 use wbstack_engine::{
     Action, Fingerprint, Observation, Outputs, Secret, SecretRef, Step, StepCtx, StepError,
 };
+use wbstack_plan::{AwsSecret, Kind};
+
+const NOT_FOUND: &str = "ResourceNotFoundException";
 
 /// The store name in secret references.
 pub const STORE: &str = "aws-secretsmanager";
 
 /// A password in Secrets Manager.
 pub struct AwsSecretStep {
-    pub aws: Aws,
-    pub step: String,
-    pub name: String,
-    /// 0 deletes at once; otherwise 7-30 days.
-    pub recovery_days: u32,
-    pub alphabet: String,
-    pub length: usize,
+    aws: Aws,
+    step: String,
+    spec: AwsSecret,
 }
 
 /// A password drawn from `alphabet` with the operating system's generator.
@@ -49,11 +49,19 @@ pub async fn read_secret(aws: &Aws, r: &SecretRef) -> Result<Secret, StepError> 
 }
 
 impl AwsSecretStep {
+    pub fn new(aws: Aws, step: &str, spec: AwsSecret) -> Self {
+        AwsSecretStep {
+            aws,
+            step: step.to_owned(),
+            spec,
+        }
+    }
+
     fn outputs(&self, arn: &str) -> Outputs {
         let r = SecretRef::new(STORE, arn);
         [
             ("arn", json!(arn)),
-            ("name", json!(self.name)),
+            ("name", json!(self.spec.name)),
             ("secret", serde_json::to_value(r).unwrap_or_default()),
         ]
         .into_iter()
@@ -62,36 +70,37 @@ impl AwsSecretStep {
     }
 
     fn tags(&self) -> Vec<Tag> {
-        self.aws
-            .tags(&self.step)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect()
+        tags(&self.aws, &self.step, |k, v| {
+            Tag::builder().key(k).value(v).build()
+        })
     }
 }
 
 #[async_trait]
 impl Step for AwsSecretStep {
     fn kind(&self) -> &str {
-        "aws.secretsmanager.secret"
+        AwsSecret::LABEL
     }
     fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&("secret", &self.name, self.length, &self.alphabet))
+        Fingerprint::of(&(
+            "secret",
+            &self.spec.name,
+            self.spec.length,
+            &self.spec.alphabet,
+        ))
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
-        let d = match self
+        let name = &self.spec.name;
+        let found = self
             .aws
             .secrets
             .describe_secret()
-            .secret_id(&self.name)
+            .secret_id(name)
             .send()
             .await
-        {
-            Ok(d) => d,
-            Err(e) if code_of(&e).as_deref() == Some("ResourceNotFoundException") => {
-                return Ok(Observation::Absent)
-            }
-            Err(e) => return Err(classify(e, "DescribeSecret", &self.name)),
+            .tolerate(&[NOT_FOUND], "DescribeSecret", name)?;
+        let Some(d) = found else {
+            return Ok(Observation::Absent);
         };
         if d.deleted_date().is_some() {
             // Scheduled for deletion: gone as far as this environment is concerned.
@@ -108,27 +117,22 @@ impl Step for AwsSecretStep {
             })
             .collect();
         if !self.aws.accepts(&self.step, &tags) {
-            return Ok(Observation::Failed {
-                message: format!(
-                    "secret {} exists and is not owned by environment {}",
-                    self.name, self.aws.environment
-                ),
-            });
+            return Ok(not_owned("secret", name, &self.aws));
         }
         Ok(Observation::ready(
-            self.outputs(d.arn().unwrap_or(&self.name)),
+            self.outputs(d.arn().unwrap_or(&self.spec.name)),
         ))
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let value = Secret::new(
-            SecretRef::new(STORE, &self.name),
-            generate(&self.alphabet, self.length),
+            SecretRef::new(STORE, &self.spec.name),
+            generate(&self.spec.alphabet, self.spec.length),
         );
         let created = self
             .aws
             .secrets
             .create_secret()
-            .name(&self.name)
+            .name(&self.spec.name)
             .description(format!("wbstack {} ({})", self.aws.environment, self.step))
             .secret_string(value.expose())
             .set_tags(Some(self.tags()))
@@ -137,41 +141,40 @@ impl Step for AwsSecretStep {
         match created {
             Ok(_) => Ok(()),
             // Made by an interrupted run: keep its value.
-            Err(e) if code_of(&e).as_deref() == Some("ResourceExistsException") => Ok(()),
+            Err(e) if has_code(&e, &["ResourceExistsException"]) => Ok(()),
             // Scheduled for deletion by an earlier teardown: restore it with a fresh value.
-            Err(e) if code_of(&e).as_deref() == Some("InvalidRequestException") => {
+            Err(e) if has_code(&e, &["InvalidRequestException"]) => {
                 self.aws
                     .secrets
                     .restore_secret()
-                    .secret_id(&self.name)
+                    .secret_id(&self.spec.name)
                     .send()
                     .await
-                    .map_err(|e| classify(e, "RestoreSecret", &self.name))?;
+                    .map_err(|e| classify(e, "RestoreSecret", &self.spec.name))?;
                 self.aws
                     .secrets
                     .put_secret_value()
-                    .secret_id(&self.name)
+                    .secret_id(&self.spec.name)
                     .secret_string(value.expose())
                     .send()
                     .await
-                    .map_err(|e| classify(e, "PutSecretValue", &self.name))?;
+                    .map_err(|e| classify(e, "PutSecretValue", &self.spec.name))?;
                 Ok(())
             }
-            Err(e) => Err(classify(e, "CreateSecret", &self.name)),
+            Err(e) => Err(classify(e, "CreateSecret", &self.spec.name)),
         }
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        let mut req = self.aws.secrets.delete_secret().secret_id(&self.name);
-        req = if self.recovery_days == 0 {
+        let mut req = self.aws.secrets.delete_secret().secret_id(&self.spec.name);
+        req = if self.spec.recovery_days == 0 {
             req.force_delete_without_recovery(true)
         } else {
-            req.recovery_window_in_days(self.recovery_days.clamp(7, 30) as i64)
+            req.recovery_window_in_days(self.spec.recovery_days.clamp(7, 30) as i64)
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code_of(&e).as_deref() == Some("ResourceNotFoundException") => Ok(()),
-            Err(e) => Err(classify(e, "DeleteSecret", &self.name)),
-        }
+        req.send()
+            .await
+            .tolerate(&[NOT_FOUND], "DeleteSecret", &self.spec.name)
+            .map(|_| ())
     }
 }
 

@@ -9,6 +9,7 @@ use wbstack_engine::{
     CancellationToken, DownOptions, Engine, EngineConfig, EventLog, EventSink, Graph, Journal,
     RetryPolicy, RunStatus, StepOutcome, StepSpec,
 };
+use wbstack_plan::{AwsSecret, Input, KmsKey, S3Bucket};
 
 fn engine() -> (Engine, EventLog) {
     let sink = EventSink::new();
@@ -28,36 +29,42 @@ fn graph(aws: &wbstack_aws::Aws, bucket: &str) -> Graph {
         StepSpec::new(
             "aws.kms",
             &[],
-            Arc::new(KmsKeyStep {
-                aws: aws.clone(),
-                step: "aws.kms".into(),
-                alias: "alias/dev-wandb".into(),
-                deletion_window_days: 7,
-            }),
+            Arc::new(KmsKeyStep::new(
+                aws.clone(),
+                "aws.kms",
+                KmsKey {
+                    alias: "alias/dev-wandb".into(),
+                    deletion_window_days: 7,
+                },
+            )),
         ),
         StepSpec::new(
             "aws.bucket",
             &["aws.kms"],
-            Arc::new(S3BucketStep {
-                aws: aws.clone(),
-                step: "aws.bucket".into(),
-                name: bucket.into(),
-                versioning: true,
-                kms_key_arn: None,
-                kms_step: None,
-            }),
+            Arc::new(S3BucketStep::new(
+                aws.clone(),
+                "aws.bucket",
+                S3Bucket {
+                    name: bucket.into(),
+                    versioning: true,
+                    kms_key_arn: None,
+                    kms: Some(Input::new("aws.kms", "arn")),
+                },
+            )),
         ),
         StepSpec::new(
             "aws.db-password",
             &[],
-            Arc::new(AwsSecretStep {
-                aws: aws.clone(),
-                step: "aws.db-password".into(),
-                name: "wbstack/dev/mysql-master".into(),
-                recovery_days: 7,
-                alphabet: "abcdefghijklmnopqrstuvwxyz0123456789".into(),
-                length: 32,
-            }),
+            Arc::new(AwsSecretStep::new(
+                aws.clone(),
+                "aws.db-password",
+                AwsSecret {
+                    name: "wbstack/dev/mysql-master".into(),
+                    recovery_days: 7,
+                    alphabet: "abcdefghijklmnopqrstuvwxyz0123456789".into(),
+                    length: 32,
+                },
+            )),
         ),
     ])
     .unwrap()

@@ -15,6 +15,10 @@ use wbstack_engine::{
     CancellationToken, DownOptions, Engine, EngineConfig, EventSink, Graph, Journal, RetryPolicy,
     RunStatus, StepOutcome, StepSpec,
 };
+use wbstack_plan::{
+    AwsSecret, CacheSubnetGroup, DbParameterGroups, DbSubnetGroup, Input, KmsKey, MysqlDatabase,
+    RedisCache,
+};
 
 fn engine(wait: Duration) -> Engine {
     Engine::new(
@@ -38,44 +42,52 @@ fn graph(aws: &Aws, subnets: &[String], aurora: bool) -> Graph {
         StepSpec::new(
             "aws.kms",
             &[],
-            Arc::new(KmsKeyStep {
-                aws: aws.clone(),
-                step: s("aws.kms"),
-                alias: s("alias/dev-wandb"),
-                deletion_window_days: 7,
-            }),
+            Arc::new(KmsKeyStep::new(
+                aws.clone(),
+                "aws.kms",
+                KmsKey {
+                    alias: s("alias/dev-wandb"),
+                    deletion_window_days: 7,
+                },
+            )),
         ),
         StepSpec::new(
             "aws.db-subnets",
             &[],
-            Arc::new(DbSubnetGroupStep {
-                aws: aws.clone(),
-                step: s("aws.db-subnets"),
-                name: s("dev-mysql"),
-                subnet_ids: subnets.to_vec(),
-            }),
+            Arc::new(DbSubnetGroupStep::new(
+                aws.clone(),
+                "aws.db-subnets",
+                DbSubnetGroup {
+                    name: s("dev-mysql"),
+                    subnet_ids: subnets.to_vec(),
+                },
+            )),
         ),
         StepSpec::new(
             "aws.db-params",
             &[],
-            Arc::new(DbParameterGroupsStep {
-                aws: aws.clone(),
-                step: s("aws.db-params"),
-                name: s("dev-mysql"),
-                aurora,
-            }),
+            Arc::new(DbParameterGroupsStep::new(
+                aws.clone(),
+                "aws.db-params",
+                DbParameterGroups {
+                    name: s("dev-mysql"),
+                    aurora,
+                },
+            )),
         ),
         StepSpec::new(
             "aws.db-password",
             &[],
-            Arc::new(AwsSecretStep {
-                aws: aws.clone(),
-                step: s("aws.db-password"),
-                name: s("wbstack/dev/mysql-master"),
-                recovery_days: 0,
-                alphabet: s("abcdefghijklmnopqrstuvwxyz0123456789"),
-                length: 32,
-            }),
+            Arc::new(AwsSecretStep::new(
+                aws.clone(),
+                "aws.db-password",
+                AwsSecret {
+                    name: s("wbstack/dev/mysql-master"),
+                    recovery_days: 0,
+                    alphabet: s("abcdefghijklmnopqrstuvwxyz0123456789"),
+                    length: 32,
+                },
+            )),
         ),
         StepSpec::new(
             "aws.mysql",
@@ -85,68 +97,77 @@ fn graph(aws: &Aws, subnets: &[String], aurora: bool) -> Graph {
                 "aws.db-params",
                 "aws.db-password",
             ],
-            Arc::new(MysqlDatabaseStep {
-                aws: aws.clone(),
-                step: s("aws.mysql"),
-                identifier: s("dev-mysql"),
-                aurora,
-                instances: 2,
-                instance_class: s("db.r6g.large"),
-                engine_version: if aurora {
-                    s("8.0.mysql_aurora.3.05.2")
-                } else {
-                    s("8.0.39")
+            Arc::new(MysqlDatabaseStep::new(
+                aws.clone(),
+                "aws.mysql",
+                MysqlDatabase {
+                    identifier: s("dev-mysql"),
+                    aurora,
+                    instances: 2,
+                    instance_class: s("db.r6g.large"),
+                    engine_version: if aurora {
+                        s("8.0.mysql_aurora.3.05.2")
+                    } else {
+                        s("8.0.39")
+                    },
+                    database: s("wandb_local"),
+                    user: s("wandb"),
+                    storage_gb: 100,
+                    backup_retention_days: 7,
+                    deletion_protection: false,
+                    final_snapshot: false,
+                    security_group_ids: vec![],
+                    kms: Input::new("aws.kms", "arn"),
+                    subnets: Input::new("aws.db-subnets", "name"),
+                    instance_params: Input::new("aws.db-params", "instance_group"),
+                    cluster_params: Input::new("aws.db-params", "cluster_group"),
+                    password: Input::new("aws.db-password", "secret"),
                 },
-                database: s("wandb_local"),
-                user: s("wandb"),
-                storage_gb: 100,
-                backup_retention_days: 7,
-                deletion_protection: false,
-                final_snapshot: false,
-                security_group_ids: vec![],
-                kms_step: s("aws.kms"),
-                subnets_step: s("aws.db-subnets"),
-                params_step: s("aws.db-params"),
-                password_step: s("aws.db-password"),
-            }),
+            )),
         ),
         StepSpec::new(
             "aws.cache-subnets",
             &[],
-            Arc::new(CacheSubnetGroupStep {
-                aws: aws.clone(),
-                step: s("aws.cache-subnets"),
-                name: s("dev-redis"),
-                subnet_ids: subnets.to_vec(),
-            }),
+            Arc::new(CacheSubnetGroupStep::new(
+                aws.clone(),
+                "aws.cache-subnets",
+                CacheSubnetGroup {
+                    name: s("dev-redis"),
+                    subnet_ids: subnets.to_vec(),
+                },
+            )),
         ),
         StepSpec::new(
             "aws.redis-auth",
             &[],
-            Arc::new(AwsSecretStep {
-                aws: aws.clone(),
-                step: s("aws.redis-auth"),
-                name: s("wbstack/dev/redis-auth"),
-                recovery_days: 0,
-                alphabet: s("abcdefghijklmnopqrstuvwxyz0123456789"),
-                length: 64,
-            }),
+            Arc::new(AwsSecretStep::new(
+                aws.clone(),
+                "aws.redis-auth",
+                AwsSecret {
+                    name: s("wbstack/dev/redis-auth"),
+                    recovery_days: 0,
+                    alphabet: s("abcdefghijklmnopqrstuvwxyz0123456789"),
+                    length: 64,
+                },
+            )),
         ),
         StepSpec::new(
             "aws.redis",
             &["aws.kms", "aws.cache-subnets", "aws.redis-auth"],
-            Arc::new(RedisCacheStep {
-                aws: aws.clone(),
-                step: s("aws.redis"),
-                id: s("dev-redis"),
-                node_type: s("cache.m6g.large"),
-                nodes: 2,
-                multi_az: true,
-                security_group_ids: vec![],
-                kms_step: s("aws.kms"),
-                subnets_step: s("aws.cache-subnets"),
-                auth_step: s("aws.redis-auth"),
-            }),
+            Arc::new(RedisCacheStep::new(
+                aws.clone(),
+                "aws.redis",
+                RedisCache {
+                    id: s("dev-redis"),
+                    node_type: s("cache.m6g.large"),
+                    nodes: 2,
+                    multi_az: true,
+                    security_group_ids: vec![],
+                    kms: Input::new("aws.kms", "arn"),
+                    subnets: Input::new("aws.cache-subnets", "name"),
+                    auth: Input::new("aws.redis-auth", "secret"),
+                },
+            )),
         ),
     ])
     .unwrap()
@@ -375,12 +396,14 @@ async fn a_500_from_moto_on_delete_cache_subnet_group_is_reported_not_hidden() {
     let g = Graph::new(vec![StepSpec::new(
         "aws.cache-subnets",
         &[],
-        Arc::new(CacheSubnetGroupStep {
-            aws: aws.clone(),
-            step: "aws.cache-subnets".into(),
-            name: "dev-redis".into(),
-            subnet_ids: subnets,
-        }),
+        Arc::new(CacheSubnetGroupStep::new(
+            aws.clone(),
+            "aws.cache-subnets",
+            CacheSubnetGroup {
+                name: "dev-redis".into(),
+                subnet_ids: subnets,
+            },
+        )),
     )])
     .unwrap();
     let dir = tempfile::tempdir().unwrap();

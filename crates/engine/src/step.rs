@@ -233,6 +233,22 @@ impl StepCtx {
         self.dep_output(dep, key).and_then(|v| v.as_str())
     }
 
+    /// One string output of one dependency, or a permanent error naming it.
+    pub fn need_str(&self, dep: &str, key: &str) -> Result<&str, StepError> {
+        self.dep_str(dep, key)
+            .ok_or_else(|| StepError::permanent(format!("step {dep} has no output {key}")))
+    }
+
+    /// A secret reference one dependency published, or a permanent error naming it.
+    pub fn need_secret(&self, dep: &str, key: &str) -> Result<crate::SecretRef, StepError> {
+        let v = self
+            .dep_output(dep, key)
+            .ok_or_else(|| StepError::permanent(format!("step {dep} has no output {key}")))?;
+        crate::SecretRef::from_output(v).ok_or_else(|| {
+            StepError::permanent(format!("output {key} of {dep} is not a secret reference"))
+        })
+    }
+
     /// The outputs this step recorded last time it was Ready (for destroy and update).
     pub fn previous(&self) -> Option<&Outputs> {
         self.previous.as_ref()

@@ -2,16 +2,28 @@
 //! namespace, secrets (given, generated from a CSPRNG, or mirrored from Secrets Manager), the
 //! W&B operator, bundled or Altinity ClickHouse, and the WeightsAndBiases resource, with
 //! watch-driven readiness. [`render`] produces the same manifests without a cluster.
+//!
+//! Each step is built from its plan payload: `NamespaceStep::new(kube, spec)`.
 
+mod clickhouse_altinity;
+mod clickhouse_bundled;
 mod client;
+mod generated_secret;
+mod namespace;
+mod objects;
+mod operator;
 mod ready;
 pub mod render;
-mod steps;
+mod value_secret;
+mod wandb;
 
+pub use clickhouse_altinity::ClickhouseAltinityStep;
+pub use clickhouse_bundled::ClickhouseBundledStep;
 pub use client::{classify, resource, Kube, FIELD_MANAGER};
+pub use generated_secret::{generate_password, GeneratedSecretStep};
+pub use namespace::NamespaceStep;
+pub use objects::FINGERPRINT_ANNOTATION;
+pub use operator::OperatorStep;
 pub use ready::{chi_ready, wait_for, wandb_phase, workload_ready, WandbPhase, Watch};
-pub use steps::{
-    generate_password, kube_error, ClickhouseAltinityStep, ClickhouseBundledStep,
-    GeneratedSecretStep, NamespaceStep, OperatorStep, SecretResolver, ValueSecretStep, ValueSource,
-    WandbStep, FINGERPRINT_ANNOTATION,
-};
+pub use value_secret::{SecretResolver, ValueSecretStep, ValueSource};
+pub use wandb::WandbStep;

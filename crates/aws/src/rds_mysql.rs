@@ -1,0 +1,459 @@
+//! MySQL on RDS: an Aurora MySQL 8.0 cluster with its instances or a single MySQL 8 instance,
+//! encrypted with the environment's KMS key, its master password read from Secrets Manager.
+
+use crate::clients::Aws;
+use crate::own::{not_owned, outputs, tags, Tolerate};
+use crate::poll::poll;
+use crate::rds_groups::{pairs, tag};
+use crate::secrets::read_secret;
+use async_trait::async_trait;
+use aws_sdk_rds::types::{DbCluster, DbInstance};
+use serde_json::json;
+use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_plan::{Kind, MysqlDatabase};
+
+/// Statuses after which waiting is pointless.
+const TERMINAL: [&str; 8] = [
+    "failed",
+    "incompatible-parameters",
+    "incompatible-network",
+    "incompatible-restore",
+    "incompatible-option-group",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+    "restore-error",
+];
+
+const INSTANCE_ABSENT: [&str; 2] = ["DBInstanceNotFound", "DBInstanceNotFoundFault"];
+const CLUSTER_ABSENT: [&str; 1] = ["DBClusterNotFoundFault"];
+
+/// An Aurora MySQL cluster with its instances, or a single RDS MySQL instance.
+pub struct MysqlDatabaseStep {
+    aws: Aws,
+    step: String,
+    spec: MysqlDatabase,
+}
+
+/// What the database looks like now.
+enum Db {
+    Absent,
+    Status {
+        status: String,
+        ready: bool,
+        outputs: Outputs,
+        owned: bool,
+        /// An Aurora cluster with instances still to be created.
+        incomplete: bool,
+    },
+}
+
+impl MysqlDatabaseStep {
+    pub fn new(aws: Aws, step: &str, spec: MysqlDatabase) -> Self {
+        MysqlDatabaseStep {
+            aws,
+            step: step.to_owned(),
+            spec,
+        }
+    }
+
+    fn instance_ids(&self) -> Vec<String> {
+        let s = &self.spec;
+        if s.aurora {
+            (1..=s.instances.max(1))
+                .map(|i| format!("{}-{i}", s.identifier))
+                .collect()
+        } else {
+            vec![s.identifier.clone()]
+        }
+    }
+
+    async fn instance(&self, id: &str) -> Result<Option<DbInstance>, StepError> {
+        let d = self
+            .aws
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .tolerate(&INSTANCE_ABSENT, "DescribeDBInstances", id)?;
+        Ok(d.and_then(|d| d.db_instances().first().cloned()))
+    }
+
+    async fn cluster(&self) -> Result<Option<DbCluster>, StepError> {
+        let id = &self.spec.identifier;
+        let d = self
+            .aws
+            .rds
+            .describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+            .tolerate(&CLUSTER_ABSENT, "DescribeDBClusters", id)?;
+        Ok(d.and_then(|d| d.db_clusters().first().cloned()))
+    }
+
+    async fn look(&self) -> Result<Db, StepError> {
+        if self.spec.aurora {
+            self.look_cluster().await
+        } else {
+            self.look_instance().await
+        }
+    }
+
+    async fn look_cluster(&self) -> Result<Db, StepError> {
+        let Some(c) = self.cluster().await? else {
+            return Ok(Db::Absent);
+        };
+        let owned = self.aws.owns(&self.step, &pairs(c.tag_list()));
+        let mut status = c.status().unwrap_or("unknown").to_owned();
+        let mut ready = status == "available";
+        let mut incomplete = false;
+        for id in self.instance_ids() {
+            match self.instance(&id).await? {
+                None => {
+                    ready = false;
+                    incomplete = true;
+                    status = format!("{status}; instance {id} missing");
+                }
+                Some(i) => {
+                    let s = i.db_instance_status().unwrap_or("unknown");
+                    if s != "available" {
+                        ready = false;
+                    }
+                    if TERMINAL.contains(&s) {
+                        status = s.to_owned();
+                    }
+                }
+            }
+        }
+        let outputs = outputs(&[
+            ("endpoint", json!(c.endpoint().unwrap_or_default())),
+            (
+                "reader_endpoint",
+                json!(c.reader_endpoint().unwrap_or_default()),
+            ),
+            ("port", json!(c.port().unwrap_or(3306))),
+            ("arn", json!(c.db_cluster_arn().unwrap_or_default())),
+            ("database", json!(self.spec.database)),
+        ]);
+        Ok(Db::Status {
+            status,
+            ready,
+            outputs,
+            owned,
+            incomplete,
+        })
+    }
+
+    async fn look_instance(&self) -> Result<Db, StepError> {
+        let Some(i) = self.instance(&self.spec.identifier).await? else {
+            return Ok(Db::Absent);
+        };
+        let owned = self.aws.owns(&self.step, &pairs(i.tag_list()));
+        let status = i.db_instance_status().unwrap_or("unknown").to_owned();
+        let outputs = outputs(&[
+            (
+                "endpoint",
+                json!(i.endpoint().and_then(|e| e.address()).unwrap_or_default()),
+            ),
+            (
+                "port",
+                json!(i.endpoint().and_then(|e| e.port()).unwrap_or(3306)),
+            ),
+            ("arn", json!(i.db_instance_arn().unwrap_or_default())),
+            ("database", json!(self.spec.database)),
+        ]);
+        Ok(Db::Status {
+            ready: status == "available",
+            status,
+            outputs,
+            owned,
+            incomplete: false,
+        })
+    }
+
+    async fn create_instance(
+        &self,
+        id: &str,
+        ctx: &StepCtx,
+        password: Option<&str>,
+    ) -> Result<(), StepError> {
+        // Made by an interrupted run: adopt it rather than ask again.
+        if self.instance(id).await?.is_some() {
+            return Ok(());
+        }
+        let s = &self.spec;
+        let params = ctx.need_str(s.instance_params.step, s.instance_params.output)?;
+        let mut req = self
+            .aws
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .db_instance_class(&s.instance_class)
+            .engine(if s.aurora { "aurora-mysql" } else { "mysql" })
+            .db_parameter_group_name(params)
+            .set_tags(Some(tags(&self.aws, &self.step, tag)));
+        if s.aurora {
+            req = req.db_cluster_identifier(&s.identifier);
+        } else {
+            req = req
+                .engine_version(&s.engine_version)
+                .allocated_storage(s.storage_gb as i32)
+                .storage_type("gp3")
+                .storage_encrypted(true)
+                .kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?)
+                .master_username(&s.user)
+                .master_user_password(password.unwrap_or_default())
+                .db_name(&s.database)
+                .db_subnet_group_name(ctx.need_str(s.subnets.step, s.subnets.output)?)
+                .set_vpc_security_group_ids(Some(s.security_group_ids.clone()))
+                .backup_retention_period(s.backup_retention_days as i32)
+                .deletion_protection(s.deletion_protection)
+                .multi_az(s.instances > 1);
+        }
+        req.send()
+            .await
+            .tolerate(
+                &["DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"],
+                "CreateDBInstance",
+                id,
+            )
+            .map(|_| ())
+    }
+
+    async fn create_cluster(&self, ctx: &StepCtx, password: &str) -> Result<(), StepError> {
+        let s = &self.spec;
+        self.aws
+            .rds
+            .create_db_cluster()
+            .db_cluster_identifier(&s.identifier)
+            .engine("aurora-mysql")
+            .engine_version(&s.engine_version)
+            .master_username(&s.user)
+            .master_user_password(password)
+            .database_name(&s.database)
+            .db_subnet_group_name(ctx.need_str(s.subnets.step, s.subnets.output)?)
+            .set_vpc_security_group_ids(Some(s.security_group_ids.clone()))
+            .storage_encrypted(true)
+            .kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?)
+            .backup_retention_period(s.backup_retention_days as i32)
+            .deletion_protection(s.deletion_protection)
+            .db_cluster_parameter_group_name(
+                ctx.need_str(s.cluster_params.step, s.cluster_params.output)?,
+            )
+            .set_tags(Some(tags(&self.aws, &self.step, tag)))
+            .send()
+            .await
+            .tolerate(
+                &["DBClusterAlreadyExistsFault"],
+                "CreateDBCluster",
+                &s.identifier,
+            )
+            .map(|_| ())
+    }
+
+    /// The identifier of a final snapshot taken now.
+    fn snapshot_name(&self) -> String {
+        format!(
+            "{}-final-{}",
+            self.spec.identifier,
+            wbstack_engine::now_ms() / 1000
+        )
+    }
+
+    async fn destroy_cluster(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let s = &self.spec;
+        for id in self.instance_ids() {
+            if self.instance(&id).await?.is_none() {
+                continue;
+            }
+            let mut gone = INSTANCE_ABSENT.to_vec();
+            gone.push("InvalidDBInstanceState");
+            self.aws
+                .rds
+                .delete_db_instance()
+                .db_instance_identifier(&id)
+                .skip_final_snapshot(true)
+                .send()
+                .await
+                .tolerate(&gone, "DeleteDBInstance", &id)?;
+        }
+        // Instances go before their cluster: wait (cancellably) until they are gone.
+        for id in self.instance_ids() {
+            poll(ctx, || async {
+                Ok(self.instance(&id).await?.is_none().then_some(()))
+            })
+            .await?;
+        }
+        if !s.deletion_protection {
+            let _ = self
+                .aws
+                .rds
+                .modify_db_cluster()
+                .db_cluster_identifier(&s.identifier)
+                .deletion_protection(false)
+                .apply_immediately(true)
+                .send()
+                .await;
+        }
+        let mut req = self
+            .aws
+            .rds
+            .delete_db_cluster()
+            .db_cluster_identifier(&s.identifier);
+        req = if s.final_snapshot {
+            req.final_db_snapshot_identifier(self.snapshot_name())
+        } else {
+            req.skip_final_snapshot(true)
+        };
+        req.send()
+            .await
+            .tolerate(&CLUSTER_ABSENT, "DeleteDBCluster", &s.identifier)
+            .map(|_| ())
+    }
+
+    async fn destroy_instance(&self) -> Result<(), StepError> {
+        let s = &self.spec;
+        if !s.deletion_protection {
+            let _ = self
+                .aws
+                .rds
+                .modify_db_instance()
+                .db_instance_identifier(&s.identifier)
+                .deletion_protection(false)
+                .apply_immediately(true)
+                .send()
+                .await;
+        }
+        let mut req = self
+            .aws
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(&s.identifier)
+            .delete_automated_backups(true);
+        req = if s.final_snapshot {
+            req.final_db_snapshot_identifier(self.snapshot_name())
+        } else {
+            req.skip_final_snapshot(true)
+        };
+        req.send()
+            .await
+            .tolerate(&INSTANCE_ABSENT, "DeleteDBInstance", &s.identifier)
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Step for MysqlDatabaseStep {
+    fn kind(&self) -> &str {
+        MysqlDatabase::LABEL
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        let s = &self.spec;
+        Fingerprint::of(&(
+            "mysql",
+            &s.identifier,
+            s.aurora,
+            s.instances,
+            &s.instance_class,
+            &s.engine_version,
+            &s.database,
+            &s.user,
+            s.storage_gb,
+            s.backup_retention_days,
+            s.deletion_protection,
+            &s.security_group_ids,
+        ))
+    }
+    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+        let id = &self.spec.identifier;
+        Ok(match self.look().await? {
+            Db::Absent => Observation::Absent,
+            Db::Status { owned: false, .. } if !self.aws.adopts(&self.step) => {
+                not_owned("database", id, &self.aws)
+            }
+            // Ours, half-made (a run stopped between the cluster and its instances): apply,
+            // which is idempotent, completes it.
+            Db::Status {
+                incomplete: true,
+                owned: true,
+                ..
+            } => Observation::Absent,
+            // Adopted, but not all there: someone else's cluster is not completed by us.
+            Db::Status {
+                incomplete: true,
+                status,
+                ..
+            } => Observation::Failed {
+                message: format!("the adopted database {id} is incomplete ({status})"),
+            },
+            Db::Status { status, .. } if TERMINAL.contains(&status.as_str()) => {
+                Observation::Failed {
+                    message: format!("database {id} is {status}"),
+                }
+            }
+            Db::Status {
+                ready: true,
+                outputs,
+                ..
+            } => Observation::ready(outputs),
+            Db::Status { status, .. } => Observation::InProgress {
+                detail: Some(status),
+            },
+        })
+    }
+    async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        let s = &self.spec;
+        let pw = ctx.need_secret(s.password.step, s.password.output)?;
+        let password = read_secret(&self.aws, &pw).await?;
+        if !s.aurora {
+            return self
+                .create_instance(&s.identifier, ctx, Some(password.expose()))
+                .await;
+        }
+        // A cluster an interrupted run made is completed, not created again.
+        if !matches!(self.look().await?, Db::Status { .. }) {
+            self.create_cluster(ctx, password.expose()).await?;
+        }
+        for id in self.instance_ids() {
+            self.create_instance(&id, ctx, None).await?;
+        }
+        Ok(())
+    }
+    async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        poll(ctx, || async {
+            Ok(match self.look().await? {
+                Db::Status { status, .. } if TERMINAL.contains(&status.as_str()) => {
+                    return Err(StepError::permanent(format!(
+                        "database {} is {status}",
+                        self.spec.identifier
+                    )))
+                }
+                Db::Status {
+                    ready: true,
+                    outputs,
+                    ..
+                } => Some(outputs),
+                Db::Status { status, .. } => {
+                    ctx.progress(status);
+                    None
+                }
+                Db::Absent => None,
+            })
+        })
+        .await
+    }
+    async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        if self.spec.aurora {
+            self.destroy_cluster(ctx).await
+        } else {
+            self.destroy_instance().await
+        }
+    }
+    async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        poll(ctx, || async {
+            Ok(matches!(self.look().await?, Db::Absent).then_some(()))
+        })
+        .await
+    }
+}

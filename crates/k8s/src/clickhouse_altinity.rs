@@ -1,0 +1,117 @@
+//! A ClickHouseInstallation for the Altinity operator.
+
+use crate::client::Kube;
+use crate::objects::{annotated, observed_fp, out};
+use crate::ready::{chi_ready, wait_for, Watch};
+use crate::render;
+use async_trait::async_trait;
+use serde_json::json;
+use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_plan::{AltinityClickhouse, Kind};
+
+/// A ClickHouseInstallation for the Altinity operator.
+pub struct ClickhouseAltinityStep {
+    kube: Kube,
+    spec: AltinityClickhouse,
+}
+
+impl ClickhouseAltinityStep {
+    pub fn new(kube: Kube, spec: AltinityClickhouse) -> Self {
+        ClickhouseAltinityStep { kube, spec }
+    }
+}
+
+#[async_trait]
+impl Step for ClickhouseAltinityStep {
+    fn kind(&self) -> &str {
+        AltinityClickhouse::LABEL
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&render::clickhouse_altinity(&self.spec))
+    }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+        let Some(o) = self
+            .kube
+            .get(
+                "clickhouse.altinity.com/v1",
+                "ClickHouseInstallation",
+                Some(&self.spec.namespace),
+                &self.spec.name,
+            )
+            .await?
+        else {
+            return Ok(Observation::Absent);
+        };
+        if chi_ready(&o) {
+            Ok(Observation::Ready {
+                outputs: out(&[
+                    (
+                        "host",
+                        json!(format!(
+                            "clickhouse-{}.{}.svc.cluster.local",
+                            self.spec.name, self.spec.namespace
+                        )),
+                    ),
+                    ("port", json!(8123)),
+                    ("endpoint", o["status"]["endpoint"].clone()),
+                ]),
+                fingerprint: observed_fp(&o),
+            })
+        } else if o["status"]["hostsFailed"].as_i64().unwrap_or(0) > 0
+            || o["status"]["status"] == "Aborted"
+        {
+            Ok(Observation::Failed {
+                message: format!(
+                    "ClickHouseInstallation {}: status {}, {} hosts failed",
+                    self.spec.name, o["status"]["status"], o["status"]["hostsFailed"]
+                ),
+            })
+        } else {
+            Ok(Observation::InProgress {
+                detail: o["status"]["status"].as_str().map(str::to_owned),
+            })
+        }
+    }
+    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        let m = annotated(render::clickhouse_altinity(&self.spec), &self.fingerprint());
+        self.kube.apply(&m).await.map(|_| ()).map_err(|e| {
+            if e.message().contains("does not manage") || e.message().contains("404") {
+                StepError::permanent(format!(
+                    "{} (is the Altinity ClickHouse operator installed?)",
+                    e.message()
+                ))
+            } else {
+                e
+            }
+        })
+    }
+    async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        let watches = vec![Watch {
+            api_version: "clickhouse.altinity.com/v1",
+            kind: "ClickHouseInstallation",
+            namespace: Some(&self.spec.namespace),
+            labels: String::new(),
+        }];
+        wait_for(&self.kube, watches, ctx, || async {
+            Ok(match self.observe(ctx).await? {
+                Observation::Ready { outputs, .. } => Some(outputs),
+                Observation::Failed { message } => return Err(StepError::permanent(message)),
+                _ => None,
+            })
+        })
+        .await
+    }
+    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        self.kube
+            .delete(
+                "clickhouse.altinity.com/v1",
+                "ClickHouseInstallation",
+                Some(&self.spec.namespace),
+                &self.spec.name,
+            )
+            .await
+    }
+}

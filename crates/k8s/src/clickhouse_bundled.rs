@@ -1,0 +1,167 @@
+//! Bundled ClickHouse: Keeper and shards as native objects.
+
+use crate::client::Kube;
+use crate::objects::{annotated, observed_fp, out};
+use crate::ready::{wait_for, workload_progress, workload_ready, Watch};
+use crate::render;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_plan::{BundledClickhouse, Kind};
+
+/// Bundled ClickHouse: native manifests, ready when Keeper and every shard are.
+pub struct ClickhouseBundledStep {
+    kube: Kube,
+    spec: BundledClickhouse,
+}
+
+impl ClickhouseBundledStep {
+    pub fn new(kube: Kube, spec: BundledClickhouse) -> Self {
+        ClickhouseBundledStep { kube, spec }
+    }
+
+    fn manifests(&self) -> Vec<Value> {
+        let fp = self.fingerprint();
+        render::clickhouse_bundled(&self.spec)
+            .into_iter()
+            .map(|m| annotated(m, &fp))
+            .collect()
+    }
+    fn outputs(&self) -> Outputs {
+        out(&[
+            (
+                "host",
+                json!(format!(
+                    "{}.{}.svc.cluster.local",
+                    self.spec.name, self.spec.namespace
+                )),
+            ),
+            ("port", json!(8123)),
+            ("cluster", json!(self.spec.cluster_name)),
+        ])
+    }
+    /// Keeper must not be older than the server it serves.
+    fn check_versions(&self) -> Result<(), StepError> {
+        let tag = |img: &str| {
+            img.rsplit(':')
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .map(|p| p.parse::<u32>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        };
+        if tag(&self.spec.keeper_image) < tag(&self.spec.image) {
+            return Err(StepError::permanent(format!(
+                "ClickHouse Keeper ({}) is older than the server ({})",
+                self.spec.keeper_image, self.spec.image
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step for ClickhouseBundledStep {
+    fn kind(&self) -> &str {
+        BundledClickhouse::LABEL
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&render::clickhouse_bundled(&self.spec))
+    }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
+        let ms = self.manifests();
+        let mut present = 0;
+        let mut fp = None;
+        let mut waiting = Vec::new();
+        for m in &ms {
+            if let Some(live) = self.kube.get_manifest(m).await? {
+                present += 1;
+                if m["kind"] == "StatefulSet" {
+                    fp = fp.or_else(|| observed_fp(&live));
+                    if !workload_ready(&live) {
+                        waiting.push(workload_progress(&live));
+                    }
+                }
+            }
+        }
+        Ok(if present == 0 {
+            Observation::Absent
+        } else if present < ms.len() {
+            Observation::InProgress {
+                detail: Some(format!("{present}/{} objects", ms.len())),
+            }
+        } else if !waiting.is_empty() {
+            ctx.progress(format!("waiting for {}", waiting.join(", ")));
+            Observation::InProgress {
+                detail: Some(waiting.join(", ")),
+            }
+        } else {
+            Observation::Ready {
+                outputs: self.outputs(),
+                fingerprint: fp,
+            }
+        })
+    }
+    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        self.check_versions()?;
+        for m in self.manifests() {
+            self.kube.apply(&m).await?;
+        }
+        Ok(())
+    }
+    async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        let watches = vec![Watch {
+            api_version: "apps/v1",
+            kind: "StatefulSet",
+            namespace: Some(&self.spec.namespace),
+            labels: format!("app.kubernetes.io/instance={}", self.spec.name),
+        }];
+        wait_for(&self.kube, watches, ctx, || async {
+            Ok(match self.observe(ctx).await? {
+                Observation::Ready { outputs, .. } => Some(outputs),
+                _ => None,
+            })
+        })
+        .await
+    }
+    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        for m in self.manifests().iter().rev() {
+            self.kube.delete_manifest(m).await?;
+        }
+        // StatefulSets leave their volume claims behind; nothing is left behind here.
+        let sel = format!("app.kubernetes.io/instance={}", self.spec.name);
+        for pvc in self
+            .kube
+            .list(
+                "v1",
+                "PersistentVolumeClaim",
+                Some(&self.spec.namespace),
+                &sel,
+            )
+            .await?
+        {
+            self.kube.delete_manifest(&pvc).await?;
+        }
+        Ok(())
+    }
+    async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let watches = vec![Watch {
+            api_version: "apps/v1",
+            kind: "StatefulSet",
+            namespace: Some(&self.spec.namespace),
+            labels: format!("app.kubernetes.io/instance={}", self.spec.name),
+        }];
+        wait_for(&self.kube, watches, ctx, || async {
+            for m in self.manifests() {
+                if self.kube.get_manifest(&m).await?.is_some() {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        })
+        .await
+    }
+}

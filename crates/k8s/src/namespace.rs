@@ -1,0 +1,73 @@
+//! The namespace step.
+
+use crate::client::Kube;
+use crate::objects::{out, terminating};
+use crate::ready::{wait_for, Watch};
+use async_trait::async_trait;
+use serde_json::json;
+use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_plan::{Kind, Namespace};
+
+/// A namespace.
+pub struct NamespaceStep {
+    kube: Kube,
+    name: String,
+}
+
+impl NamespaceStep {
+    pub fn new(kube: Kube, spec: Namespace) -> Self {
+        NamespaceStep {
+            kube,
+            name: spec.name,
+        }
+    }
+}
+
+#[async_trait]
+impl Step for NamespaceStep {
+    fn kind(&self) -> &str {
+        Namespace::LABEL
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&("namespace", &self.name))
+    }
+    async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+        Ok(
+            match self.kube.get("v1", "Namespace", None, &self.name).await? {
+                None => Observation::Absent,
+                Some(o) if terminating(&o) => Observation::InProgress {
+                    detail: Some("terminating".into()),
+                },
+                Some(_) => Observation::ready(out(&[("name", json!(self.name))])),
+            },
+        )
+    }
+    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": "wbstack"}}});
+        self.kube.create(&obj).await.map(|_| ())
+    }
+    async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        let watches = vec![Watch {
+            api_version: "v1",
+            kind: "Namespace",
+            namespace: None,
+            labels: String::new(),
+        }];
+        wait_for(&self.kube, watches, ctx, || async {
+            Ok(match self.observe(ctx).await? {
+                Observation::Ready { outputs, .. } => Some(outputs),
+                Observation::InProgress { .. } => {
+                    return Err(StepError::transient(format!(
+                        "namespace {} is still being deleted",
+                        self.name
+                    )))
+                }
+                _ => None,
+            })
+        })
+        .await
+    }
+    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        self.kube.delete("v1", "Namespace", None, &self.name).await
+    }
+}

@@ -1,0 +1,46 @@
+//! Helpers every Kubernetes step shares: the fingerprint annotation, outputs, Secret manifests.
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use wbstack_engine::{Fingerprint, Outputs, Secret, SecretRef};
+
+/// The annotation that records the fingerprint wbstack applied.
+pub const FINGERPRINT_ANNOTATION: &str = "wbstack.dev/fingerprint";
+
+pub(crate) fn annotated(mut obj: Value, fp: &Fingerprint) -> Value {
+    obj["metadata"]["annotations"][FINGERPRINT_ANNOTATION] = json!(fp.as_str());
+    obj
+}
+
+pub(crate) fn observed_fp(obj: &Value) -> Option<Fingerprint> {
+    obj["metadata"]["annotations"][FINGERPRINT_ANNOTATION]
+        .as_str()
+        .map(Fingerprint::from_hex)
+}
+
+pub(crate) fn out(pairs: &[(&str, Value)]) -> Outputs {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+pub(crate) fn secret_outputs(ns: &str, name: &str, key: &str) -> Outputs {
+    let r = SecretRef::new("kubernetes", format!("{ns}/{name}")).with_key(key);
+    out(&[
+        ("name", json!(name)),
+        ("key", json!(key)),
+        ("secret", serde_json::to_value(r).unwrap_or_default()),
+    ])
+}
+
+/// An Opaque Secret holding one key.
+pub(crate) fn secret_manifest(namespace: &str, name: &str, key: &str, value: &Secret) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "wbstack"}},
+        "data": {key: base64::engine::general_purpose::STANDARD.encode(value.expose())}})
+}
+
+pub(crate) fn terminating(o: &Value) -> bool {
+    !o["metadata"]["deletionTimestamp"].is_null()
+}

@@ -1,0 +1,151 @@
+//! A Secret holding a value wbstack was given or keeps elsewhere.
+
+use crate::client::Kube;
+use crate::objects::{secret_manifest, secret_outputs};
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde_json::Value;
+use std::sync::Arc;
+use wbstack_engine::{
+    Action, Fingerprint, Observation, Outputs, Secret, SecretRef, Step, StepCtx, StepError,
+};
+use wbstack_plan::{Input, Kind, LicenseSecret, MirroredSecret};
+
+/// A Secret holding a value wbstack was given (the license) or keeps elsewhere (a password in
+/// Secrets Manager). The value is compared, never recorded: a changed value is an update.
+pub struct ValueSecretStep {
+    kube: Kube,
+    label: &'static str,
+    namespace: String,
+    name: String,
+    key: String,
+    value: ValueSource,
+}
+
+/// Where a [`ValueSecretStep`] gets its value.
+#[derive(Clone)]
+pub enum ValueSource {
+    /// Known before the run (resolved and validated by the caller).
+    Known(Secret),
+    /// The secret another step's output refers to, fetched by a resolver.
+    FromStep {
+        from: Input,
+        resolver: Arc<dyn SecretResolver>,
+    },
+}
+
+/// Fetches secret values by reference (from Secrets Manager, say).
+#[async_trait]
+pub trait SecretResolver: Send + Sync {
+    async fn resolve(&self, r: &SecretRef) -> Result<Secret, StepError>;
+}
+
+impl ValueSecretStep {
+    /// The license Secret, with the value the caller read from where the plan says.
+    pub fn license(kube: Kube, spec: LicenseSecret, value: Secret) -> Self {
+        ValueSecretStep {
+            kube,
+            label: LicenseSecret::LABEL,
+            namespace: spec.namespace,
+            name: spec.name,
+            key: spec.key,
+            value: ValueSource::Known(value),
+        }
+    }
+
+    /// A Secret mirroring the secret another step keeps (in Secrets Manager).
+    pub fn mirrored(kube: Kube, spec: MirroredSecret, resolver: Arc<dyn SecretResolver>) -> Self {
+        ValueSecretStep {
+            kube,
+            label: MirroredSecret::LABEL,
+            namespace: spec.namespace,
+            name: spec.name,
+            key: spec.key,
+            value: ValueSource::FromStep {
+                from: spec.from,
+                resolver,
+            },
+        }
+    }
+
+    async fn value(&self, ctx: &StepCtx) -> Result<Secret, StepError> {
+        match &self.value {
+            ValueSource::Known(s) => Ok(s.clone()),
+            ValueSource::FromStep { from, resolver } => {
+                let (step, output) = (from.step, from.output);
+                let v = ctx.dep_output(step, output).ok_or_else(|| {
+                    StepError::permanent(format!("step {step} has no output {output}"))
+                })?;
+                let r = SecretRef::from_output(v).ok_or_else(|| {
+                    StepError::permanent(format!(
+                        "output {output} of {step} is not a secret reference"
+                    ))
+                })?;
+                resolver.resolve(&r).await
+            }
+        }
+    }
+
+    fn manifest(&self, value: &Secret) -> Value {
+        secret_manifest(&self.namespace, &self.name, &self.key, value)
+    }
+}
+
+#[async_trait]
+impl Step for ValueSecretStep {
+    fn kind(&self) -> &str {
+        self.label
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&("secret", &self.namespace, &self.name, &self.key))
+    }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
+        let Some(o) = self
+            .kube
+            .get("v1", "Secret", Some(&self.namespace), &self.name)
+            .await?
+        else {
+            return Ok(Observation::Absent);
+        };
+        let live = o["data"][&self.key]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+        // Compare with the value it should hold; only the outcome is reported.
+        let matches = match &self.value {
+            ValueSource::Known(s) => live.as_deref() == Some(s.expose().as_bytes()),
+            // A copy wbstack made and recorded is trusted without reading the source again
+            // (one read per resource on a converged re-run); otherwise it is compared.
+            ValueSource::FromStep { .. } if ctx.attempted() && ctx.previous().is_some() => {
+                live.is_some()
+            }
+            ValueSource::FromStep { .. } => match self.value(ctx).await {
+                Ok(s) => live.as_deref() == Some(s.expose().as_bytes()),
+                Err(_) => live.is_some(),
+            },
+        };
+        let fp = if matches {
+            self.fingerprint()
+        } else {
+            Fingerprint::from_hex("value-differs")
+        };
+        Ok(Observation::Ready {
+            outputs: secret_outputs(&self.namespace, &self.name, &self.key),
+            fingerprint: Some(fp),
+        })
+    }
+    async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        let v = self.value(ctx).await?;
+        self.kube.apply(&self.manifest(&v)).await.map(|_| ())
+    }
+    async fn wait(&self, _ctx: &StepCtx) -> Result<Outputs, StepError> {
+        Ok(secret_outputs(&self.namespace, &self.name, &self.key))
+    }
+    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        self.kube
+            .delete("v1", "Secret", Some(&self.namespace), &self.name)
+            .await
+    }
+}

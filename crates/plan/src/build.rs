@@ -1,0 +1,116 @@
+//! The builder every section compiles into: steps with edges derived from their inputs, and the
+//! WeightsAndBiases values with their bindings to other steps' outputs.
+
+use crate::ids::{self, Input};
+use crate::kinds::{Binding, StepKind, StepPlan, WandbResource};
+use crate::resolve::Resolved;
+use serde_json::{Map, Value};
+
+/// Merges `overlay` into `base`: maps merge recursively, anything else replaces.
+pub fn deep_merge(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                deep_merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// Sets the value at a JSON pointer, making the maps on the way.
+pub(crate) fn set(values: &mut Value, pointer: &str, v: Value) {
+    let mut cur = values;
+    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    for (i, p) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+        let m = cur.as_object_mut().expect("made an object");
+        if i == parts.len() - 1 {
+            m.insert((*p).to_owned(), v);
+            return;
+        }
+        cur = m
+            .entry((*p).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+}
+
+/// What `render` shows for a value known only once another step is ready.
+pub(crate) fn placeholder(i: Input) -> String {
+    format!("<{}: {}>", i.step, i.output)
+}
+
+/// Collects the steps of a plan, in order, and the resource's values.
+pub(crate) struct Builder<'a> {
+    r: &'a Resolved<'a>,
+    steps: Vec<StepPlan>,
+    values: Value,
+    bindings: Vec<Binding>,
+    needs: Vec<Input>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(r: &'a Resolved<'a>) -> Self {
+        Builder {
+            r,
+            steps: Vec::new(),
+            values: Value::Object(Map::new()),
+            bindings: Vec::new(),
+            needs: Vec::new(),
+        }
+    }
+
+    /// Adds a step; its dependencies are the steps its inputs name.
+    pub fn step(&mut self, id: &'static str, kind: impl Into<StepKind>) {
+        let kind = kind.into();
+        let mut deps: Vec<String> = Vec::new();
+        for i in kind.inputs() {
+            if !deps.iter().any(|d| d == i.step) {
+                deps.push(i.step.to_owned());
+            }
+        }
+        self.steps.push(StepPlan {
+            id: id.to_owned(),
+            deps,
+            kind,
+            timeout_seconds: self.r.timeout(id),
+        });
+    }
+
+    /// Sets a value of the resource.
+    pub fn set(&mut self, pointer: &str, v: Value) {
+        set(&mut self.values, pointer, v);
+    }
+
+    /// Fills a value of the resource from another step's output once it is ready.
+    pub fn bind(&mut self, pointer: &str, input: Input) {
+        self.bindings.push(Binding {
+            pointer: pointer.to_owned(),
+            input,
+        });
+    }
+
+    /// Makes the resource wait for another step.
+    pub fn need(&mut self, input: Input) {
+        self.needs.push(input);
+    }
+
+    /// The steps, ending with the WeightsAndBiases resource (the plan's own values merged last).
+    pub fn finish(mut self) -> Vec<StepPlan> {
+        let s = self.r.spec;
+        if s.wandb.values.is_object() {
+            deep_merge(&mut self.values, &s.wandb.values);
+        }
+        let resource = WandbResource {
+            namespace: self.r.ns.clone(),
+            name: s.wandb.name.clone(),
+            values: std::mem::take(&mut self.values),
+            bindings: std::mem::take(&mut self.bindings),
+            needs: std::mem::take(&mut self.needs),
+        };
+        self.step(ids::WANDB, resource);
+        self.steps
+    }
+}

@@ -1,0 +1,72 @@
+//! Step ids and the typed inputs that join steps: every id is written here once, and the graph's
+//! edges are derived from the inputs each step declares.
+
+use serde::Serialize;
+
+/// The namespace of W&B and its secrets.
+pub const NAMESPACE: &str = "k8s.namespace";
+/// The license Secret.
+pub const LICENSE: &str = "k8s.license";
+/// The W&B operator.
+pub const OPERATOR: &str = "k8s.operator";
+/// The KMS key everything on AWS is encrypted with.
+pub const KMS: &str = "aws.kms";
+/// The RDS subnet group.
+pub const DB_SUBNETS: &str = "aws.db-subnets";
+/// The RDS parameter groups.
+pub const DB_PARAMS: &str = "aws.db-params";
+/// The database master password in Secrets Manager.
+pub const DB_PASSWORD: &str = "aws.db-password";
+/// MySQL on RDS or Aurora.
+pub const MYSQL: &str = "aws.mysql";
+/// The Kubernetes Secret mirroring the database password.
+pub const MYSQL_PASSWORD: &str = "k8s.mysql-password";
+/// The ElastiCache subnet group.
+pub const CACHE_SUBNETS: &str = "aws.cache-subnets";
+/// The Redis AUTH token in Secrets Manager.
+pub const REDIS_AUTH: &str = "aws.redis-auth";
+/// Redis on ElastiCache.
+pub const REDIS: &str = "aws.redis";
+/// The Kubernetes Secret mirroring the Redis AUTH token.
+pub const REDIS_PASSWORD: &str = "k8s.redis-password";
+/// The artifacts bucket.
+pub const BUCKET: &str = "aws.bucket";
+/// The generated ClickHouse password.
+pub const CLICKHOUSE_PASSWORD: &str = "k8s.clickhouse-password";
+/// ClickHouse run by wbstack (bundled or Altinity).
+pub const CLICKHOUSE: &str = "k8s.clickhouse";
+/// The weave-trace workers' shared key.
+pub const WEAVE_WORKER_AUTH: &str = "k8s.weave-worker-auth";
+/// The WeightsAndBiases resource.
+pub const WANDB: &str = "k8s.wandb";
+
+/// One output of another step that a step reads (or waits for). The graph has an edge from
+/// `step` to every step with this input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Input {
+    pub step: &'static str,
+    pub output: &'static str,
+}
+
+impl Input {
+    /// The output `output` of step `step`.
+    pub const fn new(step: &'static str, output: &'static str) -> Self {
+        Input { step, output }
+    }
+}
+
+/// The outputs steps publish and others read.
+pub mod outputs {
+    /// A secret reference (never a value).
+    pub const SECRET: &str = "secret";
+    pub const NAME: &str = "name";
+    pub const NAMESPACE: &str = "namespace";
+    pub const ARN: &str = "arn";
+    pub const ENDPOINT: &str = "endpoint";
+    pub const PORT: &str = "port";
+    pub const HOST: &str = "host";
+    pub const REGION: &str = "region";
+    pub const KMS_KEY_ARN: &str = "kms_key_arn";
+    pub const INSTANCE_GROUP: &str = "instance_group";
+    pub const CLUSTER_GROUP: &str = "cluster_group";
+}

@@ -1,0 +1,403 @@
+//! What a compiled plan consists of: one payload type per kind of step, with its resolved
+//! parameters and its typed inputs. The client crates (k8s, aws) implement each kind; the CLI
+//! maps a kind to its implementation in one line.
+
+use crate::ids::{self, outputs, Input};
+use crate::model::{ClickhouseS3, LicenseSource, OperatorInstall, Resources};
+use serde::Serialize;
+
+/// A kind of step: its label (shown in graphs, tables and reports) and the outputs of other
+/// steps it reads or waits for.
+pub trait Kind {
+    /// `k8s.namespace`, `aws.s3.bucket`, ...; `aws.` kinds talk to AWS.
+    const LABEL: &'static str;
+    /// Other steps' outputs this step needs; each is an edge of the graph.
+    fn inputs(&self) -> Vec<Input>;
+}
+
+/// The input every namespaced object has: its namespace exists.
+const IN_NAMESPACE: Input = Input::new(ids::NAMESPACE, outputs::NAME);
+
+/// One step of a compiled plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepPlan {
+    pub id: String,
+    pub deps: Vec<String>,
+    #[serde(flatten)]
+    pub kind: StepKind,
+    /// Wait timeout, seconds.
+    pub timeout_seconds: u64,
+}
+
+/// A value of the WeightsAndBiases resource that comes from another step's outputs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Binding {
+    /// JSON pointer into `spec.values` (`/global/mysql/host`).
+    pub pointer: String,
+    #[serde(flatten)]
+    pub input: Input,
+}
+
+/// A namespace.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Namespace {
+    pub name: String,
+}
+
+impl Kind for Namespace {
+    const LABEL: &'static str = "k8s.namespace";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+}
+
+/// The license, from the environment, a file or the plan, into a Secret.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LicenseSecret {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+    pub source: LicenseSource,
+}
+
+impl Kind for LicenseSecret {
+    const LABEL: &'static str = "k8s.secret.license";
+    fn inputs(&self) -> Vec<Input> {
+        vec![IN_NAMESPACE]
+    }
+}
+
+/// A random password (CSPRNG) kept only in a Kubernetes Secret.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GeneratedSecret {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+    pub length: usize,
+}
+
+impl Kind for GeneratedSecret {
+    const LABEL: &'static str = "k8s.secret.generated";
+    fn inputs(&self) -> Vec<Input> {
+        vec![IN_NAMESPACE]
+    }
+}
+
+/// A Kubernetes Secret holding a value that another step keeps elsewhere (Secrets Manager);
+/// `from` names it by reference.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MirroredSecret {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+    pub from: Input,
+}
+
+impl Kind for MirroredSecret {
+    const LABEL: &'static str = "k8s.secret.mirrored";
+    fn inputs(&self) -> Vec<Input> {
+        vec![IN_NAMESPACE, self.from]
+    }
+}
+
+/// The W&B operator.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Operator {
+    pub namespace: String,
+    pub version: String,
+    pub install: OperatorInstall,
+}
+
+impl Kind for Operator {
+    const LABEL: &'static str = "k8s.wandb-operator";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+}
+
+/// Native ClickHouse: a Keeper ensemble and shards x replicas of servers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundledClickhouse {
+    pub namespace: String,
+    /// Prefix of every object's name.
+    pub name: String,
+    pub cluster_name: String,
+    pub shards: u32,
+    pub replicas: u32,
+    pub keeper_replicas: u32,
+    pub image: String,
+    pub keeper_image: String,
+    pub user: String,
+    pub database: String,
+    pub password_secret: String,
+    pub password_key: String,
+    pub log_level: String,
+    pub prometheus: bool,
+    pub s3: Option<ClickhouseS3>,
+    pub resources: Option<Resources>,
+    pub storage_size: String,
+    pub storage_class: Option<String>,
+}
+
+impl Kind for BundledClickhouse {
+    const LABEL: &'static str = "k8s.clickhouse";
+    fn inputs(&self) -> Vec<Input> {
+        vec![IN_NAMESPACE, CLICKHOUSE_SECRET]
+    }
+}
+
+/// The generated ClickHouse password both ClickHouse and W&B read.
+const CLICKHOUSE_SECRET: Input = Input::new(ids::CLICKHOUSE_PASSWORD, outputs::SECRET);
+
+/// A ClickHouseInstallation for the Altinity operator.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AltinityClickhouse {
+    pub namespace: String,
+    pub name: String,
+    pub cluster_name: String,
+    pub shards: u32,
+    pub replicas: u32,
+    pub image: String,
+    pub user: String,
+    pub password_secret: String,
+    pub password_key: String,
+    pub zookeeper_host: Option<String>,
+    pub resources: Option<Resources>,
+    pub storage_size: String,
+    pub storage_class: Option<String>,
+}
+
+impl Kind for AltinityClickhouse {
+    const LABEL: &'static str = "k8s.clickhouse-installation";
+    fn inputs(&self) -> Vec<Input> {
+        vec![IN_NAMESPACE, CLICKHOUSE_SECRET]
+    }
+}
+
+/// The WeightsAndBiases resource: static values, values bound to other steps' outputs, and the
+/// steps it waits for without reading them (the operator, the Secrets it names).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WandbResource {
+    pub namespace: String,
+    pub name: String,
+    pub values: serde_json::Value,
+    pub bindings: Vec<Binding>,
+    #[serde(skip)]
+    pub needs: Vec<Input>,
+}
+
+impl Kind for WandbResource {
+    const LABEL: &'static str = "k8s.weightsandbiases";
+    fn inputs(&self) -> Vec<Input> {
+        let mut v = vec![IN_NAMESPACE];
+        v.extend(self.needs.iter().copied());
+        v.extend(self.bindings.iter().map(|b| b.input));
+        v
+    }
+}
+
+/// The KMS key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KmsKey {
+    pub alias: String,
+    pub deletion_window_days: u32,
+}
+
+impl Kind for KmsKey {
+    const LABEL: &'static str = "aws.kms.key";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+}
+
+/// The artifacts bucket, encrypted with a given key or the `kms` step's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct S3Bucket {
+    pub name: String,
+    pub versioning: bool,
+    pub kms_key_arn: Option<String>,
+    /// The key's ARN when none is given.
+    pub kms: Option<Input>,
+}
+
+impl Kind for S3Bucket {
+    const LABEL: &'static str = "aws.s3.bucket";
+    fn inputs(&self) -> Vec<Input> {
+        self.kms.iter().copied().collect()
+    }
+}
+
+/// The RDS subnet group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DbSubnetGroup {
+    pub name: String,
+    pub subnet_ids: Vec<String>,
+}
+
+impl Kind for DbSubnetGroup {
+    const LABEL: &'static str = "aws.rds.subnet-group";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+}
+
+/// The RDS cluster and instance parameter groups.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DbParameterGroups {
+    pub name: String,
+    pub aurora: bool,
+}
+
+impl Kind for DbParameterGroups {
+    const LABEL: &'static str = "aws.rds.parameter-groups";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+}
+
+/// A generated password kept in Secrets Manager.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AwsSecret {
+    pub name: String,
+    pub recovery_days: u32,
+    /// Characters RDS / ElastiCache accept.
+    pub alphabet: String,
+    pub length: usize,
+}
+
+impl Kind for AwsSecret {
+    const LABEL: &'static str = "aws.secretsmanager.secret";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+}
+
+/// MySQL on RDS (one instance) or Aurora (a cluster and its instances).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MysqlDatabase {
+    pub identifier: String,
+    pub aurora: bool,
+    pub instances: u32,
+    pub instance_class: String,
+    pub engine_version: String,
+    pub database: String,
+    pub user: String,
+    pub storage_gb: u32,
+    pub backup_retention_days: u32,
+    pub deletion_protection: bool,
+    pub final_snapshot: bool,
+    pub security_group_ids: Vec<String>,
+    pub kms: Input,
+    pub subnets: Input,
+    pub instance_params: Input,
+    pub cluster_params: Input,
+    pub password: Input,
+}
+
+impl Kind for MysqlDatabase {
+    const LABEL: &'static str = "aws.rds.mysql";
+    fn inputs(&self) -> Vec<Input> {
+        vec![
+            self.kms,
+            self.subnets,
+            self.instance_params,
+            self.cluster_params,
+            self.password,
+        ]
+    }
+}
+
+/// The ElastiCache subnet group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CacheSubnetGroup {
+    pub name: String,
+    pub subnet_ids: Vec<String>,
+}
+
+impl Kind for CacheSubnetGroup {
+    const LABEL: &'static str = "aws.elasticache.subnet-group";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+}
+
+/// A Redis replication group on ElastiCache.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RedisCache {
+    pub id: String,
+    pub node_type: String,
+    pub nodes: u32,
+    pub multi_az: bool,
+    pub security_group_ids: Vec<String>,
+    pub kms: Input,
+    pub subnets: Input,
+    pub auth: Input,
+}
+
+impl Kind for RedisCache {
+    const LABEL: &'static str = "aws.elasticache.redis";
+    fn inputs(&self) -> Vec<Input> {
+        vec![self.kms, self.subnets, self.auth]
+    }
+}
+
+macro_rules! kinds {
+    ($($variant:ident($payload:ident)),* $(,)?) => {
+        /// Every kind of step.
+        #[derive(Clone, Debug, PartialEq, Serialize)]
+        #[serde(tag = "kind", rename_all = "kebab-case")]
+        pub enum StepKind {
+            $($variant($payload),)*
+        }
+
+        impl StepKind {
+            /// A short label for graphs and tables.
+            pub fn label(&self) -> &'static str {
+                match self {
+                    $(StepKind::$variant(_) => <$payload as Kind>::LABEL,)*
+                }
+            }
+
+            /// The outputs of other steps this step needs.
+            pub fn inputs(&self) -> Vec<Input> {
+                match self {
+                    $(StepKind::$variant(k) => k.inputs(),)*
+                }
+            }
+        }
+
+        $(impl From<$payload> for StepKind {
+            fn from(k: $payload) -> Self {
+                StepKind::$variant(k)
+            }
+        })*
+    };
+}
+
+kinds! {
+    Namespace(Namespace),
+    LicenseSecret(LicenseSecret),
+    GeneratedSecret(GeneratedSecret),
+    MirroredSecret(MirroredSecret),
+    Operator(Operator),
+    ClickhouseBundled(BundledClickhouse),
+    ClickhouseAltinity(AltinityClickhouse),
+    WandbResource(WandbResource),
+    KmsKey(KmsKey),
+    S3Bucket(S3Bucket),
+    DbSubnetGroup(DbSubnetGroup),
+    DbParameterGroups(DbParameterGroups),
+    AwsSecret(AwsSecret),
+    MysqlDatabase(MysqlDatabase),
+    CacheSubnetGroup(CacheSubnetGroup),
+    RedisCache(RedisCache),
+}
+
+impl StepKind {
+    /// Whether the step talks to AWS.
+    pub fn is_aws(&self) -> bool {
+        self.label().starts_with("aws.")
+    }
+}

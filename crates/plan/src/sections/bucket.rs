@@ -1,0 +1,148 @@
+//! `spec.bucket`: none, an existing bucket, or an S3 bucket made by wbstack and encrypted with
+//! the environment's KMS key (or a given one).
+
+use crate::build::{placeholder, Builder};
+use crate::check::{s3_bucket_problem, Checker};
+use crate::ids::{self, outputs, Input};
+use crate::kinds::S3Bucket;
+use crate::model::BucketMode;
+use crate::resolve::Resolved;
+use serde_json::json;
+
+pub(super) fn check(c: &mut Checker, r: &Resolved) {
+    let b = &r.spec.bucket;
+    match b.mode {
+        BucketMode::S3 => check_s3(c, r),
+        BucketMode::Existing => check_existing(c, r),
+        BucketMode::None => {
+            if b.name.is_some() {
+                c.at(
+                    "spec.bucket.name",
+                    true,
+                    "`name` is not used with mode none",
+                    Some("set mode to s3 or existing"),
+                );
+            }
+        }
+    }
+    if !(7..=30).contains(&b.kms_deletion_window_days) {
+        c.value(
+            "spec.bucket.kmsDeletionWindowDays",
+            "a KMS key's deletion window is 7 to 30 days",
+        );
+    }
+}
+
+fn check_s3(c: &mut Checker, r: &Resolved) {
+    let b = &r.spec.bucket;
+    let name = bucket_name(r);
+    if let Some(problem) = s3_bucket_problem(&name) {
+        let path = if b.name.is_some() {
+            "spec.bucket.name"
+        } else {
+            "metadata.name"
+        };
+        c.value(
+            path,
+            format!("the bucket name `{name}` is not valid: it {problem}"),
+        );
+    }
+    if let Some(arn) = &b.kms_key_arn {
+        if !arn.starts_with("arn:aws:kms:") && !arn.starts_with("arn:aws-") {
+            c.value(
+                "spec.bucket.kmsKeyArn",
+                format!("`{arn}` is not a KMS key ARN"),
+            );
+        }
+    }
+}
+
+fn check_existing(c: &mut Checker, r: &Resolved) {
+    let b = &r.spec.bucket;
+    match &b.name {
+        None => c.value_help(
+            "spec.bucket",
+            "an existing bucket needs its name",
+            "set spec.bucket.name",
+        ),
+        Some(n) if b.provider.as_deref().unwrap_or("s3") == "s3" => {
+            if let Some(problem) = s3_bucket_problem(n) {
+                c.value(
+                    "spec.bucket.name",
+                    format!("the bucket name `{n}` is not valid: it {problem}"),
+                );
+            }
+        }
+        _ => {}
+    }
+    if let Some(pv) = &b.provider {
+        if !["s3", "gcs", "az"].contains(&pv.as_str()) {
+            c.value(
+                "spec.bucket.provider",
+                format!("unknown provider `{pv}`; expected s3, gcs or az"),
+            );
+        }
+    }
+}
+
+/// The bucket's name: the plan's, or `<environment>-wandb-artifacts`.
+fn bucket_name(r: &Resolved) -> String {
+    r.spec
+        .bucket
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-wandb-artifacts", r.env))
+}
+
+pub(super) fn compile(b: &mut Builder, r: &Resolved) {
+    let s = &r.spec.bucket;
+    match s.mode {
+        BucketMode::None => {}
+        BucketMode::S3 => compile_s3(b, r),
+        BucketMode::Existing => {
+            b.set(
+                "/global/defaultBucket",
+                json!({"provider": s.provider.clone().unwrap_or_else(|| "s3".into()), "name": s.name, "region": s.region.clone().or_else(|| r.aws.region.clone())}),
+            );
+            if let Some(k) = &s.kms_key_arn {
+                b.set("/global/defaultBucket/kmsKey", json!(k));
+            }
+        }
+    }
+    if let Some(cs) = &s.credentials_secret {
+        b.set(
+            "/global/bucket/secret",
+            json!({"secretName": cs, "accessKeyName": "ACCESS_KEY", "secretKeyName": "SECRET_KEY"}),
+        );
+    }
+}
+
+fn compile_s3(b: &mut Builder, r: &Resolved) {
+    let s = &r.spec.bucket;
+    let name = bucket_name(r);
+    let kms = Input::new(ids::KMS, outputs::ARN);
+    b.step(
+        ids::BUCKET,
+        S3Bucket {
+            name: name.clone(),
+            versioning: s.versioning,
+            kms_key_arn: s.kms_key_arn.clone(),
+            kms: s.kms_key_arn.is_none().then_some(kms),
+        },
+    );
+    let region = Input::new(ids::BUCKET, outputs::REGION);
+    let shown_region = s
+        .region
+        .clone()
+        .or_else(|| r.aws.region.clone())
+        .unwrap_or_else(|| placeholder(region));
+    b.set(
+        "/global/defaultBucket",
+        json!({"provider": "s3", "name": name, "region": shown_region, "kmsKey": s.kms_key_arn.clone().unwrap_or_else(|| placeholder(kms))}),
+    );
+    b.bind("/global/defaultBucket/region", region);
+    b.bind(
+        "/global/defaultBucket/kmsKey",
+        Input::new(ids::BUCKET, outputs::KMS_KEY_ARN),
+    );
+}

@@ -1,0 +1,38 @@
+//! The plan by section. Each section checks its part of the plan (diagnostics at
+//! file:line:column) and compiles it into steps and values, in the order the steps run.
+
+mod aws;
+mod bucket;
+mod clickhouse;
+mod components;
+mod mysql;
+mod redis;
+mod references;
+mod wandb;
+
+use crate::build::Builder;
+use crate::check::Checker;
+use crate::resolve::Resolved;
+
+/// Every section's checks, then the checks that need the compiled step ids.
+pub(crate) fn check(c: &mut Checker, r: &Resolved) {
+    wandb::check(c, r);
+    components::check(c, r);
+    mysql::check(c, r);
+    redis::check(c, r);
+    bucket::check(c, r);
+    clickhouse::check(c, r);
+    aws::check(c, r);
+    references::check(c, r);
+}
+
+/// Every section's steps and values, dependencies first.
+pub(crate) fn compile(b: &mut Builder, r: &Resolved) {
+    wandb::compile(b, r);
+    aws::compile(b, r);
+    mysql::compile(b, r);
+    redis::compile(b, r);
+    bucket::compile(b, r);
+    clickhouse::compile(b, r);
+    components::compile(b, r);
+}

@@ -1,0 +1,233 @@
+//! `spec.mysql`: the chart's MySQL, one you run, or RDS / Aurora made by wbstack (subnet group,
+//! parameter groups, master password in Secrets Manager, mirrored into a Kubernetes Secret).
+
+use crate::build::{placeholder, Builder};
+use crate::check::{aws_identifier_problem, check_secret_ref, Checker};
+use crate::compile::names;
+use crate::ids::{self, outputs, Input};
+use crate::kinds::{AwsSecret, DbParameterGroups, DbSubnetGroup, MirroredSecret, MysqlDatabase};
+use crate::model::{MysqlMode, MysqlSpec, SecretKeyRef};
+use crate::resolve::Resolved;
+use serde_json::json;
+
+/// The characters RDS accepts in a master password that wbstack generates.
+pub(super) const ALPHANUMERIC: &str =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+pub(super) fn check(c: &mut Checker, r: &Resolved) {
+    let m = &r.spec.mysql;
+    match m.mode {
+        MysqlMode::External => check_external(c, m),
+        MysqlMode::InCluster => {
+            for (field, set) in [
+                ("host", m.host.is_some()),
+                ("instanceClass", m.instance_class.is_some()),
+                ("passwordSecret", m.password_secret.is_some()),
+            ] {
+                if set {
+                    c.at(
+                        &format!("spec.mysql.{field}"),
+                        true,
+                        format!("`{field}` is not used with mode in-cluster"),
+                        Some("set mode to external, rds or aurora, or remove it"),
+                    );
+                }
+            }
+        }
+        MysqlMode::Rds | MysqlMode::Aurora => check_aws(c, r, m),
+    }
+    check_names(c, m);
+}
+
+fn check_external(c: &mut Checker, m: &MysqlSpec) {
+    if m.host.as_deref().unwrap_or("").is_empty() {
+        c.value_help(
+            "spec.mysql",
+            "external MySQL needs a host",
+            "set spec.mysql.host",
+        );
+    }
+    match &m.password_secret {
+        None => c.value_help(
+            "spec.mysql",
+            "external MySQL needs a password Secret",
+            "set spec.mysql.passwordSecret {name, key}",
+        ),
+        Some(s) => check_secret_ref(c, "spec.mysql.passwordSecret", s),
+    }
+}
+
+fn check_aws(c: &mut Checker, r: &Resolved, m: &MysqlSpec) {
+    if m.host.is_some() {
+        c.at(
+            "spec.mysql.host",
+            true,
+            "the host of an RDS database is known only once it exists",
+            Some("remove host, or use mode external"),
+        );
+    }
+    if let Some(ic) = &m.instance_class {
+        if !ic.starts_with("db.") || ic.split('.').count() != 3 {
+            c.value(
+                "spec.mysql.instanceClass",
+                format!("`{ic}` is not an RDS instance class (like db.r6g.large)"),
+            );
+        }
+    }
+    if m.mode == MysqlMode::Aurora && m.instances == Some(0) {
+        c.value(
+            "spec.mysql.instances",
+            "an Aurora cluster needs at least one instance",
+        );
+    }
+    if m.mode == MysqlMode::Aurora && m.storage_gb.is_some() {
+        c.at(
+            "spec.mysql.storageGb",
+            true,
+            "Aurora storage grows by itself; storageGb is for mode rds",
+            None,
+        );
+    }
+    if m.storage_gb.is_some_and(|g| !(20..=65536).contains(&g)) {
+        c.value("spec.mysql.storageGb", "RDS storage must be 20 to 65536 GB");
+    }
+    if m.backup_retention_days.is_some_and(|d| d > 35) {
+        c.value(
+            "spec.mysql.backupRetentionDays",
+            "RDS keeps backups at most 35 days",
+        );
+    }
+    if let Some(problem) = aws_identifier_problem(&format!("{}-mysql", r.env), 63) {
+        c.value(
+            "metadata.name",
+            format!("the database identifier `{}-mysql` {problem}", r.env),
+        );
+    }
+}
+
+fn check_names(c: &mut Checker, m: &MysqlSpec) {
+    if let Some(db) = &m.database {
+        if db.is_empty()
+            || db.len() > 64
+            || !db.as_bytes()[0].is_ascii_alphabetic()
+            || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            c.value("spec.mysql.database", format!("`{db}` is not a valid MySQL database name (letters, digits, '_', starting with a letter)"));
+        }
+    }
+    if let Some(u) = &m.user {
+        if u.is_empty()
+            || u.len() > 16
+            || !u.as_bytes()[0].is_ascii_alphabetic()
+            || !u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            c.value("spec.mysql.user", format!("`{u}` is not a valid MySQL user name (1-16 letters, digits or '_', starting with a letter)"));
+        } else if ["admin", "root", "rdsadmin", "mysql"].contains(&u.as_str())
+            && matches!(m.mode, MysqlMode::Rds | MysqlMode::Aurora)
+        {
+            c.value("spec.mysql.user", format!("`{u}` is reserved by RDS"));
+        }
+    }
+}
+
+pub(super) fn compile(b: &mut Builder, r: &Resolved) {
+    let m = &r.spec.mysql;
+    b.set("/mysql/install", json!(m.mode == MysqlMode::InCluster));
+    let database = m.database.clone().unwrap_or_else(|| "wandb_local".into());
+    let user = m.user.clone().unwrap_or_else(|| "wandb".into());
+    match m.mode {
+        MysqlMode::InCluster => {}
+        MysqlMode::External => {
+            // Validation requires the secret; compile stays total for plans not yet validated.
+            let ps = m.password_secret.clone().unwrap_or(SecretKeyRef {
+                name: String::new(),
+                key: String::new(),
+            });
+            b.set(
+                "/global/mysql",
+                json!({"host": m.host, "port": m.port.unwrap_or(3306), "database": database, "user": user, "passwordSecret": {"name": ps.name, "passwordKey": ps.key}}),
+            );
+        }
+        MysqlMode::Rds | MysqlMode::Aurora => compile_aws(b, r, database, user),
+    }
+}
+
+fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
+    let (m, env, pre) = (&r.spec.mysql, r.env, &r.preset);
+    let aurora = m.mode == MysqlMode::Aurora;
+    b.step(
+        ids::DB_SUBNETS,
+        DbSubnetGroup {
+            name: format!("{env}-mysql"),
+            subnet_ids: r.aws.subnet_ids.clone(),
+        },
+    );
+    b.step(
+        ids::DB_PARAMS,
+        DbParameterGroups {
+            name: format!("{env}-mysql"),
+            aurora,
+        },
+    );
+    b.step(
+        ids::DB_PASSWORD,
+        AwsSecret {
+            name: format!("wbstack/{env}/mysql-master"),
+            recovery_days: r.aws.secret_recovery_days,
+            alphabet: ALPHANUMERIC.into(),
+            length: 32,
+        },
+    );
+    b.step(
+        ids::MYSQL,
+        MysqlDatabase {
+            identifier: format!("{env}-mysql"),
+            aurora,
+            instances: m
+                .instances
+                .unwrap_or(if aurora { pre.db_instances } else { 1 }),
+            instance_class: m
+                .instance_class
+                .clone()
+                .unwrap_or_else(|| pre.db_instance_class.into()),
+            engine_version: m.engine_version.clone().unwrap_or_else(|| {
+                if aurora {
+                    "8.0.mysql_aurora.3.05.2".into()
+                } else {
+                    "8.0.39".into()
+                }
+            }),
+            database: database.clone(),
+            user: user.clone(),
+            storage_gb: m.storage_gb.unwrap_or(pre.db_storage_gb),
+            backup_retention_days: m
+                .backup_retention_days
+                .unwrap_or(pre.db_backup_retention_days),
+            deletion_protection: m.deletion_protection.unwrap_or(r.plan.metadata.protected),
+            final_snapshot: m.final_snapshot,
+            security_group_ids: r.aws.security_group_ids.clone(),
+            kms: Input::new(ids::KMS, outputs::ARN),
+            subnets: Input::new(ids::DB_SUBNETS, outputs::NAME),
+            instance_params: Input::new(ids::DB_PARAMS, outputs::INSTANCE_GROUP),
+            cluster_params: Input::new(ids::DB_PARAMS, outputs::CLUSTER_GROUP),
+            password: Input::new(ids::DB_PASSWORD, outputs::SECRET),
+        },
+    );
+    b.step(
+        ids::MYSQL_PASSWORD,
+        MirroredSecret {
+            namespace: r.ns.clone(),
+            name: names::MYSQL.into(),
+            key: names::MYSQL_KEY.into(),
+            from: Input::new(ids::DB_PASSWORD, outputs::SECRET),
+        },
+    );
+    b.need(Input::new(ids::MYSQL_PASSWORD, outputs::SECRET));
+    let host = Input::new(ids::MYSQL, outputs::ENDPOINT);
+    b.set(
+        "/global/mysql",
+        json!({"host": placeholder(host), "port": 3306, "database": database, "user": user, "passwordSecret": {"name": names::MYSQL, "passwordKey": names::MYSQL_KEY}}),
+    );
+    b.bind("/global/mysql/host", host);
+    b.bind("/global/mysql/port", Input::new(ids::MYSQL, outputs::PORT));
+}

@@ -1,0 +1,141 @@
+//! `spec.redis`: the chart's Redis, one you run, or an ElastiCache group made by wbstack (subnet
+//! group, AUTH token in Secrets Manager, mirrored into a Kubernetes Secret).
+
+use super::mysql::ALPHANUMERIC;
+use crate::build::{placeholder, Builder};
+use crate::check::{aws_identifier_problem, check_secret_ref, Checker};
+use crate::compile::names;
+use crate::ids::{self, outputs, Input};
+use crate::kinds::{AwsSecret, CacheSubnetGroup, MirroredSecret, RedisCache};
+use crate::model::RedisMode;
+use crate::resolve::Resolved;
+use serde_json::json;
+
+pub(super) fn check(c: &mut Checker, r: &Resolved) {
+    let s = &r.spec.redis;
+    match s.mode {
+        RedisMode::External => {
+            if s.host.as_deref().unwrap_or("").is_empty() {
+                c.value_help(
+                    "spec.redis",
+                    "external Redis needs a host",
+                    "set spec.redis.host",
+                );
+            }
+            if let Some(ps) = &s.password_secret {
+                check_secret_ref(c, "spec.redis.passwordSecret", ps);
+            }
+        }
+        RedisMode::InCluster => {
+            if s.host.is_some() {
+                c.at(
+                    "spec.redis.host",
+                    true,
+                    "`host` is not used with mode in-cluster",
+                    Some("set mode to external or elasticache, or remove it"),
+                );
+            }
+        }
+        RedisMode::Elasticache => check_elasticache(c, r),
+    }
+}
+
+fn check_elasticache(c: &mut Checker, r: &Resolved) {
+    let s = &r.spec.redis;
+    if s.host.is_some() {
+        c.at(
+            "spec.redis.host",
+            true,
+            "the host of an ElastiCache group is known only once it exists",
+            Some("remove host, or use mode external"),
+        );
+    }
+    if let Some(nt) = &s.node_type {
+        if !nt.starts_with("cache.") || nt.split('.').count() != 3 {
+            c.value(
+                "spec.redis.nodeType",
+                format!("`{nt}` is not an ElastiCache node type (like cache.m6g.large)"),
+            );
+        }
+    }
+    if let Some(problem) = aws_identifier_problem(&format!("{}-redis", r.env), 40) {
+        c.value(
+            "metadata.name",
+            format!("the cache identifier `{}-redis` {problem}", r.env),
+        );
+    }
+}
+
+pub(super) fn compile(b: &mut Builder, r: &Resolved) {
+    let s = &r.spec.redis;
+    b.set("/redis/install", json!(s.mode == RedisMode::InCluster));
+    match s.mode {
+        RedisMode::InCluster => {}
+        RedisMode::External => {
+            let mut v = json!({"host": s.host, "port": s.port.unwrap_or(6379)});
+            if let Some(ps) = &s.password_secret {
+                v["passwordSecret"] = json!({"name": ps.name, "passwordKey": ps.key});
+            }
+            if s.tls == Some(true) {
+                v["params"] = json!({"tls": true});
+            }
+            b.set("/global/redis", v);
+        }
+        RedisMode::Elasticache => compile_elasticache(b, r),
+    }
+}
+
+fn compile_elasticache(b: &mut Builder, r: &Resolved) {
+    let (env, pre) = (r.env, &r.preset);
+    b.step(
+        ids::CACHE_SUBNETS,
+        CacheSubnetGroup {
+            name: format!("{env}-redis"),
+            subnet_ids: r.aws.subnet_ids.clone(),
+        },
+    );
+    b.step(
+        ids::REDIS_AUTH,
+        AwsSecret {
+            name: format!("wbstack/{env}/redis-auth"),
+            recovery_days: r.aws.secret_recovery_days,
+            alphabet: ALPHANUMERIC.into(),
+            length: 64,
+        },
+    );
+    b.step(
+        ids::REDIS,
+        RedisCache {
+            id: format!("{env}-redis"),
+            node_type: r
+                .spec
+                .redis
+                .node_type
+                .clone()
+                .unwrap_or_else(|| pre.cache_node_type.into()),
+            nodes: pre.cache_nodes,
+            multi_az: pre.multi_az(),
+            security_group_ids: r.aws.security_group_ids.clone(),
+            kms: Input::new(ids::KMS, outputs::ARN),
+            subnets: Input::new(ids::CACHE_SUBNETS, outputs::NAME),
+            auth: Input::new(ids::REDIS_AUTH, outputs::SECRET),
+        },
+    );
+    b.step(
+        ids::REDIS_PASSWORD,
+        MirroredSecret {
+            namespace: r.ns.clone(),
+            name: names::REDIS.into(),
+            key: names::REDIS_KEY.into(),
+            from: Input::new(ids::REDIS_AUTH, outputs::SECRET),
+        },
+    );
+    b.need(Input::new(ids::REDIS_PASSWORD, outputs::SECRET));
+    let host = Input::new(ids::REDIS, outputs::ENDPOINT);
+    b.set(
+        "/global/redis",
+        json!({"host": placeholder(host), "port": 6379, "passwordSecret": {"name": names::REDIS, "passwordKey": names::REDIS_KEY}, "params": {"tls": true}}),
+    );
+    b.bind("/global/redis/host", host);
+    b.bind("/global/redis/port", Input::new(ids::REDIS, outputs::PORT));
+}

@@ -1,0 +1,182 @@
+//! The environment itself: metadata, the namespace, the host, the license and the operator.
+
+use crate::build::Builder;
+use crate::check::{check_secret_ref, is_dns_label, is_dns_subdomain, Checker};
+use crate::compile::names;
+use crate::ids::{self, outputs, Input};
+use crate::kinds::{LicenseSecret, Namespace, Operator};
+use crate::model::API_VERSION;
+use crate::resolve::Resolved;
+use serde_json::json;
+
+pub(super) fn check(c: &mut Checker, r: &Resolved) {
+    let p = r.plan;
+    if p.api_version != API_VERSION {
+        c.value_help(
+            "apiVersion",
+            format!("unsupported apiVersion `{}`", p.api_version),
+            &format!("use `{API_VERSION}`"),
+        );
+    }
+    if p.kind != "Plan" {
+        c.value("kind", format!("expected kind `Plan`, found `{}`", p.kind));
+    }
+    if !is_dns_label(&p.metadata.name, 40) {
+        c.value_help("metadata.name", format!("`{}` is not a valid environment name", p.metadata.name), "use at most 40 lowercase letters, digits and '-', starting and ending with a letter or digit");
+    }
+    let s = r.spec;
+    if !is_dns_label(&s.kubernetes.namespace, 63) {
+        c.value(
+            "spec.kubernetes.namespace",
+            format!(
+                "`{}` is not a valid namespace name (a DNS label)",
+                s.kubernetes.namespace
+            ),
+        );
+    }
+    if !is_dns_subdomain(&s.wandb.name) {
+        c.value(
+            "spec.wandb.name",
+            format!(
+                "`{}` is not a valid resource name (a DNS subdomain)",
+                s.wandb.name
+            ),
+        );
+    }
+    check_host(c, &s.wandb.host);
+    check_license(c, r);
+    check_operator(c, r);
+    if !s.wandb.values.is_null() && !s.wandb.values.is_object() {
+        c.value("spec.wandb.values", "values must be a mapping");
+    }
+    if s.wandb.weave.trace_workers && !s.wandb.weave.enabled {
+        c.value(
+            "spec.wandb.weave.traceWorkers",
+            "trace workers need weave (`enabled: true`)",
+        );
+    }
+}
+
+fn check_host(c: &mut Checker, host: &str) {
+    let rest = host
+        .strip_prefix("https://")
+        .or_else(|| host.strip_prefix("http://"));
+    match rest {
+        None => c.value_help(
+            "spec.wandb.host",
+            format!("`{host}` is not an http(s) URL"),
+            "like https://wandb.example.com",
+        ),
+        Some(r) if r.is_empty() || r.starts_with('/') => {
+            c.value("spec.wandb.host", format!("`{host}` has no host name"))
+        }
+        _ => {}
+    }
+}
+
+fn check_license(c: &mut Checker, r: &Resolved) {
+    let l = &r.spec.wandb.license;
+    let given = [
+        l.env.is_some(),
+        l.file.is_some(),
+        l.value.is_some(),
+        l.secret.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if given != 1 {
+        c.value_help(
+            "spec.wandb.license",
+            if given == 0 {
+                "the license is missing".to_string()
+            } else {
+                "give the license one way only".to_string()
+            },
+            "set exactly one of env, file, value or secret",
+        );
+    }
+    if let Some(e) = &l.env {
+        if e.is_empty()
+            || !e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || e.as_bytes()[0].is_ascii_digit()
+        {
+            c.value(
+                "spec.wandb.license.env",
+                format!("`{e}` is not an environment variable name"),
+            );
+        }
+    }
+    if let Some(v) = &l.value {
+        if v.trim().is_empty() {
+            c.value("spec.wandb.license.value", "the license is empty");
+        }
+    }
+    if let Some(s) = &l.secret {
+        check_secret_ref(c, "spec.wandb.license.secret", s);
+    }
+}
+
+fn check_operator(c: &mut Checker, r: &Resolved) {
+    let o = &r.spec.wandb.operator;
+    if !o.version.split('.').all(|x| x.parse::<u32>().is_ok()) || o.version.split('.').count() != 3
+    {
+        c.value(
+            "spec.wandb.operator.version",
+            format!("`{}` is not a version like 1.21.3", o.version),
+        );
+    }
+    if !is_dns_label(&o.namespace, 63) {
+        c.value(
+            "spec.wandb.operator.namespace",
+            format!("`{}` is not a valid namespace name", o.namespace),
+        );
+    }
+}
+
+pub(super) fn compile(b: &mut Builder, r: &Resolved) {
+    let s = r.spec;
+    b.step(ids::NAMESPACE, Namespace { name: r.ns.clone() });
+    b.need(Input::new(ids::OPERATOR, outputs::NAMESPACE));
+    b.set("/global/host", json!(s.wandb.host));
+    b.set("/global/size", json!(s.size.as_str()));
+    if let Some(sc) = &s.kubernetes.storage_class {
+        b.set("/global/storageClass", json!(sc));
+    }
+    if let Some(cp) = &s.wandb.cloud_provider {
+        b.set("/global/cloudProvider", json!(cp));
+    } else if s.aws.is_some() {
+        b.set("/global/cloudProvider", json!("aws"));
+    }
+    match &s.wandb.license.secret {
+        Some(l) => b.set(
+            "/global/licenseSecret",
+            json!({"name": l.name, "key": l.key}),
+        ),
+        None => {
+            b.step(
+                ids::LICENSE,
+                LicenseSecret {
+                    namespace: r.ns.clone(),
+                    name: names::LICENSE.into(),
+                    key: names::LICENSE_KEY.into(),
+                    source: s.wandb.license.clone(),
+                },
+            );
+            b.need(Input::new(ids::LICENSE, outputs::SECRET));
+            b.set(
+                "/global/licenseSecret",
+                json!({"name": names::LICENSE, "key": names::LICENSE_KEY}),
+            );
+        }
+    }
+    let o = &s.wandb.operator;
+    b.step(
+        ids::OPERATOR,
+        Operator {
+            namespace: o.namespace.clone(),
+            version: o.version.clone(),
+            install: o.install,
+        },
+    );
+}
