@@ -1,7 +1,7 @@
 //! Connecting to the cluster: a kubeconfig context, or the embedded sandbox.
 
 use crate::cli::Target;
-use crate::exit::{Failure, ENVIRONMENT};
+use crate::exit::CliError;
 use kube_emulator::{Config as EmuConfig, Emulator, Running};
 use std::path::Path;
 use std::time::Duration;
@@ -36,13 +36,10 @@ fn sandbox_delay() -> Duration {
 }
 
 /// Connects as the target says.
-pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected, Failure> {
+pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected, CliError> {
     if t.sandbox {
         std::fs::create_dir_all(state).map_err(|e| {
-            Failure::new(
-                ENVIRONMENT,
-                format!("cannot create {}: {e}", state.display()),
-            )
+            CliError::environment(format!("cannot create {}: {e}", state.display()))
         })?;
         let d = sandbox_delay();
         let emu = Emulator::new(EmuConfig {
@@ -52,26 +49,18 @@ pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected,
             never_ready: Vec::new(),
         })
         .persisted(&state.join("sandbox-cluster.json"))
-        .map_err(|e| {
-            Failure::new(
-                ENVIRONMENT,
-                format!("the sandbox cluster cannot be loaded: {e}"),
-            )
-        })?;
+        .map_err(|e| CliError::environment(format!("the sandbox cluster cannot be loaded: {e}")))?;
         let running = emu
             .serve("127.0.0.1:0".parse().expect("a literal address"))
             .await
-            .map_err(|e| Failure::new(ENVIRONMENT, format!("the sandbox cannot start: {e}")))?;
+            .map_err(|e| CliError::environment(format!("the sandbox cannot start: {e}")))?;
         let url = running.url();
         let config = kube::Config::new(
             url.parse()
-                .map_err(|e| Failure::new(ENVIRONMENT, format!("{e}")))?,
+                .map_err(|e| CliError::environment(format!("{e}")))?,
         );
         let client = kube::Client::try_from(config).map_err(|e| {
-            Failure::new(
-                ENVIRONMENT,
-                format!("cannot build a client for the sandbox: {e}"),
-            )
+            CliError::environment(format!("cannot build a client for the sandbox: {e}"))
         })?;
         return Ok(Connected {
             kube: Kube::new(client),
@@ -90,12 +79,11 @@ pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected,
     let config = match kube::config::Kubeconfig::read() {
         Ok(kc) => kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
-            .map_err(|e| Failure::new(ENVIRONMENT, format!("cannot use the kubeconfig: {e}")))?,
+            .map_err(|e| CliError::environment(format!("cannot use the kubeconfig: {e}")))?,
         Err(_) => kube::Config::infer().await.map_err(|e| {
-            Failure::new(
-                ENVIRONMENT,
-                format!("no kubeconfig and no in-cluster configuration: {e}"),
-            )
+            CliError::environment(format!(
+                "no kubeconfig and no in-cluster configuration: {e}"
+            ))
         })?,
     };
     let description = format!(
@@ -105,12 +93,8 @@ pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected,
             .map(|c| format!(" (context {c})"))
             .unwrap_or_default()
     );
-    let client = kube::Client::try_from(config).map_err(|e| {
-        Failure::new(
-            ENVIRONMENT,
-            format!("cannot build a Kubernetes client: {e}"),
-        )
-    })?;
+    let client = kube::Client::try_from(config)
+        .map_err(|e| CliError::environment(format!("cannot build a Kubernetes client: {e}")))?;
     Ok(Connected {
         kube: Kube::new(client),
         sandbox: None,

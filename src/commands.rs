@@ -3,19 +3,19 @@
 use crate::cli::{Cli, Command, GraphFormat, OnFailure, OutputFormat, RunOpts, Target};
 use crate::cluster::connect;
 use crate::env::{self, target_plan};
-use crate::exit::*;
+use crate::exit::{CliError, Exit};
 use crate::reporter;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use wbstack_engine::{
-    force_unlock, CancellationToken, DownOptions, Engine, EngineConfig, EnvLock, EventSink,
-    FailurePolicy, Journal, LockError, LockOptions, Observation, Phase, RunReport, RunStatus,
-    StepCtx, StepOutcome,
+    decide, force_unlock, CancellationToken, Decision, DownOptions, Engine, EngineConfig, EnvLock,
+    EventSink, FailurePolicy, Found, Journal, LockError, LockOptions, Observation, Phase,
+    RunReport, RunStatus, StepCtx, StepOutcome,
 };
 
 /// Runs a parsed command line; returns the exit code.
-pub async fn run(cli: Cli) -> Result<i32, Failure> {
+pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let fmt = cli.output;
     match cli.command {
         Command::Validate { plans } => validate(&plans, fmt),
@@ -24,19 +24,18 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
                 "{}",
                 serde_json::to_string_pretty(&wbstack_plan::schema()).unwrap_or_default()
             );
-            Ok(OK)
+            Ok(Exit::Ok)
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "wbstack", &mut std::io::stdout());
-            Ok(OK)
+            Ok(Exit::Ok)
         }
         Command::Graph { plan, format } => graph(&plan, format),
         Command::Render { plan } => render(&plan),
         Command::Unlock { target } => {
             let (loaded, dir) = target_plan(&cli.state_dir, &target)?;
-            let holder =
-                force_unlock(&dir).map_err(|e| Failure::new(ENVIRONMENT, e.to_string()))?;
+            let holder = force_unlock(&dir).map_err(|e| CliError::environment(e.to_string()))?;
             match holder {
                 Some(h) => eprintln!(
                     "removed the lock of {} held by {h}",
@@ -44,7 +43,7 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
                 ),
                 None => eprintln!("{} was not locked", loaded.plan.metadata.name),
             }
-            Ok(OK)
+            Ok(Exit::Ok)
         }
         Command::Status { target } => status(&cli.state_dir, &target, fmt),
         Command::Plan { target } => plan(&cli.state_dir, &target, fmt).await,
@@ -57,8 +56,8 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
     }
 }
 
-fn validate(plans: &[std::path::PathBuf], fmt: OutputFormat) -> Result<i32, Failure> {
-    let mut code = OK;
+fn validate(plans: &[std::path::PathBuf], fmt: OutputFormat) -> Result<Exit, CliError> {
+    let mut code = Exit::Ok;
     for p in plans {
         match env::load(p) {
             Ok(l) => {
@@ -73,15 +72,15 @@ fn validate(plans: &[std::path::PathBuf], fmt: OutputFormat) -> Result<i32, Fail
                 }
             }
             Err(f) => {
-                eprintln!("{}", f.message);
-                code = f.code;
+                eprintln!("{f}");
+                code = f.exit();
             }
         }
     }
     Ok(code)
 }
 
-fn graph(path: &Path, format: GraphFormat) -> Result<i32, Failure> {
+fn graph(path: &Path, format: GraphFormat) -> Result<Exit, CliError> {
     let l = env::load(path)?;
     let steps = wbstack_plan::compile(&l.plan);
     match format {
@@ -113,7 +112,7 @@ fn graph(path: &Path, format: GraphFormat) -> Result<i32, Failure> {
             }
         }
     }
-    Ok(OK)
+    Ok(Exit::Ok)
 }
 
 /// The YAML documents `render` prints: the WeightsAndBiases resource and ClickHouse manifests.
@@ -136,7 +135,7 @@ pub fn render_documents(plan: &wbstack_plan::Plan) -> Vec<serde_json::Value> {
     docs
 }
 
-fn render(path: &Path) -> Result<i32, Failure> {
+fn render(path: &Path) -> Result<Exit, CliError> {
     let l = env::load(path)?;
     for d in render_documents(&l.plan) {
         println!(
@@ -144,10 +143,10 @@ fn render(path: &Path) -> Result<i32, Failure> {
             serde_yaml_ng::to_string(&d).unwrap_or_default().trim_end()
         );
     }
-    Ok(OK)
+    Ok(Exit::Ok)
 }
 
-fn status(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure> {
+fn status(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> {
     let (loaded, dir) = target_plan(root, t)?;
     let state = Journal::read_state(&dir.join("journal.jsonl"))?;
     let now = wbstack_engine::now_ms();
@@ -226,7 +225,7 @@ fn status(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure> {
             }
         }
     }
-    Ok(OK)
+    Ok(Exit::Ok)
 }
 
 fn human_age(ms: u64) -> String {
@@ -239,9 +238,9 @@ fn human_age(ms: u64) -> String {
     }
 }
 
-fn engine_config(run: &RunOpts) -> Result<EngineConfig, Failure> {
+fn engine_config(run: &RunOpts) -> Result<EngineConfig, CliError> {
     if run.parallelism == 0 {
-        return Err(Failure::new(INVALID, "--parallelism must be at least 1"));
+        return Err(CliError::invalid("--parallelism must be at least 1"));
     }
     Ok(EngineConfig {
         parallelism: run.parallelism,
@@ -253,12 +252,11 @@ fn engine_config(run: &RunOpts) -> Result<EngineConfig, Failure> {
     })
 }
 
-fn lock(dir: &Path, what: &str) -> Result<EnvLock, Failure> {
+fn lock(dir: &Path) -> Result<EnvLock, CliError> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let _ = what;
     EnvLock::acquire(dir, LockOptions::new(command)).map_err(|e| match e {
-        LockError::Held { .. } => Failure::new(LOCKED, e.to_string()),
-        other => Failure::new(ENVIRONMENT, other.to_string()),
+        LockError::Held { .. } => CliError::Locked(e.to_string()),
+        other => CliError::environment(other.to_string()),
     })
 }
 
@@ -319,15 +317,6 @@ fn summarize(r: &RunReport, fmt: OutputFormat) {
     }
 }
 
-fn code_of(r: &RunReport) -> i32 {
-    match r.status {
-        RunStatus::Succeeded => OK,
-        RunStatus::Failed => FAILED,
-        RunStatus::RolledBack => ROLLED_BACK,
-        RunStatus::Cancelled => INTERRUPTED,
-    }
-}
-
 /// Which engine operation a run performs.
 enum Op {
     Up,
@@ -342,7 +331,7 @@ async fn execute(
     run: &RunOpts,
     fmt: OutputFormat,
     op: Op,
-) -> Result<i32, Failure> {
+) -> Result<Exit, CliError> {
     let (mut loaded, dir) = target_plan(root, t)?;
     let config = engine_config(run)?;
     if let Op::Down { force: true } = op {
@@ -359,7 +348,7 @@ async fn execute(
         Op::Up => env::license(&loaded)?,
         Op::Down { force } => {
             if loaded.plan.metadata.protected && !force {
-                return Err(Failure::new(REFUSED, format!("{name} is protected (metadata.protected: true); run `down --force` to tear it down anyway")));
+                return Err(CliError::refused(format!("{name} is protected (metadata.protected: true); run `down --force` to tear it down anyway")));
             }
             // Teardown needs no license value; when it is not at hand a placeholder stands in,
             // which no teardown writes anywhere.
@@ -372,13 +361,10 @@ async fn execute(
         }
     };
     let steps = wbstack_plan::compile(&loaded.plan);
-    let _lock = lock(&dir, if matches!(op, Op::Up) { "up" } else { "down" })?;
+    let _lock = lock(&dir)?;
     if matches!(op, Op::Up) {
         std::fs::write(dir.join("plan.yaml"), &loaded.text).map_err(|e| {
-            Failure::new(
-                ENVIRONMENT,
-                format!("cannot save the plan in {}: {e}", dir.display()),
-            )
+            CliError::environment(format!("cannot save the plan in {}: {e}", dir.display()))
         })?;
     }
     let conn = connect(t, &loaded.plan, &dir).await?;
@@ -389,7 +375,7 @@ async fn execute(
             conn.description
         );
     }
-    let aws = crate::wiring::aws_for(&loaded.plan, &steps).await?;
+    let aws = crate::aws::connect(&loaded.plan, &steps).await?;
     let graph = crate::wiring::graph(
         &loaded.plan,
         &steps,
@@ -419,17 +405,35 @@ async fn execute(
     conn.close();
     let report = report?;
     summarize(&report, fmt);
-    Ok(code_of(&report))
+    Ok(report.status.into())
+}
+
+/// What `up` would do, in a word or two.
+fn preview(d: &Decision, observed: &Observation) -> String {
+    match d {
+        Decision::Create => "create".into(),
+        Decision::Update { .. } => "update".into(),
+        Decision::Replace { .. } => "replace (drift)".into(),
+        Decision::Keep(Found::Adopted) => "adopt (exists)".into(),
+        Decision::Keep(_) => "unchanged".into(),
+        Decision::Wait(_) => match observed {
+            Observation::InProgress { detail } => {
+                format!("wait ({})", detail.clone().unwrap_or_default())
+            }
+            _ => "wait".into(),
+        },
+        Decision::Broken(message) => format!("fails: {message}"),
+    }
 }
 
 /// `plan`: observe each step read-only and say what `up` would do.
-async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure> {
+async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> {
     let (loaded, dir) = target_plan(root, t)?;
     let license = env::license(&loaded)?;
     let steps = wbstack_plan::compile(&loaded.plan);
     let state = Journal::read_state(&dir.join("journal.jsonl"))?;
     let conn = connect(t, &loaded.plan, &dir).await?;
-    let aws = crate::wiring::aws_for(&loaded.plan, &steps).await?;
+    let aws = crate::aws::connect(&loaded.plan, &steps).await?;
     let mut rows = Vec::new();
     let mut outputs: BTreeMap<wbstack_engine::StepId, wbstack_engine::Outputs> = BTreeMap::new();
     {
@@ -456,25 +460,19 @@ async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure
                 CancellationToken::new(),
                 EventSink::new(),
             );
-            let desired = spec.step.fingerprint();
-            let recorded = state.steps.get(&spec.id).filter(|s| s.may_exist());
             let action = match spec.step.observe(&ctx).await {
-                Ok(Observation::Absent) => "create".to_string(),
-                Ok(Observation::InProgress { detail }) => {
-                    format!("wait ({})", detail.unwrap_or_default())
-                }
-                Ok(Observation::Failed { message }) => format!("fails: {message}"),
-                Ok(Observation::Ready {
-                    outputs: o,
-                    fingerprint,
-                }) => {
-                    outputs.insert(spec.id.clone(), o);
-                    match fingerprint.or_else(|| recorded.and_then(|r| r.fingerprint.clone())) {
-                        Some(fp) if fp != desired && spec.step.supports_update() => "update".into(),
-                        Some(fp) if fp != desired => "replace (drift)".into(),
-                        _ if recorded.is_none_or(|r| r.owner.is_none()) => "adopt (exists)".into(),
-                        _ => "unchanged".into(),
+                Ok(observed) => {
+                    let d = decide(
+                        &observed,
+                        state.steps.get(&spec.id),
+                        &spec.step.fingerprint(),
+                        spec.step.supports_update(),
+                    );
+                    let preview = preview(&d, &observed);
+                    if let Observation::Ready { outputs: o, .. } = observed {
+                        outputs.insert(spec.id.clone(), o);
                     }
+                    preview
                 }
                 Err(e) => format!("unknown: {}", e.full_message()),
             };
@@ -497,5 +495,5 @@ async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<i32, Failure
             println!("{id:<26} {kind:<30} {a}");
         }
     }
-    Ok(OK)
+    Ok(Exit::Ok)
 }

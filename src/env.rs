@@ -1,7 +1,7 @@
 //! An environment: its plan, its state directory, its secrets resolved before any API call.
 
 use crate::cli::Target;
-use crate::exit::{Failure, INVALID};
+use crate::exit::CliError;
 use std::path::{Path, PathBuf};
 use wbstack_engine::{Secret, SecretRef};
 use wbstack_plan::{Diagnostic, Plan, PlanError};
@@ -32,12 +32,12 @@ pub fn diagnostics_text(e: &PlanError) -> String {
 }
 
 /// Reads and validates a plan file.
-pub fn load(path: &Path) -> Result<Loaded, Failure> {
+pub fn load(path: &Path) -> Result<Loaded, CliError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::new(INVALID, format!("{file}: cannot read the plan: {e}")))?;
-    let plan = wbstack_plan::parse(&file, &text)
-        .map_err(|e| Failure::new(INVALID, diagnostics_text(&e)))?;
+        .map_err(|e| CliError::invalid(format!("{file}: cannot read the plan: {e}")))?;
+    let plan =
+        wbstack_plan::parse(&file, &text).map_err(|e| CliError::invalid(diagnostics_text(&e)))?;
     Ok(Loaded { plan, text, file })
 }
 
@@ -51,30 +51,27 @@ pub fn state_dir(root: &Path, env: &str, sandbox: bool) -> PathBuf {
 }
 
 /// The plan for a command: `--plan`, or the copy `up` saved for `--env`.
-pub fn target_plan(root: &Path, t: &Target) -> Result<(Loaded, PathBuf), Failure> {
+pub fn target_plan(root: &Path, t: &Target) -> Result<(Loaded, PathBuf), CliError> {
     let loaded = match (&t.plan, &t.env) {
         (Some(p), _) => load(p)?,
         (None, Some(env)) => {
             let copy = state_dir(root, env, t.sandbox).join("plan.yaml");
             if !copy.exists() {
-                return Err(Failure::new(
-                    INVALID,
-                    format!("no environment `{env}` in {} (give --plan)", root.display()),
-                ));
+                return Err(CliError::invalid(format!(
+                    "no environment `{env}` in {} (give --plan)",
+                    root.display()
+                )));
             }
             load(&copy)?
         }
-        (None, None) => return Err(Failure::new(INVALID, "give --plan FILE or --env NAME")),
+        (None, None) => return Err(CliError::invalid("give --plan FILE or --env NAME")),
     };
     if let Some(env) = &t.env {
         if env != &loaded.plan.metadata.name {
-            return Err(Failure::new(
-                INVALID,
-                format!(
-                    "--env {env} does not match the plan's metadata.name {}",
-                    loaded.plan.metadata.name
-                ),
-            ));
+            return Err(CliError::invalid(format!(
+                "--env {env} does not match the plan's metadata.name {}",
+                loaded.plan.metadata.name
+            )));
         }
     }
     let dir = state_dir(root, &loaded.plan.metadata.name, t.sandbox);
@@ -82,7 +79,7 @@ pub fn target_plan(root: &Path, t: &Target) -> Result<(Loaded, PathBuf), Failure
 }
 
 /// The license value, read from where the plan says; an error names the field.
-pub fn license(l: &Loaded) -> Result<Option<Secret>, Failure> {
+pub fn license(l: &Loaded) -> Result<Option<Secret>, CliError> {
     let src = &l.plan.spec.wandb.license;
     let loc = wbstack_plan::Locations::index(&l.text);
     let at = |path: &str, message: String| {
@@ -97,7 +94,7 @@ pub fn license(l: &Loaded) -> Result<Option<Secret>, Failure> {
             message,
             help: None,
         };
-        Failure::new(INVALID, diagnostics_text(&PlanError(vec![d])))
+        CliError::invalid(diagnostics_text(&PlanError(vec![d])))
     };
     let r = SecretRef::new(
         "kubernetes",

@@ -1,6 +1,7 @@
 //! `wbstack`: bootstrap a self-managed W&B deployment with Weave on AWS and Kubernetes in one
 //! command, resume it after any failure, and tear it down.
 
+mod aws;
 mod cli;
 mod cluster;
 mod commands;
@@ -21,24 +22,23 @@ fn main() {
     if cli.command.read_only() {
         sigpipe::reset();
     }
-    if let Err(e) = logging::init(cli.verbose) {
-        eprintln!("error: {e}");
-        std::process::exit(exit::INVALID);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let exit = run(cli).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        e.exit()
+    });
+    std::process::exit(exit.code());
+}
+
+/// Logging, the runtime, the command.
+fn run(cli: cli::Cli) -> Result<exit::Exit, exit::CliError> {
+    logging::init(cli.verbose).map_err(|e| exit::CliError::invalid(format!("error: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            std::process::exit(exit::ENVIRONMENT);
-        }
-    };
-    let code = runtime.block_on(commands::run(cli)).unwrap_or_else(|f| {
-        eprintln!("{}", f.message);
-        f.code
-    });
+        .map_err(|e| {
+            exit::CliError::environment(format!("error: cannot start the runtime: {e}"))
+        })?;
+    let result = runtime.block_on(commands::run(cli));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    std::process::exit(code);
+    result
 }

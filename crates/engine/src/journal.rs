@@ -164,7 +164,7 @@ pub struct StepState {
 }
 
 impl StepState {
-    fn new(at_ms: u64) -> Self {
+    pub(crate) fn new(at_ms: u64) -> Self {
         StepState {
             owner: None,
             phase: Phase::Removed,
@@ -369,15 +369,6 @@ impl JournalState {
                 }
             }
         }
-    }
-
-    /// The run a new invocation of `operation` continues, if the last run of the journal is an
-    /// unfinished (crashed or interrupted) run of the same operation.
-    pub fn unfinished_run(&self, operation: Operation) -> Option<RunId> {
-        self.runs
-            .last()
-            .filter(|r| r.status.is_none() && r.operation == operation)
-            .map(|r| r.run)
     }
 
     /// The number a new run gets.

@@ -8,6 +8,9 @@
 //! process at a time holds an environment ([`EnvLock`]). The engine emits [`Event`]s and never
 //! prints.
 //!
+//! One walk over the DAG runs forwards for `up` and backwards for teardown and rollback; what
+//! `up` does with each step is the pure [`decide`], which `plan` previews too.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use wbstack_engine::{Engine, EngineConfig, EnvLock, EventSink, Graph, Journal, LockOptions, StepSpec};
@@ -25,6 +28,9 @@
 //! # Ok(()) }
 //! ```
 
+mod config;
+mod decide;
+mod down;
 mod engine;
 mod events;
 mod graph;
@@ -34,12 +40,16 @@ mod journal;
 mod lock;
 mod report;
 mod retry;
+mod run;
 mod secret;
 mod step;
-mod teardown;
 mod up;
+mod wait;
+mod walk;
 
-pub use engine::{DownOptions, Engine, EngineConfig, EngineError, FailurePolicy};
+pub use config::{DownOptions, EngineConfig, EngineError, FailurePolicy};
+pub use decide::{decide, Decision, Found};
+pub use engine::Engine;
 pub use events::{Event, EventLog, EventSink, Operation, RunStats, RunStatus, Stream};
 pub use graph::{Graph, GraphError, StepSpec};
 pub use hooks::{env_name, hook_env, Hook, HookWhen};

@@ -63,6 +63,33 @@ impl StepOutcome {
     }
 }
 
+impl RunStats {
+    /// Counts one step's outcome.
+    pub fn count(&mut self, outcome: &StepOutcome) {
+        match outcome {
+            StepOutcome::Unchanged | StepOutcome::Absent => self.unchanged += 1,
+            StepOutcome::Created => self.created += 1,
+            StepOutcome::Updated => self.updated += 1,
+            StepOutcome::Adopted => self.adopted += 1,
+            StepOutcome::Failed { .. } => self.failed += 1,
+            StepOutcome::Skipped { .. } => self.skipped += 1,
+            StepOutcome::NotStarted => self.not_started += 1,
+            StepOutcome::RolledBack => self.rolled_back += 1,
+            StepOutcome::Destroyed => self.destroyed += 1,
+            StepOutcome::Kept => self.kept += 1,
+        }
+    }
+
+    /// The statistics of a run's step outcomes.
+    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a StepOutcome>) -> Self {
+        let mut s = RunStats::default();
+        for o in outcomes {
+            s.count(o);
+        }
+        s
+    }
+}
+
 /// One step's line in the report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepReport {

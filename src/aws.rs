@@ -1,0 +1,114 @@
+//! The AWS side of the wiring. Built with the `aws` feature (the default); without it, a plan
+//! with AWS steps is refused before anything is touched, and the sandbox build skips the SDK.
+
+use crate::exit::CliError;
+use std::sync::Arc;
+use wbstack_engine::Step;
+use wbstack_plan::{Plan, StepPlan};
+
+#[cfg(feature = "aws")]
+pub use wbstack_aws::Aws;
+
+/// Stands in for the AWS clients in a build without AWS support.
+#[cfg(not(feature = "aws"))]
+#[derive(Clone, Debug)]
+pub enum Aws {}
+
+fn not_configured(sp: &StepPlan) -> CliError {
+    CliError::refused(format!("step {} needs AWS, which is not configured", sp.id))
+}
+
+/// AWS clients, when the plan has AWS steps.
+#[cfg(feature = "aws")]
+pub async fn connect(plan: &Plan, steps: &[StepPlan]) -> Result<Option<Aws>, CliError> {
+    if !steps.iter().any(|s| s.kind.is_aws()) {
+        return Ok(None);
+    }
+    let a = plan.spec.aws.clone().unwrap_or_default();
+    let settings = wbstack_aws::AwsSettings {
+        region: a.region,
+        endpoint: a.endpoint,
+        static_credentials: None,
+    };
+    Aws::connect(&settings, &plan.metadata.name)
+        .await
+        .map(|aws| Some(aws.adopting(a.adopt).tagging(a.tags)))
+        .map_err(|e| CliError::environment(e.to_string()))
+}
+
+/// Without AWS support, a plan with AWS steps is refused.
+#[cfg(not(feature = "aws"))]
+pub async fn connect(_plan: &Plan, steps: &[StepPlan]) -> Result<Option<Aws>, CliError> {
+    let aws: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.kind.is_aws())
+        .map(|s| s.id.as_str())
+        .collect();
+    if aws.is_empty() {
+        return Ok(None);
+    }
+    Err(CliError::refused(format!(
+        "this wbstack was built without AWS support (the `aws` feature), and the plan has AWS steps: {}; build it with default features",
+        aws.join(", ")
+    )))
+}
+
+/// Reads secrets that AWS steps keep in Secrets Manager, for the Kubernetes Secrets mirroring
+/// them.
+#[cfg(feature = "aws")]
+pub fn resolver(
+    sp: &StepPlan,
+    aws: Option<&Aws>,
+) -> Result<Arc<dyn wbstack_k8s::SecretResolver>, CliError> {
+    struct FromSecretsManager(Aws);
+    #[async_trait::async_trait]
+    impl wbstack_k8s::SecretResolver for FromSecretsManager {
+        async fn resolve(
+            &self,
+            r: &wbstack_engine::SecretRef,
+        ) -> Result<wbstack_engine::Secret, wbstack_engine::StepError> {
+            wbstack_aws::read_secret(&self.0, r).await
+        }
+    }
+    let aws = aws.cloned().ok_or_else(|| not_configured(sp))?;
+    Ok(Arc::new(FromSecretsManager(aws)))
+}
+
+#[cfg(not(feature = "aws"))]
+pub fn resolver(
+    sp: &StepPlan,
+    aws: Option<&Aws>,
+) -> Result<Arc<dyn wbstack_k8s::SecretResolver>, CliError> {
+    match aws {
+        Some(never) => match *never {},
+        None => Err(not_configured(sp)),
+    }
+}
+
+/// The implementation of an AWS step: one line per kind.
+#[cfg(feature = "aws")]
+pub fn step(sp: &StepPlan, aws: Option<&Aws>) -> Result<Arc<dyn Step>, CliError> {
+    use wbstack_aws::*;
+    use wbstack_plan::StepKind;
+    let aws = || aws.cloned().ok_or_else(|| not_configured(sp));
+    let id = sp.id.as_str();
+    Ok(match sp.kind.clone() {
+        StepKind::KmsKey(s) => Arc::new(KmsKeyStep::new(aws()?, id, s)),
+        StepKind::S3Bucket(s) => Arc::new(S3BucketStep::new(aws()?, id, s)),
+        StepKind::AwsSecret(s) => Arc::new(AwsSecretStep::new(aws()?, id, s)),
+        StepKind::DbSubnetGroup(s) => Arc::new(DbSubnetGroupStep::new(aws()?, id, s)),
+        StepKind::DbParameterGroups(s) => Arc::new(DbParameterGroupsStep::new(aws()?, id, s)),
+        StepKind::MysqlDatabase(s) => Arc::new(MysqlDatabaseStep::new(aws()?, id, s)),
+        StepKind::CacheSubnetGroup(s) => Arc::new(CacheSubnetGroupStep::new(aws()?, id, s)),
+        StepKind::RedisCache(s) => Arc::new(RedisCacheStep::new(aws()?, id, s)),
+        _ => return Err(CliError::invalid(format!("step {id} is not an AWS step"))),
+    })
+}
+
+#[cfg(not(feature = "aws"))]
+pub fn step(sp: &StepPlan, aws: Option<&Aws>) -> Result<Arc<dyn Step>, CliError> {
+    match aws {
+        Some(never) => match *never {},
+        None => Err(not_configured(sp)),
+    }
+}
