@@ -7,3 +7,6 @@ if ! command -v kubectl >/dev/null; then
 fi
 cargo test --workspace --locked --lib --bins --tests
 cargo test --workspace --locked --doc
+# The examples build and run.
+cargo run --locked --quiet --example custom_step
+cargo run --locked --quiet --example render_plan -- plans/poc.yaml >/dev/null

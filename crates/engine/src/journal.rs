@@ -188,6 +188,99 @@ impl StepState {
     pub fn is_owned(&self) -> bool {
         matches!(self.owner, Some(Ownership::Created { .. }))
     }
+
+    /// Applies one record about this step.
+    fn apply(&mut self, rec: &Record) {
+        match rec {
+            Record::Intent {
+                run,
+                action,
+                attempt,
+                fingerprint,
+                deps,
+                at_ms,
+                ..
+            } => {
+                if *action == Action::Create && self.owner != Some(Ownership::Created { run: *run })
+                {
+                    // Whatever was recorded before, this run is now making the resource.
+                    self.owner = Some(Ownership::Created { run: *run });
+                    self.created_at_ms = Some(*at_ms);
+                }
+                if !deps.is_empty() {
+                    self.deps = deps.clone();
+                }
+                if fingerprint.is_some() && matches!(action, Action::Create | Action::Update) {
+                    // The fingerprint being applied; confirmed by the Ready record.
+                    self.fingerprint = fingerprint.clone();
+                }
+                self.phase = Phase::Intent { action: *action };
+                self.attempts = *attempt;
+                self.updated_at_ms = *at_ms;
+            }
+            Record::Applied { action, at_ms, .. } => self.applied(*action, *at_ms),
+            Record::ApplyFailed { error, at_ms, .. } => {
+                self.last_error = Some(error.clone());
+                self.updated_at_ms = *at_ms;
+                // The phase stays Intent: the call may have done part of its work.
+            }
+            Record::Adopted {
+                run,
+                fingerprint,
+                deps,
+                at_ms,
+                ..
+            } => {
+                self.owner = Some(Ownership::Adopted { run: *run });
+                if fingerprint.is_some() {
+                    self.fingerprint = fingerprint.clone();
+                }
+                if !deps.is_empty() {
+                    self.deps = deps.clone();
+                }
+                self.phase = Phase::Applied {
+                    action: Action::Create,
+                };
+                self.updated_at_ms = *at_ms;
+            }
+            Record::Ready {
+                fingerprint,
+                outputs,
+                at_ms,
+                ..
+            } => {
+                self.phase = Phase::Ready;
+                self.fingerprint = Some(fingerprint.clone());
+                self.outputs = Some(outputs.clone());
+                self.ready_at_ms = Some(*at_ms);
+                self.updated_at_ms = *at_ms;
+                self.last_error = None;
+            }
+            Record::StepFailed { error, at_ms, .. } => {
+                self.last_error = Some(error.clone());
+                self.updated_at_ms = *at_ms;
+                if matches!(self.phase, Phase::Applied { .. } | Phase::Ready) {
+                    self.phase = Phase::Failed;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn applied(&mut self, action: Action, at_ms: u64) {
+        self.updated_at_ms = at_ms;
+        self.last_error = None;
+        match action {
+            Action::Destroy | Action::Rollback => {
+                self.phase = Phase::Removed;
+                self.owner = None;
+                self.outputs = None;
+                self.fingerprint = None;
+                self.ready_at_ms = None;
+            }
+            Action::Create | Action::Update => self.phase = Phase::Applied { action },
+        }
+    }
 }
 
 /// A run as the journal saw it.
@@ -222,22 +315,7 @@ impl JournalState {
                 operation,
                 at_ms,
                 ..
-            } => {
-                if let Some(r) = self.runs.iter_mut().find(|r| r.run == *run) {
-                    // A resumed run: it is unfinished again.
-                    r.status = None;
-                    r.finished_at_ms = None;
-                } else {
-                    self.runs.push(RunSummary {
-                        run: *run,
-                        operation: *operation,
-                        started_at_ms: *at_ms,
-                        status: None,
-                        finished_at_ms: None,
-                        stats: None,
-                    });
-                }
-            }
+            } => self.run_started(*run, *operation, *at_ms),
             Record::RunFinished {
                 run,
                 status,
@@ -251,123 +329,33 @@ impl JournalState {
                     r.stats = Some(stats.clone());
                 }
             }
-            Record::Intent {
+            Record::Intent { step, at_ms, .. }
+            | Record::Applied { step, at_ms, .. }
+            | Record::ApplyFailed { step, at_ms, .. }
+            | Record::Adopted { step, at_ms, .. }
+            | Record::Ready { step, at_ms, .. }
+            | Record::StepFailed { step, at_ms, .. } => self
+                .steps
+                .entry(step.clone())
+                .or_insert_with(|| StepState::new(*at_ms))
+                .apply(rec),
+        }
+    }
+
+    fn run_started(&mut self, run: RunId, operation: Operation, at_ms: u64) {
+        if let Some(r) = self.runs.iter_mut().find(|r| r.run == run) {
+            // A resumed run: it is unfinished again.
+            r.status = None;
+            r.finished_at_ms = None;
+        } else {
+            self.runs.push(RunSummary {
                 run,
-                step,
-                action,
-                attempt,
-                fingerprint,
-                deps,
-                at_ms,
-            } => {
-                let s = self
-                    .steps
-                    .entry(step.clone())
-                    .or_insert_with(|| StepState::new(*at_ms));
-                if *action == Action::Create && s.owner != Some(Ownership::Created { run: *run }) {
-                    // Whatever was recorded before, this run is now making the resource.
-                    s.owner = Some(Ownership::Created { run: *run });
-                    s.created_at_ms = Some(*at_ms);
-                }
-                if !deps.is_empty() {
-                    s.deps = deps.clone();
-                }
-                if fingerprint.is_some() && matches!(action, Action::Create | Action::Update) {
-                    // The fingerprint being applied; confirmed by the Ready record.
-                    s.fingerprint = fingerprint.clone();
-                }
-                s.phase = Phase::Intent { action: *action };
-                s.attempts = *attempt;
-                s.updated_at_ms = *at_ms;
-            }
-            Record::Applied {
-                step,
-                action,
-                at_ms,
-                ..
-            } => {
-                let s = self
-                    .steps
-                    .entry(step.clone())
-                    .or_insert_with(|| StepState::new(*at_ms));
-                s.updated_at_ms = *at_ms;
-                s.last_error = None;
-                match action {
-                    Action::Destroy | Action::Rollback => {
-                        s.phase = Phase::Removed;
-                        s.owner = None;
-                        s.outputs = None;
-                        s.fingerprint = None;
-                        s.ready_at_ms = None;
-                    }
-                    Action::Create | Action::Update => s.phase = Phase::Applied { action: *action },
-                }
-            }
-            Record::ApplyFailed {
-                step, error, at_ms, ..
-            } => {
-                let s = self
-                    .steps
-                    .entry(step.clone())
-                    .or_insert_with(|| StepState::new(*at_ms));
-                s.last_error = Some(error.clone());
-                s.updated_at_ms = *at_ms;
-                // The phase stays Intent: the call may have done part of its work.
-            }
-            Record::Adopted {
-                run,
-                step,
-                fingerprint,
-                deps,
-                at_ms,
-            } => {
-                let s = self
-                    .steps
-                    .entry(step.clone())
-                    .or_insert_with(|| StepState::new(*at_ms));
-                s.owner = Some(Ownership::Adopted { run: *run });
-                if fingerprint.is_some() {
-                    s.fingerprint = fingerprint.clone();
-                }
-                if !deps.is_empty() {
-                    s.deps = deps.clone();
-                }
-                s.phase = Phase::Applied {
-                    action: Action::Create,
-                };
-                s.updated_at_ms = *at_ms;
-            }
-            Record::Ready {
-                step,
-                fingerprint,
-                outputs,
-                at_ms,
-                ..
-            } => {
-                let s = self
-                    .steps
-                    .entry(step.clone())
-                    .or_insert_with(|| StepState::new(*at_ms));
-                s.phase = Phase::Ready;
-                s.fingerprint = Some(fingerprint.clone());
-                s.outputs = Some(outputs.clone());
-                s.ready_at_ms = Some(*at_ms);
-                s.updated_at_ms = *at_ms;
-                s.last_error = None;
-            }
-            Record::StepFailed {
-                step, error, at_ms, ..
-            } => {
-                let s = self
-                    .steps
-                    .entry(step.clone())
-                    .or_insert_with(|| StepState::new(*at_ms));
-                s.last_error = Some(error.clone());
-                s.updated_at_ms = *at_ms;
-                if matches!(s.phase, Phase::Applied { .. } | Phase::Ready) {
-                    s.phase = Phase::Failed;
-                }
-            }
+                operation,
+                started_at_ms: at_ms,
+                status: None,
+                finished_at_ms: None,
+                stats: None,
+            });
         }
     }
 

@@ -268,38 +268,7 @@ async fn resource(app: &Arc<App>, req: Request, t: Target) -> Result<Response, A
     let headers = req.headers().clone();
     let mgr = manager(&q, &headers);
     match (method, &t.name) {
-        (Method::GET, None) => {
-            let labels =
-                LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
-                    .map_err(ApiError::bad_request)?;
-            let fields =
-                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
-                    .map_err(ApiError::bad_request)?;
-            if truthy(&q, "watch") {
-                return Ok(watch(
-                    app,
-                    &t.rt,
-                    t.namespace.clone(),
-                    labels,
-                    fields,
-                    &q,
-                    wants_table(&headers),
-                ));
-            }
-            let (items, rv) = c.list(&t.rt, t.namespace.as_deref(), &labels, &fields);
-            if wants_table(&headers) {
-                return Ok(json_response(200, &table(&t.rt, &items, Some(rv))));
-            }
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": format!("{}List", t.rt.kind),
-                    "apiVersion": t.rt.api_version(),
-                    "metadata": {"resourceVersion": rv.to_string()},
-                    "items": items,
-                }),
-            ))
-        }
+        (Method::GET, None) => list(app, &t, &q, &headers),
         (Method::GET, Some(name)) => {
             if truthy(&q, "watch") {
                 let fields = FieldSelector::parse(&format!("metadata.name={name}"))
@@ -334,59 +303,119 @@ async fn resource(app: &Arc<App>, req: Request, t: Target) -> Result<Response, A
             Ok(json_response(200, &obj))
         }
         (Method::PATCH, Some(name)) => {
-            let kind = match content_kind(&headers).as_str() {
-                "application/json-patch+json" => PatchKind::Json,
-                "application/merge-patch+json" => PatchKind::Merge,
-                "application/strategic-merge-patch+json" => PatchKind::Strategic,
-                "application/apply-patch+yaml" | "application/apply-patch+json" => PatchKind::Apply,
-                other => return Err(ApiError::unsupported_media(other)),
-            };
-            let body = body_value(req, kind == PatchKind::Apply).await?;
-            let mgr = if kind == PatchKind::Apply {
-                q.get("fieldManager").cloned().unwrap_or_default()
-            } else {
-                mgr
-            };
-            let (obj, created) = c.patch(
-                &t.rt,
-                &ns,
-                name,
-                kind,
-                body,
-                status_only,
-                &mgr,
-                truthy(&q, "force"),
-            )?;
-            Ok(json_response(if created { 201 } else { 200 }, &obj))
+            let name = name.clone();
+            patch(app, req, &t, &name, &q, mgr).await
         }
         (Method::DELETE, Some(name)) => {
             let obj = c.delete(&t.rt, &ns, name)?;
             Ok(json_response(200, &obj))
         }
-        (Method::DELETE, None) => {
-            let labels =
-                LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
-                    .map_err(ApiError::bad_request)?;
-            let (items, _) = c.list(
-                &t.rt,
-                t.namespace.as_deref(),
-                &labels,
-                &FieldSelector::default(),
-            );
-            for i in &items {
-                let n = i["metadata"]["name"].as_str().unwrap_or_default();
-                let ins = i["metadata"]["namespace"].as_str().unwrap_or_default();
-                let _ = c.delete(&t.rt, ins, n);
-            }
-            Ok(json_response(
-                200,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
-            ))
-        }
+        (Method::DELETE, None) => delete_collection(app, &t, &q),
         (m, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
         ))),
     }
+}
+
+/// GET on a collection: a list (or a Table), or a watch.
+fn list(
+    app: &Arc<App>,
+    t: &Target,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    if truthy(q, "watch") {
+        return Ok(watch(
+            app,
+            &t.rt,
+            t.namespace.clone(),
+            labels,
+            fields,
+            q,
+            wants_table(headers),
+        ));
+    }
+    let (items, rv) = app
+        .cluster
+        .list(&t.rt, t.namespace.as_deref(), &labels, &fields);
+    if wants_table(headers) {
+        return Ok(json_response(200, &table(&t.rt, &items, Some(rv))));
+    }
+    Ok(json_response(
+        200,
+        &json!({
+            "kind": format!("{}List", t.rt.kind),
+            "apiVersion": t.rt.api_version(),
+            "metadata": {"resourceVersion": rv.to_string()},
+            "items": items,
+        }),
+    ))
+}
+
+/// PATCH of one object, by the content type's patch kind.
+async fn patch(
+    app: &Arc<App>,
+    req: Request,
+    t: &Target,
+    name: &str,
+    q: &HashMap<String, String>,
+    mgr: String,
+) -> Result<Response, ApiError> {
+    let kind = match content_kind(req.headers()).as_str() {
+        "application/json-patch+json" => PatchKind::Json,
+        "application/merge-patch+json" => PatchKind::Merge,
+        "application/strategic-merge-patch+json" => PatchKind::Strategic,
+        "application/apply-patch+yaml" | "application/apply-patch+json" => PatchKind::Apply,
+        other => return Err(ApiError::unsupported_media(other)),
+    };
+    let body = body_value(req, kind == PatchKind::Apply).await?;
+    let mgr = if kind == PatchKind::Apply {
+        q.get("fieldManager").cloned().unwrap_or_default()
+    } else {
+        mgr
+    };
+    let ns = t.namespace.clone().unwrap_or_default();
+    let status_only = t.sub.as_deref() == Some("status");
+    let (obj, created) = app.cluster.patch(
+        &t.rt,
+        &ns,
+        name,
+        kind,
+        body,
+        status_only,
+        &mgr,
+        truthy(q, "force"),
+    )?;
+    Ok(json_response(if created { 201 } else { 200 }, &obj))
+}
+
+/// DELETE on a collection: every object the label selector matches.
+fn delete_collection(
+    app: &Arc<App>,
+    t: &Target,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let (items, _) = app.cluster.list(
+        &t.rt,
+        t.namespace.as_deref(),
+        &labels,
+        &FieldSelector::default(),
+    );
+    for i in &items {
+        let n = i["metadata"]["name"].as_str().unwrap_or_default();
+        let ins = i["metadata"]["namespace"].as_str().unwrap_or_default();
+        let _ = app.cluster.delete(&t.rt, ins, n);
+    }
+    Ok(json_response(
+        200,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+    ))
 }
 
 /// Computes one table cell from an object.
