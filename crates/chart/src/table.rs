@@ -1,0 +1,154 @@
+//! The table and the questions asked of it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The placeholder for the Helm release name in workload names and labels.
+pub const RELEASE: &str = "{release}";
+
+/// A chart: its version and components.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Chart {
+    pub name: String,
+    pub version: String,
+    pub components: Vec<Component>,
+}
+
+/// One part of the chart that a values switch installs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    /// The alias (`app`, `weave-trace`) or subchart name (`mysql`, `redis`).
+    pub name: String,
+    /// The chart it is built from (`wandb-base` for every W&B service).
+    pub chart: String,
+    /// The dotted values path that installs it (`app.install`, `global.api.enabled`).
+    pub switch: String,
+    /// That path's value in the chart's `values.yaml`.
+    pub default: bool,
+    pub workloads: Vec<Workload>,
+}
+
+/// A Deployment, StatefulSet, DaemonSet, Job or CronJob the chart renders for a component.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub kind: String,
+    /// With `{release}` for the release name.
+    pub name: String,
+    /// `spec.replicas` as the chart renders it by default (1 where the kind has none).
+    pub replicas: i64,
+    /// The Helm hook it runs as (`post-install,pre-upgrade`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    /// Rendered only when a template condition of the chart holds (not a plain values switch):
+    /// it may or may not exist when its component is installed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
+    /// The labels every render gives it, with `{release}`.
+    pub labels: BTreeMap<String, String>,
+    /// `spec.selector.matchLabels` (or `spec.jobTemplate`'s pod labels), with `{release}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+}
+
+/// A workload a release of given values makes, with the release name filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub component: String,
+    pub kind: String,
+    pub name: String,
+    pub replicas: i64,
+    pub hook: Option<String>,
+    pub conditional: bool,
+    pub labels: BTreeMap<String, String>,
+    pub selector: BTreeMap<String, String>,
+}
+
+impl Expected {
+    /// Whether readiness waits for it: a long-running workload (not a hook, not conditional).
+    pub fn awaited(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet"
+        ) && self.hook.is_none()
+            && !self.conditional
+    }
+}
+
+static OPERATOR_WANDB: OnceLock<Chart> = OnceLock::new();
+
+/// The operator-wandb chart this build deploys with (0.43.8).
+pub fn operator_wandb() -> &'static Chart {
+    OPERATOR_WANDB.get_or_init(|| {
+        serde_json::from_str(include_str!("../data/operator-wandb-0.43.8.json"))
+            .expect("the embedded chart table is valid (checked by the crate's tests)")
+    })
+}
+
+/// The value at a dotted path.
+fn at<'a>(values: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(values, |v, k| v.get(k))
+}
+
+impl Chart {
+    /// A component by name.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    /// The components given values install (their switches, over the chart's defaults).
+    pub fn installed<'a>(&'a self, values: &'a Value) -> impl Iterator<Item = &'a Component> {
+        self.components.iter().filter(move |c| c.enabled(values))
+    }
+
+    /// The workloads a release of these values makes.
+    pub fn workloads<'a>(
+        &'a self,
+        release: &'a str,
+        values: &'a Value,
+    ) -> impl Iterator<Item = Expected> + 'a {
+        self.installed(values).flat_map(move |c| {
+            c.workloads.iter().map(move |w| Expected {
+                component: c.name.clone(),
+                kind: w.kind.clone(),
+                name: w.name.replace(RELEASE, release),
+                replicas: c.replicas(w, values),
+                hook: w.hook.clone(),
+                conditional: w.conditional,
+                labels: fill(&w.labels, release),
+                selector: fill(&w.selector, release),
+            })
+        })
+    }
+}
+
+fn fill(m: &BTreeMap<String, String>, release: &str) -> BTreeMap<String, String> {
+    m.iter()
+        .map(|(k, v)| (k.clone(), v.replace(RELEASE, release)))
+        .collect()
+}
+
+impl Component {
+    /// Whether these values install it. Like Helm, a switch that is absent (or not a boolean)
+    /// leaves the chart's default.
+    pub fn enabled(&self, values: &Value) -> bool {
+        at(values, &self.switch)
+            .and_then(Value::as_bool)
+            .unwrap_or(self.default)
+    }
+
+    /// A W&B service (a `wandb-base` alias) rather than a bundled data store or add-on.
+    pub fn is_service(&self) -> bool {
+        self.chart == "wandb-base"
+    }
+
+    /// The replicas of one of its workloads: a service's `replicaCount`, or the chart's.
+    fn replicas(&self, w: &Workload, values: &Value) -> i64 {
+        let own = at(values, &format!("{}.replicaCount", self.name)).and_then(Value::as_i64);
+        match (self.is_service(), w.kind.as_str(), own) {
+            (true, "Deployment" | "StatefulSet", Some(n)) => n,
+            _ => w.replicas,
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The chart table against the chart's own files (`../shared/fixtures/operator-wandb-chart`):
+//! its `Chart.yaml` (aliases and install conditions), `values.yaml` (their defaults) and the real
+//! `helm template` output of 50 value sets. The table is derived from them here; the embedded copy
+//! must equal the derivation (`WBSTACK_BLESS=1` rewrites it), and for every value set the
+//! workloads the table predicts must be exactly the workloads the chart rendered.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use wbstack_chart::{operator_wandb, Chart, Component, Workload, RELEASE};
+
+const WORKLOADS: [&str; 5] = ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"];
+/// The release name the snapshots were rendered with.
+const SNAPSHOT_RELEASE: &str = "chartsnap";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/operator-wandb-chart")
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+/// One rendered workload: the subchart it came from and the object.
+struct Rendered {
+    component: String,
+    object: Value,
+}
+
+/// The workloads of one snapshot, each with the subchart its `# Source:` line names.
+fn rendered(snapshot: &Path) -> Vec<Rendered> {
+    let text = std::fs::read_to_string(snapshot).unwrap();
+    let mut out = Vec::new();
+    for doc in text.split("\n---\n") {
+        let Some(source) = doc.lines().find_map(|l| l.strip_prefix("# Source: ")) else {
+            continue;
+        };
+        let parts: Vec<&str> = source.split('/').collect();
+        if parts.len() < 3 || parts[1] != "charts" {
+            continue;
+        }
+        let Ok(object) = serde_yaml_ng::from_str::<Value>(doc) else {
+            continue;
+        };
+        if WORKLOADS.contains(&object["kind"].as_str().unwrap_or("")) {
+            out.push(Rendered {
+                component: parts[2].to_owned(),
+                object,
+            });
+        }
+    }
+    out
+}
+
+fn snapshots() -> Vec<(String, PathBuf)> {
+    let dir = fixtures().join("test-configs/__snapshots__");
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 50, "the fixtures hold 50 renders");
+    v
+}
+
+fn strings(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| {
+                    v.as_str()
+                        .map(|s| (k.clone(), s.replace(SNAPSHOT_RELEASE, RELEASE)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Labels every render of a workload carries (value sets add their own; those are not the
+/// chart's), without the ones that carry versions.
+fn common_labels(all: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let mut out = all[0].clone();
+    out.retain(|k, v| {
+        k != "helm.sh/chart"
+            && k != "app.kubernetes.io/version"
+            && all.iter().all(|l| l.get(k) == Some(v))
+    });
+    out
+}
+
+fn selector(o: &Value) -> BTreeMap<String, String> {
+    let s = &o["spec"]["selector"]["matchLabels"];
+    if s.is_object() {
+        strings(s)
+    } else {
+        BTreeMap::new()
+    }
+}
+
+/// Whether the chart renders this Job only when a template condition holds: its
+/// `jobs.<name>.enabled` in `values.yaml` is a template, not a boolean.
+fn conditional(values: &Value, component: &str, kind: &str, name: &str) -> bool {
+    let key = name.trim_start_matches(&format!("{RELEASE}-"));
+    let section = if kind == "CronJob" {
+        "cronJobs"
+    } else {
+        "jobs"
+    };
+    values[component][section][key]["enabled"]
+        .as_str()
+        .is_some_and(|s| s.contains("{{"))
+}
+
+/// The table, derived from the fixtures.
+fn derive() -> Chart {
+    let root = fixtures();
+    let chart = yaml(&root.join("Chart.yaml"));
+    let values = yaml(&root.join("values.yaml"));
+    // (component, kind, name) -> every render of it.
+    let mut seen: BTreeMap<(String, String, String), Vec<Value>> = BTreeMap::new();
+    for (_, snap) in snapshots() {
+        for r in rendered(&snap) {
+            let name = r.object["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .replace(SNAPSHOT_RELEASE, RELEASE);
+            let kind = r.object["kind"].as_str().unwrap().to_owned();
+            seen.entry((r.component, kind, name))
+                .or_default()
+                .push(r.object);
+        }
+    }
+    let mut components = Vec::new();
+    for dep in chart["dependencies"].as_array().unwrap() {
+        let name = dep["alias"]
+            .as_str()
+            .or(dep["name"].as_str())
+            .unwrap()
+            .to_owned();
+        let switch = dep["condition"].as_str().unwrap().to_owned();
+        let default = at(&values, &switch)
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let mut workloads = Vec::new();
+        for ((c, kind, wname), objects) in &seen {
+            if c != &name {
+                continue;
+            }
+            let labels: Vec<_> = objects
+                .iter()
+                .map(|o| strings(&o["metadata"]["labels"]))
+                .collect();
+            let mut replicas: Vec<i64> = objects
+                .iter()
+                .map(|o| o["spec"]["replicas"].as_i64().unwrap_or(1))
+                .collect();
+            replicas.sort();
+            workloads.push(Workload {
+                kind: kind.clone(),
+                name: wname.clone(),
+                // The replicas most renders have (value sets override some).
+                replicas: mode(&replicas),
+                hook: objects[0]["metadata"]["annotations"]["helm.sh/hook"]
+                    .as_str()
+                    .map(str::to_owned),
+                conditional: conditional(&values, &name, kind, wname),
+                labels: common_labels(&labels),
+                selector: selector(&objects[0]),
+            });
+        }
+        components.push(Component {
+            name,
+            chart: dep["name"].as_str().unwrap().to_owned(),
+            switch,
+            default,
+            workloads,
+        });
+    }
+    Chart {
+        name: chart["name"].as_str().unwrap().to_owned(),
+        version: chart["version"].as_str().unwrap().to_owned(),
+        components,
+    }
+}
+
+fn mode(sorted: &[i64]) -> i64 {
+    let mut best = (0, sorted[0]);
+    for &x in sorted {
+        let n = sorted.iter().filter(|&&y| y == x).count();
+        if n > best.0 {
+            best = (n, x);
+        }
+    }
+    best.1
+}
+
+#[test]
+fn the_embedded_table_is_the_one_derived_from_the_chart() {
+    let derived = derive();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/operator-wandb-0.43.8.json");
+    if std::env::var("WBSTACK_BLESS").is_ok_and(|v| v == "1") {
+        let text = serde_json::to_string_pretty(&derived).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    assert_eq!(
+        operator_wandb(),
+        &derived,
+        "the embedded table differs from the chart's files; run with WBSTACK_BLESS=1 to regenerate {}",
+        path.display()
+    );
+    assert_eq!(derived.version, "0.43.8");
+    // The switches the issue names, as the chart has them.
+    let c = |n: &str| derived.component(n).unwrap();
+    assert_eq!(c("api").switch, "global.api.enabled");
+    assert!(!c("api").default);
+    assert_eq!(c("glue").switch, "global.glue.enabled");
+    assert!(!c("executor").default && !c("weave-trace").default);
+    assert_eq!(c("app").workloads[0].name, "{release}-app-bc");
+    assert_eq!(c("redis").workloads[0].name, "{release}-redis-master");
+}
+
+#[test]
+fn for_every_value_set_the_table_predicts_exactly_the_rendered_workloads() {
+    let chart = operator_wandb();
+    let (mut compared, mut replicas_compared) = (0, 0);
+    for (name, snap) in snapshots() {
+        let values = yaml(&fixtures().join(format!("test-configs/{name}.yaml")));
+        let expected: Vec<_> = chart.workloads(SNAPSHOT_RELEASE, &values).collect();
+        let required: BTreeSet<(String, String)> = expected
+            .iter()
+            .filter(|e| !e.conditional)
+            .map(|e| (e.kind.clone(), e.name.clone()))
+            .collect();
+        let optional: BTreeSet<(String, String)> = expected
+            .iter()
+            .map(|e| (e.kind.clone(), e.name.clone()))
+            .collect();
+        let objects = rendered(&snap);
+        let actual: BTreeSet<(String, String)> = objects
+            .iter()
+            .map(|r| {
+                (
+                    r.object["kind"].as_str().unwrap().to_owned(),
+                    r.object["metadata"]["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let missing: Vec<_> = required.difference(&actual).collect();
+        let extra: Vec<_> = actual.difference(&optional).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{name}: predicted but not rendered {missing:?}; rendered but not predicted {extra:?}"
+        );
+        for e in &expected {
+            let Some(r) = objects
+                .iter()
+                .find(|r| r.object["metadata"]["name"] == e.name.as_str())
+            else {
+                continue;
+            };
+            let o = &r.object;
+            for (k, v) in &e.labels {
+                assert_eq!(
+                    o["metadata"]["labels"][k].as_str(),
+                    Some(v.as_str()),
+                    "{name}: {} label {k}",
+                    e.name
+                );
+            }
+            if !e.selector.is_empty() {
+                assert_eq!(
+                    &selector(o)
+                        .into_iter()
+                        .map(|(k, v)| (k, v.replace(RELEASE, SNAPSHOT_RELEASE)))
+                        .collect::<BTreeMap<_, _>>(),
+                    &e.selector,
+                    "{name}: {} selector",
+                    e.name
+                );
+            }
+            // Sizing presets (a component's `size`/`sizing`, KEDA, or a global size other than
+            // the snapshots' `testing`) compute replicas in templates the table does not model;
+            // elsewhere the table's replicas are the chart's.
+            let sized = values[&e.component]["size"].is_string()
+                || values[&e.component]["sizing"].is_object()
+                || !matches!(values["global"]["size"].as_str(), None | Some("testing"));
+            match o["spec"]["replicas"].as_i64() {
+                Some(n) if !sized => {
+                    assert_eq!(n, e.replicas, "{name}: {} replicas", e.name);
+                    replicas_compared += 1;
+                }
+                _ => {}
+            }
+            compared += 1;
+        }
+    }
+    println!(
+        "compared {compared} workloads of 50 renders with the table ({replicas_compared} replica counts)"
+    );
+}
