@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for s in &steps {
         if let StepKind::WandbResource(w) = &s.kind {
-            let manifest = wbstack_k8s::render::wandb(&w.namespace, &w.name, &w.values);
+            let manifest = wbstack_k8s::render::wandb(&w.namespace, &w.name, &w.chart, &w.values);
             println!("---\n{}", serde_yaml_ng::to_string(&manifest)?);
             for b in &w.bindings {
                 println!(

@@ -46,7 +46,7 @@ pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected,
             workload_delay: d,
             operator_delay: d,
             clickhouse_delay: d,
-            never_ready: Vec::new(),
+            ..EmuConfig::default()
         })
         .persisted(&state.join("sandbox-cluster.json"))
         .map_err(|e| CliError::environment(format!("the sandbox cluster cannot be loaded: {e}")))?;

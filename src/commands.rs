@@ -126,9 +126,12 @@ pub fn render_documents(plan: &wbstack_plan::Plan) -> Vec<serde_json::Value> {
             wbstack_plan::StepKind::ClickhouseAltinity(c) => {
                 docs.push(wbstack_k8s::render::clickhouse_altinity(c))
             }
-            wbstack_plan::StepKind::WandbResource(w) => {
-                docs.push(wbstack_k8s::render::wandb(&w.namespace, &w.name, &w.values))
-            }
+            wbstack_plan::StepKind::WandbResource(w) => docs.push(wbstack_k8s::render::wandb(
+                &w.namespace,
+                &w.name,
+                &w.chart,
+                &w.values,
+            )),
             _ => {}
         }
     }

@@ -29,6 +29,7 @@ fn step_for(
             s,
             crate::aws::resolver(sp, aws)?,
         )),
+        StepKind::WandbCrd(s) => Arc::new(WandbCrdStep::new(k, s)),
         StepKind::Operator(s) => Arc::new(OperatorStep::new(k, s)),
         StepKind::ClickhouseBundled(s) => Arc::new(ClickhouseBundledStep::new(k, s)),
         StepKind::ClickhouseAltinity(s) => Arc::new(ClickhouseAltinityStep::new(k, s)),

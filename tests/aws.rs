@@ -187,7 +187,7 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
         .to_owned();
     let r: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(r["report"]["stats"]["apply_calls"], 0, "{r}");
-    assert_eq!(r["report"]["stats"]["unchanged"], 18, "{r}");
+    assert_eq!(r["report"]["stats"]["unchanged"], 19, "{r}");
     let ops = recorder.ops();
     let mutations: Vec<&String> = ops.iter().filter(|o| moto::mutating(o)).collect();
     assert!(mutations.is_empty(), "{mutations:?}");

@@ -123,7 +123,7 @@ fn a_converged_rerun_makes_zero_mutating_requests() {
         .to_owned();
     let v: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(v["report"]["stats"]["apply_calls"], 0);
-    assert_eq!(v["report"]["stats"]["unchanged"], 4);
+    assert_eq!(v["report"]["stats"]["unchanged"], 5);
 }
 
 #[test]
@@ -184,7 +184,13 @@ fn down_removes_everything_owned_and_leaves_what_others_made() {
     assert_eq!(v["steps"][0]["ownership"], "adopted", "{v}");
     let out = env.run(&["down", "--env", "wandb-dev"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let after = env.objects();
+    // Events are the controllers' records (Kubernetes expires them after an hour), not resources
+    // of the environment.
+    let after: Vec<_> = env
+        .objects()
+        .into_iter()
+        .filter(|(k, _, _)| k != "Event")
+        .collect();
     assert_eq!(after, baseline, "exactly what existed before is left");
     assert_eq!(
         env.kubectl(&[
@@ -200,47 +206,121 @@ fn down_removes_everything_owned_and_leaves_what_others_made() {
     );
 }
 
+/// The PoC plan with a shorter grace for stuck pods and an Invalid Config.
+fn impatient(env: &Env) -> &'static str {
+    let plan = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap()
+        + "  timeouts:\n    stuckSeconds: 2\n";
+    std::fs::write(env.dir.path().join("impatient.yaml"), plan).unwrap();
+    "impatient.yaml"
+}
+
 #[test]
-fn readiness_failures_end_with_a_clear_error_within_the_timeout() {
+fn an_invalid_config_is_retried_and_fails_only_once_it_lasts_with_the_operators_events() {
     let env = Env::new(100);
-    // Invalid Config: the operator rejects the values.
-    let dir = env.dir.path();
-    let bad = std::fs::read_to_string(Env::plans().join("poc.yaml"))
-        .unwrap()
-        .replace(
-            "    components:\n",
-            "    values:\n      mysql: {install: false}\n    components:\n",
-        );
-    std::fs::write(dir.join("bad.yaml"), bad).unwrap();
+    let mut cfg = env.running().config();
+    cfg.invalid_config = vec!["wandb-dev".into()];
+    env.running().set_config(cfg);
+    let plan = impatient(&env);
     let t = std::time::Instant::now();
-    let out = env.run(&["up", "--plan", "bad.yaml", "--timeout", "20"]);
+    let out = env.run(&["up", "--plan", plan, "--timeout", "60"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let t1 = t.elapsed();
+    for needle in [
+        "Invalid Config for",
+        "ApplyFailed: Invalid config for apply",
+        "Reconciling: Reconciling",
+    ] {
+        assert!(text(&out).contains(needle), "{needle}: {}", text(&out));
+    }
     assert!(
-        text(&out).contains("Invalid Config")
-            && text(&out).contains("global.mysql.host is not set"),
+        t1 < Duration::from_secs(30),
+        "a lasting Invalid Config does not wait out the timeout: {t1:?}"
+    );
+    // Retried by the operator: once it can apply, resume completes.
+    let mut cfg = env.running().config();
+    cfg.invalid_config.clear();
+    env.running().set_config(cfg);
+    let out = env.run(&["resume", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn pods_that_cannot_come_up_end_the_wait_naming_pod_reason_and_events() {
+    use kube_emulator::{Fault, PodFault};
+    for (fault, workload, needles) in [
+        (
+            Fault::CrashLoop,
+            "wandb-dev-app-bc",
+            vec![
+                "CrashLoopBackOff",
+                "last exit 1 Error",
+                "Back-off restarting failed container",
+            ],
+        ),
+        (
+            Fault::ImagePull,
+            "wandb-dev-console-bc",
+            vec!["ImagePullBackOff", "Failed to pull image"],
+        ),
+    ] {
+        let env = Env::new(100);
+        let mut cfg = env.running().config();
+        cfg.pod_faults = vec![PodFault {
+            workload: workload.into(),
+            fault,
+        }];
+        env.running().set_config(cfg);
+        let plan = impatient(&env);
+        let t = std::time::Instant::now();
+        let out = env.run(&["up", "--plan", plan, "--timeout", "120"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("pod/{workload}-")),
+            "{}",
+            text(&out)
+        );
+        for n in needles {
+            assert!(text(&out).contains(n), "{n}: {}", text(&out));
+        }
+        assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    }
+}
+
+#[test]
+fn an_unschedulable_pod_is_reported_and_waited_on_until_the_timeout() {
+    use kube_emulator::{Fault, PodFault};
+    let env = Env::new(100);
+    let mut cfg = env.running().config();
+    cfg.pod_faults = vec![PodFault {
+        workload: "wandb-dev-parquet-bc".into(),
+        fault: Fault::Unschedulable,
+    }];
+    env.running().set_config(cfg);
+    let plan = impatient(&env);
+    let out = env.run(&["up", "--plan", plan, "--timeout", "8"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not ready after 8 s"), "{}", text(&out));
+    assert!(
+        text(&out).contains("Unschedulable") && text(&out).contains("Insufficient memory"),
         "{}",
         text(&out)
     );
-    assert!(
-        t1 < Duration::from_secs(15),
-        "a permanent failure does not wait out the timeout: {t1:?}"
-    );
+}
+
+#[test]
+fn readiness_failures_end_with_a_clear_error_within_the_timeout() {
     // A workload that never becomes ready: the run fails when the timeout runs out.
     let env = Env::new(100);
-    env.running().set_config(kube_emulator::Config {
-        workload_delay: Duration::from_millis(100),
-        operator_delay: Duration::from_millis(100),
-        clickhouse_delay: Duration::from_millis(100),
-        never_ready: vec!["wandb-dev-app".into()],
-    });
+    let mut cfg = env.running().config();
+    cfg.never_ready = vec!["wandb-dev-app-bc".into()];
+    env.running().set_config(cfg);
     let t = std::time::Instant::now();
     let out = env.run(&["up", "--plan", &poc(), "--timeout", "4"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("k8s.wandb")
             && text(&out).contains("not ready after 4 s")
-            && text(&out).contains("wandb-dev-app 0/1"),
+            && text(&out).contains("wandb-dev-app-bc 0/1"),
         "{}",
         text(&out)
     );
@@ -260,7 +340,7 @@ fn plan_says_what_up_would_do_and_touches_nothing() {
         .iter()
         .map(|s| s["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, vec!["create"; 4]);
+    assert_eq!(actions, vec!["create"; 5]);
     assert_eq!(env.mutations(), before, "plan is read-only");
     assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
     let out = env.run(&["plan", "--plan", &poc(), "--output", "json"]);
@@ -271,7 +351,7 @@ fn plan_says_what_up_would_do_and_touches_nothing() {
         .iter()
         .map(|s| s["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, vec!["unchanged"; 4]);
+    assert_eq!(actions, vec!["unchanged"; 5]);
     // A changed plan shows the update.
     let changed = std::fs::read_to_string(Env::plans().join("poc.yaml"))
         .unwrap()
@@ -279,8 +359,8 @@ fn plan_says_what_up_would_do_and_touches_nothing() {
     std::fs::write(env.dir.path().join("changed.yaml"), changed).unwrap();
     let out = env.run(&["plan", "--plan", "changed.yaml", "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["steps"][3]["step"], "k8s.wandb");
-    assert_eq!(v["steps"][3]["action"], "update");
+    assert_eq!(v["steps"][4]["step"], "k8s.wandb");
+    assert_eq!(v["steps"][4]["action"], "update");
     // And up applies it.
     let out = env.run(&["up", "--plan", "changed.yaml", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

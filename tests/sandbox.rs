@@ -61,7 +61,7 @@ fn the_sandbox_runs_the_poc_and_keeps_its_cluster_between_commands() {
         .unwrap()
         .to_owned();
     let r: serde_json::Value = serde_json::from_str(&last).unwrap();
-    assert_eq!(r["report"]["stats"]["unchanged"], 4, "{r}");
+    assert_eq!(r["report"]["stats"]["unchanged"], 5, "{r}");
     let down = sandbox(&["down", "--env", "wandb-dev", "--sandbox"]);
     assert_eq!(down.status.code(), Some(0), "{}", text(&down));
     let saved = std::fs::read_to_string(&cluster).unwrap();

@@ -30,7 +30,7 @@ impl Env {
                     workload_delay: d,
                     operator_delay: d,
                     clickhouse_delay: d,
-                    never_ready: Vec::new(),
+                    ..Config::default()
                 })
                 .serve("127.0.0.1:0".parse().unwrap()),
             )

@@ -45,7 +45,9 @@ impl Step for ClickhouseAltinityStep {
         else {
             return Ok(Observation::Absent);
         };
-        if chi_ready(&o) {
+        // The Altinity status has no observedGeneration: the task a change was applied with
+        // (`spec.taskID`) must be among the completed ones, so an old Completed does not count.
+        if chi_ready(&o, o["spec"]["taskID"].as_str()) {
             Ok(Observation::Ready {
                 outputs: out(&[
                     (
@@ -76,7 +78,9 @@ impl Step for ClickhouseAltinityStep {
         }
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        let m = annotated(render::clickhouse_altinity(&self.spec), &self.fingerprint());
+        let fp = self.fingerprint();
+        let mut m = annotated(render::clickhouse_altinity(&self.spec), &fp);
+        m["spec"]["taskID"] = json!(format!("wbstack-{}", fp.short()));
         self.kube.apply(&m).await.map(|_| ()).map_err(|e| {
             if e.message().contains("does not manage") || e.message().contains("404") {
                 StepError::permanent(format!(

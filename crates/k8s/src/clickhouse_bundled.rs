@@ -1,11 +1,13 @@
 //! Bundled ClickHouse: Keeper and shards as native objects.
 
 use crate::client::Kube;
+use crate::explain::{diagnose, StuckClock};
 use crate::objects::{annotated, observed_fp, out};
-use crate::ready::{wait_for, workload_progress, workload_ready, Watch};
+use crate::ready::{wait_for, wait_for_every, workload_progress, workload_ready, Watch};
 use crate::render;
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use std::time::Duration;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{BundledClickhouse, Kind};
 
@@ -13,11 +15,23 @@ use wbstack_plan::{BundledClickhouse, Kind};
 pub struct ClickhouseBundledStep {
     kube: Kube,
     spec: BundledClickhouse,
+    stuck: StuckClock,
 }
 
 impl ClickhouseBundledStep {
     pub fn new(kube: Kube, spec: BundledClickhouse) -> Self {
-        ClickhouseBundledStep { kube, spec }
+        let stuck = StuckClock::new(Duration::from_secs(spec.stuck_seconds));
+        ClickhouseBundledStep { kube, spec, stuck }
+    }
+
+    /// What keeps the pods from being ready, once it has lasted the grace: the wait's end.
+    async fn stuck(&self) -> Result<Option<String>, StepError> {
+        let sel = format!("app.kubernetes.io/instance={}", self.spec.name);
+        let stuck = diagnose(&self.kube, &self.spec.namespace, &sel).await?;
+        Ok(self
+            .stuck
+            .expired(&stuck)
+            .map(|s| format!("{s} (for over {} s)", self.spec.stuck_seconds)))
     }
 
     fn manifests(&self) -> Vec<Value> {
@@ -94,6 +108,9 @@ impl Step for ClickhouseBundledStep {
                 detail: Some(format!("{present}/{} objects", ms.len())),
             }
         } else if !waiting.is_empty() {
+            if let Some(message) = self.stuck().await? {
+                return Ok(Observation::Failed { message });
+            }
             ctx.progress(format!("waiting for {}", waiting.join(", ")));
             Observation::InProgress {
                 detail: Some(waiting.join(", ")),
@@ -119,9 +136,10 @@ impl Step for ClickhouseBundledStep {
             namespace: Some(&self.spec.namespace),
             labels: format!("app.kubernetes.io/instance={}", self.spec.name),
         }];
-        wait_for(&self.kube, watches, ctx, || async {
+        wait_for_every(&self.kube, watches, ctx, Duration::from_secs(5), || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
+                Observation::Failed { message } => return Err(StepError::permanent(message)),
                 _ => None,
             })
         })

@@ -21,7 +21,16 @@ impl std::fmt::Debug for Kube {
 }
 
 /// Kinds wbstack manages: (apiVersion, kind, plural, namespaced).
-const KINDS: [(&str, &str, &str, bool); 15] = [
+const KINDS: [(&str, &str, &str, bool); 19] = [
+    ("v1", "Pod", "pods", true),
+    ("apps/v1", "DaemonSet", "daemonsets", true),
+    ("batch/v1", "Job", "jobs", true),
+    (
+        "apps.wandb.com/v2",
+        "WeightsAndBiases",
+        "weightsandbiases",
+        true,
+    ),
     ("v1", "Namespace", "namespaces", false),
     ("v1", "Secret", "secrets", true),
     ("v1", "ConfigMap", "configmaps", true),

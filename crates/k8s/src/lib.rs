@@ -7,23 +7,32 @@
 
 mod clickhouse_altinity;
 mod clickhouse_bundled;
+mod clickhouse_manifests;
 mod client;
+mod crd;
+mod explain;
 mod generated_secret;
 mod namespace;
 mod objects;
 mod operator;
+mod operator_manifests;
 mod ready;
 pub mod render;
 mod value_secret;
 mod wandb;
+mod wandb_ready;
 
 pub use clickhouse_altinity::ClickhouseAltinityStep;
 pub use clickhouse_bundled::ClickhouseBundledStep;
 pub use client::{classify, resource, Kube, FIELD_MANAGER};
+pub use crd::WandbCrdStep;
+pub use explain::{stuck_job, stuck_pod, Stuck, StuckClock};
 pub use generated_secret::{generate_password, GeneratedSecretStep};
 pub use namespace::NamespaceStep;
 pub use objects::FINGERPRINT_ANNOTATION;
 pub use operator::OperatorStep;
-pub use ready::{chi_ready, wait_for, wandb_phase, workload_ready, WandbPhase, Watch};
+pub use ready::{
+    chi_ready, wait_for, wandb_phase_v1, wandb_phase_v2, workload_ready, WandbPhase, Watch,
+};
 pub use value_secret::{SecretResolver, ValueSecretStep, ValueSource};
 pub use wandb::WandbStep;

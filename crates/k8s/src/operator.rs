@@ -1,51 +1,62 @@
-//! The W&B operator: installed when absent, adopted when present.
+//! The W&B operator: an operator already running (an official install, labelled
+//! `control-plane: controller-manager` and running `wandb/controller`, or wbstack's own) is
+//! adopted; otherwise wbstack installs one as the official chart does.
 
 use crate::client::Kube;
-use crate::objects::{out, terminating};
-use crate::ready::{wait_for, workload_ready, Watch};
-use crate::render;
+use crate::objects::{annotated, observed_fp, out, terminating};
+use crate::ready::{wait_for, workload_progress, workload_ready, Watch};
+use crate::render::{self, is_operator, MANAGED_BY};
 use async_trait::async_trait;
 use serde_json::Value;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{Kind, Operator, OperatorInstall};
 
-/// The W&B operator: installed when absent, adopted when present.
+/// The operator step.
 pub struct OperatorStep {
     kube: Kube,
-    namespace: String,
-    version: String,
-    install: OperatorInstall,
+    spec: Operator,
 }
 
 impl OperatorStep {
     pub fn new(kube: Kube, spec: Operator) -> Self {
-        OperatorStep {
-            kube,
-            namespace: spec.namespace,
-            version: spec.version,
-            install: spec.install,
-        }
+        OperatorStep { kube, spec }
     }
 
-    async fn find(&self) -> Result<(Option<Value>, Option<Value>), StepError> {
-        let crd = self
+    fn manifests(&self) -> Vec<Value> {
+        let s = &self.spec;
+        let fp = self.fingerprint();
+        render::operator(&s.namespace, &s.version, s.airgapped)
+            .into_iter()
+            .map(|m| annotated(m, &fp))
+            .collect()
+    }
+
+    /// The operator Deployment running in the cluster, if any (in any namespace).
+    async fn find(&self) -> Result<Option<Value>, StepError> {
+        Ok(self
             .kube
-            .get(
-                "apiextensions.k8s.io/v1",
-                "CustomResourceDefinition",
-                None,
-                render::WANDB_CRD,
-            )
-            .await?;
-        let sel = format!("{}={}", render::OPERATOR_LABEL.0, render::OPERATOR_LABEL.1);
-        let deploy = self
-            .kube
-            .list("apps/v1", "Deployment", None, &sel)
+            .list("apps/v1", "Deployment", None, "")
             .await?
             .into_iter()
-            .find(|d| !terminating(d));
-        Ok((crd, deploy))
+            .find(|d| is_operator(d) && !terminating(d)))
     }
+
+    fn watches(&self) -> Vec<Watch<'static>> {
+        vec![Watch {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            namespace: None,
+            labels: format!(
+                "{}={}",
+                render::CONTROL_PLANE_LABEL.0,
+                render::CONTROL_PLANE_LABEL.1
+            ),
+        }]
+    }
+}
+
+fn ours(o: &Value) -> bool {
+    o["metadata"]["labels"][MANAGED_BY.0] == MANAGED_BY.1
 }
 
 #[async_trait]
@@ -54,48 +65,53 @@ impl Step for OperatorStep {
         Operator::LABEL
     }
     fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&("operator", &self.namespace, &self.version))
+        let s = &self.spec;
+        Fingerprint::of(&render::operator(&s.namespace, &s.version, s.airgapped))
     }
     fn supports_update(&self) -> bool {
         true
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
-        let (crd, deploy) = self.find().await?;
-        Ok(match (crd, deploy) {
-            (Some(_), Some(d)) if workload_ready(&d) => Observation::ready(out(&[
+        let Some(d) = self.find().await? else {
+            return Ok(if self.spec.install == OperatorInstall::Never {
+                Observation::Failed {
+                    message: "the W&B operator is not installed and spec.wandb.operator.install is `never`".into(),
+                }
+            } else {
+                Observation::Absent
+            });
+        };
+        if !workload_ready(&d) {
+            return Ok(Observation::InProgress {
+                detail: Some(format!("operator starting ({})", workload_progress(&d))),
+            });
+        }
+        // wbstack's own is kept current; another install is used as it is.
+        let fingerprint = if ours(&d) {
+            observed_fp(&d)
+        } else {
+            Some(self.fingerprint())
+        };
+        Ok(Observation::Ready {
+            outputs: out(&[
                 ("namespace", d["metadata"]["namespace"].clone()),
+                ("name", d["metadata"]["name"].clone()),
                 (
                     "image",
                     d["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
                 ),
-            ])),
-            (Some(_), Some(_)) => Observation::InProgress {
-                detail: Some("operator starting".into()),
-            },
-            _ if self.install == OperatorInstall::Never => Observation::Failed {
-                message:
-                    "the W&B operator is not installed and spec.wandb.operator.install is `never`"
-                        .into(),
-            },
-            (None, None) => Observation::Absent,
-            // Half there (an interrupted install): apply completes it.
-            _ => Observation::Absent,
+            ]),
+            fingerprint,
         })
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        for m in render::operator(&self.namespace, &self.version) {
+        for m in self.manifests() {
             self.kube.apply(&m).await?;
         }
         Ok(())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let watches = vec![Watch {
-            api_version: "apps/v1",
-            kind: "Deployment",
-            namespace: None,
-            labels: format!("{}={}", render::OPERATOR_LABEL.0, render::OPERATOR_LABEL.1),
-        }];
-        wait_for(&self.kube, watches, ctx, || async {
+        wait_for(&self.kube, self.watches(), ctx, || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
                 Observation::Failed { message } => return Err(StepError::permanent(message)),
@@ -106,36 +122,24 @@ impl Step for OperatorStep {
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         // Dependents (the WeightsAndBiases resource) are gone by now: teardown runs in reverse.
-        for m in render::operator(&self.namespace, &self.version)
-            .iter()
-            .rev()
-        {
-            self.kube.delete_manifest(m).await?;
+        // Only what wbstack installed goes.
+        for m in self.manifests().iter().rev() {
+            if let Some(live) = self.kube.get_manifest(m).await? {
+                if ours(&live) {
+                    self.kube.delete_manifest(m).await?;
+                }
+            }
         }
         Ok(())
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let watches = vec![Watch {
-            api_version: "v1",
-            kind: "Namespace",
-            namespace: None,
-            labels: String::new(),
-        }];
-        wait_for(&self.kube, watches, ctx, || async {
-            let ns = self
-                .kube
-                .get("v1", "Namespace", None, &self.namespace)
-                .await?;
-            let crd = self
-                .kube
-                .get(
-                    "apiextensions.k8s.io/v1",
-                    "CustomResourceDefinition",
-                    None,
-                    render::WANDB_CRD,
-                )
-                .await?;
-            Ok((ns.is_none() && crd.is_none()).then_some(()))
+        wait_for(&self.kube, self.watches(), ctx, || async {
+            for m in self.manifests() {
+                if self.kube.get_manifest(&m).await?.is_some_and(|l| ours(&l)) {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
         })
         .await
     }

@@ -1,4 +1,9 @@
 //! Readiness predicates, composable and pure, and a watch-driven wait that re-checks them.
+//!
+//! Each predicate reads the status shape the real controller writes: the Deployment, StatefulSet
+//! and DaemonSet controllers; the W&B operator v1 (`status.phase` only) and v2 (`status.ready`,
+//! a `Ready` condition with `observedGeneration`); the Altinity operator (no
+//! `observedGeneration`: a `taskID` ties a status to the change that produced it).
 
 use crate::client::{resource, Kube};
 use futures::StreamExt;
@@ -9,92 +14,118 @@ use std::future::Future;
 use std::time::Duration;
 use wbstack_engine::{StepCtx, StepError};
 
-/// A Deployment or StatefulSet has observed its generation and all replicas are ready.
-pub fn workload_ready(o: &Value) -> bool {
-    let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
-    let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
-    let st = &o["status"];
-    let observed = st["observedGeneration"].as_i64().unwrap_or(0) >= gen;
-    let ready = st["readyReplicas"].as_i64().unwrap_or(0) == want;
-    let updated = o["kind"] != "Deployment" || st["updatedReplicas"].as_i64().unwrap_or(0) == want;
-    observed && ready && updated && o["metadata"]["deletionTimestamp"].is_null()
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
 }
 
-/// `ready/wanted` for progress messages.
+/// A Deployment, StatefulSet or DaemonSet has observed its generation and finished rolling it
+/// out: every replica updated and ready (a StatefulSet's current revision is its update
+/// revision; a DaemonSet's pods are scheduled, updated and ready on every node it wants).
+pub fn workload_ready(o: &Value) -> bool {
+    let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
+    let st = &o["status"];
+    let observed = int(&st["observedGeneration"]) >= gen;
+    let alive = o["metadata"]["deletionTimestamp"].is_null();
+    let rolled_out = match o["kind"].as_str().unwrap_or("") {
+        "DaemonSet" => {
+            let want = int(&st["desiredNumberScheduled"]);
+            int(&st["numberReady"]) == want
+                && int(&st["updatedNumberScheduled"]) == want
+                && int(&st["numberUnavailable"]) == 0
+        }
+        kind => {
+            let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
+            let ready = int(&st["readyReplicas"]) == want;
+            let updated = int(&st["updatedReplicas"]) == want;
+            let revision = kind != "StatefulSet"
+                || st["updateRevision"].is_null()
+                || st["currentRevision"] == st["updateRevision"];
+            ready && updated && revision
+        }
+    };
+    observed && alive && rolled_out
+}
+
+/// `name ready/wanted` for progress messages.
 pub fn workload_progress(o: &Value) -> String {
+    let name = o["metadata"]["name"].as_str().unwrap_or("");
+    let st = &o["status"];
+    if o["kind"] == "DaemonSet" {
+        return format!(
+            "{name} {}/{}",
+            int(&st["numberReady"]),
+            int(&st["desiredNumberScheduled"])
+        );
+    }
     format!(
-        "{} {}/{}",
-        o["metadata"]["name"].as_str().unwrap_or(""),
-        o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+        "{name} {}/{}",
+        int(&st["readyReplicas"]),
         o["spec"]["replicas"].as_i64().unwrap_or(1)
     )
 }
 
-/// An Altinity ClickHouseInstallation is Completed with every host done, none failed, and an
-/// endpoint.
-pub fn chi_ready(o: &Value) -> bool {
+/// An Altinity ClickHouseInstallation is done with the change `task_id` names (when one is
+/// given): Completed, that task among the completed ones, every host done and none failed.
+pub fn chi_ready(o: &Value, task_id: Option<&str>) -> bool {
     let st = &o["status"];
+    let task_done = task_id.is_none_or(|t| {
+        st["taskIDsCompleted"]
+            .as_array()
+            .is_some_and(|done| done.iter().any(|d| d == t))
+    });
     st["status"] == "Completed"
+        && task_done
         && st["hosts"].as_i64().is_some()
         && st["hostsCompleted"] == st["hosts"]
-        && st["hostsFailed"].as_i64().unwrap_or(0) == 0
-        && st["endpoint"].as_str().is_some_and(|e| !e.is_empty())
-        && st["observedGeneration"]
-            .as_i64()
-            .is_none_or(|g| Some(g) >= o["metadata"]["generation"].as_i64())
+        && int(&st["hostsFailed"]) == 0
 }
 
 /// What a WeightsAndBiases resource says about itself.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WandbPhase {
-    /// The operator reports the configuration invalid.
+    /// The operator reports the configuration invalid (the v1 operator retries it).
     Invalid,
-    /// The operator finished applying this generation.
+    /// The operator finished applying (v1: its Helm release was applied; v2: Ready for this
+    /// generation).
     Completed,
     /// Anything else: not yet.
     Pending(String),
 }
 
-/// Reads the phase. The v1 operator's `status.phase: Completed` only says its Helm apply
-/// returned and is not tied to a generation; a newer operator's `status.ready` / `Ready`
-/// condition with `observedGeneration` is used when present.
-pub fn wandb_phase(o: &Value) -> WandbPhase {
+/// The phase of a resource read through `apps.wandb.com/v1`: the v1 operator writes only
+/// `status.phase` (`Loading`, `Completed`, `Invalid Config`), tied to no generation.
+pub fn wandb_phase_v1(o: &Value) -> WandbPhase {
+    match o["status"]["phase"].as_str().unwrap_or("") {
+        "Invalid Config" => WandbPhase::Invalid,
+        "Completed" => WandbPhase::Completed,
+        "" => WandbPhase::Pending("no status yet".into()),
+        other => WandbPhase::Pending(other.into()),
+    }
+}
+
+/// The phase of a resource read through `apps.wandb.com/v2`: `status.ready` and the `Ready`
+/// condition, both for the current generation.
+pub fn wandb_phase_v2(o: &Value) -> WandbPhase {
+    let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
     let st = &o["status"];
-    let phase = st["phase"].as_str().unwrap_or("");
-    if phase == "Invalid Config" {
-        return WandbPhase::Invalid;
-    }
-    let gen = o["metadata"]["generation"].as_i64();
-    if let Some(conds) = st["conditions"].as_array() {
-        if let Some(c) = conds.iter().find(|c| c["type"] == "Ready") {
-            let current = c["observedGeneration"]
-                .as_i64()
-                .is_none_or(|g| Some(g) >= gen);
-            return if c["status"] == "True" && current {
-                WandbPhase::Completed
-            } else {
-                WandbPhase::Pending(format!("Ready={}", c["status"].as_str().unwrap_or("?")))
-            };
-        }
-    }
-    if let Some(ready) = st["ready"].as_bool() {
-        let current = st["observedGeneration"]
-            .as_i64()
-            .is_none_or(|g| Some(g) >= gen);
-        return if ready && current {
-            WandbPhase::Completed
-        } else {
-            WandbPhase::Pending("ready=false".into())
-        };
-    }
-    if phase == "Completed" {
+    let cond = st["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    let Some(c) = cond else {
+        return WandbPhase::Pending("no Ready condition yet".into());
+    };
+    let current = int(&c["observedGeneration"]) >= gen && int(&st["observedGeneration"]) >= gen;
+    if c["status"] == "True" && st["ready"] == true && current {
         WandbPhase::Completed
+    } else if !current {
+        WandbPhase::Pending(format!("generation {gen} not observed yet"))
     } else {
-        WandbPhase::Pending(if phase.is_empty() {
-            "no status yet".into()
-        } else {
-            phase.into()
-        })
+        WandbPhase::Pending(format!(
+            "Ready={} ({}: {})",
+            c["status"].as_str().unwrap_or("?"),
+            c["reason"].as_str().unwrap_or(""),
+            c["message"].as_str().unwrap_or("")
+        ))
     }
 }
 
@@ -113,6 +144,22 @@ pub async fn wait_for<T, F, Fut>(
     kube: &Kube,
     watches: Vec<Watch<'_>>,
     ctx: &StepCtx,
+    check: F,
+) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, StepError>>,
+{
+    wait_for_every(kube, watches, ctx, Duration::from_secs(30), check).await
+}
+
+/// [`wait_for`] re-checking at least every `every` (for checks that also depend on time, like
+/// how long a pod has been crashing).
+pub async fn wait_for_every<T, F, Fut>(
+    kube: &Kube,
+    watches: Vec<Watch<'_>>,
+    ctx: &StepCtx,
+    every: Duration,
     mut check: F,
 ) -> Result<T, StepError>
 where
@@ -144,7 +191,7 @@ where
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }
@@ -165,24 +212,82 @@ mod tests {
     }
 
     #[test]
-    fn chi_needs_completed_hosts_and_an_endpoint() {
-        let mut c = json!({"metadata": {"generation": 1}, "status": {"status": "Completed", "hosts": 2, "hostsCompleted": 2, "endpoint": "e"}});
-        assert!(chi_ready(&c));
-        c["status"]["hostsFailed"] = json!(1);
-        assert!(!chi_ready(&c));
+    fn a_statefulset_is_ready_once_its_rollout_is_done() {
+        // Three ready pods of the old revision while the new one rolls out: not ready.
+        let mut s = json!({"kind": "StatefulSet", "metadata": {"generation": 3}, "spec": {"replicas": 3},
+            "status": {"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "currentReplicas": 2, "updatedReplicas": 1,
+                "currentRevision": "ch-7d9f", "updateRevision": "ch-5c4b"}});
+        assert!(!workload_ready(&s));
+        s["status"]["updatedReplicas"] = json!(3);
+        assert!(
+            !workload_ready(&s),
+            "updated but the revision is not current yet"
+        );
+        s["status"]["currentRevision"] = json!("ch-5c4b");
+        assert!(workload_ready(&s));
     }
 
     #[test]
-    fn wandb_phase_prefers_a_generation_aware_condition() {
+    fn a_daemonset_is_ready_when_every_wanted_node_runs_an_updated_ready_pod() {
+        let mut d = json!({"kind": "DaemonSet", "metadata": {"generation": 1},
+            "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2, "updatedNumberScheduled": 3, "numberAvailable": 2, "numberUnavailable": 1}});
+        assert!(!workload_ready(&d));
+        d["status"]["numberReady"] = json!(3);
+        d["status"]["numberUnavailable"] = json!(0);
+        assert!(workload_ready(&d));
+    }
+
+    #[test]
+    fn an_altinity_status_counts_only_for_the_task_it_completed() {
+        // The shape the Altinity operator writes (no observedGeneration).
+        let mut c = json!({"metadata": {"generation": 2}, "status": {"status": "Completed", "hosts": 2, "hostsCompleted": 2,
+            "taskID": "auto-1", "taskIDsStarted": ["auto-1"], "taskIDsCompleted": ["auto-1"], "endpoint": "clickhouse-x.ns.svc.cluster.local"}});
+        assert!(chi_ready(&c, None));
+        assert!(
+            !chi_ready(&c, Some("wbstack-abc")),
+            "a Completed left from an older change"
+        );
+        c["status"]["taskIDsCompleted"] = json!(["auto-1", "wbstack-abc"]);
+        assert!(chi_ready(&c, Some("wbstack-abc")));
+        c["status"]["hostsFailed"] = json!(1);
+        assert!(!chi_ready(&c, Some("wbstack-abc")));
+    }
+
+    #[test]
+    fn the_v1_phase_is_what_the_operator_writes() {
         assert_eq!(
-            wandb_phase(&json!({"status": {"phase": "Invalid Config"}})),
+            wandb_phase_v1(&json!({"status": {"phase": "Invalid Config"}})),
             WandbPhase::Invalid
         );
         assert_eq!(
-            wandb_phase(&json!({"status": {"phase": "Completed"}})),
+            wandb_phase_v1(&json!({"status": {"phase": "Completed"}})),
             WandbPhase::Completed
         );
-        let stale = json!({"metadata": {"generation": 3}, "status": {"phase": "Completed", "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 2}]}});
-        assert!(matches!(wandb_phase(&stale), WandbPhase::Pending(_)));
+        assert_eq!(
+            wandb_phase_v1(&json!({"status": {"phase": "Loading"}})),
+            WandbPhase::Pending("Loading".into())
+        );
+        assert!(matches!(wandb_phase_v1(&json!({})), WandbPhase::Pending(_)));
+    }
+
+    #[test]
+    fn the_v2_phase_needs_ready_for_the_current_generation() {
+        let mut o = json!({"apiVersion": "apps.wandb.com/v2", "metadata": {"generation": 3},
+            "status": {"ready": true, "observedGeneration": 3,
+                "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 2, "reason": "Reconciled", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+        assert!(
+            matches!(wandb_phase_v2(&o), WandbPhase::Pending(_)),
+            "stale condition"
+        );
+        o["status"]["conditions"][0]["observedGeneration"] = json!(3);
+        assert_eq!(wandb_phase_v2(&o), WandbPhase::Completed);
+        o["status"]["ready"] = json!(false);
+        o["status"]["conditions"][0]["status"] = json!("False");
+        assert!(matches!(wandb_phase_v2(&o), WandbPhase::Pending(_)));
+        // Read through v1, a v2 resource has no status at all.
+        assert!(matches!(
+            wandb_phase_v1(&json!({"metadata": {"generation": 3}})),
+            WandbPhase::Pending(_)
+        ));
     }
 }

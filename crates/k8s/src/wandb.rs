@@ -1,39 +1,55 @@
 //! The WeightsAndBiases resource and its readiness.
 
 use crate::client::Kube;
+use crate::explain::StuckClock;
 use crate::objects::{annotated, observed_fp, out, terminating};
-use crate::ready::{wait_for, wandb_phase, workload_progress, workload_ready, WandbPhase, Watch};
+use crate::ready::{wait_for_every, wandb_phase_v1, wandb_phase_v2, WandbPhase, Watch};
 use crate::render;
+use crate::wandb_ready::{
+    failed_job, instance_selector, operator_events, reconciled_since, stuck_pods, unready_workloads,
+};
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
-use wbstack_plan::{Binding, Kind, WandbResource};
+use wbstack_plan::{Kind, WandbResource};
 
-/// The WeightsAndBiases resource. Ready when the operator says so for this generation and
-/// every Deployment and StatefulSet of the release is ready with the replicas asked for.
+const KIND: &str = "WeightsAndBiases";
+const V1: &str = "apps.wandb.com/v1";
+const V2: &str = "apps.wandb.com/v2";
+
+/// The WeightsAndBiases resource. Ready when the operator has taken up its latest change, says
+/// it is applied (v1: `Completed`; v2: `Ready` for this generation) and, for the Helm-based v1
+/// operator, every long-running workload the chart makes for these values is rolled out.
 pub struct WandbStep {
     kube: Kube,
-    namespace: String,
-    name: String,
-    values: Value,
-    bindings: Vec<Binding>,
+    spec: WandbResource,
+    /// When this run changed the resource, until the operator is seen to have taken it up.
+    applied_at: Mutex<Option<SystemTime>>,
+    /// Since when the operator has said `Invalid Config` (it retries; it fails only if it
+    /// lasts).
+    invalid_since: Mutex<Option<Instant>>,
+    stuck: StuckClock,
 }
 
 impl WandbStep {
     pub fn new(kube: Kube, spec: WandbResource) -> Self {
+        let grace = Duration::from_secs(spec.stuck_seconds);
         WandbStep {
             kube,
-            namespace: spec.namespace,
-            name: spec.name,
-            values: spec.values,
-            bindings: spec.bindings,
+            spec,
+            applied_at: Mutex::new(None),
+            invalid_since: Mutex::new(None),
+            stuck: StuckClock::new(grace),
         }
     }
 
     /// The values with every binding filled from dependency outputs.
     pub fn resolve(&self, ctx: &StepCtx) -> Result<Value, StepError> {
-        let mut v = self.values.clone();
-        for b in &self.bindings {
+        let mut v = self.spec.values.clone();
+        for b in &self.spec.bindings {
             let x = ctx
                 .dep_output(b.input.step, b.input.output)
                 .ok_or_else(|| {
@@ -49,32 +65,88 @@ impl WandbStep {
         Ok(v)
     }
 
-    fn release_selector(&self) -> String {
-        format!(
-            "app.kubernetes.io/managed-by=Helm,app.kubernetes.io/instance={}",
-            self.name
-        )
+    /// The API version status is read through: v2 where the CRD stores v2 (read as v1, a v2
+    /// resource has no status).
+    fn api_version(&self, ctx: &StepCtx) -> &'static str {
+        match ctx.dep_str(self.spec.crd.step, self.spec.crd.output) {
+            Some("v2") => V2,
+            _ => V1,
+        }
     }
 
-    async fn invalid_reason(&self) -> String {
-        let events = self
-            .kube
-            .list("v1", "Event", Some(&self.namespace), "")
+    async fn events(&self) -> Vec<Value> {
+        self.kube
+            .list("v1", "Event", Some(&self.spec.namespace), "")
             .await
-            .unwrap_or_default();
-        let msgs: Vec<String> = events
-            .iter()
-            .filter(|e| {
-                e["involvedObject"]["name"] == self.name.as_str()
-                    && e["involvedObject"]["kind"] == "WeightsAndBiases"
-            })
-            .filter_map(|e| e["message"].as_str().map(str::to_owned))
-            .collect();
-        if msgs.is_empty() {
-            "no event from the operator says why".into()
-        } else {
-            msgs.join("; ")
+            .unwrap_or_default()
+    }
+
+    /// Whether the operator has taken up the change this run applied (always, when this run
+    /// applied none). Seeing it busy, or a reconcile event since, is enough.
+    async fn taken_up(&self, phase: &WandbPhase) -> bool {
+        let Some(at) = *self.applied_at.lock().unwrap_or_else(|e| e.into_inner()) else {
+            return true;
+        };
+        let seen = *phase != WandbPhase::Completed
+            || reconciled_since(&self.events().await, KIND, &self.spec.name, at);
+        if seen {
+            *self.applied_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
+        seen
+    }
+
+    /// `Invalid Config`: retried by the operator; a failure once it has lasted the grace.
+    async fn invalid(&self) -> Observation {
+        let since = *self
+            .invalid_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Instant::now);
+        let why = operator_events(&self.events().await, KIND, &self.spec.name);
+        if since.elapsed() >= Duration::from_secs(self.spec.stuck_seconds) {
+            Observation::Failed {
+                message: format!(
+                    "the W&B operator rejects the configuration (Invalid Config for {} s): {why}",
+                    since.elapsed().as_secs()
+                ),
+            }
+        } else {
+            Observation::InProgress {
+                detail: Some(format!("Invalid Config, the operator retries: {why}")),
+            }
+        }
+    }
+
+    /// The release's workloads, for the Helm-based v1 operator.
+    async fn release(
+        &self,
+        ctx: &StepCtx,
+        values: &Value,
+    ) -> Result<Option<Observation>, StepError> {
+        let (ns, name) = (&self.spec.namespace, &self.spec.name);
+        if let Some(job) = failed_job(&self.kube, ns, name).await? {
+            return Ok(Some(Observation::Failed {
+                message: format!("{job}"),
+            }));
+        }
+        let waiting = unready_workloads(&self.kube, ns, name, values).await?;
+        if waiting.is_empty() {
+            return Ok(None);
+        }
+        let stuck = stuck_pods(&self.kube, ns, name).await?;
+        if let Some(s) = self.stuck.expired(&stuck) {
+            return Ok(Some(Observation::Failed {
+                message: format!("{s} (for over {} s)", self.spec.stuck_seconds),
+            }));
+        }
+        let mut detail = waiting.join(", ");
+        for s in &stuck {
+            detail.push_str(&format!("; {s}"));
+        }
+        ctx.progress(format!("waiting for {detail}"));
+        Ok(Some(Observation::InProgress {
+            detail: Some(detail),
+        }))
     }
 }
 
@@ -84,22 +156,16 @@ impl Step for WandbStep {
         WandbResource::LABEL
     }
     fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&(&self.namespace, &self.name, &self.values, &self.bindings))
+        let s = &self.spec;
+        Fingerprint::of(&(&s.namespace, &s.name, &s.chart, &s.values, &s.bindings))
     }
     fn supports_update(&self) -> bool {
         true
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
-        let Some(cr) = self
-            .kube
-            .get(
-                "apps.wandb.com/v1",
-                "WeightsAndBiases",
-                Some(&self.namespace),
-                &self.name,
-            )
-            .await?
-        else {
+        let api = self.api_version(ctx);
+        let (ns, name) = (&self.spec.namespace, &self.spec.name);
+        let Some(cr) = self.kube.get(api, KIND, Some(ns), name).await? else {
             return Ok(Observation::Absent);
         };
         if terminating(&cr) {
@@ -107,96 +173,69 @@ impl Step for WandbStep {
                 detail: Some("being deleted".into()),
             });
         }
-        match wandb_phase(&cr) {
-            WandbPhase::Invalid => {
-                return Ok(Observation::Failed {
-                    message: format!(
-                        "the W&B operator rejected the configuration (Invalid Config): {}",
-                        self.invalid_reason().await
-                    ),
-                })
-            }
+        let phase = if api == V2 {
+            wandb_phase_v2(&cr)
+        } else {
+            wandb_phase_v1(&cr)
+        };
+        if !self.taken_up(&phase).await {
+            return Ok(Observation::InProgress {
+                detail: Some("waiting for the operator to take up the change".into()),
+            });
+        }
+        match phase {
+            WandbPhase::Invalid => return Ok(self.invalid().await),
             WandbPhase::Pending(p) => return Ok(Observation::InProgress { detail: Some(p) }),
-            WandbPhase::Completed => {}
+            WandbPhase::Completed => {
+                *self.invalid_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
         }
         let values = &cr["spec"]["values"];
-        let sel = self.release_selector();
-        let mut workloads = self
-            .kube
-            .list("apps/v1", "Deployment", Some(&self.namespace), &sel)
-            .await?;
-        workloads.extend(
-            self.kube
-                .list("apps/v1", "StatefulSet", Some(&self.namespace), &sel)
-                .await?,
-        );
-        // The phase is not tied to a generation: also require the workloads this configuration
-        // asks for, at the replicas it asks for.
-        let mut waiting = Vec::new();
-        for (name, replicas) in render::expected_workloads(&self.name, values) {
-            match workloads
-                .iter()
-                .find(|w| w["metadata"]["name"] == name.as_str())
-            {
-                None => waiting.push(format!("{name} missing")),
-                Some(w) if w["spec"]["replicas"].as_i64() != Some(replicas) => waiting.push(
-                    format!("{name} at {} of {replicas} replicas", w["spec"]["replicas"]),
-                ),
-                Some(_) => {}
+        // The v2 operator does not deploy through Helm: its Ready condition covers the rest.
+        if api == V1 {
+            if let Some(o) = self.release(ctx, values).await? {
+                return Ok(o);
             }
-        }
-        for w in &workloads {
-            if !workload_ready(w) {
-                waiting.push(workload_progress(w));
-            }
-        }
-        if !waiting.is_empty() {
-            ctx.progress(format!("waiting for {}", waiting.join(", ")));
-            return Ok(Observation::InProgress {
-                detail: Some(waiting.join(", ")),
-            });
         }
         Ok(Observation::Ready {
             outputs: out(&[
-                ("name", json!(self.name)),
-                ("namespace", json!(self.namespace)),
+                ("name", json!(name)),
+                ("namespace", json!(ns)),
                 ("host", values["global"]["host"].clone()),
-                ("workloads", json!(workloads.len())),
+                ("apiVersion", json!(api)),
             ]),
             fingerprint: observed_fp(&cr),
         })
     }
     async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let values = self.resolve(ctx)?;
+        let s = &self.spec;
         let obj = annotated(
-            render::wandb(&self.namespace, &self.name, &values),
+            render::wandb(&s.namespace, &s.name, &s.chart, &values),
             &self.fingerprint(),
         );
-        self.kube.apply(&obj).await.map(|_| ())
+        self.kube.apply(&obj).await?;
+        *self.applied_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(SystemTime::now());
+        *self.invalid_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let sel = self.release_selector();
+        let (ns, sel) = (&self.spec.namespace, instance_selector(&self.spec.name));
+        let w = |api_version, kind, labels: &str| Watch {
+            api_version,
+            kind,
+            namespace: Some(ns),
+            labels: labels.to_owned(),
+        };
         let watches = vec![
-            Watch {
-                api_version: "apps.wandb.com/v1",
-                kind: "WeightsAndBiases",
-                namespace: Some(&self.namespace),
-                labels: String::new(),
-            },
-            Watch {
-                api_version: "apps/v1",
-                kind: "Deployment",
-                namespace: Some(&self.namespace),
-                labels: sel.clone(),
-            },
-            Watch {
-                api_version: "apps/v1",
-                kind: "StatefulSet",
-                namespace: Some(&self.namespace),
-                labels: sel,
-            },
+            w(self.api_version(ctx), KIND, ""),
+            w("apps/v1", "Deployment", &sel),
+            w("apps/v1", "StatefulSet", &sel),
+            w("apps/v1", "DaemonSet", &sel),
+            w("v1", "Pod", &sel),
         ];
-        wait_for(&self.kube, watches, ctx, || async {
+        // Re-checked every few seconds too: how long pods have been stuck is part of the answer.
+        wait_for_every(&self.kube, watches, ctx, Duration::from_secs(5), || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
                 Observation::Failed { message } => return Err(StepError::permanent(message)),
@@ -206,61 +245,52 @@ impl Step for WandbStep {
         .await
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        let s = &self.spec;
         self.kube
-            .delete(
-                "apps.wandb.com/v1",
-                "WeightsAndBiases",
-                Some(&self.namespace),
-                &self.name,
-            )
+            .delete(V1, KIND, Some(&s.namespace), &s.name)
             .await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        // The operator's finalizer removes the release first; wait for both.
-        let sel = self.release_selector();
+        // The operator's finalizer uninstalls the release first; wait for both.
+        let (ns, name) = (&self.spec.namespace, &self.spec.name);
+        let sel = format!(
+            "app.kubernetes.io/managed-by=Helm,{}",
+            instance_selector(name)
+        );
         let watches = vec![
             Watch {
-                api_version: "apps.wandb.com/v1",
-                kind: "WeightsAndBiases",
-                namespace: Some(&self.namespace),
+                api_version: V1,
+                kind: KIND,
+                namespace: Some(ns),
                 labels: String::new(),
             },
             Watch {
                 api_version: "apps/v1",
                 kind: "Deployment",
-                namespace: Some(&self.namespace),
+                namespace: Some(ns),
                 labels: sel.clone(),
             },
         ];
-        wait_for(&self.kube, watches, ctx, || async {
-            let cr = self
-                .kube
-                .get(
-                    "apps.wandb.com/v1",
-                    "WeightsAndBiases",
-                    Some(&self.namespace),
-                    &self.name,
-                )
-                .await?;
-            if let Some(cr) = cr {
-                ctx.progress(format!(
-                    "waiting for the operator to remove its finalizer ({})",
-                    cr["metadata"]["finalizers"]
-                ));
-                return Ok(None);
-            }
-            let left = self
-                .kube
-                .list("apps/v1", "Deployment", Some(&self.namespace), &sel)
-                .await?
-                .len()
-                + self
-                    .kube
-                    .list("apps/v1", "StatefulSet", Some(&self.namespace), &sel)
-                    .await?
-                    .len();
-            Ok((left == 0).then_some(()))
-        })
+        wait_for_every(
+            &self.kube,
+            watches,
+            ctx,
+            Duration::from_secs(10),
+            || async {
+                if let Some(cr) = self.kube.get(V1, KIND, Some(ns), name).await? {
+                    ctx.progress(format!(
+                        "waiting for the operator to remove its finalizer ({})",
+                        cr["metadata"]["finalizers"]
+                    ));
+                    return Ok(None);
+                }
+                let mut left = 0;
+                for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
+                    left += self.kube.list("apps/v1", kind, Some(ns), &sel).await?.len();
+                }
+                Ok((left == 0).then_some(()))
+            },
+        )
         .await
     }
 }

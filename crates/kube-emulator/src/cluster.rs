@@ -1055,8 +1055,15 @@ impl Cluster {
 }
 
 /// The object as served at `rt`'s version (a CRD's objects may be read at any served version).
-fn with_version(obj: &Value, rt: &ResourceType) -> Value {
+/// The W&B operator v2's conversion webhook copies metadata and spec into v1, not status: a
+/// `WeightsAndBiases` stored at v2 and read at v1 has none.
+pub(crate) fn with_version(obj: &Value, rt: &ResourceType) -> Value {
     let mut o = obj.clone();
     o["apiVersion"] = rt.api_version().into();
+    if rt.group == "apps.wandb.com" && !rt.storage {
+        if let Some(m) = o.as_object_mut() {
+            m.remove("status");
+        }
+    }
     o
 }

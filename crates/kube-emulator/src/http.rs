@@ -547,8 +547,7 @@ fn event_for(
         (ChangeKind::Modified, false, true) => "DELETED",
         _ => return None,
     };
-    let mut obj = c.object.clone();
-    obj["apiVersion"] = rt.api_version().into();
+    let obj = crate::cluster::with_version(&c.object, rt);
     let obj = if as_table {
         table(rt, &[obj], Some(c.rv))
     } else {

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod altinity;
 mod cluster;
 mod controllers;
 mod discovery;
@@ -27,13 +28,16 @@ mod registry;
 mod selector;
 mod server;
 mod util;
+mod wandb_operator;
+mod workloads;
 
 pub use cluster::{Change, ChangeKind, Cluster, PatchKind, Snapshot, Stats};
 pub use controllers::{
-    wandb_components, NEVER_READY_ANNOTATION, OPERATOR_LABEL, READY_AFTER_ANNOTATION,
-    WANDB_FINALIZER,
+    NEVER_READY_ANNOTATION, OPERATOR_LABEL, READY_AFTER_ANNOTATION, WANDB_FINALIZER,
 };
 pub use error::{ApiError, Details};
 pub use registry::{Registry, ResourceType};
 pub use selector::{FieldSelector, LabelSelector};
-pub use server::{kubeconfig, save, Config, Emulator, EmulatorError, Faults, Running};
+pub use server::{
+    kubeconfig, save, Config, Emulator, EmulatorError, Fault, Faults, PodFault, Running,
+};

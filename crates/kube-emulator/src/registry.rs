@@ -16,6 +16,8 @@ pub struct ResourceType {
     pub status: bool,
     /// The CRD that registered it, if any.
     pub crd: Option<String>,
+    /// Whether objects are stored at this version (a CRD's other served versions are converted).
+    pub storage: bool,
 }
 
 impl ResourceType {
@@ -38,6 +40,7 @@ impl ResourceType {
             short_names: short.iter().map(|s| s.to_string()).collect(),
             status,
             crd: None,
+            storage: true,
         }
     }
 
@@ -143,6 +146,9 @@ impl Registry {
                     &["sts"],
                     true,
                 ),
+                b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true),
+                b("batch", "v1", "Job", "jobs", true, &[], true),
+                b("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true),
                 b(
                     "rbac.authorization.k8s.io",
                     "v1",
@@ -344,6 +350,7 @@ pub fn crd_types(crd: &Value) -> Result<Vec<ResourceType>, String> {
             short_names: short.clone(),
             status: v["subresources"]["status"].is_object(),
             crd: Some(name.into()),
+            storage: v["storage"] == true,
         })
         .collect())
 }

@@ -102,7 +102,26 @@ impl LabelSelector {
     }
 }
 
-/// A parsed field selector over `metadata.name` and `metadata.namespace`.
+/// Fields Kubernetes lets a selector use: every object's name and namespace, and the fields the
+/// API server indexes for events and pods.
+const FIELDS: [&str; 14] = [
+    "metadata.name",
+    "metadata.namespace",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+    "spec.nodeName",
+    "status.phase",
+];
+
+/// A parsed field selector.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
@@ -121,7 +140,7 @@ impl FieldSelector {
                 return Err(format!("invalid field selector: {p:?}"));
             };
             let k = k.trim();
-            if k != "metadata.name" && k != "metadata.namespace" {
+            if !FIELDS.contains(&k) {
                 return Err(format!("field label not supported: {k}"));
             }
             out.push((k.to_owned(), eq, v.trim().to_owned()));
@@ -132,12 +151,12 @@ impl FieldSelector {
     /// Whether an object matches.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(k, eq, v)| {
-            let field = if k == "metadata.name" {
-                "name"
-            } else {
-                "namespace"
-            };
-            let actual = obj["metadata"][field].as_str().unwrap_or("");
+            let path = if k == "source" { "source.component" } else { k };
+            let actual = path
+                .split('.')
+                .try_fold(obj, |o, p| o.get(p))
+                .and_then(|x| x.as_str())
+                .unwrap_or("");
             (actual == v) == *eq
         })
     }

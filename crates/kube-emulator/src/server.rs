@@ -25,6 +25,35 @@ pub struct Config {
     /// Deployments and StatefulSets (by name) that never become ready, for failure tests.
     #[serde(default)]
     pub never_ready: Vec<String>,
+    /// Workloads (by name) whose pods fail the way real pods do, with the kubelet's status and
+    /// events: a crash loop, an image that cannot be pulled, no node that fits, a failed Job.
+    #[serde(default)]
+    pub pod_faults: Vec<PodFault>,
+    /// WeightsAndBiases resources (by name) the W&B operator stand-in cannot apply: it reports
+    /// `Invalid Config` and retries, as the real operator does, until the name is removed.
+    #[serde(default)]
+    pub invalid_config: Vec<String>,
+}
+
+/// A pod failure to simulate for one workload.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodFault {
+    /// The Deployment, StatefulSet, DaemonSet or Job.
+    pub workload: String,
+    pub fault: Fault,
+}
+
+/// How pods fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Fault {
+    /// The container starts and exits 1, again and again (`CrashLoopBackOff`).
+    CrashLoop,
+    /// The image cannot be pulled (`ImagePullBackOff`).
+    ImagePull,
+    /// No node fits the pod (`Pending`, `Unschedulable`).
+    Unschedulable,
+    /// The Job's pods fail until its backoff limit (`Failed`, `BackoffLimitExceeded`).
+    JobFailed,
 }
 
 impl Default for Config {
@@ -34,6 +63,8 @@ impl Default for Config {
             operator_delay: Duration::from_millis(300),
             clickhouse_delay: Duration::from_millis(300),
             never_ready: Vec::new(),
+            pod_faults: Vec::new(),
+            invalid_config: Vec::new(),
         }
     }
 }
@@ -230,7 +261,12 @@ impl Running {
         self.cluster.stats.to_json()
     }
 
-    /// Changes controller delays.
+    /// The controllers' settings.
+    pub fn config(&self) -> Config {
+        self.config.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Changes the controllers' settings (delays, faults).
     pub fn set_config(&self, c: Config) {
         if let Ok(mut w) = self.config.write() {
             *w = c;

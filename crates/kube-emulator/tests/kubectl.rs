@@ -446,7 +446,7 @@ fn the_wandb_stand_in_installs_workloads_and_hangs_deletion_without_the_operator
         "wandb",
         "--timeout=20s",
     ]);
-    let cr = "apiVersion: apps.wandb.com/v1\nkind: WeightsAndBiases\nmetadata: {name: wandb, namespace: wandb}\nspec:\n  values:\n    global: {host: \"https://wandb.example.com\", license: lic}\n    weave-trace: {install: true}\n    app: {replicaCount: 2}\n";
+    let cr = "apiVersion: apps.wandb.com/v1\nkind: WeightsAndBiases\nmetadata: {name: wandb, namespace: wandb}\nspec:\n  values:\n    global: {host: \"https://wandb.example.com\", license: lic, api: {enabled: true}}\n    weave-trace: {install: true}\n    mysql: {install: true}\n    app: {replicaCount: 2}\n";
     s.ok(&["apply", "-f", &s.file("cr.yaml", cr)]);
     assert!(s
         .ok(&[
@@ -458,9 +458,10 @@ fn the_wandb_stand_in_installs_workloads_and_hangs_deletion_without_the_operator
             "--timeout=20s"
         ])
         .contains("condition met"));
+    // The release, as the chart names it (`<release>-<alias>-bc`, subcharts by their own names).
     let names = s.ok(&[
         "get",
-        "deploy,sts",
+        "deploy,sts,ds",
         "-n",
         "wandb",
         "-l",
@@ -469,26 +470,45 @@ fn the_wandb_stand_in_installs_workloads_and_hangs_deletion_without_the_operator
         "jsonpath={.items[*].metadata.name}",
     ]);
     for c in [
-        "wandb-app",
+        "wandb-app-bc",
         "wandb-api",
-        "wandb-console",
-        "wandb-frontend",
-        "wandb-parquet",
-        "wandb-weave",
-        "wandb-weave-trace",
+        "wandb-console-bc",
+        "wandb-parquet-bc",
+        "wandb-weave-bc",
+        "wandb-weave-trace-bc",
         "wandb-mysql",
-        "wandb-redis",
+        "wandb-redis-master",
+        "wandb-prometheus-server",
+        "wandb-otel-daemonset",
     ] {
         assert!(names.split(' ').any(|n| n == c), "{c} missing from {names}");
+    }
+    for absent in ["wandb-frontend", "wandb-executor-bc", "wandb-glue"] {
+        assert!(
+            !names.split(' ').any(|n| n == absent),
+            "{absent} in {names}"
+        );
     }
     s.ok(&[
         "wait",
         "--for=jsonpath={.status.readyReplicas}=2",
-        "deploy/wandb-app",
+        "deploy/wandb-app-bc",
         "-n",
         "wandb",
         "--timeout=20s",
     ]);
+    // Its pods exist, as the kubelet reports them.
+    let pods = s.ok(&[
+        "get",
+        "pods",
+        "-n",
+        "wandb",
+        "-l",
+        "app.kubernetes.io/instance=wandb,app.kubernetes.io/name=app",
+        "-o",
+        "jsonpath={range .items[*]}{.status.phase}/{.status.containerStatuses[0].ready} {end}",
+    ]);
+    assert_eq!(pods.trim(), "Running/true Running/true", "{pods}");
     assert_eq!(
         s.ok(&[
             "get",
@@ -501,8 +521,11 @@ fn the_wandb_stand_in_installs_workloads_and_hangs_deletion_without_the_operator
         ]),
         "finalizer.app.wandb.com"
     );
-    // Invalid values: phase Invalid Config with an event saying why.
-    let bad = "apiVersion: apps.wandb.com/v1\nkind: WeightsAndBiases\nmetadata: {name: bad, namespace: wandb}\nspec:\n  values:\n    global: {host: \"wandb.example.com\"}\n";
+    // An apply the operator cannot make: Invalid Config with its event, retried until it can.
+    let mut cfg = s.running().config();
+    cfg.invalid_config = vec!["bad".into()];
+    s.running().set_config(cfg.clone());
+    let bad = "apiVersion: apps.wandb.com/v1\nkind: WeightsAndBiases\nmetadata: {name: bad, namespace: wandb}\nspec:\n  values:\n    global: {host: \"https://bad.example.com\"}\n";
     s.ok(&["apply", "-f", &s.file("bad.yaml", bad)]);
     assert!(s
         .ok(&[
@@ -519,10 +542,27 @@ fn the_wandb_stand_in_installs_workloads_and_hangs_deletion_without_the_operator
         "events",
         "-n",
         "wandb",
+        "--field-selector",
+        "involvedObject.name=bad",
         "-o",
-        "jsonpath={.items[*].message}",
+        "jsonpath={.items[*].reason}",
     ]);
-    assert!(ev.contains("global.host must be an http(s) URL"), "{ev}");
+    assert!(
+        ev.contains("ApplyFailed") && ev.contains("Reconciling"),
+        "{ev}"
+    );
+    cfg.invalid_config.clear();
+    s.running().set_config(cfg);
+    assert!(s
+        .ok(&[
+            "wait",
+            "--for=jsonpath={.status.phase}=Completed",
+            "wandb/bad",
+            "-n",
+            "wandb",
+            "--timeout=20s"
+        ])
+        .contains("condition met"));
     // Deleting the operator first: the finalizer stays and deletion hangs.
     s.ok(&[
         "delete",

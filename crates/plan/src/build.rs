@@ -106,6 +106,9 @@ impl<'a> Builder<'a> {
         let resource = WandbResource {
             namespace: self.r.ns.clone(),
             name: s.wandb.name.clone(),
+            chart: crate::sections::chart(self.r),
+            crd: Input::new(ids::WANDB_CRD, crate::ids::outputs::STORAGE),
+            stuck_seconds: s.timeouts.stuck_seconds,
             values: std::mem::take(&mut self.values),
             bindings: std::mem::take(&mut self.bindings),
             needs: std::mem::take(&mut self.needs),

@@ -163,3 +163,73 @@ pub(crate) fn check_secret_ref(c: &mut Checker, path: &str, r: &SecretKeyRef) {
         );
     }
 }
+
+/// The bytes a Kubernetes storage quantity (`100Gi`, `500M`, `1Ti`, `1073741824`) stands for.
+pub(crate) fn quantity_bytes(s: &str) -> Option<u128> {
+    let num_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(num_end);
+    let factor: u128 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return None,
+    };
+    let value: f64 = num.parse().ok()?;
+    (value >= 0.0).then_some((value * factor as f64) as u128)
+}
+
+/// A size for ClickHouse and Kubernetes, in whole Gi where it can be, else Mi.
+pub(crate) fn format_bytes(b: u128) -> String {
+    const GI: u128 = 1 << 30;
+    const MI: u128 = 1 << 20;
+    if b >= GI {
+        format!("{}Gi", b / GI)
+    } else {
+        format!("{}Mi", (b / MI).max(1))
+    }
+}
+
+/// The cache of an S3 disk on a volume of `storage`: 80% of it.
+pub(crate) fn default_cache_size(storage: &str) -> Option<String> {
+    quantity_bytes(storage).map(|b| format_bytes(b * 4 / 5))
+}
+
+/// A name Weave's migrations accept for a database or a ClickHouse cluster: letters, digits,
+/// `_` and `.` (they are written into `ON CLUSTER` unquoted).
+pub(crate) fn is_weave_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_read_as_kubernetes_writes_them() {
+        assert_eq!(quantity_bytes("100Gi"), Some(100 << 30));
+        assert_eq!(quantity_bytes("2G"), Some(2_000_000_000));
+        assert_eq!(quantity_bytes("1.5Ti"), Some(3 << 39));
+        assert_eq!(quantity_bytes("512"), Some(512));
+        assert_eq!(quantity_bytes("10Xi"), None);
+        assert_eq!(default_cache_size("100Gi").as_deref(), Some("80Gi"));
+        assert_eq!(default_cache_size("1Gi").as_deref(), Some("819Mi"));
+    }
+
+    #[test]
+    fn weave_accepts_only_plain_cluster_names() {
+        assert!(is_weave_identifier("weave_cluster"));
+        assert!(is_weave_identifier("cluster_1S_3R"));
+        assert!(!is_weave_identifier("weave-cluster"));
+        assert!(!is_weave_identifier("`weave-cluster`"));
+    }
+}

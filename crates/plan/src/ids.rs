@@ -7,6 +7,8 @@ use serde::Serialize;
 pub const NAMESPACE: &str = "k8s.namespace";
 /// The license Secret.
 pub const LICENSE: &str = "k8s.license";
+/// The `WeightsAndBiases` CRD.
+pub const WANDB_CRD: &str = "k8s.wandb-crd";
 /// The W&B operator.
 pub const OPERATOR: &str = "k8s.operator";
 /// The KMS key everything on AWS is encrypted with.
@@ -69,4 +71,6 @@ pub mod outputs {
     pub const KMS_KEY_ARN: &str = "kms_key_arn";
     pub const INSTANCE_GROUP: &str = "instance_group";
     pub const CLUSTER_GROUP: &str = "cluster_group";
+    /// The API version a CRD stores (`v1`, `v2`).
+    pub const STORAGE: &str = "storage";
 }

@@ -100,18 +100,35 @@ impl Kind for MirroredSecret {
     }
 }
 
+/// The `WeightsAndBiases` CustomResourceDefinition of an operator version: applied when absent
+/// or when it is wbstack's own and older; any other (a newer one, or one an official operator
+/// install made) is adopted as it is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WandbCrd {
+    /// The operator version whose CRD wbstack applies.
+    pub version: String,
+}
+
+impl Kind for WandbCrd {
+    const LABEL: &'static str = "k8s.crd";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+}
+
 /// The W&B operator.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Operator {
     pub namespace: String,
     pub version: String,
     pub install: OperatorInstall,
+    pub airgapped: bool,
 }
 
 impl Kind for Operator {
     const LABEL: &'static str = "k8s.wandb-operator";
     fn inputs(&self) -> Vec<Input> {
-        vec![]
+        vec![Input::new(ids::WANDB_CRD, outputs::NAME)]
     }
 }
 
@@ -138,6 +155,11 @@ pub struct BundledClickhouse {
     pub resources: Option<Resources>,
     pub storage_size: String,
     pub storage_class: Option<String>,
+    /// The cluster name Weave's migrations use (`ON CLUSTER`): the cluster's own when Weave
+    /// accepts it, else `weave_cluster`, rendered as a second name for the same replicas.
+    pub weave_cluster: String,
+    /// See `spec.timeouts.stuckSeconds`.
+    pub stuck_seconds: u64,
 }
 
 impl Kind for BundledClickhouse {
@@ -167,6 +189,8 @@ pub struct AltinityClickhouse {
     pub resources: Option<Resources>,
     pub storage_size: String,
     pub storage_class: Option<String>,
+    /// As for bundled ClickHouse: the name Weave uses, an alias of the cluster when needed.
+    pub weave_cluster: String,
 }
 
 impl Kind for AltinityClickhouse {
@@ -182,8 +206,14 @@ impl Kind for AltinityClickhouse {
 pub struct WandbResource {
     pub namespace: String,
     pub name: String,
+    /// `spec.chart`: the chart the operator installs.
+    pub chart: serde_json::Value,
     pub values: serde_json::Value,
     pub bindings: Vec<Binding>,
+    /// The API version the CRD stores (`v2` is read through v2).
+    pub crd: Input,
+    /// See `spec.timeouts.stuckSeconds`.
+    pub stuck_seconds: u64,
     #[serde(skip)]
     pub needs: Vec<Input>,
 }
@@ -191,7 +221,7 @@ pub struct WandbResource {
 impl Kind for WandbResource {
     const LABEL: &'static str = "k8s.weightsandbiases";
     fn inputs(&self) -> Vec<Input> {
-        let mut v = vec![IN_NAMESPACE];
+        let mut v = vec![IN_NAMESPACE, self.crd];
         v.extend(self.needs.iter().copied());
         v.extend(self.bindings.iter().map(|b| b.input));
         v
@@ -381,6 +411,7 @@ kinds! {
     LicenseSecret(LicenseSecret),
     GeneratedSecret(GeneratedSecret),
     MirroredSecret(MirroredSecret),
+    WandbCrd(WandbCrd),
     Operator(Operator),
     ClickhouseBundled(BundledClickhouse),
     ClickhouseAltinity(AltinityClickhouse),

@@ -137,8 +137,12 @@ pub struct WandbSpec {
     pub license: LicenseSource,
     #[serde(default)]
     pub operator: OperatorSpec,
-    /// Per-component overrides of the size preset (api, app, frontend, console, executor,
-    /// filestream, parquet, weave, weave-trace, weave-trace-worker, glue, nginx, ...).
+    /// The operator-wandb chart the operator installs (the resource's `spec.chart`).
+    #[serde(default)]
+    pub chart: ChartSpec,
+    /// Per-component overrides of the size preset, by the chart's component names (api, app,
+    /// frontend, console, executor, filestream, parquet, weave, weave-trace,
+    /// weave-trace-worker, glue, nginx, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub components: BTreeMap<String, ComponentSpec>,
     #[serde(default)]
@@ -197,6 +201,47 @@ pub struct OperatorSpec {
     pub version: String,
     #[serde(default = "default_operator_namespace")]
     pub namespace: String,
+    /// Run the operator air-gapped (`AIRGAPPED=true`): it never calls W&B's release-channel
+    /// service and installs only the chart the resource names.
+    #[serde(default)]
+    pub airgapped: bool,
+}
+
+/// Which operator-wandb chart the operator installs: from a chart repository (the default,
+/// pinned to the chart version wbstack is built for) or a `.tgz` the operator can read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChartSpec {
+    #[serde(default = "default_chart_url")]
+    pub url: String,
+    #[serde(default = "default_chart_name")]
+    pub name: String,
+    #[serde(default = "default_chart_version")]
+    pub version: String,
+    /// A chart archive on the operator's file system (`/charts/operator-wandb-0.43.8.tgz`);
+    /// used instead of the repository when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl Default for ChartSpec {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+    }
+}
+
+/// The chart version a plan gets unless it says otherwise: the one wbstack's chart table
+/// describes.
+pub const CHART_VERSION: &str = "0.43.8";
+
+fn default_chart_url() -> String {
+    "https://charts.wandb.ai".into()
+}
+fn default_chart_name() -> String {
+    "operator-wandb".into()
+}
+fn default_chart_version() -> String {
+    CHART_VERSION.into()
 }
 
 impl Default for OperatorSpec {
@@ -205,19 +250,20 @@ impl Default for OperatorSpec {
             install: OperatorInstall::Auto,
             version: default_operator_version(),
             namespace: default_operator_namespace(),
+            airgapped: false,
         }
     }
 }
 
 /// The operator version a plan gets unless it says otherwise.
-pub const OPERATOR_VERSION: &str = "1.21.3";
+pub const OPERATOR_VERSION: &str = "1.22.0";
 
 fn default_operator_version() -> String {
     OPERATOR_VERSION.into()
 }
 
 fn default_operator_namespace() -> String {
-    "wandb-operator".into()
+    "wandb-cr".into()
 }
 
 /// How the operator is provided.
@@ -530,12 +576,10 @@ pub struct ClickhouseS3 {
     /// Otherwise a Secret with `ACCESS_KEY` and `SECRET_KEY`, passed as environment variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
-    #[serde(default = "default_cache_size")]
-    pub cache_size: String,
-}
-
-fn default_cache_size() -> String {
-    "100Gi".into()
+    /// The local cache of the S3 disk; it lives on the data volume and must be smaller than
+    /// it. Defaults to 80% of `storageSize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_size: Option<String>,
 }
 
 /// Kafka (large deployments).
@@ -619,6 +663,15 @@ pub struct Timeouts {
     /// Overrides by step id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub steps: BTreeMap<String, u64>,
+    /// How long pods may sit in a state that does not heal by waiting (`CrashLoopBackOff`,
+    /// `ImagePullBackOff`, a failed Job; and the operator's `Invalid Config`) before the wait
+    /// for them fails, naming why.
+    #[serde(default = "default_stuck")]
+    pub stuck_seconds: u64,
+}
+
+fn default_stuck() -> u64 {
+    60
 }
 
 impl Default for Timeouts {
@@ -626,6 +679,7 @@ impl Default for Timeouts {
         Timeouts {
             ready_seconds: default_ready_timeout(),
             steps: BTreeMap::new(),
+            stuck_seconds: default_stuck(),
         }
     }
 }

@@ -19,7 +19,7 @@ impl Server {
             workload_delay: Duration::from_millis(300),
             operator_delay: Duration::from_millis(300),
             clickhouse_delay: Duration::from_millis(300),
-            never_ready: Vec::new(),
+            ..Config::default()
         })
     }
 

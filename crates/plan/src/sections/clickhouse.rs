@@ -2,7 +2,10 @@
 //! by wbstack (Keeper, shards x replicas, an optional S3 disk), or an Altinity installation.
 
 use crate::build::Builder;
-use crate::check::{check_resources, check_secret_ref, is_quantity, Checker};
+use crate::check::{
+    check_resources, check_secret_ref, default_cache_size, is_quantity, is_weave_identifier,
+    quantity_bytes, Checker,
+};
 use crate::compile::names;
 use crate::ids::{self, outputs, Input};
 use crate::kinds::{AltinityClickhouse, BundledClickhouse, GeneratedSecret, StepKind};
@@ -50,8 +53,9 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
         );
     }
     if let Some(s3) = &ch.s3 {
-        check_s3(c, s3);
+        check_s3(c, s3, &ch.storage_size);
     }
+    check_weave_names(c, r);
     if ch.cluster_name.is_empty()
         || !ch
             .cluster_name
@@ -110,7 +114,40 @@ fn check_deployed(c: &mut Checker, r: &Resolved) {
     }
 }
 
-fn check_s3(c: &mut Checker, s3: &ClickhouseS3) {
+/// Weave's migrations write the database and the cluster into SQL unquoted and refuse any name
+/// but letters, digits, `_` and `.`. A cluster wbstack deploys gets a second, plain name instead;
+/// one you run must have such a name itself.
+fn check_weave_names(c: &mut Checker, r: &Resolved) {
+    let ch = &r.spec.clickhouse;
+    if !r.spec.wandb.weave.enabled || matches!(ch.mode, ClickhouseMode::None) {
+        return;
+    }
+    if !is_weave_identifier(&ch.database) {
+        c.value_help(
+            "spec.clickhouse.database",
+            format!(
+                "Weave's migrations refuse the database name `{}`",
+                ch.database
+            ),
+            "use letters, digits, '_' and '.' only",
+        );
+    }
+    if ch.mode == ClickhouseMode::External
+        && r.ch_replicated
+        && !is_weave_identifier(&ch.cluster_name)
+    {
+        c.value_help(
+            "spec.clickhouse.clusterName",
+            format!(
+                "Weave's migrations refuse the cluster name `{}` (they write `ON CLUSTER <name>` unquoted)",
+                ch.cluster_name
+            ),
+            "name the cluster of your ClickHouse with letters, digits, '_' and '.' only, e.g. weave_cluster",
+        );
+    }
+}
+
+fn check_s3(c: &mut Checker, s3: &ClickhouseS3, storage: &str) {
     if !(s3.endpoint.starts_with("https://") || s3.endpoint.starts_with("http://")) {
         c.value(
             "spec.clickhouse.s3.endpoint",
@@ -124,11 +161,22 @@ fn check_s3(c: &mut Checker, s3: &ClickhouseS3) {
             "set useEnvironmentCredentials: true or credentialsSecret",
         );
     }
-    if !is_quantity(&s3.cache_size) {
+    let Some(cache) = &s3.cache_size else {
+        return;
+    };
+    if !is_quantity(cache) {
         c.value(
             "spec.clickhouse.s3.cacheSize",
-            format!("`{}` is not a size (like 100Gi)", s3.cache_size),
+            format!("`{cache}` is not a size (like 100Gi)"),
         );
+    } else if let (Some(cb), Some(sb)) = (quantity_bytes(cache), quantity_bytes(storage)) {
+        if cb >= sb {
+            c.value_help(
+                "spec.clickhouse.s3.cacheSize",
+                format!("the cache ({cache}) must be smaller than the volume it lives on (storageSize {storage})"),
+                "leave room for ClickHouse's own data; the default is 80% of storageSize",
+            );
+        }
     }
 }
 
@@ -159,16 +207,15 @@ fn connection(b: &mut Builder, r: &Resolved, host: String, secret: (&str, &str))
 
 pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     let ch = &r.spec.clickhouse;
-    b.set(
-        "/clickhouse/install",
-        json!(ch.mode == ClickhouseMode::InChart && r.spec.wandb.weave.enabled),
-    );
+    let in_chart = ch.mode == ClickhouseMode::InChart && r.spec.wandb.weave.enabled;
+    super::components::switch(b, "clickhouse", in_chart);
     match ch.mode {
         ClickhouseMode::InChart | ClickhouseMode::None => {}
         ClickhouseMode::External => compile_external(b, r),
         ClickhouseMode::Bundled | ClickhouseMode::Altinity => {
             generated_password(b, r);
             let (kind, host) = deployed(r);
+            weave_cluster(b, r, &weave_cluster_name(r));
             b.step(ids::CLICKHOUSE, kind);
             b.need(Input::new(ids::CLICKHOUSE, outputs::HOST));
             b.need(Input::new(ids::CLICKHOUSE_PASSWORD, outputs::SECRET));
@@ -191,6 +238,39 @@ fn compile_external(b: &mut Builder, r: &Resolved) {
         }
     };
     connection(b, r, ch.host.clone().unwrap_or_default(), (&name, &key));
+    weave_cluster(b, r, &ch.cluster_name);
+}
+
+/// The cluster name Weave uses for a ClickHouse wbstack deploys: the cluster's own, or the
+/// plain alias `weave_cluster` when Weave would refuse the name.
+fn weave_cluster_name(r: &Resolved) -> String {
+    let name = &r.spec.clickhouse.cluster_name;
+    if is_weave_identifier(name) {
+        name.clone()
+    } else {
+        WEAVE_DEFAULT_CLUSTER.into()
+    }
+}
+
+/// The cluster Weave's migrations use when none is named.
+const WEAVE_DEFAULT_CLUSTER: &str = "weave_cluster";
+
+/// Names the replicated cluster in the environment of the Weave services that run DDL on it
+/// (`WF_CLICKHOUSE_REPLICATED_CLUSTER`; Weave assumes `weave_cluster` otherwise).
+fn weave_cluster(b: &mut Builder, r: &Resolved, name: &str) {
+    if !r.ch_replicated || !r.spec.wandb.weave.enabled {
+        return;
+    }
+    let mut services = vec!["weave-trace"];
+    if r.spec.wandb.weave.trace_workers {
+        services.push("weave-trace-worker");
+    }
+    for s in services {
+        b.set(
+            &format!("/{s}/env/WF_CLICKHOUSE_REPLICATED_CLUSTER"),
+            json!(name),
+        );
+    }
 }
 
 /// The step of a ClickHouse wbstack deploys, and the host W&B reaches it at.
@@ -212,10 +292,17 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
             password_key: names::CLICKHOUSE_KEY.into(),
             log_level: ch.log_level.clone(),
             prometheus: ch.prometheus,
-            s3: ch.s3.clone(),
+            s3: ch.s3.clone().map(|mut s3| {
+                s3.cache_size = s3
+                    .cache_size
+                    .or_else(|| default_cache_size(&ch.storage_size));
+                s3
+            }),
             resources: ch.resources.clone(),
             storage_size: ch.storage_size.clone(),
             storage_class: s.kubernetes.storage_class.clone(),
+            weave_cluster: weave_cluster_name(r),
+            stuck_seconds: s.timeouts.stuck_seconds,
         };
         let host = format!("{}.{ns}.svc.cluster.local", kind.name);
         return (kind.into(), host);
@@ -234,6 +321,7 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
         resources: ch.resources.clone(),
         storage_size: ch.storage_size.clone(),
         storage_class: s.kubernetes.storage_class.clone(),
+        weave_cluster: weave_cluster_name(r),
     };
     // The Altinity operator's Service for an installation is `clickhouse-<name>`.
     let host = format!("clickhouse-{}.{ns}.svc.cluster.local", kind.name);

@@ -1,47 +1,64 @@
 //! `spec.wandb.components`, Weave, monitoring and Kafka: which parts of W&B run, with how many
-//! replicas and what resources (the size preset, overridden per component).
+//! replicas and what resources (the size preset, overridden per component). Each is switched on
+//! by the values path the chart's `Chart.yaml` names for it (`global.api.enabled` for the API,
+//! `app.install` for the app), read from the chart table.
 
 use crate::build::Builder;
 use crate::check::{check_resources, check_secret_ref, Checker};
 use crate::compile::names;
 use crate::ids::{self, outputs, Input};
 use crate::kinds::GeneratedSecret;
-use crate::model::Size;
+use crate::model::{ComponentSpec, Resources, Size};
 use crate::resolve::Resolved;
-use serde_json::json;
+use serde_json::{json, Value};
+use wbstack_chart::operator_wandb;
 
-const KNOWN_COMPONENTS: [&str; 18] = [
-    "api",
-    "app",
-    "frontend",
-    "console",
-    "executor",
-    "filestream",
-    "flat-run-fields-updater",
-    "glue",
-    "nginx",
-    "parquet",
-    "weave",
-    "weave-trace",
-    "weave-trace-worker",
-    "prometheus",
-    "otel",
-    "anaconda2",
-    "bufstream",
-    "settings-migration-job",
+/// Chart components a plan's own sections run: not set through `components`.
+const BY_SECTION: [(&str, &str); 4] = [
+    ("mysql", "spec.mysql"),
+    ("redis", "spec.redis"),
+    ("clickhouse", "spec.clickhouse"),
+    ("kafka", "spec.kafka"),
 ];
 
+/// Values a component needs besides its switch, read from the chart's templates: the executor's
+/// task queue stays `noop://` unless `global.executor.enabled` is set.
+const COMPANIONS: [(&str, &str); 1] = [("executor", "/global/executor/enabled")];
+
+/// The JSON pointer of a dotted values path.
+pub(crate) fn pointer(dotted: &str) -> String {
+    format!("/{}", dotted.replace('.', "/"))
+}
+
+/// The names `components` accepts: the chart's, less those the plan's sections run.
+fn known() -> Vec<&'static str> {
+    operator_wandb()
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .filter(|n| BY_SECTION.iter().all(|(s, _)| s != n))
+        .collect()
+}
+
 pub(super) fn check(c: &mut Checker, r: &Resolved) {
+    let known = known();
     for (name, comp) in &r.spec.wandb.components {
         let path = format!("spec.wandb.components.{name}");
-        if !KNOWN_COMPONENTS.contains(&name.as_str()) {
+        if let Some((_, section)) = BY_SECTION.iter().find(|(s, _)| s == name) {
+            c.at(
+                &path,
+                true,
+                format!("`{name}` is not a component here"),
+                Some(&format!("configure it in {section}")),
+            );
+        } else if !known.contains(&name.as_str()) {
             c.at(
                 &path,
                 true,
                 format!("unknown component `{name}`"),
                 Some(&format!(
-                    "known components: {}",
-                    KNOWN_COMPONENTS.join(", ")
+                    "the operator-wandb chart's components: {}",
+                    known.join(", ")
                 )),
             );
         }
@@ -72,15 +89,35 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
         );
         b.need(Input::new(ids::WEAVE_WORKER_AUTH, outputs::SECRET));
     }
-    b.set("/prometheus/install", json!(s.wandb.monitoring.prometheus));
-    b.set("/otel/install", json!(s.wandb.monitoring.otel));
+    switch(b, "prometheus", s.wandb.monitoring.prometheus);
+    switch(b, "otel", s.wandb.monitoring.otel);
     if let Some(k) = &s.kafka {
         b.set(
             "/global/kafka",
             json!({"brokerHost": k.broker_host, "brokerPort": k.broker_port, "user": k.user, "passwordSecret": {"name": k.password_secret.name, "passwordKey": k.password_secret.key}}),
         );
     }
-    b.set("/kafka/install", json!(false));
+    switch(b, "kafka", false);
+}
+
+/// Sets a component's switch (and what it needs besides).
+pub(crate) fn switch(b: &mut Builder, component: &str, on: bool) {
+    let c = operator_wandb()
+        .component(component)
+        .expect("only the chart's components are switched");
+    b.set(&pointer(&c.switch), json!(on));
+    for (_, companion) in COMPANIONS.iter().filter(|(n, _)| *n == component) {
+        b.set(companion, json!(on));
+    }
+}
+
+/// A component's replicas and resources, under its name.
+fn size(b: &mut Builder, component: &str, replicas: u32, resources: Option<&Resources>) {
+    b.set(&format!("/{component}/replicaCount"), json!(replicas));
+    if let Some(res) = resources {
+        let v: Value = serde_json::to_value(res).unwrap_or_default();
+        b.set(&format!("/{component}/resources"), v);
+    }
 }
 
 /// The components the size preset sets, with the plan's overrides.
@@ -88,38 +125,41 @@ fn preset_components(b: &mut Builder, r: &Resolved) {
     let s = r.spec;
     for (c, replicas, resources) in &r.preset.components {
         let o = s.wandb.components.get(*c).cloned().unwrap_or_default();
-        let weave_part = c.starts_with("weave");
         let install = o.install.unwrap_or(match *c {
             "weave" | "weave-trace" => s.wandb.weave.enabled,
             "weave-trace-worker" => s.wandb.weave.trace_workers,
             "executor" | "filestream" => s.size != Size::Small,
             _ => true,
         });
-        let key = if *c == "api" { "enabled" } else { "install" };
-        let mut v = json!({key: install});
-        if install || !weave_part {
-            v["replicaCount"] = json!(o.replicas.unwrap_or(*replicas));
-            if let Some(res) = o.resources.clone().or_else(|| resources.clone()) {
-                v["resources"] = serde_json::to_value(res).unwrap_or_default();
-            }
+        switch(b, c, install);
+        if install || !c.starts_with("weave") {
+            let res = o.resources.as_ref().or(resources.as_ref());
+            size(b, c, o.replicas.unwrap_or(*replicas), res);
         }
-        b.set(&format!("/{c}"), v);
     }
 }
 
 /// Components the plan names that the preset does not.
 fn other_components(b: &mut Builder, r: &Resolved) {
     for (c, o) in &r.spec.wandb.components {
-        if r.preset.components.iter().any(|(p, _, _)| p == c) {
+        let preset = r.preset.components.iter().any(|(p, _, _)| p == c);
+        if preset || operator_wandb().component(c).is_none() {
             continue;
         }
-        let mut v = json!({"install": o.install.unwrap_or(true)});
-        if let Some(n) = o.replicas {
-            v["replicaCount"] = json!(n);
+        let ComponentSpec {
+            install,
+            replicas,
+            resources,
+        } = o;
+        switch(b, c, install.unwrap_or(true));
+        if let Some(n) = replicas {
+            b.set(&format!("/{c}/replicaCount"), json!(n));
         }
-        if let Some(res) = &o.resources {
-            v["resources"] = serde_json::to_value(res).unwrap_or_default();
+        if let Some(res) = resources {
+            b.set(
+                &format!("/{c}/resources"),
+                serde_json::to_value(res).unwrap_or_default(),
+            );
         }
-        b.set(&format!("/{c}"), v);
     }
 }

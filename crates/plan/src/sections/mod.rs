@@ -10,6 +10,8 @@ mod redis;
 mod references;
 mod wandb;
 
+pub(crate) use wandb::chart;
+
 use crate::build::Builder;
 use crate::check::Checker;
 use crate::resolve::Resolved;

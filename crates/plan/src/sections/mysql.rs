@@ -132,7 +132,7 @@ fn check_names(c: &mut Checker, m: &MysqlSpec) {
 
 pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     let m = &r.spec.mysql;
-    b.set("/mysql/install", json!(m.mode == MysqlMode::InCluster));
+    super::components::switch(b, "mysql", m.mode == MysqlMode::InCluster);
     let database = m.database.clone().unwrap_or_else(|| "wandb_local".into());
     let user = m.user.clone().unwrap_or_else(|| "wandb".into());
     match m.mode {

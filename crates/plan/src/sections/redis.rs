@@ -66,18 +66,30 @@ fn check_elasticache(c: &mut Checker, r: &Resolved) {
     }
 }
 
+/// Where the chart reads an external Redis password: `global.redis.secret.{secretName,
+/// secretKey}` (without it the chart makes a Secret with an empty password).
+fn secret(name: &str, key: &str) -> serde_json::Value {
+    json!({"secretName": name, "secretKey": key})
+}
+
+/// The connection parameters of a Redis that speaks TLS (ElastiCache in transit encryption),
+/// with the chart's own session TTL kept.
+fn params() -> serde_json::Value {
+    json!({"tls": true, "ttlInSeconds": 604800})
+}
+
 pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     let s = &r.spec.redis;
-    b.set("/redis/install", json!(s.mode == RedisMode::InCluster));
+    super::components::switch(b, "redis", s.mode == RedisMode::InCluster);
     match s.mode {
         RedisMode::InCluster => {}
         RedisMode::External => {
             let mut v = json!({"host": s.host, "port": s.port.unwrap_or(6379)});
             if let Some(ps) = &s.password_secret {
-                v["passwordSecret"] = json!({"name": ps.name, "passwordKey": ps.key});
+                v["secret"] = secret(&ps.name, &ps.key);
             }
             if s.tls == Some(true) {
-                v["params"] = json!({"tls": true});
+                v["params"] = params();
             }
             b.set("/global/redis", v);
         }
@@ -134,7 +146,7 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
     let host = Input::new(ids::REDIS, outputs::ENDPOINT);
     b.set(
         "/global/redis",
-        json!({"host": placeholder(host), "port": 6379, "passwordSecret": {"name": names::REDIS, "passwordKey": names::REDIS_KEY}, "params": {"tls": true}}),
+        json!({"host": placeholder(host), "port": 6379, "secret": secret(names::REDIS, names::REDIS_KEY), "params": params()}),
     );
     b.bind("/global/redis/host", host);
     b.bind("/global/redis/port", Input::new(ids::REDIS, outputs::PORT));

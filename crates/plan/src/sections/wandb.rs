@@ -4,7 +4,7 @@ use crate::build::Builder;
 use crate::check::{check_secret_ref, is_dns_label, is_dns_subdomain, Checker};
 use crate::compile::names;
 use crate::ids::{self, outputs, Input};
-use crate::kinds::{LicenseSecret, Namespace, Operator};
+use crate::kinds::{LicenseSecret, Namespace, Operator, WandbCrd};
 use crate::model::API_VERSION;
 use crate::resolve::Resolved;
 use serde_json::json;
@@ -46,6 +46,7 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
     check_host(c, &s.wandb.host);
     check_license(c, r);
     check_operator(c, r);
+    check_chart(c, r);
     if !s.wandb.values.is_null() && !s.wandb.values.is_object() {
         c.value("spec.wandb.values", "values must be a mapping");
     }
@@ -134,6 +135,23 @@ fn check_operator(c: &mut Checker, r: &Resolved) {
     }
 }
 
+fn check_chart(c: &mut Checker, r: &Resolved) {
+    let ch = &r.spec.wandb.chart;
+    match &ch.path {
+        Some(p) if !p.ends_with(".tgz") => c.value_help(
+            "spec.wandb.chart.path",
+            format!("`{p}` is not a chart archive"),
+            "the operator installs a local chart only from a .tgz",
+        ),
+        Some(_) => {}
+        None if !(ch.url.starts_with("https://") || ch.url.starts_with("http://")) => c.value(
+            "spec.wandb.chart.url",
+            format!("`{}` is not a chart repository URL (http or https)", ch.url),
+        ),
+        None => {}
+    }
+}
+
 pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     let s = r.spec;
     b.step(ids::NAMESPACE, Namespace { name: r.ns.clone() });
@@ -172,11 +190,27 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     }
     let o = &s.wandb.operator;
     b.step(
+        ids::WANDB_CRD,
+        WandbCrd {
+            version: o.version.clone(),
+        },
+    );
+    b.step(
         ids::OPERATOR,
         Operator {
             namespace: o.namespace.clone(),
             version: o.version.clone(),
             install: o.install,
+            airgapped: o.airgapped,
         },
     );
+}
+
+/// The resource's `spec.chart`: a local archive, or a chart repository.
+pub(crate) fn chart(r: &Resolved) -> serde_json::Value {
+    let c = &r.spec.wandb.chart;
+    match &c.path {
+        Some(path) => json!({"path": path}),
+        None => json!({"url": c.url, "name": c.name, "version": c.version}),
+    }
 }
