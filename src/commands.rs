@@ -32,7 +32,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         Command::Graph { plan, format } => graph(&plan, format),
-        Command::Render { plan } => render(&plan),
+        Command::Render { plan } => render(&plan, fmt),
         Command::Unlock { target } => {
             let (loaded, dir) = target_plan(&cli.state_dir, &target)?;
             let holder = force_unlock(&dir).map_err(|e| CliError::environment(e.to_string()))?;
@@ -138,13 +138,18 @@ pub fn render_documents(plan: &wbstack_plan::Plan) -> Vec<serde_json::Value> {
     docs
 }
 
-fn render(path: &Path) -> Result<Exit, CliError> {
+/// YAML documents for people and GitOps repositories; one JSON object per line with
+/// `--output json`.
+fn render(path: &Path, fmt: OutputFormat) -> Result<Exit, CliError> {
     let l = env::load(path)?;
     for d in render_documents(&l.plan) {
-        println!(
-            "---\n{}",
-            serde_yaml_ng::to_string(&d).unwrap_or_default().trim_end()
-        );
+        match fmt {
+            OutputFormat::Json => println!("{d}"),
+            OutputFormat::Text => println!(
+                "---\n{}",
+                serde_yaml_ng::to_string(&d).unwrap_or_default().trim_end()
+            ),
+        }
     }
     Ok(Exit::Ok)
 }

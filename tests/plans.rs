@@ -25,6 +25,23 @@ fn render_output_is_stable_for_every_plan() {
         assert_eq!(out.status.code(), Some(0), "{p}: {}", text(&out));
         let yaml = String::from_utf8(out.stdout).unwrap();
         assert!(!yaml.contains(common::LICENSE));
+        // The same documents, one JSON object per line, for machines.
+        let out = env.run(&[
+            "render",
+            "--plan",
+            path.to_str().unwrap(),
+            "--output",
+            "json",
+        ]);
+        let json: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&yaml)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(json, docs, "{p}");
         insta::assert_snapshot!(format!("render-{p}"), yaml);
     }
 }

@@ -1,6 +1,8 @@
 //! Drives the built `wbstack` binary against an emulated cluster served from the test process.
 #![allow(dead_code)]
 
+pub mod python;
+
 use kube_emulator::{Config, Emulator, Running};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -192,6 +192,8 @@ impl MysqlDatabaseStep {
             .db_instance_class(&s.instance_class)
             .engine(if s.aurora { "aurora-mysql" } else { "mysql" })
             .db_parameter_group_name(params)
+            // Said explicitly: the API's default depends on the subnets and can be public.
+            .publicly_accessible(false)
             .set_tags(Some(tags(&self.aws, &self.step, tag)));
         if s.aurora {
             req = req.db_cluster_identifier(&s.identifier);

@@ -247,6 +247,17 @@ async fn up_and_check(aurora: bool) {
         assert_eq!(i.db_name(), Some("wandb_local"));
         assert_eq!(i.allocated_storage(), Some(100));
     }
+    // No instance is reachable from outside the VPC, whatever the subnets' defaults.
+    let instances = aws.rds.describe_db_instances().send().await.unwrap();
+    assert!(!instances.db_instances().is_empty());
+    for i in instances.db_instances() {
+        assert_eq!(
+            i.publicly_accessible(),
+            Some(false),
+            "{:?}",
+            i.db_instance_identifier()
+        );
+    }
     let p = aws
         .rds
         .describe_db_parameters()

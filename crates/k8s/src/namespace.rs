@@ -43,7 +43,7 @@ impl Step for NamespaceStep {
         )
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": "wbstack"}}});
+        let obj = crate::objects::namespace_manifest(&self.name);
         self.kube.create(&obj).await.map(|_| ())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {

@@ -35,10 +35,15 @@ pub(crate) fn secret_outputs(ns: &str, name: &str, key: &str) -> Outputs {
 }
 
 /// An Opaque Secret holding one key.
-pub(crate) fn secret_manifest(namespace: &str, name: &str, key: &str, value: &Secret) -> Value {
+pub fn secret_manifest(namespace: &str, name: &str, key: &str, value: &Secret) -> Value {
     json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "wbstack"}},
         "data": {key: base64::engine::general_purpose::STANDARD.encode(value.expose())}})
+}
+
+/// A namespace wbstack makes.
+pub fn namespace_manifest(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "wbstack"}}})
 }
 
 pub(crate) fn terminating(o: &Value) -> bool {

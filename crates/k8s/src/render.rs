@@ -4,6 +4,7 @@
 //! GitOps users.
 
 pub use crate::clickhouse_manifests::*;
+pub use crate::objects::{namespace_manifest as namespace, secret_manifest as secret};
 pub use crate::operator_manifests::*;
 
 use serde_json::{json, Value};

@@ -295,6 +295,20 @@ fn pod_name(plural: &str, o: &Value, i: i64) -> String {
     }
 }
 
+/// The digest the container runtime reports for a pulled image (`imageID`).
+fn image_id(image: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let digest: String = (0u8..4)
+        .map(|i| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (image, i).hash(&mut h);
+            format!("{:016x}", h.finish())
+        })
+        .collect();
+    let repo = image.split(':').next().unwrap_or(image);
+    format!("{repo}@sha256:{digest}")
+}
+
 /// The pod status the kubelet (or the scheduler) reports.
 fn pod_status(template: &Value, pod: &str, fault: Option<Fault>, ready: bool) -> Value {
     let now = rfc3339(now_secs());
@@ -304,16 +318,17 @@ fn pod_status(template: &Value, pod: &str, fault: Option<Fault>, ready: bool) ->
     let image = template["spec"]["containers"][0]["image"]
         .as_str()
         .unwrap_or("");
+    let pulled = image_id(image);
     let cond = |t: &str, s: bool| json!({"type": t, "status": if s { "True" } else { "False" }, "lastTransitionTime": now});
     let waiting = |reason: &str, message: String| {
         json!({"phase": "Pending", "conditions": [cond("PodScheduled", true), cond("Ready", false)],
-            "containerStatuses": [{"name": container, "image": image, "ready": false, "restartCount": 0, "started": false,
+            "containerStatuses": [{"name": container, "image": image, "imageID": "", "ready": false, "restartCount": 0, "started": false,
                 "state": {"waiting": {"reason": reason, "message": message}}}]})
     };
     match fault {
         Some(Fault::CrashLoop) => {
             json!({"phase": "Running", "conditions": [cond("PodScheduled", true), cond("Ready", false)],
-            "containerStatuses": [{"name": container, "image": image, "ready": false, "restartCount": 5, "started": false,
+            "containerStatuses": [{"name": container, "image": image, "imageID": pulled, "ready": false, "restartCount": 5, "started": false,
                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 2m40s restarting failed container={container} pod={pod}")}},
                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "fatal: the service could not start", "startedAt": now, "finishedAt": now}}}]})
         }
@@ -328,7 +343,7 @@ fn pod_status(template: &Value, pod: &str, fault: Option<Fault>, ready: bool) ->
         Some(Fault::JobFailed) | None if !ready => waiting("ContainerCreating", String::new()),
         _ => {
             json!({"phase": "Running", "conditions": [cond("PodScheduled", true), cond("Initialized", true), cond("ContainersReady", true), cond("Ready", true)],
-            "containerStatuses": [{"name": container, "image": image, "ready": true, "restartCount": 0, "started": true,
+            "containerStatuses": [{"name": container, "image": image, "imageID": pulled, "ready": true, "restartCount": 0, "started": true,
                 "state": {"running": {"startedAt": now}}}]})
         }
     }

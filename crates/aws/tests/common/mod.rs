@@ -14,36 +14,16 @@ pub struct Moto {
     pub url: String,
 }
 
+// The workspace's Python helper; the root's end-to-end tests load it as their own module too.
+#[allow(clippy::duplicate_mod)]
+#[path = "../../../../tests/common/python.rs"]
+mod python;
+
 fn moto_server() -> PathBuf {
     if let Ok(p) = std::env::var("MOTO_SERVER") {
         return PathBuf::from(p);
     }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
-    let bin = venv.join("bin/moto_server");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto-venv.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    if !bin.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "python3 -m venv failed");
-        let ok = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "moto[server]==5.2.5"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "pip install moto[server] failed");
-    }
-    lock.unlock().unwrap();
-    bin
+    python::venv("moto", &["moto[server]==5.2.5"]).join("moto_server")
 }
 
 fn get(port: u16, path: &str) -> Option<String> {

@@ -1,0 +1,406 @@
+//! What wbstack sends to the operator-wandb chart and to Kubernetes, checked against their own
+//! data: the chart's `values.yaml` and `Chart.yaml` (`../shared/fixtures/operator-wandb-chart`),
+//! the Kubernetes OpenAPI schemas (kubernetes-validate, from PyPI) and the CRDs of the W&B operator
+//! and of Altinity (`../shared/fixtures`).
+
+mod common;
+use common::python::{self, venv};
+use common::{text, Env};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use wbstack_plan::{Plan, StepKind};
+
+/// The Kubernetes releases whose schemas the objects are held to: the oldest and the newest the
+/// validator knows (the EKS standard-support window lies between them).
+const KUBERNETES: [&str; 2] = ["1.25.0", "1.37.0"];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
+
+fn yaml(path: &Path) -> Value {
+    let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::from_str(&t).unwrap()
+}
+
+/// The shipped plans, and variants that reach every mode a plan can choose.
+fn plans() -> Vec<(String, Plan)> {
+    let mut out = Vec::new();
+    for p in ["poc", "production", "weave-altinity", "weave-clickhouse-s3"] {
+        let path = Env::plans().join(format!("{p}.yaml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        out.push((p.to_owned(), wbstack_plan::parse(p, &text).unwrap()));
+    }
+    let production = std::fs::read_to_string(Env::plans().join("production.yaml")).unwrap();
+    let variants = [
+        ("external-stores", "  mysql:\n    mode: aurora\n    database: wandb_prod\n    user: wandb\n    backupRetentionDays: 14\n  redis:\n    mode: elasticache\n", "  mysql:\n    mode: external\n    host: db.internal\n    passwordSecret: {name: db, key: password}\n  redis:\n    mode: external\n    host: redis.internal\n    tls: true\n    passwordSecret: {name: redis, key: password}\n  kafka:\n    brokerHost: kafka.internal\n    passwordSecret: {name: kafka, key: client-passwords}\n"),
+        ("external-clickhouse", "  clickhouse:\n    mode: bundled\n    replicas: 3\n", "  clickhouse:\n    mode: external\n    host: ch.internal\n    replicas: 3\n    passwordSecret: {name: ch, key: password}\n"),
+        ("more-components", "    monitoring:\n", "    components:\n      glue: {install: true, replicas: 2}\n      nginx: {replicas: 2}\n      flat-run-fields-updater: {install: true}\n    monitoring:\n"),
+    ];
+    for (name, from, to) in variants {
+        assert!(production.contains(from), "{name}");
+        let text = production.replace(from, to);
+        let plan = wbstack_plan::parse(name, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        out.push((name.to_owned(), plan));
+    }
+    out
+}
+
+/// The `spec.values` of a plan's WeightsAndBiases resource.
+fn values(plan: &Plan) -> Value {
+    wbstack_plan::compile(plan)
+        .into_iter()
+        .find_map(|s| match s.kind {
+            StepKind::WandbResource(w) => Some(w.values),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Paths of `v` that no default in `defaults` defines. A map the chart leaves empty (`env: {}`,
+/// `annotations: {}`) is the user's to fill.
+fn unknown(v: &Value, defaults: &[&Value], path: &str, out: &mut Vec<String>) {
+    let Some(m) = v.as_object() else { return };
+    for (k, x) in m {
+        let p = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        let next: Vec<&Value> = defaults.iter().filter_map(|d| d.get(k)).collect();
+        if next.is_empty() {
+            out.push(p);
+        } else if !next
+            .iter()
+            .any(|d| d.as_object().is_some_and(|o| o.is_empty()) || d.is_null())
+        {
+            unknown(x, &next, &p, out);
+        }
+    }
+}
+
+#[test]
+fn every_rendered_value_is_one_the_chart_defines() {
+    let chart = fixtures().join("operator-wandb-chart");
+    let values_yaml = yaml(&chart.join("values.yaml"));
+    let base = yaml(&chart.join("wandb-base/values.yaml"));
+    let deps = yaml(&chart.join("Chart.yaml"));
+    let aliases: BTreeSet<&str> = deps["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["name"] == "wandb-base")
+        .filter_map(|d| d["alias"].as_str())
+        .collect();
+    let mut checked = 0;
+    for (name, plan) in plans() {
+        let v = values(&plan);
+        let mut bad = Vec::new();
+        for (k, x) in v.as_object().unwrap() {
+            let mut defaults = vec![&values_yaml[k.as_str()]];
+            if aliases.contains(k.as_str()) {
+                defaults.push(&base);
+            }
+            if defaults[0].is_null() && defaults.len() == 1 {
+                bad.push(k.clone());
+                continue;
+            }
+            unknown(x, &defaults, k, &mut bad);
+        }
+        assert!(
+            bad.is_empty(),
+            "{name}: values the chart does not define: {bad:?}"
+        );
+        checked += 1;
+    }
+    println!("{checked} plans' values are all the chart's own keys");
+}
+
+/// A component's install switch in `Chart.yaml`.
+fn conditions() -> Vec<(String, String)> {
+    let deps = yaml(&fixtures().join("operator-wandb-chart/Chart.yaml"));
+    deps["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let name = d["alias"].as_str().or(d["name"].as_str()).unwrap();
+            (name.to_owned(), d["condition"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// Whether the chart installs `component` with these values (over its `values.yaml`).
+fn installs(component: &str, values: &Value, defaults: &Value) -> bool {
+    let (_, cond) = conditions()
+        .into_iter()
+        .find(|(n, _)| n == component)
+        .unwrap();
+    let at = |v: &Value| {
+        cond.split('.')
+            .try_fold(v, |v, k| v.get(k))
+            .and_then(Value::as_bool)
+    };
+    at(values).or_else(|| at(defaults)).unwrap_or(true)
+}
+
+#[test]
+fn every_component_switch_is_the_one_chart_yaml_names_and_the_seeds_components_are_installed() {
+    let defaults = yaml(&fixtures().join("operator-wandb-chart/values.yaml"));
+    for (name, plan) in plans() {
+        let v = values(&plan);
+        // A switch the values set is the chart's switch for that component.
+        for (component, cond) in conditions() {
+            for key in ["install", "enabled"] {
+                let set = format!("{component}.{key}");
+                if v[&component].get(key).is_some() {
+                    assert_eq!(
+                        cond, set,
+                        "{name}: values set {set}, the chart installs {component} on {cond}"
+                    );
+                }
+            }
+        }
+    }
+    // The components each seed asks for are the ones the chart installs.
+    let seeds: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "poc",
+            &[
+                "api",
+                "app",
+                "frontend",
+                "console",
+                "mysql",
+                "redis",
+                "clickhouse",
+                "weave",
+                "weave-trace",
+            ],
+            &["executor"],
+        ),
+        (
+            "production",
+            &[
+                "api",
+                "app",
+                "frontend",
+                "console",
+                "executor",
+                "weave",
+                "weave-trace",
+                "weave-trace-worker",
+                "filestream",
+                "parquet",
+                "prometheus",
+                "otel",
+            ],
+            &["mysql", "redis", "clickhouse", "kafka"],
+        ),
+        (
+            "weave-altinity",
+            &[
+                "weave",
+                "weave-trace",
+                "weave-trace-worker",
+                "api",
+                "app",
+                "frontend",
+            ],
+            &["clickhouse"],
+        ),
+        (
+            "weave-clickhouse-s3",
+            &["weave", "weave-trace", "app"],
+            &["clickhouse"],
+        ),
+    ];
+    let all = plans();
+    for (plan, on, off) in seeds {
+        let v = values(&all.iter().find(|(n, _)| n == plan).unwrap().1);
+        for c in on {
+            assert!(
+                installs(c, &v, &defaults),
+                "{plan}: the seed's {c} is not installed"
+            );
+        }
+        for c in off {
+            assert!(!installs(c, &v, &defaults), "{plan}: {c} is installed");
+        }
+    }
+    // The executor runs tasks only with its queue on (the chart's templates read
+    // global.executor.enabled).
+    let production = values(&all.iter().find(|(n, _)| n == "production").unwrap().1);
+    assert_eq!(production["global"]["executor"]["enabled"], true);
+}
+
+/// Every object wbstack applies for a plan (secret values are placeholders).
+fn objects(plan: &Plan) -> Vec<Value> {
+    use wbstack_k8s::render;
+    let value = wbstack_engine::Secret::new(
+        wbstack_engine::SecretRef::new("test", "x"),
+        "placeholder-value",
+    );
+    let mut out = Vec::new();
+    for s in wbstack_plan::compile(plan) {
+        match &s.kind {
+            StepKind::Namespace(n) => out.push(render::namespace(&n.name)),
+            StepKind::LicenseSecret(x) => {
+                out.push(render::secret(&x.namespace, &x.name, &x.key, &value))
+            }
+            StepKind::GeneratedSecret(x) => {
+                out.push(render::secret(&x.namespace, &x.name, &x.key, &value))
+            }
+            StepKind::MirroredSecret(x) => {
+                out.push(render::secret(&x.namespace, &x.name, &x.key, &value))
+            }
+            StepKind::WandbCrd(c) => out.push(render::wandb_crd(&c.version)),
+            StepKind::Operator(o) => {
+                out.extend(render::operator(&o.namespace, &o.version, o.airgapped))
+            }
+            StepKind::ClickhouseBundled(c) => out.extend(render::clickhouse_bundled(c)),
+            StepKind::ClickhouseAltinity(c) => {
+                let mut chi = render::clickhouse_altinity(c);
+                chi["spec"]["taskID"] = json!("wbstack-0123456789ab");
+                out.push(chi);
+            }
+            StepKind::WandbResource(w) => {
+                out.push(render::wandb(&w.namespace, &w.name, &w.chart, &w.values))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Runs the validator for each Kubernetes release; returns each object's result lines.
+fn validate(objects: &[Value], crds: &[PathBuf]) -> Vec<Value> {
+    KUBERNETES
+        .iter()
+        .flat_map(|k| validate_for(k, objects, crds))
+        .collect()
+}
+
+fn validate_for(kubernetes: &str, objects: &[Value], crds: &[PathBuf]) -> Vec<Value> {
+    let bin = venv(
+        "k8s-validate",
+        &[
+            "kubernetes-validate==1.37.0",
+            "jsonschema==4.26.0",
+            "PyYAML==6.0.2",
+        ],
+    );
+    let input = json!({"kubernetes": kubernetes, "crds": crds, "objects": objects});
+    let (out, err) = python::run(&bin, "validate_objects.py", &input);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), objects.len(), "{err}");
+    lines
+}
+
+fn crds() -> Vec<PathBuf> {
+    let f = fixtures();
+    vec![
+        f.join("wandb-operator/crd-v1.22.0.yaml"),
+        f.join("altinity/crd-clickhouseinstallations.yaml"),
+    ]
+}
+
+fn failures(results: &[Value]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| r["against"].is_null() || !r["errors"].as_array().unwrap().is_empty())
+        .map(|r| r.to_string())
+        .collect()
+}
+
+#[test]
+fn every_rendered_object_validates_against_the_kubernetes_schemas_and_its_crd() {
+    let mut all = Vec::new();
+    for (_, plan) in plans() {
+        all.extend(objects(&plan));
+    }
+    let results = validate(&all, &crds());
+    let bad = failures(&results);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let by_crd = results
+        .iter()
+        .filter(|r| r["against"].as_str().is_some_and(|a| a.ends_with(".yaml")))
+        .count()
+        / KUBERNETES.len();
+    println!(
+        "{} objects valid ({by_crd} against their CRD, the rest against Kubernetes {KUBERNETES:?})",
+        all.len()
+    );
+    // The resource also fits the CRD of the official operator chart and the v1 of operator v2.
+    let f = fixtures();
+    for crd in [
+        f.join("wandb-operator-crd.yaml"),
+        f.join("wandb-operator/crd-v2.0.0-beta.3.yaml"),
+    ] {
+        let resources: Vec<Value> = all
+            .iter()
+            .filter(|o| o["kind"] == "WeightsAndBiases")
+            .cloned()
+            .collect();
+        let bad = failures(&validate(&resources, std::slice::from_ref(&crd)));
+        assert!(bad.is_empty(), "{}: {}", crd.display(), bad.join("\n"));
+    }
+    // And the validator does reject what the API server would prune or refuse.
+    let mut wrong = all
+        .iter()
+        .find(|o| o["kind"] == "WeightsAndBiases")
+        .unwrap()
+        .clone();
+    wrong["spec"]["valuez"] = json!({});
+    let mut sts = all
+        .iter()
+        .find(|o| o["kind"] == "StatefulSet")
+        .unwrap()
+        .clone();
+    sts["spec"]["replicas"] = json!("three");
+    let results = validate(&[wrong, sts], &crds());
+    assert_eq!(
+        failures(&results).len(),
+        2 * KUBERNETES.len(),
+        "{results:?}"
+    );
+}
+
+#[test]
+fn what_the_emulator_makes_for_a_poc_validates_too() {
+    // The stand-ins' objects (workloads, pods, events, statuses) are held to the same schemas.
+    let env = Env::new(100);
+    let out = env.run(&[
+        "up",
+        "--plan",
+        Env::plans().join("poc.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut objects: Vec<Value> = env.running().cluster.snapshot().objects;
+    for o in &mut objects {
+        if let Some(m) = o["metadata"].as_object_mut() {
+            // Kept by the emulator for server-side apply; a real server stores them too.
+            m.remove("managedFields");
+        }
+    }
+    let results = validate(&objects, &crds());
+    let bad = failures(&results);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let kinds: BTreeSet<&str> = results.iter().filter_map(|r| r["kind"].as_str()).collect();
+    for k in [
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "CronJob",
+        "Event",
+        "CustomResourceDefinition",
+        "WeightsAndBiases",
+    ] {
+        assert!(kinds.contains(k), "{k} not among {kinds:?}");
+    }
+    println!("{} emulator objects valid", objects.len());
+}
