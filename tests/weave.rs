@@ -74,14 +74,10 @@ fn weave_with_bundled_clickhouse_comes_up_and_goes_away() {
 #[test]
 fn weave_with_altinity_clickhouse_waits_for_the_installation() {
     let env = Env::new(150);
-    // The Altinity operator's CRD, as its installation would leave it.
-    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: clickhouseinstallations.clickhouse.altinity.com}\nspec:\n  group: clickhouse.altinity.com\n  scope: Namespaced\n  names: {plural: clickhouseinstallations, singular: clickhouseinstallation, kind: ClickHouseInstallation, shortNames: [chi]}\n  versions:\n  - {name: v1, served: true, storage: true, subresources: {status: {}}, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n";
-    std::fs::write(env.dir.path().join("chi-crd.yaml"), crd).unwrap();
-    env.kubectl(&[
-        "apply",
-        "-f",
-        env.dir.path().join("chi-crd.yaml").to_str().unwrap(),
-    ]);
+    // The Altinity operator's own CRD, as its installation leaves it.
+    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/altinity/crd-clickhouseinstallations.yaml");
+    env.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
     let plan = Env::plans()
         .join("weave-altinity.yaml")
         .display()
