@@ -136,6 +136,8 @@ fn malformed() -> Vec<(&'static str, String, &'static str, usize)> {
         ("weave without clickhouse", format!("{b}  clickhouse:\n    mode: none\n"), "Weave needs ClickHouse", 10),
         ("s3 disk outside bundled", format!("{b}  clickhouse:\n    mode: altinity\n    s3: {{endpoint: https://s3/b/}}\n"), "only for mode bundled", 11),
         ("bad log level", format!("{b}  clickhouse:\n    logLevel: verbose\n"), "unknown log level", 10),
+        ("cache as large as its volume", format!("{b}  clickhouse:\n    mode: bundled\n    storageSize: 100Gi\n    s3:\n      endpoint: https://s3.us-east-1.amazonaws.com/b/f/\n      cacheSize: 100Gi\n"), "must be smaller than the volume", 14),
+        ("external clickhouse with a hyphenated cluster", format!("{b}  clickhouse:\n    mode: external\n    host: ch.internal\n    replicas: 2\n    replicated: true\n    clusterName: weave-prod\n    passwordSecret: {{name: ch, key: pw}}\n"), "refuse the cluster name", 14),
         ("unknown component", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    components:\n      ap1: {replicas: 2}\n"), "unknown component `ap1`", 10),
         ("bad cpu quantity", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    components:\n      api:\n        resources:\n          requests: {cpu: lots, memory: 1Gi}\n"), "not a CPU quantity", 12),
         ("hook on a missing step", format!("{b}  hooks:\n    k8s.nope:\n    - when: after\n      command: [echo]\n"), "no step `k8s.nope`", 10),
