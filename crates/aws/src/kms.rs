@@ -91,6 +91,22 @@ impl KmsKeyStep {
         Ok(None)
     }
 
+    /// The key an earlier, interrupted create made. KMS lists a new key only eventually, so
+    /// after a cut-off create the list is read again for a few seconds before another key is
+    /// made (a second key would be one more to pay for and to clean up).
+    async fn interrupted(&self, ctx: &StepCtx) -> Result<Option<Found>, StepError> {
+        let reads = if ctx.attempted() { 4 } else { 1 };
+        for read in 0..reads {
+            if read > 0 {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            if let Some(f) = self.orphan().await? {
+                return Ok(Some(f));
+            }
+        }
+        Ok(None)
+    }
+
     fn outputs(&self, f: &Found) -> Outputs {
         [
             ("arn", json!(f.arn)),
@@ -167,8 +183,8 @@ impl Step for KmsKeyStep {
             other => Observation::Failed { message: format!("key {} is {:?}", f.key_id, other) },
         })
     }
-    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        let f = match self.orphan().await? {
+    async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        let f = match self.interrupted(ctx).await? {
             Some(f) => f,
             None => {
                 let mut req = self
