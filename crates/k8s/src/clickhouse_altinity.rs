@@ -2,7 +2,7 @@
 
 use crate::client::Kube;
 use crate::objects::{annotated, observed_fp, out};
-use crate::ready::{chi_ready, wait_for, Watch};
+use crate::ready::{chi_ready, settled, wait_for, Watch};
 use crate::render;
 use async_trait::async_trait;
 use serde_json::json;
@@ -100,11 +100,7 @@ impl Step for ClickhouseAltinityStep {
             labels: String::new(),
         }];
         wait_for(&self.kube, watches, ctx, || async {
-            Ok(match self.observe(ctx).await? {
-                Observation::Ready { outputs, .. } => Some(outputs),
-                Observation::Failed { message } => return Err(StepError::permanent(message)),
-                _ => None,
-            })
+            settled(self.observe(ctx).await?)
         })
         .await
     }

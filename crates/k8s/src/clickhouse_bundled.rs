@@ -3,7 +3,7 @@
 use crate::client::Kube;
 use crate::explain::{diagnose, StuckClock};
 use crate::objects::{annotated, observed_fp, out};
-use crate::ready::{wait_for, wait_for_every, workload_progress, workload_ready, Watch};
+use crate::ready::{settled, wait_for, wait_for_every, workload_progress, workload_ready, Watch};
 use crate::render;
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -137,11 +137,7 @@ impl Step for ClickhouseBundledStep {
             labels: format!("app.kubernetes.io/instance={}", self.spec.name),
         }];
         wait_for_every(&self.kube, watches, ctx, Duration::from_secs(5), || async {
-            Ok(match self.observe(ctx).await? {
-                Observation::Ready { outputs, .. } => Some(outputs),
-                Observation::Failed { message } => return Err(StepError::permanent(message)),
-                _ => None,
-            })
+            settled(self.observe(ctx).await?)
         })
         .await
     }

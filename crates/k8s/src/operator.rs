@@ -4,7 +4,7 @@
 
 use crate::client::Kube;
 use crate::objects::{annotated, observed_fp, out, terminating};
-use crate::ready::{wait_for, workload_progress, workload_ready, Watch};
+use crate::ready::{settled, wait_for, workload_progress, workload_ready, Watch};
 use crate::render::{self, is_operator, MANAGED_BY};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -112,11 +112,7 @@ impl Step for OperatorStep {
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
         wait_for(&self.kube, self.watches(), ctx, || async {
-            Ok(match self.observe(ctx).await? {
-                Observation::Ready { outputs, .. } => Some(outputs),
-                Observation::Failed { message } => return Err(StepError::permanent(message)),
-                _ => None,
-            })
+            settled(self.observe(ctx).await?)
         })
         .await
     }

@@ -12,7 +12,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
-use wbstack_engine::{StepCtx, StepError};
+use wbstack_engine::{Observation, Outputs, StepCtx, StepError};
 
 fn int(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
@@ -193,6 +193,15 @@ where
             }
             _ = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+/// What a wait makes of one observation: done with its outputs, failed for good, or not yet.
+pub fn settled(o: Observation) -> Result<Option<Outputs>, StepError> {
+    match o {
+        Observation::Ready { outputs, .. } => Ok(Some(outputs)),
+        Observation::Failed { message } => Err(StepError::permanent(message)),
+        _ => Ok(None),
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::client::Kube;
 use crate::explain::StuckClock;
 use crate::objects::{annotated, observed_fp, out, terminating};
-use crate::ready::{wait_for_every, wandb_phase_v1, wandb_phase_v2, WandbPhase, Watch};
+use crate::ready::{settled, wait_for_every, wandb_phase_v1, wandb_phase_v2, WandbPhase, Watch};
 use crate::render;
 use crate::wandb_ready::{
     failed_job, instance_selector, operator_events, reconciled_since, stuck_pods, unready_workloads,
@@ -236,11 +236,7 @@ impl Step for WandbStep {
         ];
         // Re-checked every few seconds too: how long pods have been stuck is part of the answer.
         wait_for_every(&self.kube, watches, ctx, Duration::from_secs(5), || async {
-            Ok(match self.observe(ctx).await? {
-                Observation::Ready { outputs, .. } => Some(outputs),
-                Observation::Failed { message } => return Err(StepError::permanent(message)),
-                _ => None,
-            })
+            settled(self.observe(ctx).await?)
         })
         .await
     }
