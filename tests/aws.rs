@@ -4,7 +4,7 @@
 mod common;
 #[path = "../crates/aws/tests/common/mod.rs"]
 mod moto;
-use common::{text, Env};
+use common::{text, Back, Env};
 
 #[test]
 fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
@@ -48,9 +48,8 @@ fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
     assert!(!buckets.contains("wandb-dev-wandb-artifacts"), "{buckets}");
 }
 
-#[test]
-fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
-    let env = Env::new(100);
+fn the_production_pattern_end_to_end_against_moto(back: Back) {
+    let env = Env::on(back, 100);
     let moto = moto::Moto::start();
     let recorder = moto::Recorder::start(&moto);
     let subnets = moto.subnets();
@@ -59,7 +58,7 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
         .replace("  protected: true\n", "")
         .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", subnets.join(", ")))
         .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
-    std::fs::write(env.dir.path().join("prod.yaml"), plan).unwrap();
+    let prod = env.plan_from("prod.yaml", &plan);
     let run = |args: &[&str]| {
         let mut c = env.cmd(args);
         c.env("WBSTACK_AWS_ENDPOINT", &recorder.url)
@@ -69,7 +68,7 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
         c.output().unwrap()
     };
     // The first run logs at the highest verbosity: every library at trace level.
-    let out = run(&["up", "--plan", "prod.yaml", "-vvv"]);
+    let out = run(&["up", "--plan", &prod, "-vvv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let logs = String::from_utf8_lossy(&out.stderr).into_owned();
     for expected in [
@@ -179,7 +178,13 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
     // A re-run makes no mutating AWS call and at most one read per resource, counted by the
     // recording proxy in front of moto.
     recorder.clear();
-    let out = run(&["up", "--plan", "prod.yaml", "--output", "json"]);
+    let k8s_before = env.mutations();
+    let out = run(&["up", "--plan", &prod, "--output", "json"]);
+    assert_eq!(
+        env.mutations(),
+        k8s_before,
+        "no Kubernetes mutation on a re-run"
+    );
     let last = String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
@@ -271,9 +276,8 @@ fn the_production_pattern_end_to_end_against_moto_and_the_emulator() {
     );
 }
 
-#[test]
-fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource() {
-    let env = Env::new(300);
+fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource(back: Back) {
+    let env = Env::on(back, 300);
     let moto = moto::Moto::start();
     let subnets = moto.subnets();
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
@@ -281,7 +285,7 @@ fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource() {
         .replace("  protected: true\n", "")
         .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]", subnets.join(", ")))
         .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
-    std::fs::write(env.dir.path().join("prod.yaml"), plan).unwrap();
+    let prod = env.plan_from("prod.yaml", &plan);
     let cmd = |args: &[&str]| {
         let mut c = env.cmd(args);
         c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
@@ -292,7 +296,7 @@ fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource() {
     };
     let mut killed = 0;
     for i in 0..5u64 {
-        let mut child = cmd(&["up", "--plan", "prod.yaml"]).spawn().unwrap();
+        let mut child = cmd(&["up", "--plan", &prod]).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(60 + i * 170));
         if child.try_wait().unwrap().is_none() {
             killed += 1;
@@ -455,3 +459,8 @@ async fn assert_no_rds_left(aws: &wbstack_aws::Aws) {
         "{cparams:?}"
     );
 }
+
+on_both!(
+    the_production_pattern_end_to_end_against_moto,
+    production_killed_mid_run_resumes_with_exactly_one_of_each_resource,
+);

@@ -1,18 +1,18 @@
 //! The Development/PoC pattern end to end, driving the built binary against an emulated cluster.
 
 mod common;
-use common::{text, Env, LICENSE};
+use common::{text, Back, Env, LICENSE};
 use std::time::Duration;
 
 fn poc() -> String {
     Env::plans().join("poc.yaml").display().to_string()
 }
 
-#[test]
-fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource() {
-    let env = Env::new(300);
+fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource(back: Back) {
+    let env = Env::on(back, 300);
+    let poc = env.plan("poc.yaml");
     // At the highest verbosity, so the logs can be scanned for the license too.
-    let out = env.run(&["up", "--plan", &poc(), "-vvv"]);
+    let out = env.run(&["up", "--plan", &poc, "-vvv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let logs = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -104,12 +104,12 @@ fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource() {
     );
 }
 
-#[test]
-fn a_converged_rerun_makes_zero_mutating_requests() {
-    let env = Env::new(200);
-    assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
+fn a_converged_rerun_makes_zero_mutating_requests(back: Back) {
+    let env = Env::on(back, 200);
+    let poc = env.plan("poc.yaml");
+    assert_eq!(env.run(&["up", "--plan", &poc]).status.code(), Some(0));
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &poc(), "--output", "json"]);
+    let out = env.run(&["up", "--plan", &poc, "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         env.mutations(),
@@ -126,12 +126,12 @@ fn a_converged_rerun_makes_zero_mutating_requests() {
     assert_eq!(v["report"]["stats"]["unchanged"], 5);
 }
 
-#[test]
-fn killed_mid_run_resume_converges_without_duplicates() {
-    let env = Env::new(400);
+fn killed_mid_run_resume_converges_without_duplicates(back: Back) {
+    let env = Env::on(back, 400);
+    let poc = env.plan("poc.yaml");
     let mut killed = 0;
     for i in 0..6u64 {
-        let mut child = env.cmd(&["up", "--plan", &poc()]).spawn().unwrap();
+        let mut child = env.cmd(&["up", "--plan", &poc]).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(150 + i * 130));
         if child.try_wait().unwrap().is_none() {
             killed += 1;
@@ -151,9 +151,13 @@ fn killed_mid_run_resume_converges_without_duplicates() {
         .filter(|(k, _, _)| k == "WeightsAndBiases")
         .count();
     assert_eq!(wandbs, 1);
-    let secrets = objs.iter().filter(|(k, _, _)| k == "Secret").count();
+    // wbstack's own Secrets (the chart's and Helm's are the operator's business).
+    let secrets = objs
+        .iter()
+        .filter(|(k, _, n)| k == "Secret" && n.starts_with("wbstack-"))
+        .count();
     assert_eq!(secrets, 1, "{objs:?}");
-    let again = env.run(&["up", "--plan", &poc(), "--output", "json"]);
+    let again = env.run(&["up", "--plan", &poc, "--output", "json"]);
     let last = String::from_utf8_lossy(&again.stdout)
         .lines()
         .last()
@@ -163,9 +167,9 @@ fn killed_mid_run_resume_converges_without_duplicates() {
     assert_eq!(v["report"]["stats"]["apply_calls"], 0);
 }
 
-#[test]
-fn down_removes_everything_owned_and_leaves_what_others_made() {
-    let env = Env::new(200);
+fn down_removes_everything_owned_and_leaves_what_others_made(back: Back) {
+    let env = Env::on(back, 200);
+    let poc = env.plan("poc.yaml");
     // Someone else's object, made before wbstack ran: the namespace is adopted and kept.
     env.kubectl(&["create", "namespace", "wandb"]);
     env.kubectl(&[
@@ -176,8 +180,9 @@ fn down_removes_everything_owned_and_leaves_what_others_made() {
         "wandb",
         "--from-literal=a=b",
     ]);
+    env.settle_namespace("wandb");
     let baseline: Vec<_> = env.objects();
-    let out = env.run(&["up", "--plan", &poc()]);
+    let out = env.run(&["up", "--plan", &poc]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let st = env.run(&["status", "--env", "wandb-dev", "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
@@ -186,12 +191,25 @@ fn down_removes_everything_owned_and_leaves_what_others_made() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Events are the controllers' records (Kubernetes expires them after an hour), not resources
     // of the environment.
-    let after: Vec<_> = env
-        .objects()
-        .into_iter()
-        .filter(|(k, _, _)| k != "Event")
-        .collect();
-    assert_eq!(after, baseline, "exactly what existed before is left");
+    let no_events = |v: Vec<(String, String, String)>| -> Vec<_> {
+        v.into_iter().filter(|(k, _, _)| k != "Event").collect()
+    };
+    let baseline = no_events(baseline);
+    // A released volume is deleted by the cluster's provisioner after its claim: give it time.
+    let mut after = no_events(env.objects());
+    for _ in 0..60 {
+        if after == baseline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        after = no_events(env.objects());
+    }
+    let gone: Vec<_> = baseline.iter().filter(|o| !after.contains(o)).collect();
+    let left: Vec<_> = after.iter().filter(|o| !baseline.contains(o)).collect();
+    assert!(
+        gone.is_empty() && left.is_empty(),
+        "exactly what existed before is left: gone {gone:?}, left {left:?}"
+    );
     assert_eq!(
         env.kubectl(&[
             "get",
@@ -392,3 +410,10 @@ fn unlock_removes_a_stale_lock() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("another-host"));
     assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
 }
+
+on_both!(
+    poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource,
+    a_converged_rerun_makes_zero_mutating_requests,
+    killed_mid_run_resume_converges_without_duplicates,
+    down_removes_everything_owned_and_leaves_what_others_made,
+);

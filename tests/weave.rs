@@ -2,15 +2,11 @@
 //! Altinity ClickHouseInstallation, each followed by the WeightsAndBiases resource.
 
 mod common;
-use common::{text, Env};
+use common::{text, Back, Env};
 
-#[test]
-fn weave_with_bundled_clickhouse_comes_up_and_goes_away() {
-    let env = Env::new(150);
-    let plan = Env::plans()
-        .join("weave-clickhouse-s3.yaml")
-        .display()
-        .to_string();
+fn weave_with_bundled_clickhouse_comes_up_and_goes_away(back: Back) {
+    let env = Env::on(back, 150);
+    let plan = env.plan("weave-clickhouse-s3.yaml");
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Keeper and the shard are StatefulSets, ready, with the replicas the plan asks for.
@@ -129,3 +125,5 @@ fn weave_with_altinity_clickhouse_waits_for_the_installation() {
         "clickhouse-weave-clickhouse.wandb.svc.cluster.local true"
     );
 }
+
+on_both!(weave_with_bundled_clickhouse_comes_up_and_goes_away);

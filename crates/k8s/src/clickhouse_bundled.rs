@@ -2,6 +2,7 @@
 
 use crate::client::Kube;
 use crate::explain::{diagnose, StuckClock};
+use crate::leftovers::delete_leftovers;
 use crate::objects::{annotated, observed_fp, out};
 use crate::ready::{settled, wait_for, wait_for_every, workload_progress, workload_ready, Watch};
 use crate::render;
@@ -146,20 +147,7 @@ impl Step for ClickhouseBundledStep {
             self.kube.delete_manifest(m).await?;
         }
         // StatefulSets leave their volume claims behind; nothing is left behind here.
-        let sel = format!("app.kubernetes.io/instance={}", self.spec.name);
-        for pvc in self
-            .kube
-            .list(
-                "v1",
-                "PersistentVolumeClaim",
-                Some(&self.spec.namespace),
-                &sel,
-            )
-            .await?
-        {
-            self.kube.delete_manifest(&pvc).await?;
-        }
-        Ok(())
+        delete_leftovers(&self.kube, &self.spec.namespace, &self.spec.name, false).await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let watches = vec![Watch {

@@ -235,10 +235,16 @@ impl Kube {
             lp = lp.labels(labels);
         }
         tracing::trace!(target: "wbstack_k8s::calls", namespace = ?ns, labels, "list {kind}");
+        // A real server leaves `apiVersion` and `kind` out of a list's items.
+        let typed = |mut v: Value| {
+            v["apiVersion"] = Value::from(api_version);
+            v["kind"] = Value::from(kind);
+            v
+        };
         self.api(api_version, kind, ns)?
             .list(&lp)
             .await
-            .map(|l| l.items.into_iter().map(to_value).collect())
+            .map(|l| l.items.into_iter().map(to_value).map(typed).collect())
             .map_err(|e| classify(e, &format!("list {kind}")))
     }
 

@@ -12,6 +12,7 @@ mod client;
 mod crd;
 mod explain;
 mod generated_secret;
+mod leftovers;
 mod namespace;
 mod objects;
 mod operator;

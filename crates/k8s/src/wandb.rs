@@ -2,6 +2,7 @@
 
 use crate::client::Kube;
 use crate::explain::StuckClock;
+use crate::leftovers::{delete_leftovers, leftovers};
 use crate::objects::{annotated, observed_fp, out, terminating};
 use crate::ready::{settled, wait_for_every, wandb_phase_v1, wandb_phase_v2, WandbPhase, Watch};
 use crate::render;
@@ -244,7 +245,9 @@ impl Step for WandbStep {
         let s = &self.spec;
         self.kube
             .delete(V1, KIND, Some(&s.namespace), &s.name)
-            .await
+            .await?;
+        // What `helm uninstall` leaves: the StatefulSets' claims and the Secrets the chart keeps.
+        delete_leftovers(&self.kube, &s.namespace, &s.name, true).await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         // The operator's finalizer uninstalls the release first; wait for both.
@@ -266,6 +269,12 @@ impl Step for WandbStep {
                 namespace: Some(ns),
                 labels: sel.clone(),
             },
+            Watch {
+                api_version: "v1",
+                kind: "PersistentVolumeClaim",
+                namespace: Some(ns),
+                labels: instance_selector(name),
+            },
         ];
         wait_for_every(
             &self.kube,
@@ -284,6 +293,8 @@ impl Step for WandbStep {
                 for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
                     left += self.kube.list("apps/v1", kind, Some(ns), &sel).await?.len();
                 }
+                // Claims go once the pods that mount them have.
+                left += leftovers(&self.kube, ns, name, true).await?.len();
                 Ok((left == 0).then_some(()))
             },
         )

@@ -345,6 +345,13 @@ fn list(
     if wants_table(headers) {
         return Ok(json_response(200, &table(&t.rt, &items, Some(rv))));
     }
+    // Like kube-apiserver: a built-in type's list items carry no `apiVersion` or `kind` (a custom
+    // resource's, served as unstructured objects, do).
+    let items: Vec<Value> = if t.rt.crd.is_none() {
+        items.into_iter().map(untyped).collect()
+    } else {
+        items
+    };
     Ok(json_response(
         200,
         &json!({
@@ -354,6 +361,14 @@ fn list(
             "items": items,
         }),
     ))
+}
+
+fn untyped(mut o: Value) -> Value {
+    if let Some(m) = o.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    o
 }
 
 /// PATCH of one object, by the content type's patch kind.

@@ -137,6 +137,46 @@ impl Controllers {
         });
     }
 
+    /// A StatefulSet's claims for one ordinal, as its controller makes them: named
+    /// `<template>-<set>-<ordinal>`, labelled with the template's labels and the set's selector,
+    /// and not owned by the set (deleting the set leaves them).
+    fn ensure_claims(&self, o: &Value, ordinal: i64) {
+        let Some(r) = rt(&self.cluster, "", "v1", "persistentvolumeclaims") else {
+            return;
+        };
+        let ns = meta_str(o, "namespace");
+        let empty = vec![];
+        let templates = o["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .unwrap_or(&empty);
+        for t in templates {
+            let name = format!("{}-{}-{ordinal}", meta_str(t, "name"), meta_str(o, "name"));
+            if self.cluster.get(&r, ns, &name).is_ok() {
+                continue;
+            }
+            let mut labels = t["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            if let Some(sel) = o["spec"]["selector"]["matchLabels"].as_object() {
+                for (k, v) in sel {
+                    labels[k] = v.clone();
+                }
+            }
+            let body = json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": ns, "labels": labels},
+                "spec": t["spec"].clone(),
+            });
+            if let Ok(pvc) = self
+                .cluster
+                .create(&r, Some(ns), body, "kube-controller-manager")
+            {
+                self.set_status(&r, &pvc, json!({"phase": "Bound"}));
+            }
+        }
+    }
+
     fn never_ready(&self, o: &Value) -> bool {
         o["metadata"]["annotations"][NEVER_READY_ANNOTATION] == "true"
             || self
@@ -168,6 +208,9 @@ impl Controllers {
         };
         let template = &o["spec"]["template"];
         for i in 0..count {
+            if owner_rt.plural == "statefulsets" {
+                self.ensure_claims(o, i);
+            }
             let name = pod_name(&owner_rt.plural, o, i);
             let status = pod_status(template, &name, fault, ready);
             let mut labels = template["metadata"]["labels"].clone();

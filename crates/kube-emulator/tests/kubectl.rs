@@ -252,7 +252,7 @@ fn patch_replace_and_stale_writes() {
 fn watch_reports_each_event_and_delete_waits() {
     let s = Server::start();
     s.ok(&["create", "namespace", "wandb"]);
-    let mut watch = std::process::Command::new("kubectl")
+    let mut watch = std::process::Command::new(common::kubectl())
         .args([
             "get",
             "cm",

@@ -48,7 +48,7 @@ impl Server {
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
+        Command::new(kubectl())
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", self.dir.path())
@@ -141,3 +141,11 @@ spec:
     subresources: {status: {}}
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 "#;
+
+/// The kubectl the suite runs (`WBSTACK_KUBECTL`, set by `scripts/test.sh` to the test bed's,
+/// built from the Kubernetes release the test bed serves), else the machine's.
+pub fn kubectl() -> std::path::PathBuf {
+    std::env::var_os("WBSTACK_KUBECTL")
+        .map(Into::into)
+        .unwrap_or_else(|| "kubectl".into())
+}

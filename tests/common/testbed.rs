@@ -1,0 +1,297 @@
+//! The test bed back end: a real control plane (etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler from the Kubernetes module), KWOK nodes and the test bed's operator, started by
+//! `scripts/testbed.sh` for one test and stopped when it ends.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The identity the product runs as; the audit log counts its requests.
+pub const PRODUCT_USER: &str = "wbstack";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testbed.sh")
+}
+
+/// Builds the test bed's binaries once per test process (a no-op when the cache is current).
+fn built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(script()).arg("build").output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/testbed.sh build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// One running test bed; `down` when dropped.
+pub struct Testbed {
+    pub dir: PathBuf,
+    /// For the tests' own kubectl (cluster admin).
+    pub admin: PathBuf,
+    /// For the product.
+    pub product: PathBuf,
+}
+
+impl Testbed {
+    pub fn up(dir: &Path) -> Self {
+        built();
+        let dir = dir.join("testbed");
+        let out = Command::new(script())
+            .arg("up")
+            .env("WBSTACK_TESTBED_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/testbed.sh up failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Testbed {
+            admin: dir.join("kubeconfig/admin"),
+            product: dir.join(format!("kubeconfig/{PRODUCT_USER}")),
+            dir,
+        }
+    }
+
+    /// The test bed's kubectl, built from the same Kubernetes release as the server.
+    pub fn kubectl_bin() -> PathBuf {
+        let cache = std::env::var_os("WBSTACK_TESTBED_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/wbstack-testbed")
+            });
+        cache.join("bin/kubectl")
+    }
+
+    /// The audit log's events for the product's requests.
+    fn product_events(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["user"]["username"] == PRODUCT_USER)
+            .collect()
+    }
+
+    /// Create, update, patch and delete requests the product made, as the server audited them.
+    pub fn mutations(&self) -> u64 {
+        settle_audit(self);
+        self.product_events()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e["verb"].as_str(),
+                    Some("create" | "update" | "patch" | "delete" | "deletecollection")
+                )
+            })
+            .count() as u64
+    }
+
+    /// Every request the product made.
+    pub fn requests(&self) -> u64 {
+        settle_audit(self);
+        self.product_events().len() as u64
+    }
+}
+
+/// The audit backend writes a request's event as it completes; wait until the log stops growing.
+fn settle_audit(t: &Testbed) {
+    let len = || {
+        std::fs::metadata(t.dir.join("audit.log"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let mut last = len();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = len();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the control plane and the operator said, for the failed test's output.
+            for name in ["operator", "kwok", "kube-controller-manager"] {
+                let log = std::fs::read_to_string(self.dir.join(format!("logs/{name}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                eprintln!(
+                    "--- test bed {name} log (last 40 lines)\n{}",
+                    tail.join("\n")
+                );
+            }
+        }
+        let _ = Command::new(script())
+            .arg("down")
+            .env("WBSTACK_TESTBED_DIR", &self.dir)
+            .output();
+    }
+}
+
+fn snapshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/operator-wandb-chart/test-configs/__snapshots__")
+}
+
+/// One object of a real render and the template it came from.
+struct Rendered {
+    source: String,
+    text: String,
+}
+
+/// The documents of every snapshot, `default.snap` first.
+fn renders() -> Vec<(String, Vec<Rendered>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(snapshots())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+        .collect();
+    files.sort_by_key(|p| (p.file_stem().unwrap() != "default", p.clone()));
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let docs = text
+                .split("\n---\n")
+                .filter_map(|d| {
+                    let source = d.lines().find_map(|l| l.strip_prefix("# Source: "))?;
+                    Some(Rendered {
+                        source: source.to_owned(),
+                        text: d.to_owned(),
+                    })
+                })
+                .collect();
+            (f.display().to_string(), docs)
+        })
+        .collect()
+}
+
+/// The API groups a plain cluster serves: objects of other groups (Prometheus monitors, KEDA
+/// scalers) need their operators' CRDs and are left out of a scenario chart.
+fn served(api_version: &str) -> bool {
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    matches!(
+        group,
+        "" | "apps"
+            | "batch"
+            | "policy"
+            | "autoscaling"
+            | "networking.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "storage.k8s.io"
+            | "scheduling.k8s.io"
+    )
+}
+
+/// The component a template belongs to: `operator-wandb/charts/<component>/...`, or `None` for
+/// the chart's own templates.
+fn component_of(source: &str) -> Option<&str> {
+    source
+        .strip_prefix("operator-wandb/charts/")
+        .and_then(|s| s.split('/').next())
+}
+
+/// A chart archive for one scenario: the objects of the operator-wandb chart's real renders for
+/// the components these values install (each component as some real render made it, with the
+/// release name and namespace substituted and the values' replica counts), so that the operator
+/// installs real chart output through Helm. Returns the `.tgz`.
+pub fn scenario_chart(values: &Value, release: &str, namespace: &str, dir: &Path) -> PathBuf {
+    let chart = wbstack_chart::operator_wandb();
+    let installed: Vec<&str> = chart.installed(values).map(|c| c.name.as_str()).collect();
+    let all = renders();
+    let mut objects = Vec::new();
+    // The chart's own templates as the default values render them.
+    objects.extend(
+        all[0]
+            .1
+            .iter()
+            .filter(|d| component_of(&d.source).is_none()),
+    );
+    for name in &installed {
+        let Some((_, docs)) = all
+            .iter()
+            .find(|(_, docs)| docs.iter().any(|d| component_of(&d.source) == Some(name)))
+        else {
+            continue;
+        };
+        objects.extend(
+            docs.iter()
+                .filter(|d| component_of(&d.source) == Some(name)),
+        );
+    }
+    let root = dir.join("chart/operator-wandb");
+    std::fs::create_dir_all(root.join("objects")).unwrap();
+    std::fs::create_dir_all(root.join("templates")).unwrap();
+    std::fs::write(
+        root.join("Chart.yaml"),
+        format!(
+            "apiVersion: v2\nname: {}\nversion: {}\ndescription: objects of the chart's real renders\n",
+            chart.name, chart.version
+        ),
+    )
+    .unwrap();
+    // The objects are files, not templates: Helm emits them as they are.
+    std::fs::write(
+        root.join("templates/objects.yaml"),
+        "{{- range $path, $_ := .Files.Glob \"objects/*.yaml\" }}\n---\n{{ $.Files.Get $path }}\n{{- end }}\n",
+    )
+    .unwrap();
+    let mut n = 0;
+    for d in objects {
+        let Some(v) = object(d, values, release, namespace, &chart.version) else {
+            continue;
+        };
+        std::fs::write(root.join(format!("objects/{n:04}.yaml")), v).unwrap();
+        n += 1;
+    }
+    let tgz = dir.join(format!("chart/{}-{}.tgz", chart.name, chart.version));
+    let st = Command::new("tar")
+        .arg("czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(dir.join("chart"))
+        .arg("operator-wandb")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tgz
+}
+
+/// One rendered object made this scenario's: release and namespace substituted, the values'
+/// replica count for a W&B service's workload. The text is kept as rendered (Helm reads it as
+/// YAML 1.1, where `0755` is a number), edited only line by line.
+fn object(d: &Rendered, values: &Value, release: &str, ns: &str, version: &str) -> Option<String> {
+    let text = d
+        .text
+        .replace("chartsnap", release)
+        .replace("###CHART_VERSION###", &format!("operator-wandb-{version}"))
+        // chartsnap masks generated values; a Secret's data must be base64.
+        .replace("'###DYNAMIC_FIELD###'", "ZHluYW1pYw==")
+        .replace("\"###DYNAMIC_FIELD###\"", "ZHluYW1pYw==")
+        .replace(".default.svc", &format!(".{ns}.svc"));
+    let head: Value = serde_yaml_ng::from_str(&text).ok()?;
+    if !head.is_object() || !served(head["apiVersion"].as_str()?) {
+        return None;
+    }
+    let workload = matches!(head["kind"].as_str(), Some("Deployment" | "StatefulSet"));
+    let replicas = component_of(&d.source)
+        .filter(|_| workload)
+        .and_then(|c| values[c]["replicaCount"].as_i64());
+    let lines = text.lines().map(|l| match l {
+        "  namespace: default" | "  namespace: \"default\"" => format!("  namespace: {ns}"),
+        l if l.starts_with("  replicas: ") && replicas.is_some() => {
+            format!("  replicas: {}", replicas.unwrap())
+        }
+        l => l.to_owned(),
+    });
+    Some(lines.collect::<Vec<_>>().join("\n"))
+}
