@@ -53,15 +53,15 @@ impl Api {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
         let code: u16 = code.trim().parse().unwrap_or(0);
-        let docs: Vec<Value> = body
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or(json!({ "text": l })))
-            .collect();
-        let v = match docs.len() {
-            0 => Value::Null,
-            1 if !s.path.contains("watch=1") => docs.into_iter().next().unwrap(),
-            _ => Value::Array(docs),
+        // One JSON document (pretty-printed by kube-apiserver), or a watch's one per line.
+        let v = match serde_json::from_str::<Value>(body) {
+            Ok(v) if !s.path.contains("watch=1") => v,
+            _ => Value::Array(
+                body.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str(l).unwrap_or(json!({ "text": l })))
+                    .collect(),
+            ),
         };
         (code, v)
     }
@@ -287,6 +287,9 @@ fn normalise(v: &mut Value) {
                 "selfLink",
             ] {
                 m.remove(k);
+            }
+            if m.get("continue").is_some_and(|c| c == "") {
+                m.remove("continue");
             }
             for k in ["deletionTimestamp", "continue"] {
                 if let Some(x) = m.get_mut(k) {

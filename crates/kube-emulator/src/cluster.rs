@@ -300,6 +300,37 @@ impl Cluster {
         Ok(st.history.iter().filter(|c| c.rv > rv).cloned().collect())
     }
 
+    /// A custom resource pruned to, and type-checked against, its CRD's schema.
+    fn conform_to_crd(st: &State, rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
+        let Some(crd) = &rt.crd else {
+            return Ok(());
+        };
+        let key: Key = (
+            "apiextensions.k8s.io".into(),
+            "customresourcedefinitions".into(),
+            String::new(),
+            crd.clone(),
+        );
+        // Objects are kept at the version they were written in, not converted to the storage
+        // version; so the schema is applied for CRDs of one version only.
+        let schema = st.objects.get(&key).and_then(|c| {
+            let versions = c["spec"]["versions"].as_array()?;
+            (versions.len() == 1).then(|| versions[0]["schema"]["openAPIV3Schema"].clone())
+        });
+        let Some(schema) = schema.filter(|s| s.is_object()) else {
+            return Ok(());
+        };
+        let errors = crate::schema::conform(obj, &schema);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::invalid_message(
+            rt,
+            name_of(obj),
+            &errors.join(", "),
+        ))
+    }
+
     fn key(rt: &ResourceType, ns: &str, name: &str) -> Key {
         (
             rt.group.clone(),
@@ -551,12 +582,26 @@ impl Cluster {
         if st.objects.contains_key(&Self::key(rt, &ns, &name)) {
             return Err(ApiError::already_exists(rt, &name));
         }
+        Self::conform_to_crd(st, rt, &mut obj)?;
         let md = obj["metadata"]
             .as_object_mut()
             .expect("metadata is an object");
         md.insert("uid".into(), uuid().into());
         md.insert("creationTimestamp".into(), rfc3339(now_secs()).into());
-        md.insert("generation".into(), 1.into());
+        // Only kinds with a spec to observe get a generation (no ConfigMap, Secret, Namespace).
+        if !(rt.group.is_empty()
+            && matches!(
+                rt.plural.as_str(),
+                "configmaps"
+                    | "secrets"
+                    | "namespaces"
+                    | "serviceaccounts"
+                    | "events"
+                    | "endpoints"
+            ))
+        {
+            md.insert("generation".into(), 1.into());
+        }
         md.remove("resourceVersion");
         md.remove("deletionTimestamp");
         md.remove("managedFields");
@@ -732,7 +777,15 @@ impl Cluster {
             }
             n
         };
-        if spec_part(&new) != spec_part(&old) {
+        if status_only && !new["status"].is_null() {
+            // A status write leaves the rest of the object as it is stored.
+            let mut st_only = json!({"status": new["status"].take()});
+            Self::conform_to_crd(st, rt, &mut st_only)?;
+            new["status"] = st_only["status"].take();
+        } else if !status_only {
+            Self::conform_to_crd(st, rt, &mut new)?;
+        }
+        if spec_part(&new) != spec_part(&old) && !old["metadata"]["generation"].is_null() {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = (g + 1).into();
         }

@@ -308,6 +308,11 @@ async fn resource(app: &Arc<App>, req: Request, t: Target) -> Result<Response, A
         }
         (Method::DELETE, Some(name)) => {
             let obj = c.delete(&t.rt, &ns, name)?;
+            // Like kube-apiserver: an object deleted at once is answered with a Status (a Pod,
+            // and one held by finalizers, with the object).
+            if obj["metadata"]["deletionTimestamp"].is_null() && t.rt.plural != "pods" {
+                return Ok(json_response(200, &deleted_status(&t.rt, &obj)));
+            }
             Ok(json_response(200, &obj))
         }
         (Method::DELETE, None) => delete_collection(app, &t, &q),
@@ -352,15 +357,66 @@ fn list(
     } else {
         items
     };
+    let (items, token, remaining) = page(items, q);
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(t) = token {
+        meta["continue"] = json!(t);
+        // kube-apiserver counts the rest only when no selector filtered the list.
+        if !q.contains_key("labelSelector") && !q.contains_key("fieldSelector") {
+            meta["remainingItemCount"] = json!(remaining);
+        }
+    }
     Ok(json_response(
         200,
         &json!({
             "kind": format!("{}List", t.rt.kind),
             "apiVersion": t.rt.api_version(),
-            "metadata": {"resourceVersion": rv.to_string()},
+            "metadata": meta,
             "items": items,
         }),
     ))
+}
+
+fn deleted_status(rt: &ResourceType, o: &Value) -> Value {
+    let mut details =
+        json!({"name": o["metadata"]["name"], "kind": rt.plural, "uid": o["metadata"]["uid"]});
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
+
+/// `limit` and `continue`: a page of items in key order, and a token for the rest (the token is
+/// the last key given, base64-encoded).
+fn page(items: Vec<Value>, q: &HashMap<String, String>) -> (Vec<Value>, Option<String>, usize) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = |o: &Value| {
+        format!(
+            "{}/{}",
+            o["metadata"]["namespace"].as_str().unwrap_or(""),
+            o["metadata"]["name"].as_str().unwrap_or("")
+        )
+    };
+    let after = q
+        .get("continue")
+        .and_then(|c| b64.decode(c).ok())
+        .map(|k| String::from_utf8_lossy(&k).into_owned());
+    let mut items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| after.as_ref().is_none_or(|a| key(o) > *a))
+        .collect();
+    items.sort_by_key(key);
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(0);
+    if limit == 0 || items.len() <= limit {
+        return (items, None, 0);
+    }
+    let rest = items.split_off(limit);
+    let token = b64.encode(key(items.last().unwrap()));
+    (items, Some(token), rest.len())
 }
 
 fn untyped(mut o: Value) -> Value {

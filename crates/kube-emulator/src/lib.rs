@@ -25,6 +25,7 @@ mod error;
 mod http;
 mod patch;
 mod registry;
+mod schema;
 mod selector;
 mod server;
 mod util;

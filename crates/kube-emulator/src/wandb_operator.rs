@@ -181,6 +181,11 @@ impl Controllers {
 
     /// The v2 operator: the workloads, then `Ready` once they are rolled out.
     fn reconcile_v2(self: &Arc<Self>, r: ResourceType, o: Value) {
+        // The v2 operator reads and writes its resource through v2, whose schema has its status.
+        let r = self
+            .cluster
+            .resource_for_kind("apps.wandb.com/v2", "WeightsAndBiases")
+            .unwrap_or(r);
         let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
         self.add_finalizer(&r, meta_str(&o, "namespace"), meta_str(&o, "name"));
         let me = self.clone();
