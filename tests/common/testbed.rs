@@ -118,7 +118,18 @@ fn settle_audit(t: &Testbed) {
 impl Drop for Testbed {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // What the control plane and the operator said, for the failed test's output.
+            // What the workloads look like, and what the control plane and the operator said,
+            // for the failed test's output.
+            let state = Command::new(Testbed::kubectl_bin())
+                .args(["get", "sts,deploy,pods,pvc", "-A", "-o", "wide"])
+                .env("KUBECONFIG", &self.admin)
+                .output();
+            if let Ok(o) = state {
+                eprintln!(
+                    "--- test bed workloads\n{}",
+                    String::from_utf8_lossy(&o.stdout)
+                );
+            }
             for name in ["operator", "kwok", "kube-controller-manager"] {
                 let log = std::fs::read_to_string(self.dir.join(format!("logs/{name}.log")))
                     .unwrap_or_default();

@@ -102,12 +102,10 @@ impl Step for ClickhouseBundledStep {
                 }
             }
         }
-        Ok(if present == 0 {
+        // Some objects but not all: an apply was cut short (a kill between two of its calls).
+        // Nothing will finish it but applying again, so it counts as absent, not as in progress.
+        Ok(if present < ms.len() {
             Observation::Absent
-        } else if present < ms.len() {
-            Observation::InProgress {
-                detail: Some(format!("{present}/{} objects", ms.len())),
-            }
         } else if !waiting.is_empty() {
             if let Some(message) = self.stuck().await? {
                 return Ok(Observation::Failed { message });
