@@ -248,17 +248,21 @@ impl Env {
             .snapshot()
             .objects
             .iter()
-            .map(|o| {
-                (
-                    o["kind"].as_str().unwrap_or("").to_owned(),
-                    o["metadata"]["namespace"].as_str().unwrap_or("").to_owned(),
-                    o["metadata"]["name"].as_str().unwrap_or("").to_owned(),
-                )
-            })
+            .map(identity)
             .collect();
         v.sort();
         v
     }
+}
+
+/// An object as (kind, namespace, name).
+fn identity(o: &serde_json::Value) -> (String, String, String) {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    (
+        s(&o["kind"]),
+        s(&o["metadata"]["namespace"]),
+        s(&o["metadata"]["name"]),
+    )
 }
 
 pub fn text(o: &Output) -> String {
@@ -280,13 +284,7 @@ impl Env {
             .as_array()
             .unwrap()
             .iter()
-            .map(|o| {
-                (
-                    o["kind"].as_str().unwrap_or("").to_owned(),
-                    o["metadata"]["namespace"].as_str().unwrap_or("").to_owned(),
-                    o["metadata"]["name"].as_str().unwrap_or("").to_owned(),
-                )
-            })
+            .map(identity)
             .collect();
         // `events` is served twice (core and events.k8s.io): one listing of each object.
         out.sort();

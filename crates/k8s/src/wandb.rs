@@ -245,9 +245,7 @@ impl Step for WandbStep {
         let s = &self.spec;
         self.kube
             .delete(V1, KIND, Some(&s.namespace), &s.name)
-            .await?;
-        // What `helm uninstall` leaves: the StatefulSets' claims and the Secrets the chart keeps.
-        delete_leftovers(&self.kube, &s.namespace, &s.name, true).await
+            .await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         // The operator's finalizer uninstalls the release first; wait for both.
@@ -293,9 +291,17 @@ impl Step for WandbStep {
                 for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
                     left += self.kube.list("apps/v1", kind, Some(ns), &sel).await?.len();
                 }
-                // Claims go once the pods that mount them have.
-                left += leftovers(&self.kube, ns, name, true).await?.len();
-                Ok((left == 0).then_some(()))
+                if left > 0 {
+                    return Ok(None);
+                }
+                // What `helm uninstall` leaves: the StatefulSets' claims and the Secrets the
+                // chart keeps. Removed only now: until the release is gone, the operator may
+                // apply it again and bring them back.
+                delete_leftovers(&self.kube, ns, name, true).await?;
+                Ok(leftovers(&self.kube, ns, name, true)
+                    .await?
+                    .is_empty()
+                    .then_some(()))
             },
         )
         .await
