@@ -246,12 +246,7 @@ impl Controllers {
         let Ok(p) = self.cluster.get(pods, ns, pod) else {
             return;
         };
-        let container = template["spec"]["containers"][0]["name"]
-            .as_str()
-            .unwrap_or("main");
-        let image = template["spec"]["containers"][0]["image"]
-            .as_str()
-            .unwrap_or("");
+        let (container, image) = first_container(template);
         match f {
             Fault::CrashLoop => self.event(&p, "BackOff", &format!("Back-off restarting failed container {container} in pod {pod}"), "Warning", "kubelet"),
             Fault::ImagePull => {
@@ -352,15 +347,19 @@ fn image_id(image: &str) -> String {
     format!("{repo}@sha256:{digest}")
 }
 
+/// The name and image of a pod template's first container.
+fn first_container(template: &Value) -> (&str, &str) {
+    let c = &template["spec"]["containers"][0];
+    (
+        c["name"].as_str().unwrap_or("main"),
+        c["image"].as_str().unwrap_or(""),
+    )
+}
+
 /// The pod status the kubelet (or the scheduler) reports.
 fn pod_status(template: &Value, pod: &str, fault: Option<Fault>, ready: bool) -> Value {
     let now = rfc3339(now_secs());
-    let container = template["spec"]["containers"][0]["name"]
-        .as_str()
-        .unwrap_or("main");
-    let image = template["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or("");
+    let (container, image) = first_container(template);
     let pulled = image_id(image);
     let cond = |t: &str, s: bool| json!({"type": t, "status": if s { "True" } else { "False" }, "lastTransitionTime": now});
     let waiting = |reason: &str, message: String| {
