@@ -2,7 +2,8 @@
 # A real Kubernetes control plane on loopback, built from Go modules:
 #   scripts/testbed.sh build   build what is missing into the cache
 #   scripts/testbed.sh up      build, then start etcd, kube-apiserver, kube-controller-manager,
-#                              kube-scheduler, kwok (three fake nodes) and the test bed's operator
+#                              kube-scheduler, kwok (three fake nodes) and the test bed's operators
+#                              (W&B and Altinity ClickHouse)
 #   scripts/testbed.sh env     print `export KUBECONFIG=...` (and the rest) for `eval`
 #   scripts/testbed.sh down    stop exactly the processes `up` started and remove their data
 # Cache: $WBSTACK_TESTBED_CACHE (default ~/.cache/wbstack-testbed); run directory:
@@ -39,7 +40,7 @@ build() {
   build_module kube kube-apiserver kube-controller-manager kube-scheduler kubectl
   pkgs=(.); build_module etcd etcd
   pkgs=(sigs.k8s.io/kwok/cmd/kwok ./stages); build_module kwok kwok stages
-  pkgs=(.); build_module operator operator
+  pkgs=(. ./altinity); build_module operator operator altinity
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -70,6 +71,7 @@ identities() {
   add system:kube-scheduler ""
   add kwok system:masters
   add wandb-operator system:masters
+  add clickhouse-operator system:masters
   # The product's own identity: the audit log tells its requests apart.
   add wbstack system:masters
 }
@@ -155,6 +157,7 @@ up() {
   cluster_objects | "$bin/kubectl" --kubeconfig "$admin" apply -f - >/dev/null
   wait_for kube-controller-manager "$bin/kubectl" --kubeconfig "$admin" get serviceaccount default -n default
   AIRGAPPED=true OPERATOR_NAMESPACE=wandb start operator "$bin/operator" --kubeconfig "$run/kubeconfig/wandb-operator"
+  start altinity "$bin/altinity" --kubeconfig "$run/kubeconfig/clickhouse-operator"
   write_env
   log "up in $((SECONDS - t0)) s: eval \"\$($0 env)\""
 }
@@ -204,7 +207,7 @@ EOF
 down() {
   [[ -d "$run" ]] || { log "not up"; return 0; }
   local name pid
-  for name in operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for name in altinity operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     [[ -f "$run/pids/$name" ]] || continue
     pid="$(cat "$run/pids/$name")"
     if kill "$pid" 2>/dev/null; then

@@ -76,8 +76,8 @@ struct Step {
     accept: Option<&'static str>,
     body: Option<Value>,
     save: Option<&'static str>,
-    /// Poll until the response is 200 (a CRD becoming served).
-    until_ok: bool,
+    /// Poll until the response satisfies this (a CRD becoming served, a namespace gone).
+    until: Option<fn(u16, &Value) -> bool>,
 }
 
 fn step(id: &'static str, method: &'static str, path: &'static str) -> Step {
@@ -89,7 +89,7 @@ fn step(id: &'static str, method: &'static str, path: &'static str) -> Step {
         accept: None,
         body: None,
         save: None,
-        until_ok: false,
+        until: None,
     }
 }
 
@@ -110,8 +110,8 @@ impl Step {
         self.save = Some(s);
         self
     }
-    fn until_ok(mut self) -> Self {
-        self.until_ok = true;
+    fn until(mut self, done: fn(u16, &Value) -> bool) -> Self {
+        self.until = Some(done);
         self
     }
 }
@@ -231,6 +231,24 @@ fn sequences() -> Vec<Step> {
             "GET",
             "/api/v1/namespaces/diff/configmaps?watch=1&labelSelector=w&resourceVersion={w}&timeoutSeconds=1",
         ),
+        // A watch from the first resourceVersion: every event since the server started (both
+        // keep their whole history while nothing has been evicted from it).
+        step(
+            "watch-from-start",
+            "GET",
+            "/api/v1/namespaces/diff/configmaps?watch=1&labelSelector=w&resourceVersion=1&timeoutSeconds=1",
+        ),
+        // A watch that sends the current objects first, then a bookmark marking their end.
+        step(
+            "watch-initial-events",
+            "GET",
+            "/api/v1/namespaces/diff/configmaps?watch=1&labelSelector=app&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+        ),
+        step(
+            "list-bad-continue",
+            "GET",
+            "/api/v1/namespaces/diff/configmaps?limit=1&continue=bm90LWEtdG9rZW4",
+        ),
         // Table output, as kubectl asks for it.
         step(
             "table",
@@ -250,7 +268,7 @@ fn sequences() -> Vec<Step> {
             "GET",
             "/apis/diff.example.com/v1/namespaces/diff/widgets",
         )
-        .until_ok(),
+        .until(|code, _| code == 200),
         step(
             "cr-create-pruned",
             "POST",
@@ -270,8 +288,21 @@ fn sequences() -> Vec<Step> {
             "GET",
             "/apis/diff.example.com/v1/namespaces/diff/widgets",
         ),
-        // Namespace deletion.
+        // Namespace deletion: held by an object's finalizer, refusing new content, its
+        // content deleted, then gone once the finalizer is released.
+        step("ns-hold", "POST", CMS).body(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "held", "finalizers": ["example.com/hold"]}})),
         step("ns-delete", "DELETE", "/api/v1/namespaces/diff"),
+        step("ns-create-in-terminating", "POST", CMS).body(cm("late", json!({}), json!({}))),
+        step("ns-content-deleting", "GET", "/api/v1/namespaces/diff/configmaps/held")
+            .until(|_, v| !v["metadata"]["deletionTimestamp"].is_null()),
+        step("ns-content-left", "GET", CMS)
+            .until(|_, v| v["items"].as_array().is_some_and(|i| i.len() == 1)),
+        step("ns-release", "PATCH", "/api/v1/namespaces/diff/configmaps/held")
+            .ct("application/merge-patch+json")
+            .body(json!({"metadata": {"finalizers": null}})),
+        step("ns-gone", "GET", "/api/v1/namespaces/diff").until(|code, _| code == 404),
+        step("ns-list-gone", "GET", CMS),
     ]
 }
 
@@ -347,8 +378,8 @@ fn run(api: &Api) -> Vec<(u16, Value)> {
         let path = fill(s.path, &saved);
         let body = s.body.as_ref().map(|b| fill(&b.to_string(), &saved));
         let mut r = api.call(&s, &path, body.as_deref());
-        for _ in 0..100 {
-            if !s.until_ok || r.0 == 200 {
+        for _ in 0..200 {
+            if s.until.is_none_or(|done| done(r.0, &r.1)) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));

@@ -67,17 +67,16 @@ fn weave_with_bundled_clickhouse_comes_up_and_goes_away(back: Back) {
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[test]
-fn weave_with_altinity_clickhouse_waits_for_the_installation() {
-    let env = Env::new(150);
+/// With the Altinity operator (the emulator's stand-in, or on the test bed one that makes a
+/// StatefulSet per host for the real controllers), `up` waits for the installation's task to
+/// complete, and `down` leaves nothing in the namespace.
+fn weave_with_altinity_clickhouse_waits_for_the_installation(back: Back) {
+    let env = Env::on(back, 150);
     // The Altinity operator's own CRD, as its installation leaves it.
     let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/fixtures/altinity/crd-clickhouseinstallations.yaml");
     env.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
-    let plan = Env::plans()
-        .join("weave-altinity.yaml")
-        .display()
-        .to_string();
+    let plan = env.plan("weave-altinity.yaml");
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
@@ -92,6 +91,14 @@ fn weave_with_altinity_clickhouse_waits_for_the_installation() {
         ]),
         "Completed 2/2"
     );
+    if back == Back::Testbed {
+        // The real StatefulSet controller made one pod per host, and KWOK made them ready.
+        let pods = env.kubectl(&["get", "pods", "-n", "wandb", "-l", "clickhouse.altinity.com/chi=weave-clickhouse", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}"]);
+        assert_eq!(
+            pods.trim(),
+            "chi-weave-clickhouse-weave-cluster-0-0-0=True chi-weave-clickhouse-weave-cluster-0-1-0=True"
+        );
+    }
     let users = env.kubectl(&[
         "get",
         "chi",
@@ -124,6 +131,14 @@ fn weave_with_altinity_clickhouse_waits_for_the_installation() {
         host,
         "clickhouse-weave-clickhouse.wandb.svc.cluster.local true"
     );
+    let out = env.run(&["down", "--env", "wandb-weave"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let left: Vec<_> = env
+        .objects()
+        .into_iter()
+        .filter(|(_, ns, _)| ns == "wandb")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// A ClickHouse applied part-way (a kill between two of its objects, or one deleted by hand) is
@@ -150,5 +165,6 @@ fn bundled_clickhouse_missing_an_object_is_applied_again(back: Back) {
 
 on_both!(
     weave_with_bundled_clickhouse_comes_up_and_goes_away,
+    weave_with_altinity_clickhouse_waits_for_the_installation,
     bundled_clickhouse_missing_an_object_is_applied_again,
 );

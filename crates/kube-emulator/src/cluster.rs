@@ -237,7 +237,8 @@ impl Cluster {
             state: Mutex::new(State {
                 registry: Registry::builtins(),
                 objects: BTreeMap::new(),
-                rv: 1000,
+                // A fresh etcd's first revision: watches and lists from it behave as there.
+                rv: 1,
                 history: VecDeque::new(),
             }),
             tx,
@@ -300,9 +301,11 @@ impl Cluster {
         Ok(st.history.iter().filter(|c| c.rv > rv).cloned().collect())
     }
 
-    /// A custom resource pruned to, and type-checked against, its CRD's schema.
+    /// A custom resource pruned to, and type-checked against, its CRD's schema; a built-in
+    /// object without the empty maps its Go type omits.
     fn conform_to_crd(st: &State, rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
         let Some(crd) = &rt.crd else {
+            crate::schema::omit_empty_maps(rt, obj);
             return Ok(());
         };
         let key: Key = (
@@ -461,13 +464,18 @@ impl Cluster {
             ns.to_owned(),
         )) {
             None => Err(ApiError::namespace_not_found(ns)),
-            Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => Err(ApiError::forbidden(
-                rt,
-                name,
-                &format!(
-                    "unable to create new content in namespace {ns} because it is being terminated"
-                ),
-            )),
+            Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => {
+                let mut e = ApiError::forbidden(
+                    rt,
+                    name,
+                    &format!(
+                        "unable to create new content in namespace {ns} because it is being terminated"
+                    ),
+                );
+                e.details.causes.push(json!({"reason": "NamespaceTerminating",
+                    "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}));
+                Err(e)
+            }
             Some(_) => Ok(()),
         }
     }
@@ -920,7 +928,6 @@ impl Cluster {
         manager: &str,
         force: bool,
     ) -> Result<Value, ApiError> {
-        let name = key.3.clone();
         let applied_paths: Vec<Path> = if status_only {
             let mut p = Vec::new();
             if let Some(s) = applied.get("status") {
@@ -953,19 +960,12 @@ impl Cluster {
                 .iter()
                 .map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": display_path(p)}))
                 .collect();
-            let detail: Vec<String> = conflicts
+            let shown: Vec<(String, String)> = conflicts
                 .iter()
-                .map(|(m, p)| format!("- conflict with \"{m}\": {}", display_path(p)))
+                .map(|(m, p)| (m.clone(), display_path(p)))
                 .collect();
             return Err(ApiError::apply_conflict(
-                rt,
-                &name,
-                format!(
-                    "Apply failed with {} conflict{}:\n{}",
-                    conflicts.len(),
-                    if conflicts.len() == 1 { "" } else { "s" },
-                    detail.join("\n")
-                ),
+                crate::error::conflict_message(&shown),
                 causes,
             ));
         }

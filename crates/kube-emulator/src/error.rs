@@ -22,6 +22,30 @@ pub struct Details {
     pub causes: Vec<Value>,
 }
 
+/// kube-apiserver's message for apply conflicts, `(manager, field)` each: one conflict on a line,
+/// several grouped by manager in name order.
+pub fn conflict_message(conflicts: &[(String, String)]) -> String {
+    if let [(m, f)] = conflicts {
+        return format!("Apply failed with 1 conflict: conflict with \"{m}\": {f}");
+    }
+    let mut by: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (m, f) in conflicts {
+        by.entry(m).or_default().push(f);
+    }
+    let lines: Vec<String> = by
+        .iter()
+        .flat_map(|(m, fs)| {
+            std::iter::once(format!("conflicts with \"{m}\":"))
+                .chain(fs.iter().map(|f| format!("- {f}")))
+        })
+        .collect();
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
@@ -76,13 +100,9 @@ impl ApiError {
         .about(rt, name)
     }
 
-    pub fn apply_conflict(
-        rt: &ResourceType,
-        name: &str,
-        message: String,
-        causes: Vec<Value>,
-    ) -> Self {
-        let mut e = Self::new(409, "Conflict", message).about(rt, name);
+    /// A server-side apply conflict: kube-apiserver's Status names no object, only causes.
+    pub fn apply_conflict(message: String, causes: Vec<Value>) -> Self {
+        let mut e = Self::new(409, "Conflict", message);
         e.details.causes = causes;
         e
     }

@@ -357,7 +357,7 @@ fn list(
     } else {
         items
     };
-    let (items, token, remaining) = page(items, q);
+    let (items, token, remaining) = page(items, q, rv)?;
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(t) = token {
         meta["continue"] = json!(t);
@@ -386,11 +386,13 @@ fn deleted_status(rt: &ResourceType, o: &Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
-/// `limit` and `continue`: a page of items in key order, and a token for the rest (the token is
-/// the last key given, base64-encoded).
-fn page(items: Vec<Value>, q: &HashMap<String, String>) -> (Vec<Value>, Option<String>, usize) {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
+/// `limit` and `continue`: a page of items in key order, and a token for the rest. The token is
+/// kube-apiserver's: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"<last key>\u0000"}`.
+fn page(
+    items: Vec<Value>,
+    q: &HashMap<String, String>,
+    rv: u64,
+) -> Result<(Vec<Value>, Option<String>, usize), ApiError> {
     let key = |o: &Value| {
         format!(
             "{}/{}",
@@ -398,13 +400,10 @@ fn page(items: Vec<Value>, q: &HashMap<String, String>) -> (Vec<Value>, Option<S
             o["metadata"]["name"].as_str().unwrap_or("")
         )
     };
-    let after = q
-        .get("continue")
-        .and_then(|c| b64.decode(c).ok())
-        .map(|k| String::from_utf8_lossy(&k).into_owned());
+    let after = q.get("continue").map(|c| continue_start(c)).transpose()?;
     let mut items: Vec<Value> = items
         .into_iter()
-        .filter(|o| after.as_ref().is_none_or(|a| key(o) > *a))
+        .filter(|o| after.as_ref().is_none_or(|a| key(o) >= *a))
         .collect();
     items.sort_by_key(key);
     let limit = q
@@ -412,11 +411,37 @@ fn page(items: Vec<Value>, q: &HashMap<String, String>) -> (Vec<Value>, Option<S
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(0);
     if limit == 0 || items.len() <= limit {
-        return (items, None, 0);
+        return Ok((items, None, 0));
     }
     let rest = items.split_off(limit);
-    let token = b64.encode(key(items.last().unwrap()));
-    (items, Some(token), rest.len())
+    let start = format!("{}\u{0}", key(items.last().expect("limit > 0")));
+    let token = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string();
+    use base64::Engine;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+    Ok((items, Some(token), rest.len()))
+}
+
+/// The key a continue token resumes from, or kube-apiserver's 400 for a token it cannot read.
+fn continue_start(token: &str) -> Result<String, ApiError> {
+    use base64::Engine;
+    let invalid = |why: String| {
+        ApiError::bad_request(format!(
+            "invalid continue token: continue key is not valid: {why}"
+        ))
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|e| invalid(e.to_string()))?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|e| invalid(e.to_string()))?;
+    if v["v"] != "meta.k8s.io/v1" {
+        return Err(invalid(
+            "the continue token version is not supported".into(),
+        ));
+    }
+    v["start"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| invalid("the continue token has no start key".into()))
 }
 
 fn untyped(mut o: Value) -> Value {

@@ -2,7 +2,30 @@
 //! schema does not name are pruned (unless `x-kubernetes-preserve-unknown-fields`), and a value of
 //! the wrong type is refused with the path and the type it must have.
 
+use crate::registry::ResourceType;
 use serde_json::Value;
+
+/// Drops the empty string maps a built-in type declares `omitempty` (labels, annotations, a
+/// ConfigMap's or Secret's data): kube-apiserver's Go types never store `{}` for them.
+pub(crate) fn omit_empty_maps(rt: &ResourceType, obj: &mut Value) {
+    let empty = |v: Option<&Value>| v.and_then(Value::as_object).is_some_and(|m| m.is_empty());
+    if let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["labels", "annotations"] {
+            if empty(md.get(k)) {
+                md.remove(k);
+            }
+        }
+    }
+    if rt.group.is_empty() && matches!(rt.plural.as_str(), "configmaps" | "secrets") {
+        if let Some(m) = obj.as_object_mut() {
+            for k in ["data", "binaryData", "stringData"] {
+                if empty(m.get(k)) {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+}
 
 /// Prunes `obj` in place and returns the type errors (`spec.size: must be of type integer`).
 pub(crate) fn conform(obj: &mut Value, schema: &Value) -> Vec<String> {
