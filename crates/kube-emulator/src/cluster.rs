@@ -498,6 +498,14 @@ impl Cluster {
         let mut obj = obj;
         let paths = leaf_paths(&obj);
         record_update(&mut obj, &rt.api_version(), manager, paths);
+        if rt.group.is_empty() && rt.plural == "events" {
+            // Not omitempty in core/v1 Event: stored empty, and owned by no manager.
+            for k in ["reportingComponent", "reportingInstance"] {
+                if obj[k].is_null() {
+                    obj[k] = "".into();
+                }
+            }
+        }
         let key = Self::key(rt, &ns, &name);
         Ok(with_version(
             &Self::commit(&mut st, &self.tx, rt, key, Some(obj), None),
@@ -639,6 +647,9 @@ impl Cluster {
                     let labels = l.entry("labels").or_insert_with(|| json!({}));
                     labels["kubernetes.io/metadata.name"] = name.into();
                 }
+            }
+            ("", "pods") if obj["status"]["phase"].is_null() => {
+                obj["status"] = json!({"phase": "Pending", "qosClass": qos_class(&obj["spec"])});
             }
             ("", "services") => {
                 if obj["spec"]["clusterIP"].is_null() {
@@ -1119,4 +1130,37 @@ pub(crate) fn with_version(obj: &Value, rt: &ResourceType) -> Value {
         }
     }
     o
+}
+
+/// A pod's QoS class: BestEffort without requests or limits, Guaranteed when every container's
+/// CPU and memory limits equal its requests, Burstable otherwise.
+fn qos_class(spec: &Value) -> &'static str {
+    let cs: Vec<&Value> = spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let none = cs.iter().all(|c| {
+        c["resources"]["requests"]
+            .as_object()
+            .is_none_or(|m| m.is_empty())
+            && c["resources"]["limits"]
+                .as_object()
+                .is_none_or(|m| m.is_empty())
+    });
+    if none {
+        return "BestEffort";
+    }
+    let guaranteed = cs.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let l = &c["resources"]["limits"][*r];
+            let q = &c["resources"]["requests"][*r];
+            !l.is_null() && (q.is_null() || q == l)
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }

@@ -5,7 +5,7 @@ use crate::discovery;
 use crate::error::ApiError;
 use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::util::{age, now_secs, parse_rfc3339};
+use crate::table::table;
 use crate::Faults;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -515,92 +515,6 @@ fn delete_collection(
 }
 
 /// Computes one table cell from an object.
-type Column = fn(&Value) -> String;
-
-/// A `meta.k8s.io/v1` Table, as `kubectl get` asks for.
-fn table(rt: &ResourceType, items: &[Value], rv: Option<u64>) -> Value {
-    let now = now_secs();
-    let mut cols = vec![
-        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
-    ];
-    let extra: Vec<(&str, Column)> = match rt.kind.as_str() {
-        "Deployment" => vec![
-            ("Ready", |o| {
-                format!(
-                    "{}/{}",
-                    o["status"]["readyReplicas"].as_i64().unwrap_or(0),
-                    o["spec"]["replicas"].as_i64().unwrap_or(0)
-                )
-            }),
-            ("Up-to-date", |o| {
-                o["status"]["updatedReplicas"]
-                    .as_i64()
-                    .unwrap_or(0)
-                    .to_string()
-            }),
-            ("Available", |o| {
-                o["status"]["availableReplicas"]
-                    .as_i64()
-                    .unwrap_or(0)
-                    .to_string()
-            }),
-        ],
-        "StatefulSet" => vec![("Ready", |o| {
-            format!(
-                "{}/{}",
-                o["status"]["readyReplicas"].as_i64().unwrap_or(0),
-                o["spec"]["replicas"].as_i64().unwrap_or(0)
-            )
-        })],
-        "Namespace" => vec![("Status", |o| {
-            o["status"]["phase"].as_str().unwrap_or("").to_owned()
-        })],
-        "Secret" => vec![
-            ("Type", |o| o["type"].as_str().unwrap_or("").to_owned()),
-            ("Data", |o| {
-                o["data"]
-                    .as_object()
-                    .map(|d| d.len())
-                    .unwrap_or(0)
-                    .to_string()
-            }),
-        ],
-        "WeightsAndBiases" => vec![("Phase", |o| {
-            o["status"]["phase"].as_str().unwrap_or("").to_owned()
-        })],
-        "ClickHouseInstallation" => vec![("Status", |o| {
-            o["status"]["status"].as_str().unwrap_or("").to_owned()
-        })],
-        _ => vec![],
-    };
-    for (n, _) in &extra {
-        cols.push(
-            json!({"name": n, "type": "string", "format": "", "description": n, "priority": 0}),
-        );
-    }
-    cols.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}));
-    let rows: Vec<Value> = items
-        .iter()
-        .map(|o| {
-            let created = o["metadata"]["creationTimestamp"].as_str().and_then(parse_rfc3339).unwrap_or(now);
-            let mut cells = vec![o["metadata"]["name"].clone()];
-            for (_, f) in &extra {
-                cells.push(f(o).into());
-            }
-            cells.push(age(created, now).into());
-            json!({
-                "cells": cells,
-                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"].clone()}
-            })
-        })
-        .collect();
-    let mut t = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": cols, "rows": rows});
-    if let Some(rv) = rv {
-        t["metadata"]["resourceVersion"] = rv.to_string().into();
-    }
-    t
-}
-
 fn matches(
     rt: &ResourceType,
     ns: &Option<String>,

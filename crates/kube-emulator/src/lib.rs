@@ -28,6 +28,7 @@ mod registry;
 mod schema;
 mod selector;
 mod server;
+mod table;
 mod util;
 mod wandb_operator;
 mod workloads;

@@ -18,6 +18,8 @@ pub struct ResourceType {
     pub crd: Option<String>,
     /// Whether objects are stored at this version (a CRD's other served versions are converted).
     pub storage: bool,
+    /// A CRD version's `additionalPrinterColumns` (the Table kubectl shows).
+    pub printer_columns: Vec<Value>,
 }
 
 impl ResourceType {
@@ -41,6 +43,7 @@ impl ResourceType {
             status,
             crd: None,
             storage: true,
+            printer_columns: Vec::new(),
         }
     }
 
@@ -351,6 +354,10 @@ pub fn crd_types(crd: &Value) -> Result<Vec<ResourceType>, String> {
             status: v["subresources"]["status"].is_object(),
             crd: Some(name.into()),
             storage: v["storage"] == true,
+            printer_columns: v["additionalPrinterColumns"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
         })
         .collect())
 }
