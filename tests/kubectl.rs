@@ -89,8 +89,7 @@ fn readme_kubectl_commands_answer_alike_on_both_back_ends() {
 }
 
 /// A kubectl table, normalised: columns split, ages and times dropped, the random suffixes of a
-/// Deployment's pods cut, a pod's READY as ready or not (a chart pod may have sidecars; the
-/// emulator's have one container each), only the Secrets wbstack makes, rows sorted.
+/// Deployment's pods cut, only the Secrets wbstack makes, rows sorted.
 fn rows(out: &str) -> Vec<Vec<String>> {
     let split = |l: &str| -> Vec<String> {
         l.split("  ")
@@ -114,10 +113,6 @@ fn rows(out: &str) -> Vec<Vec<String>> {
             match h.as_str() {
                 "AGE" | "LAST SEEN" => {}
                 "NAME" => row.push(pod_name(&v)),
-                "READY" if is(2, "STATUS") => {
-                    let (a, b) = v.split_once('/').unwrap_or(("", ""));
-                    row.push(if a == b { "ready" } else { "not ready" }.to_owned());
-                }
                 _ => row.push(v),
             }
         }
@@ -149,7 +144,7 @@ fn pod_name(n: &str) -> String {
 #[test]
 fn tables_are_compared_without_ages_pod_suffixes_or_chart_secrets() {
     let a = "NAME                             READY   STATUS    RESTARTS   AGE\nwandb-dev-api-559d8d9655-mpjxr   1/1     Running   0          1s\n";
-    let b = "NAME                             READY   STATUS    RESTARTS   AGE\nwandb-dev-api-a8a31643e-f09c0    2/2     Running   0          9m\n";
+    let b = "NAME                             READY   STATUS    RESTARTS   AGE\nwandb-dev-api-a8a31643e-f09c0    1/1     Running   0          9m\n";
     assert_eq!(rows(a), rows(b));
     let c = "NAME                             READY   STATUS    RESTARTS   AGE\nwandb-dev-app-559d8d9655-mpjxr   0/1     Pending   0          1s\n";
     assert_ne!(rows(a), rows(c));

@@ -17,4 +17,4 @@
 
 mod table;
 
-pub use table::{operator_wandb, Chart, Component, Expected, Workload, RELEASE};
+pub use table::{operator_wandb, Chart, Component, Container, Expected, Workload, RELEASE};

@@ -50,6 +50,16 @@ pub struct Workload {
     /// `spec.selector.matchLabels` (or `spec.jobTemplate`'s pod labels), with `{release}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub selector: BTreeMap<String, String>,
+    /// The pod's containers as most renders have them (sidecars included), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<Container>,
+}
+
+/// A container of a workload's pod: its name and the image the chart's defaults give it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
 }
 
 /// A workload a release of given values makes, with the release name filled in.
@@ -63,6 +73,7 @@ pub struct Expected {
     pub conditional: bool,
     pub labels: BTreeMap<String, String>,
     pub selector: BTreeMap<String, String>,
+    pub containers: Vec<Container>,
 }
 
 impl Expected {
@@ -118,6 +129,7 @@ impl Chart {
                 conditional: w.conditional,
                 labels: fill(&w.labels, release),
                 selector: fill(&w.selector, release),
+                containers: w.containers.clone(),
             })
         })
     }

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use wbstack_chart::{operator_wandb, Chart, Component, Workload, RELEASE};
+use wbstack_chart::{operator_wandb, Chart, Component, Container, Workload, RELEASE};
 
 const WORKLOADS: [&str; 5] = ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"];
 /// The release name the snapshots were rendered with.
@@ -173,6 +173,7 @@ fn derive() -> Chart {
                 conditional: conditional(&values, &name, kind, wname),
                 labels: common_labels(&labels),
                 selector: selector(&objects[0]),
+                containers: containers(objects),
             });
         }
         components.push(Component {
@@ -188,6 +189,39 @@ fn derive() -> Chart {
         version: chart["version"].as_str().unwrap().to_owned(),
         components,
     }
+}
+
+/// The pod's containers most renders give the workload (value sets add sidecars or images of
+/// their own; the most common list is the chart's).
+fn containers(objects: &[Value]) -> Vec<Container> {
+    let lists: Vec<Vec<Container>> = objects
+        .iter()
+        .map(|o| {
+            let spec = &o["spec"];
+            let pod = if spec["jobTemplate"].is_object() {
+                &spec["jobTemplate"]["spec"]["template"]["spec"]
+            } else {
+                &spec["template"]["spec"]
+            };
+            pod["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| Container {
+                    name: c["name"].as_str().unwrap_or("").to_owned(),
+                    image: c["image"].as_str().unwrap_or("").to_owned(),
+                })
+                .collect()
+        })
+        .collect();
+    let mut best: (usize, Vec<Container>) = (0, Vec::new());
+    for l in &lists {
+        let n = lists.iter().filter(|m| *m == l).count();
+        if n > best.0 || (n == best.0 && *l < best.1) {
+            best = (n, l.clone());
+        }
+    }
+    best.1
 }
 
 fn mode(sorted: &[i64]) -> i64 {

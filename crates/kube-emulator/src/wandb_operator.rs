@@ -363,8 +363,8 @@ fn v2_status(gen: i64, ready: bool) -> Value {
         {"type": "Ready", "status": status, "reason": reason, "message": message, "observedGeneration": gen, "lastTransitionTime": now}]})
 }
 
-/// A workload as the chart renders it: its name, labels and selector from the chart table; a
-/// container per component; the owner reference the operator adds.
+/// A workload as the chart renders it: its name, labels, selector and containers from the chart
+/// table; the owner reference the operator adds.
 fn workload_object(owner: &Value, w: &Expected, managed_by: &str) -> Value {
     let ns = meta_str(owner, "namespace");
     let mut labels = json!(w.labels);
@@ -378,7 +378,16 @@ fn workload_object(owner: &Value, w: &Expected, managed_by: &str) -> Value {
     if let (Some(p), Some(s)) = (pod_labels.as_object_mut(), selector.as_object()) {
         p.extend(s.clone());
     }
-    let pod = json!({"metadata": {"labels": pod_labels}, "spec": {"containers": [{"name": w.component, "image": format!("wandb/{}:emulated", w.component)}]}});
+    // The chart's containers (sidecars included), or one named after the component.
+    let containers: Vec<Value> = if w.containers.is_empty() {
+        vec![json!({"name": w.component, "image": format!("wandb/{}:emulated", w.component)})]
+    } else {
+        w.containers
+            .iter()
+            .map(|c| json!({"name": c.name, "image": c.image}))
+            .collect()
+    };
+    let pod = json!({"metadata": {"labels": pod_labels}, "spec": {"containers": containers}});
     let meta = json!({"name": w.name, "namespace": ns, "labels": labels,
         "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": "WeightsAndBiases", "name": meta_str(owner, "name"), "uid": meta_str(owner, "uid"), "controller": true}]});
     let spec = match w.kind.as_str() {

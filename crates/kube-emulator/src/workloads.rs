@@ -384,9 +384,14 @@ fn pod_status(template: &Value, pod: &str, fault: Option<Fault>, ready: bool) ->
         }
         Some(Fault::JobFailed) | None if !ready => waiting("ContainerCreating", String::new()),
         _ => {
+            // Every container (a chart pod may have sidecars) running and ready.
+            let statuses: Vec<Value> = template["spec"]["containers"].as_array().into_iter().flatten().map(|c| {
+                let image = c["image"].as_str().unwrap_or("");
+                json!({"name": c["name"], "image": image, "imageID": image_id(image), "ready": true, "restartCount": 0, "started": true,
+                    "state": {"running": {"startedAt": now}}})
+            }).collect();
             json!({"phase": "Running", "conditions": [cond("PodScheduled", true), cond("Initialized", true), cond("ContainersReady", true), cond("Ready", true)],
-            "containerStatuses": [{"name": container, "image": image, "imageID": pulled, "ready": true, "restartCount": 0, "started": true,
-                "state": {"running": {"startedAt": now}}}]})
+            "containerStatuses": statuses})
         }
     }
 }
