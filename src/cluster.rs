@@ -63,7 +63,7 @@ pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected,
             CliError::environment(format!("cannot build a client for the sandbox: {e}"))
         })?;
         return Ok(Connected {
-            kube: Kube::new(client),
+            kube: Kube::new(client).with_environment(&plan.metadata.name),
             sandbox: Some(running),
             description: format!("sandbox cluster at {url}"),
         });
@@ -96,7 +96,7 @@ pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected,
     let client = kube::Client::try_from(config)
         .map_err(|e| CliError::environment(format!("cannot build a Kubernetes client: {e}")))?;
     Ok(Connected {
-        kube: Kube::new(client),
+        kube: Kube::new(client).with_environment(&plan.metadata.name),
         sandbox: None,
         description,
     })

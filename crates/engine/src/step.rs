@@ -298,6 +298,14 @@ pub trait Step: Send + Sync + 'static {
     /// A hash of the desired inputs.
     fn fingerprint(&self) -> Fingerprint;
 
+    /// Whether the resource is shared by several environments (a cluster-wide operator, its
+    /// CRD): teardown then calls `destroy` even where this environment adopted it, and `destroy`
+    /// itself removes it only if it is now this environment's and nothing else needs it (an
+    /// environment that leaves a shared resource for another hands it over).
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Whether a changed fingerprint can be applied in place (`apply(Update)`); if not, a change
     /// is reported as drift that needs a replacement.
     fn supports_update(&self) -> bool {

@@ -45,6 +45,7 @@ impl Step for ClickhouseAltinityStep {
         else {
             return Ok(Observation::Absent);
         };
+        self.kube.refuse_foreign(&o)?;
         // The Altinity status has no observedGeneration: the task a change was applied with
         // (`spec.taskID`) must be among the completed ones, so an old Completed does not count.
         if chi_ready(&o, o["spec"]["taskID"].as_str()) {
@@ -106,7 +107,7 @@ impl Step for ClickhouseAltinityStep {
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         self.kube
-            .delete(
+            .delete_own(
                 "clickhouse.altinity.com/v1",
                 "ClickHouseInstallation",
                 Some(&self.spec.namespace),

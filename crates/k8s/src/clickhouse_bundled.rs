@@ -93,6 +93,7 @@ impl Step for ClickhouseBundledStep {
         let mut waiting = Vec::new();
         for m in &ms {
             if let Some(live) = self.kube.get_manifest(m).await? {
+                self.kube.refuse_foreign(&live)?;
                 present += 1;
                 if m["kind"] == "StatefulSet" {
                     fp = fp.or_else(|| observed_fp(&live));
@@ -142,7 +143,7 @@ impl Step for ClickhouseBundledStep {
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         for m in self.manifests().iter().rev() {
-            self.kube.delete_manifest(m).await?;
+            self.kube.delete_own_manifest(m).await?;
         }
         // StatefulSets leave their volume claims behind; nothing is left behind here.
         delete_leftovers(&self.kube, &self.spec.namespace, &self.spec.name, false).await

@@ -12,6 +12,8 @@ pub const FIELD_MANAGER: &str = "wbstack";
 #[derive(Clone)]
 pub struct Kube {
     client: kube::Client,
+    /// The environment whose objects these are: stamped on everything applied or created.
+    pub(crate) environment: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for Kube {
@@ -131,7 +133,10 @@ fn meta<'a>(obj: &'a Value, k: &str) -> &'a str {
 impl Kube {
     /// Wraps a client.
     pub fn new(client: kube::Client) -> Self {
-        Kube { client }
+        Kube {
+            client,
+            environment: None,
+        }
     }
 
     /// The client.
@@ -165,6 +170,7 @@ impl Kube {
 
     /// Server-side apply with field manager `wbstack`, taking over conflicting fields.
     pub async fn apply(&self, obj: &Value) -> Result<Value, StepError> {
+        let obj = &self.stamped(obj);
         let api = self.api_for(obj)?;
         let name = meta(obj, "name");
         let what = format!("apply {} {name}", obj["kind"].as_str().unwrap_or(""));
@@ -181,6 +187,7 @@ impl Kube {
 
     /// Creates unless it exists; true if this call created it.
     pub async fn create(&self, obj: &Value) -> Result<bool, StepError> {
+        let obj = &self.stamped(obj);
         let api = self.api_for(obj)?;
         let what = format!(
             "create {} {}",

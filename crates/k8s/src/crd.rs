@@ -4,6 +4,7 @@
 
 use crate::client::Kube;
 use crate::objects::{annotated, observed_fp, out, terminating};
+use crate::ownership::{may_remove_shared, ours_to_remove};
 use crate::ready::{wait_for, Watch};
 use crate::render::{self, MANAGED_BY, WANDB_CRD};
 use async_trait::async_trait;
@@ -70,6 +71,9 @@ impl Step for WandbCrdStep {
     fn kind(&self) -> &str {
         WandbCrd::LABEL
     }
+    fn shared(&self) -> bool {
+        true
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&self.manifest())
     }
@@ -131,10 +135,17 @@ impl Step for WandbCrdStep {
         })
         .await
     }
-    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+    async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
         match self.kube.get(CRD_API, CRD_KIND, None, WANDB_CRD).await? {
-            // Deleting a CRD deletes every resource of its kind: only wbstack's own goes.
-            Some(live) if ours(&live) => self.kube.delete(CRD_API, CRD_KIND, None, WANDB_CRD).await,
+            // Deleting a CRD deletes every resource of its kind: only this environment's own
+            // goes, and only once no other resource of that kind is left in the cluster.
+            Some(live) if ours_to_remove(&self.kube, &live) => {
+                let what = "the WeightsAndBiases CRD";
+                if may_remove_shared(&self.kube, ctx, what, None, &[live]).await? {
+                    self.kube.delete(CRD_API, CRD_KIND, None, WANDB_CRD).await?;
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -147,7 +158,10 @@ impl Step for WandbCrdStep {
         }];
         wait_for(&self.kube, watches, ctx, || async {
             let live = self.kube.get(CRD_API, CRD_KIND, None, WANDB_CRD).await?;
-            Ok(live.is_none_or(|l| !ours(&l)).then_some(()))
+            // Gone, or left in place for other resources (not being deleted).
+            Ok(live
+                .is_none_or(|l| !ours_to_remove(&self.kube, &l) || !terminating(&l))
+                .then_some(()))
         })
         .await
     }

@@ -47,24 +47,27 @@ impl Step for GeneratedSecretStep {
         ))
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
-        Ok(
-            match self
-                .kube
-                .get("v1", "Secret", Some(&self.spec.namespace), &self.spec.name)
-                .await?
-            {
-                Some(o) if o["data"][&self.spec.key].is_string() => Observation::ready(
-                    secret_outputs(&self.spec.namespace, &self.spec.name, &self.spec.key),
+        let live = self
+            .kube
+            .get("v1", "Secret", Some(&self.spec.namespace), &self.spec.name)
+            .await?;
+        if let Some(o) = &live {
+            self.kube.refuse_foreign(o)?;
+        }
+        Ok(match live {
+            Some(o) if o["data"][&self.spec.key].is_string() => Observation::ready(secret_outputs(
+                &self.spec.namespace,
+                &self.spec.name,
+                &self.spec.key,
+            )),
+            Some(_) => Observation::Failed {
+                message: format!(
+                    "Secret {}/{} exists without key {}",
+                    self.spec.namespace, self.spec.name, self.spec.key
                 ),
-                Some(_) => Observation::Failed {
-                    message: format!(
-                        "Secret {}/{} exists without key {}",
-                        self.spec.namespace, self.spec.name, self.spec.key
-                    ),
-                },
-                None => Observation::Absent,
             },
-        )
+            None => Observation::Absent,
+        })
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let value = Secret::new(
@@ -93,7 +96,7 @@ impl Step for GeneratedSecretStep {
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         self.kube
-            .delete("v1", "Secret", Some(&self.spec.namespace), &self.spec.name)
+            .delete_own("v1", "Secret", Some(&self.spec.namespace), &self.spec.name)
             .await
     }
 }

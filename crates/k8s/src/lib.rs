@@ -17,6 +17,7 @@ mod namespace;
 mod objects;
 mod operator;
 mod operator_manifests;
+mod ownership;
 mod ready;
 pub mod render;
 mod value_secret;
@@ -32,6 +33,7 @@ pub use generated_secret::{generate_password, GeneratedSecretStep};
 pub use namespace::NamespaceStep;
 pub use objects::FINGERPRINT_ANNOTATION;
 pub use operator::OperatorStep;
+pub use ownership::ENVIRONMENT_LABEL;
 pub use ready::{
     chi_ready, wait_for, wandb_phase_v1, wandb_phase_v2, workload_ready, WandbPhase, Watch,
 };

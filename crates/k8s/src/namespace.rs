@@ -67,7 +67,31 @@ impl Step for NamespaceStep {
         })
         .await
     }
-    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+    async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let watches = vec![Watch {
+            api_version: "v1",
+            kind: "Namespace",
+            namespace: None,
+            labels: String::new(),
+        }];
+        // Gone, or left in place for another's resource (not being deleted).
+        wait_for(&self.kube, watches, ctx, || async {
+            let live = self.kube.get("v1", "Namespace", None, &self.name).await?;
+            Ok(live.is_none_or(|l| !terminating(&l)).then_some(()))
+        })
+        .await
+    }
+    async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let Some(live) = self.kube.get("v1", "Namespace", None, &self.name).await? else {
+            return Ok(());
+        };
+        // Deleting a namespace deletes what is in it: not while another's resource is there.
+        let what = format!("namespace {}", self.name);
+        if !crate::ownership::may_remove_shared(&self.kube, ctx, &what, Some(&self.name), &[live])
+            .await?
+        {
+            return Ok(());
+        }
         self.kube.delete("v1", "Namespace", None, &self.name).await
     }
 }

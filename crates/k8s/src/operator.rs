@@ -4,6 +4,7 @@
 
 use crate::client::Kube;
 use crate::objects::{annotated, observed_fp, out, terminating};
+use crate::ownership::{may_remove_shared, ours_to_remove};
 use crate::ready::{settled, wait_for, workload_progress, workload_ready, Watch};
 use crate::render::{self, is_operator, MANAGED_BY};
 use async_trait::async_trait;
@@ -64,6 +65,9 @@ impl Step for OperatorStep {
     fn kind(&self) -> &str {
         Operator::LABEL
     }
+    fn shared(&self) -> bool {
+        true
+    }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;
         Fingerprint::of(&render::operator(&s.namespace, &s.version, s.airgapped))
@@ -116,22 +120,38 @@ impl Step for OperatorStep {
         })
         .await
     }
-    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        // Dependents (the WeightsAndBiases resource) are gone by now: teardown runs in reverse.
-        // Only what wbstack installed goes.
+    async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        // This environment's resource is gone by now (teardown runs in reverse); another's may
+        // still need the operator. Only what this environment installed goes.
+        let mut live = Vec::new();
         for m in self.manifests().iter().rev() {
-            if let Some(live) = self.kube.get_manifest(m).await? {
-                if ours(&live) {
-                    self.kube.delete_manifest(m).await?;
+            if let Some(l) = self.kube.get_manifest(m).await? {
+                if ours_to_remove(&self.kube, &l) {
+                    live.push((m.clone(), l));
                 }
             }
+        }
+        let objects: Vec<Value> = live.iter().map(|(_, l)| l.clone()).collect();
+        if live.is_empty()
+            || !may_remove_shared(&self.kube, ctx, "the W&B operator", None, &objects).await?
+        {
+            return Ok(());
+        }
+        for (m, _) in &live {
+            self.kube.delete_manifest(m).await?;
         }
         Ok(())
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        // Done when nothing of ours is still going away: deleted, or left for others.
         wait_for(&self.kube, self.watches(), ctx, || async {
             for m in self.manifests() {
-                if self.kube.get_manifest(&m).await?.is_some_and(|l| ours(&l)) {
+                if self
+                    .kube
+                    .get_manifest(&m)
+                    .await?
+                    .is_some_and(|l| ours_to_remove(&self.kube, &l) && terminating(&l))
+                {
                     return Ok(None);
                 }
             }

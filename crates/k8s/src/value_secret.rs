@@ -110,6 +110,7 @@ impl Step for ValueSecretStep {
         else {
             return Ok(Observation::Absent);
         };
+        self.kube.refuse_foreign(&o)?;
         let live = o["data"][&self.key]
             .as_str()
             .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
@@ -145,7 +146,7 @@ impl Step for ValueSecretStep {
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         self.kube
-            .delete("v1", "Secret", Some(&self.namespace), &self.name)
+            .delete_own("v1", "Secret", Some(&self.namespace), &self.name)
             .await
     }
 }

@@ -169,6 +169,7 @@ impl Step for WandbStep {
         let Some(cr) = self.kube.get(api, KIND, Some(ns), name).await? else {
             return Ok(Observation::Absent);
         };
+        self.kube.refuse_foreign(&cr)?;
         if terminating(&cr) {
             return Ok(Observation::InProgress {
                 detail: Some("being deleted".into()),
@@ -244,7 +245,7 @@ impl Step for WandbStep {
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         let s = &self.spec;
         self.kube
-            .delete(V1, KIND, Some(&s.namespace), &s.name)
+            .delete_own(V1, KIND, Some(&s.namespace), &s.name)
             .await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {

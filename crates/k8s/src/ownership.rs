@@ -1,0 +1,233 @@
+//! Several environments on one cluster. Everything an environment applies carries its name in
+//! the `wbstack.dev/environment` label: a namespaced object labelled for another environment is
+//! never adopted, changed or deleted; a shared one (the namespace, the operator, its CRD) is
+//! removed by `down` only while no other environment's resource needs it, and is otherwise left
+//! to (and relabelled for) an environment that still uses it.
+
+use crate::client::Kube;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use wbstack_engine::StepError;
+
+/// The label naming the environment an object belongs to.
+pub const ENVIRONMENT_LABEL: &str = "wbstack.dev/environment";
+
+const WANDB_V1: &str = "apps.wandb.com/v1";
+
+impl Kube {
+    /// The same client, acting for one environment.
+    pub fn with_environment(mut self, env: &str) -> Self {
+        self.environment = Some(Arc::from(env));
+        self
+    }
+
+    /// The environment this client acts for.
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+
+    /// The object with this environment's label.
+    pub(crate) fn stamped(&self, obj: &Value) -> Value {
+        let mut o = obj.clone();
+        if let Some(env) = self.environment() {
+            if o["metadata"].is_object() {
+                o["metadata"]["labels"][ENVIRONMENT_LABEL] = json!(env);
+            }
+        }
+        o
+    }
+
+    /// The other environment an object is labelled for, if it is not this one's.
+    pub(crate) fn foreign<'a>(&self, o: &'a Value) -> Option<&'a str> {
+        let theirs = o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str()?;
+        (Some(theirs) != self.environment()).then_some(theirs)
+    }
+
+    /// Refuses an object another environment owns: nothing of theirs is adopted or changed.
+    pub(crate) fn refuse_foreign(&self, o: &Value) -> Result<(), StepError> {
+        match self.foreign(o) {
+            Some(other) => Err(StepError::permanent(format!(
+                "{} {}{} belongs to environment {other} (label {ENVIRONMENT_LABEL}); \
+                 give this environment its own namespace",
+                o["kind"].as_str().unwrap_or("object"),
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .map(|n| format!("{n}/"))
+                    .unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or(""),
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes an object unless another environment owns it (absent counts as done).
+    pub(crate) async fn delete_own(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(), StepError> {
+        match self.get(api_version, kind, ns, name).await? {
+            Some(o) if self.foreign(&o).is_some() => {
+                tracing::debug!(target: "wbstack_k8s::calls", "{kind} {name} is another environment's: left");
+                Ok(())
+            }
+            Some(_) => self.delete(api_version, kind, ns, name).await,
+            None => Ok(()),
+        }
+    }
+
+    /// [`Kube::delete_own`] of the object a manifest describes.
+    pub(crate) async fn delete_own_manifest(&self, m: &Value) -> Result<(), StepError> {
+        self.delete_own(
+            m["apiVersion"].as_str().unwrap_or(""),
+            m["kind"].as_str().unwrap_or(""),
+            m["metadata"]["namespace"].as_str(),
+            m["metadata"]["name"].as_str().unwrap_or(""),
+        )
+        .await
+    }
+
+    /// Sets one label on an object (a merge patch).
+    pub(crate) async fn relabel(&self, o: &Value, key: &str, value: &str) -> Result<(), StepError> {
+        let (api_version, kind) = (
+            o["apiVersion"].as_str().unwrap_or(""),
+            o["kind"].as_str().unwrap_or(""),
+        );
+        let name = o["metadata"]["name"].as_str().unwrap_or("");
+        let api = self.api(api_version, kind, o["metadata"]["namespace"].as_str())?;
+        let patch = json!({"metadata": {"labels": {key: value}}});
+        tracing::debug!(target: "wbstack_k8s::calls", "label {kind} {name} {key}={value}");
+        api.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| crate::client::classify(e, &format!("label {kind} {name}")))
+    }
+
+    /// The WeightsAndBiases resources of other environments (or of nobody's) in the cluster, or
+    /// in one namespace: what still needs the operator, its CRD or the namespace.
+    pub(crate) async fn others_resources(&self, ns: Option<&str>) -> Result<Vec<Value>, StepError> {
+        let all = match self.list(WANDB_V1, "WeightsAndBiases", ns, "").await {
+            Ok(l) => l,
+            // No CRD, no resource.
+            Err(e) if e.message().contains("404") => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(all
+            .into_iter()
+            .filter(|o| {
+                o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str() != self.environment()
+                    && o["metadata"]["deletionTimestamp"].is_null()
+            })
+            .collect())
+    }
+}
+
+/// What a shared object's `down` does when other resources still need it.
+pub(crate) enum Shared {
+    /// Nobody else needs it: it goes.
+    Remove,
+    /// Left in place (the message says for whom), and handed to `heir`, the environment of a
+    /// resource that needs it, if one is wbstack's.
+    Leave {
+        message: String,
+        heir: Option<String>,
+    },
+}
+
+/// Decides about a shared object (`what`, e.g. "the W&B operator") in `ns` or cluster-wide.
+pub(crate) async fn shared(kube: &Kube, what: &str, ns: Option<&str>) -> Result<Shared, StepError> {
+    let others = kube.others_resources(ns).await?;
+    if others.is_empty() {
+        return Ok(Shared::Remove);
+    }
+    let names: Vec<String> = others
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let heir = others
+        .iter()
+        .find_map(|o| o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str())
+        .map(str::to_owned);
+    let message = format!(
+        "{what} left in place: still needed by WeightsAndBiases {}{}",
+        names.join(", "),
+        heir.as_ref()
+            .map(|e| format!("; environment {e} now owns it"))
+            .unwrap_or_default()
+    );
+    Ok(Shared::Leave { message, heir })
+}
+
+/// Whether `down` may remove shared objects (`live`, as read): if other resources still need
+/// them, they are handed to the environment of one of those (relabelled), the run is told why,
+/// and false is returned.
+pub(crate) async fn may_remove_shared(
+    kube: &Kube,
+    ctx: &wbstack_engine::StepCtx,
+    what: &str,
+    ns: Option<&str>,
+    live: &[Value],
+) -> Result<bool, StepError> {
+    match shared(kube, what, ns).await? {
+        Shared::Remove => Ok(true),
+        Shared::Leave { message, heir } => {
+            if let Some(heir) = heir {
+                for o in live {
+                    kube.relabel(o, ENVIRONMENT_LABEL, &heir).await?;
+                }
+            }
+            tracing::info!(target: "wbstack_k8s", "{message}");
+            ctx.progress(message);
+            Ok(false)
+        }
+    }
+}
+
+/// Whether this environment may change or remove a shared object wbstack made: one labelled for
+/// it, or one made before objects carried an environment.
+pub(crate) fn ours_to_remove(kube: &Kube, o: &Value) -> bool {
+    o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "wbstack"
+        && kube.foreign(o).is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kube(env: &str) -> Kube {
+        // A client that is never used: only labels are looked at.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        Kube::new(kube::Client::try_from(config).unwrap()).with_environment(env)
+    }
+
+    #[tokio::test]
+    async fn objects_are_stamped_and_another_environments_are_refused() {
+        let k = kube("a");
+        let o = k.stamped(&json!({"kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}}));
+        assert_eq!(o["metadata"]["labels"][ENVIRONMENT_LABEL], "a");
+        assert!(k.refuse_foreign(&o).is_ok());
+        let err = kube("b").refuse_foreign(&o).unwrap_err();
+        assert!(
+            err.message()
+                .contains("Secret ns/s belongs to environment a"),
+            "{}",
+            err.message()
+        );
+        // An object of nobody's environment is not refused.
+        assert!(k
+            .refuse_foreign(&json!({"metadata": {"name": "x"}}))
+            .is_ok());
+    }
+}

@@ -1,0 +1,106 @@
+//! Several environments on one cluster: each one's objects carry its name; one environment
+//! never adopts or changes another's, and `down` leaves the shared operator, its CRD and a
+//! namespace in place while another environment's resource needs them.
+
+mod common;
+use common::{text, Back, Env};
+
+/// The PoC plan as environment `name` in namespace `ns`.
+fn poc_as(env: &Env, name: &str, ns: &str) -> String {
+    let text = std::fs::read_to_string(Env::plans().join("poc.yaml"))
+        .unwrap()
+        .replace("name: wandb-dev", &format!("name: {name}"))
+        .replace("namespace: wandb", &format!("namespace: {ns}"));
+    env.plan_from(&format!("{name}.yaml"), &text)
+}
+
+fn two_environments_share_a_cluster_and_neither_down_breaks_the_other(back: Back) {
+    let env = Env::on(back, 100);
+    let (a, b) = (
+        poc_as(&env, "wandb-dev", "wandb"),
+        poc_as(&env, "wandb-two", "wandb-two"),
+    );
+    for plan in [&a, &b] {
+        let out = env.run(&["up", "--plan", plan]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let label = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend([
+            "-o",
+            "jsonpath={.metadata.labels.wbstack\\.dev/environment}",
+        ]);
+        env.kubectl(&a)
+    };
+    assert_eq!(
+        label(&["get", "secret", "wbstack-license", "-n", "wandb-two"]),
+        "wandb-two"
+    );
+    assert_eq!(
+        label(&["get", "wandb", "wandb-dev", "-n", "wandb"]),
+        "wandb-dev"
+    );
+
+    // A third environment in the first one's namespace would take over its Secrets: refused
+    // before anything is changed.
+    let c = poc_as(&env, "wandb-three", "wandb");
+    let before = env.mutations();
+    let out = env.run(&["up", "--plan", &c]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("belongs to environment wandb-dev"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        env.mutations(),
+        before,
+        "nothing of wandb-dev's was touched"
+    );
+    assert_eq!(
+        label(&["get", "secret", "wbstack-license", "-n", "wandb"]),
+        "wandb-dev"
+    );
+
+    // The first environment goes; the operator and its CRD stay for the second, now its own.
+    let out = env.run(&["down", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("left in place"), "{}", text(&out));
+    let phase = env.kubectl(&[
+        "get",
+        "wandb",
+        "wandb-two",
+        "-n",
+        "wandb-two",
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
+    assert_eq!(phase, "Completed");
+    assert_eq!(
+        label(&[
+            "get",
+            "deploy",
+            "wandb-operator-controller-manager",
+            "-n",
+            "wandb-cr"
+        ]),
+        "wandb-two"
+    );
+    assert_eq!(
+        label(&["get", "crd", "weightsandbiases.apps.wandb.com"]),
+        "wandb-two"
+    );
+    let ns = env.kubectl(&["get", "ns", "-o", "name"]);
+    assert!(!ns.contains("namespace/wandb\n"), "{ns}");
+
+    // The second goes, and with it the operator and the CRD.
+    let out = env.run(&["down", "--env", "wandb-two"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
+    assert!(
+        !left.contains("weightsandbiases") && !left.contains("wandb-operator"),
+        "{left}"
+    );
+}
+
+on_both!(two_environments_share_a_cluster_and_neither_down_breaks_the_other);
