@@ -131,9 +131,12 @@ pub enum Command {
         target: Target,
         #[command(flatten)]
         run: RunOpts,
-        /// Also remove adopted (pre-existing) resources, and tear down a protected environment.
+        /// Tear down a protected environment (lifting the database's deletion protection).
         #[arg(long)]
         force: bool,
+        /// Also remove the resources this environment adopted (that existed before it).
+        #[arg(long)]
+        remove_adopted: bool,
     },
     /// Print the step graph.
     Graph {

@@ -50,8 +50,17 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Up { target, run } | Command::Resume { target, run } => {
             execute(&cli.state_dir, &target, &run, fmt, Op::Up).await
         }
-        Command::Down { target, run, force } => {
-            execute(&cli.state_dir, &target, &run, fmt, Op::Down { force }).await
+        Command::Down {
+            target,
+            run,
+            force,
+            remove_adopted,
+        } => {
+            let op = Op::Down {
+                force,
+                remove_adopted,
+            };
+            execute(&cli.state_dir, &target, &run, fmt, op).await
         }
     }
 }
@@ -328,7 +337,11 @@ fn summarize(r: &RunReport, fmt: OutputFormat) {
 /// Which engine operation a run performs.
 enum Op {
     Up,
-    Down { force: bool },
+    /// `force` overrides protection; `remove_adopted` also removes adopted resources.
+    Down {
+        force: bool,
+        remove_adopted: bool,
+    },
 }
 
 /// `up`, `resume` and `down`: everything checked before the first API call, then the lock, the
@@ -342,7 +355,7 @@ async fn execute(
 ) -> Result<Exit, CliError> {
     let (mut loaded, dir) = target_plan(root, t)?;
     let config = engine_config(run)?;
-    if let Op::Down { force: true } = op {
+    if let Op::Down { force: true, .. } = op {
         // A forced teardown of a protected environment lifts the database's deletion
         // protection on the way, as it does for an unprotected one.
         if loaded.plan.metadata.protected
@@ -354,7 +367,7 @@ async fn execute(
     let name = loaded.plan.metadata.name.clone();
     let license = match op {
         Op::Up => env::license(&loaded)?,
-        Op::Down { force } => {
+        Op::Down { force, .. } => {
             if loaded.plan.metadata.protected && !force {
                 return Err(CliError::refused(format!("{name} is protected (metadata.protected: true); run `down --force` to tear it down anyway")));
             }
@@ -398,13 +411,13 @@ async fn execute(
     let engine = Engine::new(config, sink);
     let report = match op {
         Op::Up => engine.up(&graph, &journal, state, signal_token()).await,
-        Op::Down { force } => {
+        Op::Down { remove_adopted, .. } => {
             engine
                 .down(
                     &graph,
                     &journal,
                     state,
-                    DownOptions { force },
+                    DownOptions { remove_adopted },
                     signal_token(),
                 )
                 .await

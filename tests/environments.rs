@@ -104,3 +104,35 @@ fn two_environments_share_a_cluster_and_neither_down_breaks_the_other(back: Back
 }
 
 on_both!(two_environments_share_a_cluster_and_neither_down_breaks_the_other);
+
+/// `--force` overrides protection and nothing else; `--remove-adopted` also removes what the
+/// environment adopted (here, a namespace that existed before it).
+#[test]
+fn force_does_not_remove_adopted_resources_and_remove_adopted_does() {
+    let env = Env::new(50);
+    env.kubectl(&["create", "namespace", "wandb"]);
+    let plan = poc_as(&env, "wandb-dev", "wandb");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run(&["down", "--env", "wandb-dev", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(env
+        .kubectl(&["get", "ns", "-o", "name"])
+        .contains("namespace/wandb\n"));
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run(&["down", "--env", "wandb-dev", "--remove-adopted"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut gone = false;
+    for _ in 0..100 {
+        if !env
+            .kubectl(&["get", "ns", "-o", "name"])
+            .contains("namespace/wandb\n")
+        {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(gone, "the adopted namespace is removed");
+}

@@ -241,7 +241,9 @@ async fn teardown_destroys_dependents_first_and_keeps_adopted_unless_forced() {
             &graph,
             &j,
             st,
-            DownOptions { force: true },
+            DownOptions {
+                remove_adopted: true,
+            },
             CancellationToken::new(),
         )
         .await

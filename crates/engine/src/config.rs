@@ -65,5 +65,5 @@ fn list(ids: &[StepId]) -> String {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DownOptions {
     /// Also destroy adopted (pre-existing) resources.
-    pub force: bool,
+    pub remove_adopted: bool,
 }

@@ -131,7 +131,9 @@ fn to_destroy(cx: &RunCtx, opts: DownOptions) -> (Vec<usize>, Vec<StepReport>) {
         let st = snapshot.steps.get(&spec.id).filter(|s| s.may_exist());
         match st.and_then(|s| s.owner) {
             Some(Ownership::Created { .. }) => set.push(i),
-            Some(Ownership::Adopted { .. }) if opts.force || spec.step.shared() => set.push(i),
+            Some(Ownership::Adopted { .. }) if opts.remove_adopted || spec.step.shared() => {
+                set.push(i)
+            }
             Some(Ownership::Adopted { .. }) => {
                 cx.events.emit(Event::StepKept {
                     step: spec.id.clone(),

@@ -184,7 +184,15 @@ async fn run(c: Common, up: bool, rollback: bool, force: bool) -> i32 {
         engine.up(&graph, &journal, state, cancel).await
     } else {
         engine
-            .down(&graph, &journal, state, DownOptions { force }, cancel)
+            .down(
+                &graph,
+                &journal,
+                state,
+                DownOptions {
+                    remove_adopted: force,
+                },
+                cancel,
+            )
             .await
     };
     match report {
