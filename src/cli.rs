@@ -85,6 +85,7 @@ impl Command {
             Command::Validate { .. }
                 | Command::Plan { .. }
                 | Command::Status { .. }
+                | Command::Output { .. }
                 | Command::Graph { .. }
                 | Command::Render { .. }
                 | Command::Schema
@@ -122,6 +123,11 @@ pub enum Command {
     },
     /// Show each step's state, age and endpoint, from the journal.
     Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// The environment's URL, endpoints, identifiers and Secret references (never values).
+    Output {
         #[command(flatten)]
         target: Target,
     },

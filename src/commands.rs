@@ -46,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         Command::Status { target } => status(&cli.state_dir, &target, fmt),
+        Command::Output { target } => crate::output::output(&cli.state_dir, &target, fmt),
         Command::Plan { target } => plan(&cli.state_dir, &target, fmt).await,
         Command::Up { target, run } | Command::Resume { target, run } => {
             execute(&cli.state_dir, &target, &run, fmt, Op::Up).await

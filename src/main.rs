@@ -8,6 +8,7 @@ mod commands;
 mod env;
 mod exit;
 mod logging;
+mod output;
 mod reporter;
 mod wiring;
 

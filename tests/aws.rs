@@ -71,6 +71,28 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     let out = run(&["up", "--plan", &prod, "-vvv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    // `output` names the endpoints and identifiers, and the passwords only by reference.
+    let o = run(&["output", "--env", "wandb-prod", "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        o["steps"]["aws.kms"]["arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:kms:")),
+        "{o}"
+    );
+    assert_eq!(
+        o["steps"]["aws.bucket"]["name"], "wandb-prod-artifacts",
+        "{o}"
+    );
+    assert!(o["steps"]["aws.mysql"]["endpoint"].is_string(), "{o}");
+    assert!(
+        o["secrets"].as_array().unwrap().iter().any(|s| s["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("aws-secretsmanager:")),
+        "{o}"
+    );
     for expected in [
         "wbstack_aws::calls",
         "operation=CreateDBCluster",

@@ -136,3 +136,33 @@ fn force_does_not_remove_adopted_resources_and_remove_adopted_does() {
     }
     assert!(gone, "the adopted namespace is removed");
 }
+
+/// `output` prints the URL, each step's endpoints and the Secret references, never a value.
+#[test]
+fn output_names_the_url_endpoints_and_secret_references() {
+    let env = Env::new(50);
+    let plan = poc_as(&env, "wandb-dev", "wandb");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run(&["output", "--env", "wandb-dev", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(o["url"], "https://wandb-dev.company.com");
+    assert_eq!(o["namespace"], "wandb");
+    assert_eq!(
+        o["steps"]["k8s.license"]["secret"],
+        "kubernetes:wandb/wbstack-license#license"
+    );
+    assert!(o["state"].as_str().unwrap().ends_with("wandb-dev"), "{o}");
+    let text_out = env.run(&["output", "--env", "wandb-dev"]);
+    assert_eq!(text_out.status.code(), Some(0));
+    let shown = String::from_utf8_lossy(&text_out.stdout);
+    assert!(
+        shown.contains("url        https://wandb-dev.company.com"),
+        "{shown}"
+    );
+    assert!(!shown.contains(common::LICENSE) && !text(&out).contains(common::LICENSE));
+    // Before any `up`: a clear error, exit 2.
+    let none = env.run(&["output", "--env", "nowhere"]);
+    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+}
