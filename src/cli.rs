@@ -143,6 +143,10 @@ pub enum Command {
         /// Also remove the resources this environment adopted (that existed before it).
         #[arg(long)]
         remove_adopted: bool,
+        /// Find what the environment owns by its AWS tags and Kubernetes labels, for what its
+        /// journal does not record (a lost state directory; implied when there is no journal).
+        #[arg(long)]
+        discover: bool,
     },
     /// Print the step graph.
     Graph {

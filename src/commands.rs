@@ -56,10 +56,12 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             run,
             force,
             remove_adopted,
+            discover,
         } => {
             let op = Op::Down {
                 force,
                 remove_adopted,
+                discover,
             };
             execute(&cli.state_dir, &target, &run, fmt, op).await
         }
@@ -342,6 +344,7 @@ enum Op {
     Down {
         force: bool,
         remove_adopted: bool,
+        discover: bool,
     },
 }
 
@@ -406,19 +409,52 @@ async fn execute(
         &license,
         run.timeout,
     )?;
-    let (journal, state) = Journal::open(&dir.join("journal.jsonl"))?;
+    let journal_path = dir.join("journal.jsonl");
+    let op = match op {
+        // No journal: what the environment owns is found by its marks, not assumed absent.
+        Op::Down {
+            force,
+            remove_adopted,
+            discover,
+        } if discover || !journal_path.exists() => {
+            if fmt == OutputFormat::Text {
+                eprintln!(
+                    "{name}: {}: finding what it owns by its AWS tags and Kubernetes labels",
+                    if journal_path.exists() {
+                        "--discover"
+                    } else {
+                        "no journal"
+                    }
+                );
+            }
+            Op::Down {
+                force,
+                remove_adopted,
+                discover: true,
+            }
+        }
+        op => op,
+    };
+    let (journal, state) = Journal::open(&journal_path)?;
     let sink = EventSink::new();
     reporter::attach(&sink, fmt);
     let engine = Engine::new(config, sink);
     let report = match op {
         Op::Up => engine.up(&graph, &journal, state, signal_token()).await,
-        Op::Down { remove_adopted, .. } => {
+        Op::Down {
+            remove_adopted,
+            discover,
+            ..
+        } => {
             engine
                 .down(
                     &graph,
                     &journal,
                     state,
-                    DownOptions { remove_adopted },
+                    DownOptions {
+                        remove_adopted,
+                        discover,
+                    },
                     signal_token(),
                 )
                 .await

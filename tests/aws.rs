@@ -357,6 +357,17 @@ fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource(back: Bac
 
 #[test]
 fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
+    teardown_leaves_nothing_owned(false);
+}
+
+/// The state directory is lost after `up`: `down --plan` finds the environment's resources by
+/// their tags and labels, and removes exactly those.
+#[test]
+fn with_its_state_lost_down_finds_what_the_environment_owns_by_tags_and_labels() {
+    teardown_leaves_nothing_owned(true);
+}
+
+fn teardown_leaves_nothing_owned(lose_state: bool) {
     // The production plan with Redis in the cluster: moto never finishes deleting an
     // ElastiCache group (see the test above), so this is the teardown that can finish there.
     let env = Env::new(100);
@@ -389,9 +400,15 @@ fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
         let aws = moto.aws("wandb-prod").await;
         moto::versions_and_delete_markers(&aws, "wandb-prod-artifacts", 4).await;
     });
+    let target: [&str; 2] = if lose_state {
+        std::fs::remove_dir_all(env.dir.path().join(".wbstack")).unwrap();
+        ["--plan", "prod.yaml"]
+    } else {
+        ["--env", "wandb-prod"]
+    };
     // The plan is protected (and so is its database): a plain `down` is refused, touching
     // nothing; `--force` goes ahead and lifts the database's deletion protection on the way.
-    let out = run(&["down", "--env", "wandb-prod"]);
+    let out = run(&["down", target[0], target[1]]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     let protected = rt.block_on(async {
         let aws = moto.aws("wandb-prod").await;
@@ -399,8 +416,15 @@ fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
         c.db_clusters()[0].deletion_protection()
     });
     assert_eq!(protected, Some(true));
-    let out = run(&["down", "--env", "wandb-prod", "--force"]);
+    let out = run(&["down", target[0], target[1], "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    if lose_state {
+        assert!(
+            text(&out).contains("no journal: finding what it owns"),
+            "{}",
+            text(&out)
+        );
+    }
     // Listed in moto, independently of wbstack's records.
     rt.block_on(async {
         let aws = moto.aws("wandb-prod").await;

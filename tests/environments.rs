@@ -103,7 +103,88 @@ fn two_environments_share_a_cluster_and_neither_down_breaks_the_other(back: Back
     );
 }
 
-on_both!(two_environments_share_a_cluster_and_neither_down_breaks_the_other);
+/// The first environment's state directory is lost: `down --plan` finds its objects by their
+/// label and removes them, leaves the namespace that existed before it (and what is in it), and
+/// leaves the operator to the second environment.
+fn with_its_state_lost_down_removes_only_what_carries_the_environments_label(back: Back) {
+    let env = Env::on(back, 100);
+    env.kubectl(&["create", "namespace", "wandb"]);
+    env.kubectl(&[
+        "create",
+        "configmap",
+        "theirs",
+        "-n",
+        "wandb",
+        "--from-literal=a=b",
+    ]);
+    let (a, b) = (
+        poc_as(&env, "wandb-dev", "wandb"),
+        poc_as(&env, "wandb-two", "wandb-two"),
+    );
+    for plan in [&a, &b] {
+        let out = env.run(&["up", "--plan", plan]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
+    let out = env.run(&["down", "--plan", &a]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("no journal: finding what it owns"),
+        "{}",
+        text(&out)
+    );
+    let mine = env.kubectl(&[
+        "get",
+        "secrets,wandb",
+        "-n",
+        "wandb",
+        "-l",
+        "wbstack.dev/environment=wandb-dev",
+        "-o",
+        "name",
+    ]);
+    assert!(mine.trim().is_empty(), "{mine}");
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "cm",
+            "theirs",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.data.a}"
+        ]),
+        "b"
+    );
+    let phase = env.kubectl(&[
+        "get",
+        "wandb",
+        "wandb-two",
+        "-n",
+        "wandb-two",
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
+    assert_eq!(phase, "Completed");
+    let op = env.kubectl(&["get", "deploy", "-n", "wandb-cr", "-o", "name"]);
+    assert!(op.contains("wandb-operator-controller-manager"), "{op}");
+    // Nothing of the environment is left: a second discovery finds nothing and succeeds.
+    std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
+    let out = env.run(&["down", "--plan", &a, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["report"]["stats"]["destroyed"], 0, "{v}");
+}
+
+on_both!(
+    two_environments_share_a_cluster_and_neither_down_breaks_the_other,
+    with_its_state_lost_down_removes_only_what_carries_the_environments_label,
+);
 
 /// `--force` overrides protection and nothing else; `--remove-adopted` also removes what the
 /// environment adopted (here, a namespace that existed before it).

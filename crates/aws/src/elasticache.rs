@@ -60,6 +60,10 @@ impl Step for CacheSubnetGroupStep {
     fn kind(&self) -> &str {
         CacheSubnetGroup::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
+        Ok(!self.aws.adopts(&self.step))
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("cache-subnets", &self.spec.name, &self.spec.subnet_ids))
     }
@@ -189,6 +193,10 @@ impl RedisCacheStep {
 impl Step for RedisCacheStep {
     fn kind(&self) -> &str {
         RedisCache::LABEL
+    }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
+        Ok(!self.aws.adopts(&self.step))
     }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;

@@ -147,6 +147,10 @@ impl Step for KmsKeyStep {
     fn kind(&self) -> &str {
         KmsKey::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
+        Ok(!self.aws.adopts(&self.step))
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("kms", &self.spec.alias))
     }

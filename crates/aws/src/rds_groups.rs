@@ -80,6 +80,10 @@ impl Step for DbSubnetGroupStep {
     fn kind(&self) -> &str {
         DbSubnetGroup::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
+        Ok(!self.aws.adopts(&self.step))
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("db-subnets", &self.spec.name, &self.spec.subnet_ids))
     }
@@ -255,6 +259,10 @@ impl DbParameterGroupsStep {
 impl Step for DbParameterGroupsStep {
     fn kind(&self) -> &str {
         DbParameterGroups::LABEL
+    }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
+        Ok(!self.aws.adopts(&self.step))
     }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&(

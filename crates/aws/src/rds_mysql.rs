@@ -350,6 +350,10 @@ impl Step for MysqlDatabaseStep {
     fn kind(&self) -> &str {
         MysqlDatabase::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
+        Ok(!self.aws.adopts(&self.step))
+    }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;
         Fingerprint::of(&(

@@ -249,6 +249,10 @@ impl Step for S3BucketStep {
     fn kind(&self) -> &str {
         S3Bucket::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
+        Ok(!self.aws.adopts(&self.step))
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&(
             "bucket",

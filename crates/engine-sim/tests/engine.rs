@@ -243,6 +243,7 @@ async fn teardown_destroys_dependents_first_and_keeps_adopted_unless_forced() {
             st,
             DownOptions {
                 remove_adopted: true,
+                discover: false,
             },
             CancellationToken::new(),
         )

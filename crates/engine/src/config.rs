@@ -66,4 +66,7 @@ fn list(ids: &[StepId]) -> String {
 pub struct DownOptions {
     /// Also destroy adopted (pre-existing) resources.
     pub remove_adopted: bool,
+    /// First find, by their marks, the resources of steps the journal does not know (a lost
+    /// state): see [`Step::marked`](crate::Step::marked).
+    pub discover: bool,
 }

@@ -83,7 +83,10 @@ pub(crate) async fn run(input: RunInput<'_>, opts: DownOptions) -> Result<RunRep
     }
     let (cx, resumed) = new_ctx(input, Operation::Down)?;
     cx.start_run(Operation::Down, resumed).await?;
-    let (set, mut reports) = to_destroy(&cx, opts);
+    let (set, mut reports) = match discovered(&cx, opts).await? {
+        Some(failed) => (Vec::new(), vec![failed]),
+        None => to_destroy(&cx, opts),
+    };
     reports.extend(reverse(&cx, &set, Undo::Destroy).await?);
     reports.sort_by_key(|r| cx.graph.index_of(&r.id));
     let status = if reports
@@ -118,6 +121,39 @@ pub(crate) async fn run(input: RunInput<'_>, opts: DownOptions) -> Result<RunRep
         rollback: Vec::new(),
         state: cx.rec.snapshot(),
     })
+}
+
+/// Discovery, when asked for: `Some(report)` of the step it could not look at (nothing is then
+/// destroyed), `None` when the teardown can go on.
+async fn discovered(cx: &RunCtx, opts: DownOptions) -> Result<Option<StepReport>, EngineError> {
+    if !opts.discover {
+        return Ok(None);
+    }
+    match crate::discover::discover(cx).await {
+        Ok(_) => Ok(None),
+        Err((_, Halt::Journal(e))) => Err(EngineError::Journal(e)),
+        Err((i, Halt::Cancelled)) => Ok(Some(report(
+            cx,
+            i,
+            StepOutcome::NotStarted,
+            Duration::ZERO,
+            0,
+        ))),
+        Err((i, Halt::Failed(error))) => {
+            let error = crate::secret::redact(&error);
+            cx.events.emit(Event::StepFailed {
+                step: cx.graph.spec(i).id.clone(),
+                error: error.clone(),
+            });
+            Ok(Some(report(
+                cx,
+                i,
+                StepOutcome::Failed { error },
+                Duration::ZERO,
+                0,
+            )))
+        }
+    }
 }
 
 /// The steps a teardown destroys (what the environment created; adopted ones too when forced),

@@ -93,6 +93,17 @@ pub enum Record {
         outputs: Outputs,
         at_ms: u64,
     },
+    /// A resource found, by a teardown without a journal, to carry this environment's mark:
+    /// this environment's, as if it had created it.
+    Discovered {
+        run: RunId,
+        step: StepId,
+        fingerprint: Fingerprint,
+        outputs: Outputs,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        deps: Vec<StepId>,
+        at_ms: u64,
+    },
     StepFailed {
         run: RunId,
         step: StepId,
@@ -243,6 +254,21 @@ impl StepState {
                 };
                 self.updated_at_ms = *at_ms;
             }
+            Record::Discovered {
+                run,
+                fingerprint,
+                outputs,
+                deps,
+                at_ms,
+                ..
+            } => {
+                self.owner = Some(Ownership::Created { run: *run });
+                self.fingerprint = Some(fingerprint.clone());
+                self.outputs = Some(outputs.clone());
+                self.deps = deps.clone();
+                self.phase = Phase::Ready;
+                self.updated_at_ms = *at_ms;
+            }
             Record::Ready {
                 fingerprint,
                 outputs,
@@ -334,6 +360,7 @@ impl JournalState {
             | Record::ApplyFailed { step, at_ms, .. }
             | Record::Adopted { step, at_ms, .. }
             | Record::Ready { step, at_ms, .. }
+            | Record::Discovered { step, at_ms, .. }
             | Record::StepFailed { step, at_ms, .. } => self
                 .steps
                 .entry(step.clone())

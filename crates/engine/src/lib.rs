@@ -30,6 +30,7 @@
 
 mod config;
 mod decide;
+mod discover;
 mod down;
 mod engine;
 mod events;

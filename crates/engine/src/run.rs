@@ -38,6 +38,7 @@ impl Recorder {
             | Record::RunStarted { .. }
             | Record::RunFinished { .. }
             | Record::Header { .. }
+            | Record::Discovered { .. }
             | Record::Snapshot { .. } => self.journal.append(&rec).await?,
             Record::Applied { .. }
             | Record::ApplyFailed { .. }

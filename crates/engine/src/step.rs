@@ -298,6 +298,13 @@ pub trait Step: Send + Sync + 'static {
     /// A hash of the desired inputs.
     fn fingerprint(&self) -> Fingerprint;
 
+    /// Whether the resource `observe` found carries this environment's mark (its tags, its
+    /// label): a teardown without a journal (`down --discover`) destroys only those. The default,
+    /// false, leaves a step's resource to a journaled teardown.
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        Ok(false)
+    }
+
     /// Whether the resource is shared by several environments (a cluster-wide operator, its
     /// CRD): teardown then calls `destroy` even where this environment adopted it, and `destroy`
     /// itself removes it only if it is now this environment's and nothing else needs it (an

@@ -26,6 +26,16 @@ impl Step for ClickhouseAltinityStep {
     fn kind(&self) -> &str {
         AltinityClickhouse::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        self.kube
+            .marked(
+                "clickhouse.altinity.com/v1",
+                "ClickHouseInstallation",
+                Some(&self.spec.namespace),
+                &self.spec.name,
+            )
+            .await
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&render::clickhouse_altinity(&self.spec))
     }

@@ -80,6 +80,14 @@ impl Step for ClickhouseBundledStep {
     fn kind(&self) -> &str {
         BundledClickhouse::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        for m in self.manifests() {
+            if self.kube.marked_manifest(&m).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&render::clickhouse_bundled(&self.spec))
     }

@@ -71,6 +71,9 @@ impl Step for WandbCrdStep {
     fn kind(&self) -> &str {
         WandbCrd::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        self.kube.marked(CRD_API, CRD_KIND, None, WANDB_CRD).await
+    }
     fn shared(&self) -> bool {
         true
     }

@@ -37,6 +37,11 @@ impl Step for GeneratedSecretStep {
     fn kind(&self) -> &str {
         GeneratedSecret::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        self.kube
+            .marked("v1", "Secret", Some(&self.spec.namespace), &self.spec.name)
+            .await
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&(
             "generated-secret",

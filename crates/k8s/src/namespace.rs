@@ -28,6 +28,9 @@ impl Step for NamespaceStep {
     fn kind(&self) -> &str {
         Namespace::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        self.kube.marked("v1", "Namespace", None, &self.name).await
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("namespace", &self.name))
     }

@@ -65,6 +65,14 @@ impl Step for OperatorStep {
     fn kind(&self) -> &str {
         Operator::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        for m in self.manifests() {
+            if m["kind"] == "Deployment" {
+                return self.kube.marked_manifest(&m).await;
+            }
+        }
+        Ok(false)
+    }
     fn shared(&self) -> bool {
         true
     }

@@ -43,6 +43,34 @@ impl Kube {
         (Some(theirs) != self.environment()).then_some(theirs)
     }
 
+    /// Whether an object carries this environment's label.
+    pub(crate) fn is_mine(&self, o: &Value) -> bool {
+        self.environment().is_some()
+            && o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str() == self.environment()
+    }
+
+    /// Whether the object exists and carries this environment's label.
+    pub(crate) async fn marked(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<bool, StepError> {
+        Ok(self
+            .get(api_version, kind, ns, name)
+            .await?
+            .is_some_and(|o| self.is_mine(&o)))
+    }
+
+    /// [`Kube::marked`] for the object a manifest describes.
+    pub(crate) async fn marked_manifest(&self, m: &Value) -> Result<bool, StepError> {
+        Ok(self
+            .get_manifest(m)
+            .await?
+            .is_some_and(|o| self.is_mine(&o)))
+    }
+
     /// Refuses an object another environment owns: nothing of theirs is adopted or changed.
     pub(crate) fn refuse_foreign(&self, o: &Value) -> Result<(), StepError> {
         match self.foreign(o) {

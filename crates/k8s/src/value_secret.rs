@@ -96,6 +96,11 @@ impl Step for ValueSecretStep {
     fn kind(&self) -> &str {
         self.label
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        self.kube
+            .marked("v1", "Secret", Some(&self.namespace), &self.name)
+            .await
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("secret", &self.namespace, &self.name, &self.key))
     }

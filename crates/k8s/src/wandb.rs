@@ -156,6 +156,11 @@ impl Step for WandbStep {
     fn kind(&self) -> &str {
         WandbResource::LABEL
     }
+    async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
+        self.kube
+            .marked(V1, KIND, Some(&self.spec.namespace), &self.spec.name)
+            .await
+    }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;
         Fingerprint::of(&(&s.namespace, &s.name, &s.chart, &s.values, &s.bindings))

@@ -190,6 +190,7 @@ async fn run(c: Common, up: bool, rollback: bool, force: bool) -> i32 {
                 state,
                 DownOptions {
                     remove_adopted: force,
+                    discover: false,
                 },
                 cancel,
             )
