@@ -74,6 +74,8 @@ identities() {
   add clickhouse-operator system:masters
   # The product's own identity: the audit log tells its requests apart.
   add wbstack system:masters
+  # A product identity with no group: tests bind it to exactly the role `render --job` prints.
+  add wbstack-job ""
 }
 
 kubeconfig() {

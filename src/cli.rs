@@ -159,6 +159,23 @@ pub enum Command {
     Render {
         #[arg(long, short = 'p')]
         plan: PathBuf,
+        /// Instead: the manifests that run `up` for this plan as a Kubernetes Job (ServiceAccount,
+        /// least-privilege RBAC, the plan in a ConfigMap, a claim for the state).
+        #[arg(long)]
+        job: bool,
+        /// The Job's namespace.
+        #[arg(long, default_value = "wbstack", requires = "job")]
+        job_namespace: String,
+        /// The wbstack image the Job runs.
+        #[arg(
+            long,
+            default_value = "ghcr.io/wbstack/wbstack:latest",
+            requires = "job"
+        )]
+        image: String,
+        /// An IAM role for the Job's ServiceAccount (IRSA), for the AWS steps.
+        #[arg(long, requires = "job")]
+        role_arn: Option<String>,
     },
     /// Remove an environment's lock whoever holds it.
     Unlock {

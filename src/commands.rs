@@ -32,7 +32,14 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         Command::Graph { plan, format } => graph(&plan, format),
-        Command::Render { plan } => render(&plan, fmt),
+        Command::Render {
+            plan,
+            job: true,
+            job_namespace,
+            image,
+            role_arn,
+        } => render_job(&plan, &job_namespace, &image, role_arn.as_deref(), fmt),
+        Command::Render { plan, .. } => render(&plan, fmt),
         Command::Unlock { target } => {
             let (loaded, dir) = target_plan(&cli.state_dir, &target)?;
             let holder = force_unlock(&dir).map_err(|e| CliError::environment(e.to_string()))?;
@@ -154,7 +161,32 @@ pub fn render_documents(plan: &wbstack_plan::Plan) -> Vec<serde_json::Value> {
 /// `--output json`.
 fn render(path: &Path, fmt: OutputFormat) -> Result<Exit, CliError> {
     let l = env::load(path)?;
-    for d in render_documents(&l.plan) {
+    print_documents(&render_documents(&l.plan), fmt);
+    Ok(Exit::Ok)
+}
+
+fn render_job(
+    path: &Path,
+    namespace: &str,
+    image: &str,
+    role_arn: Option<&str>,
+    fmt: OutputFormat,
+) -> Result<Exit, CliError> {
+    let l = env::load(path)?;
+    let spec = wbstack_k8s::render::JobSpec {
+        environment: &l.plan.metadata.name,
+        namespace,
+        plan: &l.text,
+        image,
+        license_env: l.plan.spec.wandb.license.env.as_deref(),
+        role_arn,
+    };
+    print_documents(&wbstack_k8s::render::job(&spec), fmt);
+    Ok(Exit::Ok)
+}
+
+fn print_documents(docs: &[serde_json::Value], fmt: OutputFormat) {
+    for d in docs {
         match fmt {
             OutputFormat::Json => println!("{d}"),
             OutputFormat::Text => println!(
@@ -163,7 +195,6 @@ fn render(path: &Path, fmt: OutputFormat) -> Result<Exit, CliError> {
             ),
         }
     }
-    Ok(Exit::Ok)
 }
 
 fn status(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> {

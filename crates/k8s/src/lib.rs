@@ -12,6 +12,7 @@ mod client;
 mod crd;
 mod explain;
 mod generated_secret;
+mod job_manifests;
 mod leftovers;
 mod namespace;
 mod objects;

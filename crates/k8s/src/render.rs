@@ -4,6 +4,7 @@
 //! GitOps users.
 
 pub use crate::clickhouse_manifests::*;
+pub use crate::job_manifests::{job, job_rules, JobSpec};
 pub use crate::objects::{namespace_manifest as namespace, secret_manifest as secret};
 pub use crate::operator_manifests::*;
 
