@@ -237,17 +237,23 @@ impl Step for KmsKeyStep {
             .tolerate(&["AlreadyExistsException"], "CreateAlias", &self.spec.alias)
             .map(|_| ())
     }
-    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        let Some(key_id) = self.by_alias().await? else {
+    async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        // The key is found by its alias; else, if a teardown was cut off after the alias went,
+        // by the id this environment recorded, or by its tags: it is never left enabled.
+        let recorded = ctx
+            .previous()
+            .and_then(|o| o.get("key_id"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let key_id = match (self.by_alias().await?, recorded) {
+            (Some(id), _) => Some(id),
+            (None, Some(id)) if self.aws.owns(&self.step, &self.tags(&id).await?) => Some(id),
+            (None, _) => self.orphan().await?.map(|f| f.key_id),
+        };
+        let Some(key_id) = key_id else {
             return Ok(());
         };
-        self.aws
-            .kms
-            .delete_alias()
-            .alias_name(&self.spec.alias)
-            .send()
-            .await
-            .map_err(|e| classify(e, "DeleteAlias", &self.spec.alias))?;
+        // Deletion is scheduled before the alias goes, so the alias finds the key until then.
         self.aws
             .kms
             .schedule_key_deletion()
@@ -255,12 +261,19 @@ impl Step for KmsKeyStep {
             .pending_window_in_days(self.spec.deletion_window_days.clamp(7, 30) as i32)
             .send()
             .await
-            // Already scheduled: done.
+            // Already scheduled (an interrupted teardown): go on to the alias.
             .tolerate(
                 &["KMSInvalidStateException"],
                 "ScheduleKeyDeletion",
                 &key_id,
-            )
+            )?;
+        self.aws
+            .kms
+            .delete_alias()
+            .alias_name(&self.spec.alias)
+            .send()
+            .await
+            .tolerate(&["NotFoundException"], "DeleteAlias", &self.spec.alias)
             .map(|_| ())
     }
 }

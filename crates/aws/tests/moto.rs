@@ -368,3 +368,72 @@ async fn a_resource_with_our_name_that_is_not_ours_is_refused() {
         .await;
     assert!(alias.is_err(), "the key this environment made is gone");
 }
+
+/// A teardown cut off between the key's two calls is finished by the next one, at either cut:
+/// after the deletion was scheduled (the alias still there), and, as an earlier release did the
+/// calls the other way round, after the alias went (the key found by its recorded id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teardown_cut_off_between_the_keys_two_calls_is_finished_by_the_next() {
+    let moto = Moto::start();
+    let aws = moto.aws("dev").await;
+    let g = Graph::new(vec![StepSpec::new(
+        "aws.kms",
+        &[],
+        Arc::new(KmsKeyStep::new(
+            aws.clone(),
+            "aws.kms",
+            KmsKey {
+                alias: "alias/dev-wandb".into(),
+                deletion_window_days: 7,
+            },
+        )),
+    )])
+    .unwrap();
+    for cut_after_alias in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let (eng, _log) = engine();
+        let (j, st) = Journal::open(&path).unwrap();
+        let r = eng.up(&g, &j, st, CancellationToken::new()).await.unwrap();
+        assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.first_failure());
+        let key_id = r.state.steps[&"aws.kms".into()].outputs.as_ref().unwrap()["key_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The first call of the cut-off teardown, made by hand.
+        if cut_after_alias {
+            aws.kms
+                .delete_alias()
+                .alias_name("alias/dev-wandb")
+                .send()
+                .await
+                .unwrap();
+        } else {
+            aws.kms
+                .schedule_key_deletion()
+                .key_id(&key_id)
+                .pending_window_in_days(7)
+                .send()
+                .await
+                .unwrap();
+        }
+        drop(j);
+        let (j, st) = Journal::open(&path).unwrap();
+        let r = eng
+            .down(&g, &j, st, DownOptions::default(), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.first_failure());
+        let key = aws.kms.describe_key().key_id(&key_id).send().await.unwrap();
+        assert_eq!(
+            key.key_metadata().unwrap().key_state().map(|s| s.as_str()),
+            Some("PendingDeletion"),
+            "cut after the alias: {cut_after_alias}"
+        );
+        let aliases = aws.kms.list_aliases().send().await.unwrap();
+        assert!(!aliases
+            .aliases()
+            .iter()
+            .any(|a| a.alias_name() == Some("alias/dev-wandb")));
+    }
+}
