@@ -106,6 +106,9 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         target: Target,
+        /// Exit 0 when `up` would change nothing, 2 when it would, 1 on any error (for CI).
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Bring the environment up (continues an unfinished run).
     Up {

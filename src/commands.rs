@@ -54,7 +54,24 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         }
         Command::Status { target } => status(&cli.state_dir, &target, fmt),
         Command::Output { target } => crate::output::output(&cli.state_dir, &target, fmt),
-        Command::Plan { target } => plan(&cli.state_dir, &target, fmt).await,
+        Command::Plan {
+            target,
+            detailed_exitcode,
+        } => {
+            let r = plan(&cli.state_dir, &target, fmt).await;
+            if !detailed_exitcode {
+                return r.map(|_| Exit::Ok);
+            }
+            Ok(match r {
+                Ok(Pending::None) => Exit::Ok,
+                Ok(Pending::Changes) => Exit::ChangesPending,
+                Ok(Pending::Unknown) => Exit::Failed,
+                Err(e) => {
+                    eprintln!("{e}");
+                    Exit::Failed
+                }
+            })
+        }
         Command::Up { target, run } | Command::Resume { target, run } => {
             execute(&cli.state_dir, &target, &run, fmt, Op::Up).await
         }
@@ -515,8 +532,16 @@ fn preview(d: &Decision, observed: &Observation) -> String {
     }
 }
 
+/// What `plan` found `up` would do.
+enum Pending {
+    None,
+    Changes,
+    /// A step could not be observed, or its resource is broken.
+    Unknown,
+}
+
 /// `plan`: observe each step read-only and say what `up` would do.
-async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> {
+async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Pending, CliError> {
     let (loaded, dir) = target_plan(root, t)?;
     let license = env::license(&loaded)?;
     let steps = wbstack_plan::compile(&loaded.plan);
@@ -580,9 +605,20 @@ async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliErr
         );
     } else {
         println!("{:<26} {:<30} ACTION", "STEP", "KIND");
-        for (id, kind, a) in rows {
+        for (id, kind, a) in &rows {
             println!("{id:<26} {kind:<30} {a}");
         }
     }
-    Ok(Exit::Ok)
+    let actions = || rows.iter().map(|(_, _, a)| a.as_str());
+    Ok(
+        if actions().any(|a| a.starts_with("unknown") || a.starts_with("fails")) {
+            Pending::Unknown
+        } else if actions()
+            .any(|a| a.starts_with("create") || a.starts_with("update") || a.starts_with("replace"))
+        {
+            Pending::Changes
+        } else {
+            Pending::None
+        },
+    )
 }

@@ -21,6 +21,8 @@ pub enum Exit {
     Environment,
     /// Interrupted by a signal; `resume` completes the run.
     Interrupted,
+    /// `plan --detailed-exitcode`: `up` would change something.
+    ChangesPending,
 }
 
 impl Exit {
@@ -35,6 +37,7 @@ impl Exit {
             Exit::Refused => 5,
             Exit::Environment => 6,
             Exit::Interrupted => 130,
+            Exit::ChangesPending => 2,
         }
     }
 }
