@@ -4,6 +4,8 @@
 mod common;
 use common::{text, Env};
 
+// (`on_both!` is exported by the common module.)
+
 #[test]
 fn plan_detailed_exitcode_says_whether_up_would_change_anything() {
     let env = Env::new(50);
@@ -42,3 +44,53 @@ fn plan_detailed_exitcode_says_whether_up_would_change_anything() {
     ]);
     assert_eq!(c, Some(1), "{out}");
 }
+
+/// A hand edit of the resource's values is drift: `plan` shows an update, `up` puts the plan's
+/// value back, and then nothing is pending.
+fn a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up(back: common::Back) {
+    let env = Env::on(back, 50);
+    let plan = env.plan("poc.yaml");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let host = || {
+        env.kubectl(&[
+            "get",
+            "wandb",
+            "wandb-dev",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.spec.values.global.host}",
+        ])
+    };
+    let planned = host();
+    env.kubectl(&[
+        "patch",
+        "wandb",
+        "wandb-dev",
+        "-n",
+        "wandb",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"values":{"global":{"host":"https://edited.example.com"}}}}"#,
+    ]);
+    assert_eq!(host(), "https://edited.example.com");
+    let detailed = ["plan", "--plan", plan.as_str(), "--detailed-exitcode"];
+    let out = env.run(&detailed);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("k8s.wandb ") && l.contains("update")),
+        "{shown}"
+    );
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(host(), planned);
+    let out = env.run(&detailed);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+on_both!(a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up);

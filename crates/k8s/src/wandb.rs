@@ -118,6 +118,33 @@ impl WandbStep {
         }
     }
 
+    /// The fingerprint the live resource stands for: the one applied, unless its spec was
+    /// changed since by hand (a `kubectl edit` of a value or of the chart), which is drift that
+    /// `up` repairs. Read through v1 only (v2 has its own spec shape); without the inputs' outputs
+    /// (a dependency not observed) the annotation is trusted.
+    fn live_fingerprint(&self, ctx: &StepCtx, api: &str, cr: &Value) -> Option<Fingerprint> {
+        let applied = observed_fp(cr);
+        if api != V1 || applied.as_ref() != Some(&self.fingerprint()) {
+            return applied;
+        }
+        let Ok(values) = self.resolve(ctx) else {
+            return applied;
+        };
+        let wanted = render::wandb(
+            &self.spec.namespace,
+            &self.spec.name,
+            &self.spec.chart,
+            &values,
+        );
+        if cr["spec"]["values"] == wanted["spec"]["values"]
+            && cr["spec"]["chart"] == wanted["spec"]["chart"]
+        {
+            applied
+        } else {
+            Some(Fingerprint::from_hex("changed-by-hand"))
+        }
+    }
+
     /// The release's workloads, for the Helm-based v1 operator.
     async fn release(
         &self,
@@ -180,6 +207,22 @@ impl Step for WandbStep {
                 detail: Some("being deleted".into()),
             });
         }
+        let outputs = || {
+            out(&[
+                ("name", json!(name)),
+                ("namespace", json!(ns)),
+                ("host", cr["spec"]["values"]["global"]["host"].clone()),
+                ("apiVersion", json!(api)),
+            ])
+        };
+        let fingerprint = self.live_fingerprint(ctx, api, &cr);
+        if fingerprint.as_ref() != observed_fp(&cr).as_ref() {
+            // Changed by hand: whatever the operator is doing with it, the plan's spec goes back.
+            return Ok(Observation::Ready {
+                outputs: outputs(),
+                fingerprint,
+            });
+        }
         let phase = if api == V2 {
             wandb_phase_v2(&cr)
         } else {
@@ -205,13 +248,8 @@ impl Step for WandbStep {
             }
         }
         Ok(Observation::Ready {
-            outputs: out(&[
-                ("name", json!(name)),
-                ("namespace", json!(ns)),
-                ("host", values["global"]["host"].clone()),
-                ("apiVersion", json!(api)),
-            ]),
-            fingerprint: observed_fp(&cr),
+            outputs: outputs(),
+            fingerprint,
         })
     }
     async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
