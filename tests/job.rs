@@ -14,23 +14,24 @@ mod testbed {
     }
 }
 
-/// The requests the audit log records as refused to `user`.
-fn forbidden(env: &Env, user: &str) -> Vec<String> {
-    let tb = env.testbed.as_ref().unwrap();
-    std::fs::read_to_string(tb.dir.join("audit.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == user && e["responseStatus"]["code"] == 403)
+/// `verb group/resource` and the name of each request of `user` the audit log records (only
+/// the refused ones, 403, if `refused`).
+fn requests(env: &Env, user: &str, refused: bool) -> Vec<(String, String)> {
+    env.testbed
+        .as_ref()
+        .unwrap()
+        .audit_events(user)
+        .iter()
+        .filter(|e| !refused || e["responseStatus"]["code"] == 403)
         .map(|e| {
             let o = &e["objectRef"];
-            format!(
-                "{} {}/{} {}",
+            let what = format!(
+                "{} {}/{}",
                 e["verb"].as_str().unwrap_or(""),
                 o["apiGroup"].as_str().unwrap_or(""),
-                o["resource"].as_str().unwrap_or(""),
-                o["name"].as_str().unwrap_or("")
-            )
+                o["resource"].as_str().unwrap_or("")
+            );
+            (what, o["name"].as_str().unwrap_or("").to_owned())
         })
         .collect()
 }
@@ -87,33 +88,18 @@ fn the_job_role_lets_up_and_down_do_every_call_they_make() {
             out.status.code(),
             Some(0),
             "{args:?} as wbstack-job; refused: {:?}\n{}",
-            forbidden(&env, "wbstack-job"),
+            requests(&env, "wbstack-job", true),
             text(&out)
         );
     }
-    assert_eq!(forbidden(&env, "wbstack-job"), Vec::<String>::new());
+    assert_eq!(requests(&env, "wbstack-job", true), Vec::new());
     // What the role was used for, printed for the record (the granted set is the role's rules).
-    let tb = env.testbed.as_ref().unwrap();
-    let mut used = std::collections::BTreeSet::new();
-    for e in std::fs::read_to_string(tb.dir.join("audit.log"))
-        .unwrap()
-        .lines()
-    {
-        let Ok(e) = serde_json::from_str::<Value>(e) else {
-            continue;
-        };
-        if e["user"]["username"] == "wbstack-job" {
-            let o = &e["objectRef"];
-            used.insert(format!(
-                "{}/{} {}",
-                o["apiGroup"].as_str().unwrap_or(""),
-                o["resource"].as_str().unwrap_or(""),
-                e["verb"].as_str().unwrap_or("")
-            ));
-        }
-    }
+    let used: std::collections::BTreeSet<String> = requests(&env, "wbstack-job", false)
+        .into_iter()
+        .map(|(what, _)| what)
+        .collect();
     eprintln!(
-        "job role: {} (group/resource verb) pairs used by up and down: {used:?}",
+        "job role: {} (verb group/resource) pairs used by up and down: {used:?}",
         used.len()
     );
 }

@@ -67,13 +67,18 @@ impl Testbed {
         cache.join("bin/kubectl")
     }
 
-    /// The audit log's events for the product's requests.
-    fn product_events(&self) -> Vec<Value> {
+    /// The audit log's events for the requests of one identity.
+    pub fn audit_events(&self, user: &str) -> Vec<Value> {
         let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| e["user"]["username"] == PRODUCT_USER)
+            .filter(|e| e["user"]["username"] == user)
             .collect()
+    }
+
+    /// The audit log's events for the product's requests.
+    fn product_events(&self) -> Vec<Value> {
+        self.audit_events(PRODUCT_USER)
     }
 
     /// Create, update, patch and delete requests the product made, as the server audited them.
