@@ -86,6 +86,7 @@ impl Command {
                 | Command::Plan { .. }
                 | Command::Status { .. }
                 | Command::Output { .. }
+                | Command::List
                 | Command::Graph { .. }
                 | Command::Render { .. }
                 | Command::Schema
@@ -129,6 +130,8 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// The environments the state directory holds: resources owned, last run, lock.
+    List,
     /// The environment's URL, endpoints, identifiers and Secret references (never values).
     Output {
         #[command(flatten)]

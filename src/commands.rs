@@ -53,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         Command::Status { target } => status(&cli.state_dir, &target, fmt),
+        Command::List => crate::list::list(&cli.state_dir, fmt),
         Command::Output { target } => crate::output::output(&cli.state_dir, &target, fmt),
         Command::Plan {
             target,

@@ -247,3 +247,45 @@ fn output_names_the_url_endpoints_and_secret_references() {
     let none = env.run(&["output", "--env", "nowhere"]);
     assert_eq!(none.status.code(), Some(2), "{}", text(&none));
 }
+
+/// `list` shows each environment of the state directory with what it owns and its last run.
+#[test]
+fn list_shows_each_environment_its_resources_and_last_run() {
+    let env = Env::new(50);
+    let none = env.run(&["list"]);
+    assert!(
+        String::from_utf8_lossy(&none.stdout).contains("no environments"),
+        "{}",
+        text(&none)
+    );
+    let (a, b) = (
+        poc_as(&env, "wandb-dev", "wandb"),
+        poc_as(&env, "wandb-two", "wandb-two"),
+    );
+    for plan in [&a, &b] {
+        let out = env.run(&["up", "--plan", plan]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let out = env.run(&["down", "--env", "wandb-two"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run(&["list", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["environment"], "wandb-dev");
+    assert!(rows[0]["resources"].as_u64().unwrap() >= 4, "{rows:?}");
+    assert_eq!(rows[0]["last_run"]["operation"], "up");
+    assert_eq!(rows[0]["last_run"]["status"], "succeeded");
+    assert_eq!(rows[1]["environment"], "wandb-two");
+    assert_eq!(rows[1]["resources"], 0);
+    assert_eq!(rows[1]["last_run"]["operation"], "down");
+    assert!(rows.iter().all(|r| r["locked_by"].is_null()));
+    let shown = String::from_utf8_lossy(&env.run(&["list"]).stdout).into_owned();
+    assert!(
+        shown.contains("wandb-dev") && shown.contains("up succeeded"),
+        "{shown}"
+    );
+}
