@@ -63,6 +63,10 @@ pub struct RunOpts {
     /// Overrides the plan's readiness timeout, in seconds.
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// Skip one of `up`'s checks before its first change (kubernetes-version, storage-class,
+    /// node-capacity); repeatable.
+    #[arg(long, value_name = "NAME", value_parser = ["kubernetes-version", "storage-class", "node-capacity"])]
+    pub skip_preflight: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -442,6 +442,14 @@ async fn execute(
         })?;
     }
     let conn = connect(t, &loaded.plan, &dir).await?;
+    if matches!(op, Op::Up) {
+        if let Err(e) =
+            crate::preflight::run(&conn.kube, &loaded.plan, &steps, &run.skip_preflight).await
+        {
+            conn.close();
+            return Err(e);
+        }
+    }
     if fmt == OutputFormat::Text {
         eprintln!(
             "{name}: {} on the {}",

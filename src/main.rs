@@ -10,6 +10,7 @@ mod exit;
 mod list;
 mod logging;
 mod output;
+mod preflight;
 mod reporter;
 mod wiring;
 

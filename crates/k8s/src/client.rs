@@ -23,7 +23,9 @@ impl std::fmt::Debug for Kube {
 }
 
 /// Kinds wbstack manages: (apiVersion, kind, plural, namespaced).
-const KINDS: [(&str, &str, &str, bool); 19] = [
+const KINDS: [(&str, &str, &str, bool); 21] = [
+    ("v1", "Node", "nodes", false),
+    ("storage.k8s.io/v1", "StorageClass", "storageclasses", false),
     ("v1", "Pod", "pods", true),
     ("apps/v1", "DaemonSet", "daemonsets", true),
     ("batch/v1", "Job", "jobs", true),

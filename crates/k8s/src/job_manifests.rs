@@ -49,6 +49,9 @@ pub fn job_rules() -> Vec<Value> {
             &WRITE,
         ),
         rule(&[""], &["pods", "events"], &READ),
+        // `up`'s preflight: a node large enough, the StorageClass the plan names.
+        rule(&[""], &["nodes"], &["list"]),
+        rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list"]),
         rule(
             &["apps"],
             &["deployments", "statefulsets", "daemonsets"],

@@ -255,7 +255,41 @@ impl Cluster {
                 "kube-apiserver",
             );
         }
+        c.seed_nodes_and_storage();
         c
+    }
+
+    /// Three Ready nodes (64 CPU, 512 GiB each, one per zone) and the StorageClasses `standard`
+    /// (the default), `gp2` and `gp3`, as the test bed has them.
+    fn seed_nodes_and_storage(&self) {
+        let node = self
+            .resource("", "v1", "nodes")
+            .expect("nodes are built in");
+        for (i, zone) in ["us-east-1a", "us-east-1b", "us-east-1c"]
+            .iter()
+            .enumerate()
+        {
+            let name = format!("emulated-node-{i}");
+            let cap =
+                json!({"cpu": "64", "memory": "512Gi", "pods": "250", "ephemeral-storage": "1Ti"});
+            let _ = self.create(&node, None, json!({"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64", "topology.kubernetes.io/zone": zone}},
+                "status": {"capacity": cap, "allocatable": cap,
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "emulated"}],
+                    "nodeInfo": {"kubeletVersion": "v1.31.0-kube-emulator", "osImage": "emulated", "kernelVersion": "emulated",
+                        "containerRuntimeVersion": "emulated", "architecture": "amd64", "operatingSystem": "linux",
+                        "machineID": "", "systemUUID": "", "bootID": "", "kubeProxyVersion": ""}}}), "kube-apiserver");
+        }
+        let sc = self
+            .resource("storage.k8s.io", "v1", "storageclasses")
+            .expect("storage classes are built in");
+        for name in ["standard", "gp2", "gp3"] {
+            let default = if name == "standard" { "true" } else { "false" };
+            let _ = self.create(&sc, None, json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": name, "annotations": {"storageclass.kubernetes.io/is-default-class": default}},
+                "provisioner": "kubernetes.io/host-path", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}), "kube-apiserver");
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -621,7 +655,9 @@ impl Cluster {
         md.remove("resourceVersion");
         md.remove("deletionTimestamp");
         md.remove("managedFields");
-        if rt.status {
+        // As kube-apiserver: a created object's status is the server's, except a Node's (its
+        // kubelet registers it with its capacity and conditions).
+        if rt.status && !(rt.group.is_empty() && rt.plural == "nodes") {
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }

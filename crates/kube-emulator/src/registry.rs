@@ -108,6 +108,16 @@ impl Registry {
         Registry {
             types: vec![
                 b("", "v1", "Namespace", "namespaces", false, &["ns"], true),
+                b("", "v1", "Node", "nodes", false, &["no"], true),
+                b(
+                    "storage.k8s.io",
+                    "v1",
+                    "StorageClass",
+                    "storageclasses",
+                    false,
+                    &["sc"],
+                    false,
+                ),
                 b("", "v1", "Secret", "secrets", true, &[], false),
                 b("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
                 b("", "v1", "Service", "services", true, &["svc"], true),

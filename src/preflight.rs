@@ -1,0 +1,156 @@
+//! Checks made before the first change of `up`: the Kubernetes version, the StorageClass the plan
+//! names, and a node large enough for a ClickHouse replica. A failed check is an error (exit 6)
+//! naming how to skip it (`--skip-preflight NAME`); nothing has been changed by then.
+
+use crate::exit::CliError;
+use wbstack_k8s::Kube;
+use wbstack_plan::{Plan, StepKind, StepPlan};
+
+/// The oldest Kubernetes the operator-wandb chart supports.
+const OLDEST: (u32, u32) = (1, 25);
+
+pub async fn run(
+    kube: &Kube,
+    plan: &Plan,
+    steps: &[StepPlan],
+    skip: &[String],
+) -> Result<(), CliError> {
+    let skipped = |name: &str| skip.iter().any(|s| s == name);
+    let fail = |name: &str, why: String| {
+        CliError::environment(format!(
+            "preflight {name}: {why} (nothing was changed; skip this check with --skip-preflight {name})"
+        ))
+    };
+    if !skipped("kubernetes-version") {
+        let v = kube.client().apiserver_version().await.map_err(|e| {
+            fail(
+                "kubernetes-version",
+                format!("cannot read the server's version: {e}"),
+            )
+        })?;
+        let minor: u32 = v.minor.trim_end_matches('+').parse().unwrap_or(0);
+        let major: u32 = v.major.parse().unwrap_or(0);
+        if (major, minor) < OLDEST {
+            return Err(fail(
+                "kubernetes-version",
+                format!(
+                "the cluster runs Kubernetes {}.{}; the operator-wandb chart needs {}.{} or newer",
+                v.major, v.minor, OLDEST.0, OLDEST.1
+            ),
+            ));
+        }
+    }
+    if !skipped("storage-class") {
+        for name in storage_classes(plan, steps) {
+            let found = kube
+                .get("storage.k8s.io/v1", "StorageClass", None, &name)
+                .await
+                .map_err(|e| fail("storage-class", e.message().to_owned()))?;
+            if found.is_none() {
+                let have: Vec<String> = kube
+                    .list("storage.k8s.io/v1", "StorageClass", None, "")
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|s| s["metadata"]["name"].as_str().map(str::to_owned))
+                    .collect();
+                return Err(fail("storage-class", format!(
+                    "the plan names StorageClass {name}, which the cluster does not have (it has: {})",
+                    if have.is_empty() { "none".to_owned() } else { have.join(", ") }
+                )));
+            }
+        }
+    }
+    if !skipped("node-capacity") {
+        node_capacity(kube, steps)
+            .await
+            .map_err(|why| fail("node-capacity", why))?;
+    }
+    Ok(())
+}
+
+/// Every StorageClass the plan's claims use.
+fn storage_classes(plan: &Plan, steps: &[StepPlan]) -> Vec<String> {
+    let mut names: Vec<String> = plan.spec.kubernetes.storage_class.iter().cloned().collect();
+    for sp in steps {
+        let sc = match &sp.kind {
+            StepKind::ClickhouseBundled(c) => c.storage_class.clone(),
+            StepKind::ClickhouseAltinity(c) => c.storage_class.clone(),
+            _ => None,
+        };
+        names.extend(sc);
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A node must be able to hold one ClickHouse replica's requests (Weave's ClickHouse asks for
+/// large nodes). Skipped when the identity may not list nodes.
+async fn node_capacity(kube: &Kube, steps: &[StepPlan]) -> Result<(), String> {
+    let wanted = steps.iter().find_map(|sp| match &sp.kind {
+        StepKind::ClickhouseBundled(c) => c.resources.as_ref().and_then(|r| r.requests.clone()),
+        StepKind::ClickhouseAltinity(c) => c.resources.as_ref().and_then(|r| r.requests.clone()),
+        _ => None,
+    });
+    let Some(wanted) = wanted else { return Ok(()) };
+    let (cpu, mem) = (quantity(&wanted.cpu), quantity(&wanted.memory));
+    let Ok(nodes) = kube.list("v1", "Node", None, "").await else {
+        tracing::warn!("preflight node-capacity: the nodes cannot be listed; not checked");
+        return Ok(());
+    };
+    let fits = nodes.iter().any(|n| {
+        let a = &n["status"]["allocatable"];
+        quantity(a["cpu"].as_str().unwrap_or("0")) >= cpu
+            && quantity(a["memory"].as_str().unwrap_or("0")) >= mem
+    });
+    if fits || nodes.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "no node can hold a ClickHouse replica, which requests {} CPU and {} of memory ({} nodes looked at)",
+        wanted.cpu, wanted.memory, nodes.len()
+    ))
+}
+
+/// A Kubernetes quantity (`500m`, `2`, `64Gi`, `1.5G`) as a number of base units.
+fn quantity(q: &str) -> f64 {
+    let q = q.trim();
+    let suffixes: [(&str, f64); 13] = [
+        ("Ki", 1024f64),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("Ti", 1024f64.powi(4)),
+        ("Pi", 1024f64.powi(5)),
+        ("k", 1e3),
+        ("K", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("m", 1e-3),
+        ("", 1.0),
+    ];
+    for (s, f) in suffixes {
+        if let Some(n) = q.strip_suffix(s).filter(|n| !n.is_empty()) {
+            if let Ok(v) = n.parse::<f64>() {
+                return v * f;
+            }
+        }
+    }
+    0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantity;
+
+    #[test]
+    fn quantities_are_read_in_base_units() {
+        assert_eq!(quantity("500m"), 0.5);
+        assert_eq!(quantity("2"), 2.0);
+        assert_eq!(quantity("64Gi"), 64.0 * 1024f64.powi(3));
+        assert_eq!(quantity("1.5G"), 1.5e9);
+        assert_eq!(quantity("nonsense"), 0.0);
+    }
+}
