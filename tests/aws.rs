@@ -17,11 +17,8 @@ fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
     std::fs::write(env.dir.path().join("s3.yaml"), plan).unwrap();
     let run = |args: &[&str]| {
         let mut c = env.cmd(args);
-        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-west-2")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+        moto::Moto::point(&moto.url, &mut c);
+        c.env("AWS_REGION", "us-west-2");
         c.output().unwrap()
     };
     let out = run(&["up", "--plan", "s3.yaml"]);
@@ -52,19 +49,13 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     let env = Env::on(back, 100);
     let moto = moto::Moto::start();
     let recorder = moto::Recorder::start(&moto);
-    let subnets = moto.subnets();
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
         .unwrap()
-        .replace("  protected: true\n", "")
-        .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", subnets.join(", ")))
-        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
-    let prod = env.plan_from("prod.yaml", &plan);
+        .replace("  protected: true\n", "");
+    let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
     let run = |args: &[&str]| {
         let mut c = env.cmd(args);
-        c.env("WBSTACK_AWS_ENDPOINT", &recorder.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+        moto::Moto::point(&recorder.url, &mut c);
         c.output().unwrap()
     };
     // The first run logs at the highest verbosity: every library at trace level.
@@ -301,19 +292,13 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
 fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource(back: Back) {
     let env = Env::on(back, 300);
     let moto = moto::Moto::start();
-    let subnets = moto.subnets();
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
         .unwrap()
-        .replace("  protected: true\n", "")
-        .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]", subnets.join(", ")))
-        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
-    let prod = env.plan_from("prod.yaml", &plan);
+        .replace("  protected: true\n", "");
+    let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
     let cmd = |args: &[&str]| {
         let mut c = env.cmd(args);
-        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+        moto::Moto::point(&moto.url, &mut c);
         c
     };
     let mut killed = 0;
@@ -372,19 +357,20 @@ fn teardown_leaves_nothing_owned(lose_state: bool) {
     // ElastiCache group (see the test above), so this is the teardown that can finish there.
     let env = Env::new(100);
     let moto = moto::Moto::start();
-    let subnets = moto.subnets();
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
         .unwrap()
-        .replace("  redis:\n    mode: elasticache\n", "  redis:\n    mode: in-cluster\n")
-        .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", subnets.join(", ")))
-        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
-    std::fs::write(env.dir.path().join("prod.yaml"), plan).unwrap();
+        .replace(
+            "  redis:\n    mode: elasticache\n",
+            "  redis:\n    mode: in-cluster\n",
+        );
+    std::fs::write(
+        env.dir.path().join("prod.yaml"),
+        moto.production_plan(&plan),
+    )
+    .unwrap();
     let run = |args: &[&str]| {
         let mut c = env.cmd(args);
-        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+        moto::Moto::point(&moto.url, &mut c);
         c.output().unwrap()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -50,6 +50,15 @@ fn all_objects(env: &Env) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// The Secrets themselves, as artefacts: the scan must find the values there.
+fn the_secrets(objects: &[Value]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Secret")
+        .map(|o| ("Secret".to_owned(), o.to_string()))
+        .collect()
+}
+
 /// Where each secret form was found, by artefact.
 fn hits(artefacts: &[(String, String)], forms: &[String]) -> Vec<String> {
     artefacts
@@ -163,19 +172,14 @@ async fn aws_descriptions(aws: &wbstack_aws::Aws) -> String {
 fn no_secret_value_is_in_any_artefact_of_a_production_run() {
     let env = Env::new(50);
     let moto = moto::Moto::start();
-    let subnets = moto.subnets();
-    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
-        .unwrap()
-        .replace("  protected: true\n", "")
-        .replace("subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]", &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", subnets.join(", ")))
-        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "");
-    let prod = env.plan_from("prod.yaml", &plan);
+    let plan = std::fs::read_to_string(Env::plans().join("production.yaml")).unwrap();
+    let prod = env.plan_from(
+        "prod.yaml",
+        &moto.production_plan(&plan.replace("  protected: true\n", "")),
+    );
     let run = |args: &[&str]| {
         let mut c = env.cmd(args);
-        c.env("WBSTACK_AWS_ENDPOINT", &moto.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+        moto::Moto::point(&moto.url, &mut c);
         c.output().unwrap()
     };
     let mut artefacts: Vec<(String, String)> = Vec::new();
@@ -234,13 +238,8 @@ fn no_secret_value_is_in_any_artefact_of_a_production_run() {
     );
     let forms = forms(&values);
     // The scan finds what is there: every value is in the Secrets themselves.
-    let in_secrets: Vec<(String, String)> = objects
-        .iter()
-        .filter(|o| o["kind"] == "Secret")
-        .map(|o| ("Secret".to_owned(), o.to_string()))
-        .collect();
     assert!(
-        !hits(&in_secrets, &forms).is_empty(),
+        !hits(&the_secrets(&objects), &forms).is_empty(),
         "the scan sees the Secrets' own values"
     );
     let found = hits(&artefacts, &forms);
@@ -290,13 +289,8 @@ fn no_secret_value_is_in_the_persisted_sandbox_apart_from_its_secrets() {
         })
         .collect();
     artefacts.push(("up -vvv".into(), text(&out)));
-    let in_secrets: Vec<(String, String)> = objects
-        .iter()
-        .filter(|o| o["kind"] == "Secret")
-        .map(|o| ("Secret".to_owned(), o.to_string()))
-        .collect();
     assert!(
-        !hits(&in_secrets, &forms).is_empty(),
+        !hits(&the_secrets(&objects), &forms).is_empty(),
         "the scan sees the Secrets' own values"
     );
     let found = hits(&artefacts, &forms);

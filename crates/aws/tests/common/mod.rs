@@ -65,6 +65,24 @@ impl Moto {
         }
     }
 
+    /// The production plan's text for moto: its subnets instead of the plan's, no security
+    /// group, and secrets deleted without a recovery window (so a teardown can finish).
+    pub fn production_plan(&self, text: &str) -> String {
+        text.replace(
+            "subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]",
+            &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", self.subnets().join(", ")),
+        )
+        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "")
+    }
+
+    /// Points a wbstack command at `endpoint` (moto, or a recorder in front of it).
+    pub fn point(endpoint: &str, c: &mut Command) {
+        c.env("WBSTACK_AWS_ENDPOINT", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+    }
+
     /// A raw, unsigned GET to moto (for responses the SDK cannot decode from moto).
     pub fn raw_get(&self, path: &str) -> String {
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
