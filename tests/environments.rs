@@ -14,16 +14,22 @@ fn poc_as(env: &Env, name: &str, ns: &str) -> String {
     env.plan_from(&format!("{name}.yaml"), &text)
 }
 
-fn two_environments_share_a_cluster_and_neither_down_breaks_the_other(back: Back) {
-    let env = Env::on(back, 100);
+/// The PoC up as `wandb-dev` in `wandb` and as `wandb-two` in `wandb-two`; their plan files.
+fn two_up(env: &Env) -> (String, String) {
     let (a, b) = (
-        poc_as(&env, "wandb-dev", "wandb"),
-        poc_as(&env, "wandb-two", "wandb-two"),
+        poc_as(env, "wandb-dev", "wandb"),
+        poc_as(env, "wandb-two", "wandb-two"),
     );
     for plan in [&a, &b] {
         let out = env.run(&["up", "--plan", plan]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
+    (a, b)
+}
+
+fn two_environments_share_a_cluster_and_neither_down_breaks_the_other(back: Back) {
+    let env = Env::on(back, 100);
+    two_up(&env);
     let label = |args: &[&str]| {
         let mut a = args.to_vec();
         a.extend([
@@ -117,14 +123,7 @@ fn with_its_state_lost_down_removes_only_what_carries_the_environments_label(bac
         "wandb",
         "--from-literal=a=b",
     ]);
-    let (a, b) = (
-        poc_as(&env, "wandb-dev", "wandb"),
-        poc_as(&env, "wandb-two", "wandb-two"),
-    );
-    for plan in [&a, &b] {
-        let out = env.run(&["up", "--plan", plan]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    }
+    let (a, _b) = two_up(&env);
     std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
     let out = env.run(&["down", "--plan", &a]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -258,14 +257,7 @@ fn list_shows_each_environment_its_resources_and_last_run() {
         "{}",
         text(&none)
     );
-    let (a, b) = (
-        poc_as(&env, "wandb-dev", "wandb"),
-        poc_as(&env, "wandb-two", "wandb-two"),
-    );
-    for plan in [&a, &b] {
-        let out = env.run(&["up", "--plan", plan]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    }
+    two_up(&env);
     let out = env.run(&["down", "--env", "wandb-two"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = env.run(&["list", "--output", "json"]);
