@@ -12,14 +12,15 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Where environments keep their journal, lock and plan copy.
+    /// Where environments keep their journal, lock and plan copy: a directory, or
+    /// s3://BUCKET/PREFIX shared by a team [default: the plan's spec.state, else .wbstack].
     #[arg(
         long,
         global = true,
         env = "WBSTACK_STATE_DIR",
-        default_value = ".wbstack"
+        value_name = "DIR|s3://BUCKET/PREFIX"
     )]
-    pub state_dir: PathBuf,
+    pub state_dir: Option<String>,
     /// Output: text for people, json for machines (one JSON object per line).
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

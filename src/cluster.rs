@@ -2,8 +2,8 @@
 
 use crate::cli::Target;
 use crate::exit::CliError;
+use crate::state::EnvState;
 use kube_emulator::{Config as EmuConfig, Emulator, Running};
-use std::path::Path;
 use std::time::Duration;
 use wbstack_k8s::Kube;
 use wbstack_plan::Plan;
@@ -36,8 +36,11 @@ fn sandbox_delay() -> Duration {
 }
 
 /// Connects as the target says.
-pub async fn connect(t: &Target, plan: &Plan, state: &Path) -> Result<Connected, CliError> {
+pub async fn connect(t: &Target, plan: &Plan, at: &EnvState) -> Result<Connected, CliError> {
     if t.sandbox {
+        let state = at
+            .local_dir()
+            .ok_or_else(|| CliError::invalid("a sandbox needs a local state directory"))?;
         std::fs::create_dir_all(state).map_err(|e| {
             CliError::environment(format!("cannot create {}: {e}", state.display()))
         })?;

@@ -5,18 +5,19 @@ use crate::cluster::connect;
 use crate::env::{self, target_plan};
 use crate::exit::{CliError, Exit};
 use crate::reporter;
+use crate::state::EnvState;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use wbstack_engine::{
-    decide, force_unlock, CancellationToken, Decision, DownOptions, Engine, EngineConfig, EnvLock,
-    EventSink, FailurePolicy, Found, Journal, LockError, LockOptions, Observation, Phase,
-    RunReport, RunStatus, StepCtx, StepOutcome,
+    decide, CancellationToken, Decision, DownOptions, Engine, EngineConfig, EventSink,
+    FailurePolicy, Found, Observation, Phase, RunReport, RunStatus, StepCtx, StepOutcome,
 };
 
 /// Runs a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let fmt = cli.output;
+    let flag = cli.state_dir.as_deref();
     match cli.command {
         Command::Validate { plans } => validate(&plans, fmt),
         Command::Schema => {
@@ -38,11 +39,15 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             job_namespace,
             image,
             role_arn,
-        } => render_job(&plan, &job_namespace, &image, role_arn.as_deref(), fmt),
+        } => {
+            let l = env::load(&plan)?;
+            let state = env::location(flag, Some(&l.plan));
+            render_job(&l, &job_namespace, &image, role_arn.as_deref(), &state, fmt)
+        }
         Command::Render { plan, .. } => render(&plan, fmt),
         Command::Unlock { target } => {
-            let (loaded, dir) = target_plan(&cli.state_dir, &target)?;
-            let holder = force_unlock(&dir).map_err(|e| CliError::environment(e.to_string()))?;
+            let (loaded, state) = target_plan(flag, &target).await?;
+            let holder = state.unlock().await?;
             match holder {
                 Some(h) => eprintln!(
                     "removed the lock of {} held by {h}",
@@ -52,14 +57,14 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             }
             Ok(Exit::Ok)
         }
-        Command::Status { target } => status(&cli.state_dir, &target, fmt),
-        Command::List => crate::list::list(&cli.state_dir, fmt),
-        Command::Output { target } => crate::output::output(&cli.state_dir, &target, fmt),
+        Command::Status { target } => status(flag, &target, fmt).await,
+        Command::List => crate::list::list(flag, fmt).await,
+        Command::Output { target } => crate::output::output(flag, &target, fmt).await,
         Command::Plan {
             target,
             detailed_exitcode,
         } => {
-            let r = plan(&cli.state_dir, &target, fmt).await;
+            let r = plan(flag, &target, fmt).await;
             if !detailed_exitcode {
                 return r.map(|_| Exit::Ok);
             }
@@ -74,7 +79,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             })
         }
         Command::Up { target, run } | Command::Resume { target, run } => {
-            execute(&cli.state_dir, &target, &run, fmt, Op::Up).await
+            execute(flag, &target, &run, fmt, Op::Up).await
         }
         Command::Down {
             target,
@@ -88,7 +93,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 remove_adopted,
                 discover,
             };
-            execute(&cli.state_dir, &target, &run, fmt, op).await
+            execute(flag, &target, &run, fmt, op).await
         }
     }
 }
@@ -184,13 +189,13 @@ fn render(path: &Path, fmt: OutputFormat) -> Result<Exit, CliError> {
 }
 
 fn render_job(
-    path: &Path,
+    l: &env::Loaded,
     namespace: &str,
     image: &str,
     role_arn: Option<&str>,
+    state: &str,
     fmt: OutputFormat,
 ) -> Result<Exit, CliError> {
-    let l = env::load(path)?;
     let spec = wbstack_k8s::render::JobSpec {
         environment: &l.plan.metadata.name,
         namespace,
@@ -198,6 +203,7 @@ fn render_job(
         image,
         license_env: l.plan.spec.wandb.license.env.as_deref(),
         role_arn,
+        state: Some(state),
     };
     print_documents(&wbstack_k8s::render::job(&spec), fmt);
     Ok(Exit::Ok)
@@ -215,9 +221,9 @@ fn print_documents(docs: &[serde_json::Value], fmt: OutputFormat) {
     }
 }
 
-fn status(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> {
-    let (loaded, dir) = target_plan(root, t)?;
-    let state = Journal::read_state(&dir.join("journal.jsonl"))?;
+async fn status(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> {
+    let (loaded, at) = target_plan(flag, t).await?;
+    let state = at.read_state().await?;
     let now = wbstack_engine::now_ms();
     let mut rows = Vec::new();
     for sp in wbstack_plan::compile(&loaded.plan) {
@@ -280,7 +286,7 @@ fn status(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> 
         println!(
             "environment {} ({}), last run: {}",
             loaded.plan.metadata.name,
-            dir.display(),
+            at.location(),
             last.unwrap_or_else(|| "none".into())
         );
         println!(
@@ -318,14 +324,6 @@ fn engine_config(run: &RunOpts) -> Result<EngineConfig, CliError> {
             OnFailure::Rollback => FailurePolicy::Rollback,
         },
         ..EngineConfig::default()
-    })
-}
-
-fn lock(dir: &Path) -> Result<EnvLock, CliError> {
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    EnvLock::acquire(dir, LockOptions::new(command)).map_err(|e| match e {
-        LockError::Held { .. } => CliError::Locked(e.to_string()),
-        other => CliError::environment(other.to_string()),
     })
 }
 
@@ -400,13 +398,13 @@ enum Op {
 /// `up`, `resume` and `down`: everything checked before the first API call, then the lock, the
 /// connection, the graph, the journal and the engine.
 async fn execute(
-    root: &Path,
+    flag: Option<&str>,
     t: &Target,
     run: &RunOpts,
     fmt: OutputFormat,
     op: Op,
 ) -> Result<Exit, CliError> {
-    let (mut loaded, dir) = target_plan(root, t)?;
+    let (mut loaded, at) = target_plan(flag, t).await?;
     let config = engine_config(run)?;
     if let Op::Down { force: true, .. } = op {
         // A forced teardown of a protected environment lifts the database's deletion
@@ -434,93 +432,147 @@ async fn execute(
             })
         }
     };
-    let steps = wbstack_plan::compile(&loaded.plan);
-    let _lock = lock(&dir)?;
-    if matches!(op, Op::Up) {
-        std::fs::write(dir.join("plan.yaml"), &loaded.text).map_err(|e| {
-            CliError::environment(format!("cannot save the plan in {}: {e}", dir.display()))
-        })?;
-    }
-    let conn = connect(t, &loaded.plan, &dir).await?;
-    if matches!(op, Op::Up) {
-        if let Err(e) =
-            crate::preflight::run(&conn.kube, &loaded.plan, &steps, &run.skip_preflight).await
-        {
-            conn.close();
-            return Err(e);
-        }
-    }
-    if fmt == OutputFormat::Text {
+    let mut held = at.lock().await?;
+    let cancel = signal_token();
+    let lost = held.start_heartbeat();
+    let c = cancel.clone();
+    let watch = tokio::spawn(async move {
+        lost.cancelled().await;
         eprintln!(
-            "{name}: {} on the {}",
-            if matches!(op, Op::Up) { "up" } else { "down" },
-            conn.description
+            "the environment's lock was removed or taken over: stopping after the calls in flight"
         );
-    }
-    let aws = crate::aws::connect(&loaded.plan, &steps).await?;
-    let graph = crate::wiring::graph(
-        &loaded.plan,
-        &steps,
-        &conn.kube,
-        aws.as_ref(),
-        &license,
-        run.timeout,
-    )?;
-    let journal_path = dir.join("journal.jsonl");
-    let op = match op {
-        // No journal: what the environment owns is found by its marks, not assumed absent.
-        Op::Down {
-            force,
-            remove_adopted,
-            discover,
-        } if discover || !journal_path.exists() => {
-            if fmt == OutputFormat::Text {
-                eprintln!(
-                    "{name}: {}: finding what it owns by its AWS tags and Kubernetes labels",
-                    if journal_path.exists() {
-                        "--discover"
-                    } else {
-                        "no journal"
-                    }
-                );
+        c.cancel();
+    });
+    let job = Job {
+        at: &at,
+        t,
+        run,
+        fmt,
+        loaded: &loaded,
+        license: &license,
+    };
+    let result = job.run(config, op, cancel).await;
+    watch.abort();
+    held.release().await;
+    result
+}
+
+/// `up` or `down` of one environment, once its lock is held.
+struct Job<'a> {
+    at: &'a EnvState,
+    t: &'a Target,
+    run: &'a RunOpts,
+    fmt: OutputFormat,
+    loaded: &'a env::Loaded,
+    license: &'a Option<wbstack_engine::Secret>,
+}
+
+impl Job<'_> {
+    async fn run(
+        &self,
+        config: EngineConfig,
+        op: Op,
+        cancel: CancellationToken,
+    ) -> Result<Exit, CliError> {
+        let (plan, fmt, name) = (&self.loaded.plan, self.fmt, &self.loaded.plan.metadata.name);
+        let steps = wbstack_plan::compile(plan);
+        if matches!(op, Op::Up) {
+            self.at.save_plan(&self.loaded.text).await?;
+        }
+        let conn = connect(self.t, plan, self.at).await?;
+        if matches!(op, Op::Up) {
+            if let Err(e) =
+                crate::preflight::run(&conn.kube, plan, &steps, &self.run.skip_preflight).await
+            {
+                conn.close();
+                return Err(e);
             }
+        }
+        if fmt == OutputFormat::Text {
+            eprintln!(
+                "{name}: {} on the {}, state in {}",
+                if matches!(op, Op::Up) { "up" } else { "down" },
+                conn.description,
+                self.at.location()
+            );
+        }
+        let aws = crate::aws::connect(plan, &steps).await?;
+        let graph = crate::wiring::graph(
+            plan,
+            &steps,
+            &conn.kube,
+            aws.as_ref(),
+            self.license,
+            self.run.timeout,
+        )?;
+        let opened = self.at.open_journal().await?;
+        let (journal, state) = (opened.journal.clone(), opened.state.clone());
+        let op = match op {
+            // No journal, one that records no resource, or a discovery that stopped short: what
+            // the environment owns is found by its marks, not assumed absent.
             Op::Down {
                 force,
                 remove_adopted,
-                discover: true,
+                discover,
+            } if discover || state.steps.is_empty() || discovery_unfinished(&state) => {
+                if fmt == OutputFormat::Text {
+                    eprintln!(
+                        "{name}: {}: finding what it owns by its AWS tags and Kubernetes labels",
+                        if discover {
+                            "--discover"
+                        } else if state.runs.is_empty() {
+                            "no journal"
+                        } else if state.steps.is_empty() {
+                            "the journal records no resource"
+                        } else {
+                            "continuing the discovery the last teardown began"
+                        }
+                    );
+                }
+                Op::Down {
+                    force,
+                    remove_adopted,
+                    discover: true,
+                }
             }
-        }
-        op => op,
+            op => op,
+        };
+        let sink = EventSink::new();
+        reporter::attach(&sink, fmt);
+        let engine = Engine::new(config, sink);
+        let report = match op {
+            Op::Up => engine.up(&graph, &journal, state, cancel).await,
+            Op::Down {
+                remove_adopted,
+                discover,
+                ..
+            } => {
+                let opts = DownOptions {
+                    remove_adopted,
+                    discover,
+                };
+                engine.down(&graph, &journal, state, opts, cancel).await
+            }
+        };
+        conn.close();
+        let report = report?;
+        summarize(&report, fmt);
+        Ok(report.status.into())
+    }
+}
+
+/// Whether the last run was a teardown that found resources by their marks (a down run is
+/// recorded as their creator only by discovery) and did not finish.
+fn discovery_unfinished(state: &wbstack_engine::JournalState) -> bool {
+    let Some(last) = state.last_run() else {
+        return false;
     };
-    let (journal, state) = Journal::open(&journal_path)?;
-    let sink = EventSink::new();
-    reporter::attach(&sink, fmt);
-    let engine = Engine::new(config, sink);
-    let report = match op {
-        Op::Up => engine.up(&graph, &journal, state, signal_token()).await,
-        Op::Down {
-            remove_adopted,
-            discover,
-            ..
-        } => {
-            engine
-                .down(
-                    &graph,
-                    &journal,
-                    state,
-                    DownOptions {
-                        remove_adopted,
-                        discover,
-                    },
-                    signal_token(),
-                )
-                .await
-        }
-    };
-    conn.close();
-    let report = report?;
-    summarize(&report, fmt);
-    Ok(report.status.into())
+    last.operation == wbstack_engine::Operation::Down
+        && last.status != Some(RunStatus::Succeeded)
+        && state
+            .steps
+            .values()
+            .any(|s| s.owner == Some(wbstack_engine::Ownership::Created { run: last.run }))
 }
 
 /// What `up` would do, in a word or two.
@@ -550,12 +602,12 @@ enum Pending {
 }
 
 /// `plan`: observe each step read-only and say what `up` would do.
-async fn plan(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Pending, CliError> {
-    let (loaded, dir) = target_plan(root, t)?;
+async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pending, CliError> {
+    let (loaded, at) = target_plan(flag, t).await?;
     let license = env::license(&loaded)?;
     let steps = wbstack_plan::compile(&loaded.plan);
-    let state = Journal::read_state(&dir.join("journal.jsonl"))?;
-    let conn = connect(t, &loaded.plan, &dir).await?;
+    let state = at.read_state().await?;
+    let conn = connect(t, &loaded.plan, &at).await?;
     let aws = crate::aws::connect(&loaded.plan, &steps).await?;
     let mut rows = Vec::new();
     let mut outputs: BTreeMap<wbstack_engine::StepId, wbstack_engine::Outputs> = BTreeMap::new();

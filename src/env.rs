@@ -2,7 +2,8 @@
 
 use crate::cli::Target;
 use crate::exit::CliError;
-use std::path::{Path, PathBuf};
+use crate::state::{self, EnvState, Store};
+use std::path::Path;
 use wbstack_engine::{Secret, SecretRef};
 use wbstack_plan::{Diagnostic, Plan, PlanError};
 
@@ -36,33 +37,43 @@ pub fn load(path: &Path) -> Result<Loaded, CliError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::invalid(format!("{file}: cannot read the plan: {e}")))?;
+    parse(file, text)
+}
+
+fn parse(file: String, text: String) -> Result<Loaded, CliError> {
     let plan =
         wbstack_plan::parse(&file, &text).map_err(|e| CliError::invalid(diagnostics_text(&e)))?;
     Ok(Loaded { plan, text, file })
 }
 
-/// Where an environment's state lives.
-pub fn state_dir(root: &Path, env: &str, sandbox: bool) -> PathBuf {
-    if sandbox {
-        root.join("sandbox").join(env)
-    } else {
-        root.join(env)
-    }
+/// Where the state lives: `--state-dir` (or `WBSTACK_STATE_DIR`), else the plan's
+/// `spec.state`, else `.wbstack`.
+pub fn location(flag: Option<&str>, plan: Option<&Plan>) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| plan.and_then(|p| p.spec.state.clone()))
+        .unwrap_or_else(|| state::DEFAULT.to_owned())
 }
 
-/// The plan for a command: `--plan`, or the copy `up` saved for `--env`.
-pub fn target_plan(root: &Path, t: &Target) -> Result<(Loaded, PathBuf), CliError> {
-    let loaded = match (&t.plan, &t.env) {
-        (Some(p), _) => load(p)?,
+/// The plan for a command (`--plan`, or the copy `up` saved for `--env`) and the environment's
+/// state. Only the state store is read.
+pub async fn target_plan(flag: Option<&str>, t: &Target) -> Result<(Loaded, EnvState), CliError> {
+    let (loaded, store) = match (&t.plan, &t.env) {
+        (Some(p), _) => {
+            let loaded = load(p)?;
+            let at = location(flag, Some(&loaded.plan));
+            check_state_bucket(&at, &loaded.plan)?;
+            (loaded, Store::open(&at).await?)
+        }
         (None, Some(env)) => {
-            let copy = state_dir(root, env, t.sandbox).join("plan.yaml");
-            if !copy.exists() {
+            let store = Store::open(&location(flag, None)).await?;
+            let state = store.env(env, t.sandbox)?;
+            let Some(text) = state.plan_copy().await? else {
                 return Err(CliError::invalid(format!(
                     "no environment `{env}` in {} (give --plan)",
-                    root.display()
+                    store.describe()
                 )));
-            }
-            load(&copy)?
+            };
+            (parse(state.plan_copy_name(), text)?, store)
         }
         (None, None) => return Err(CliError::invalid("give --plan FILE or --env NAME")),
     };
@@ -74,8 +85,20 @@ pub fn target_plan(root: &Path, t: &Target) -> Result<(Loaded, PathBuf), CliErro
             )));
         }
     }
-    let dir = state_dir(root, &loaded.plan.metadata.name, t.sandbox);
-    Ok((loaded, dir))
+    let state = store.env(&loaded.plan.metadata.name, t.sandbox)?;
+    Ok((loaded, state))
+}
+
+/// The bucket holding the state is never one the plan creates (and `down` destroys).
+fn check_state_bucket(at: &str, plan: &Plan) -> Result<(), CliError> {
+    match wbstack_plan::state_bucket(at) {
+        Some(b) if wbstack_plan::artifacts_bucket(plan).as_deref() == Some(b) => {
+            Err(CliError::invalid(format!(
+                "error: the state bucket `{b}` is the bucket this plan creates and `down` destroys; keep the state in a bucket of its own, which wbstack never creates or deletes"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The license value, read from where the plan says; an error names the field.

@@ -3,40 +3,29 @@
 
 use crate::cli::OutputFormat;
 use crate::exit::{CliError, Exit};
+use crate::state::Store;
 use serde_json::json;
-use std::path::Path;
-use wbstack_engine::{now_ms, read_holder, Journal};
+use wbstack_engine::now_ms;
 
-pub fn list(root: &Path, fmt: OutputFormat) -> Result<Exit, CliError> {
+pub async fn list(flag: Option<&str>, fmt: OutputFormat) -> Result<Exit, CliError> {
+    let store = Store::open(&crate::env::location(flag, None)).await?;
     let mut rows = Vec::new();
-    for (dir, sandbox) in [(root.to_path_buf(), false), (root.join("sandbox"), true)] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        names.sort();
-        for env in names {
-            let journal = env.join("journal.jsonl");
-            if !journal.is_file() {
-                continue;
-            }
-            let state = Journal::read_state(&journal)?;
-            let name = env
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let last = state.last_run().map(|r| {
-                json!({"operation": format!("{:?}", r.operation).to_lowercase(),
-                    "status": r.status.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_else(|| "unfinished".into()),
-                    "finished_at_ms": r.finished_at_ms})
-            });
-            let holder = read_holder(&env)
-                .filter(|h| !h.is_expired(now_ms()))
-                .map(|h| h.to_string());
-            rows.push(json!({"environment": name, "sandbox": sandbox,
-                "resources": state.owned_steps().count(), "last_run": last, "locked_by": holder}));
-        }
+    for (name, sandbox, at) in store.environments().await? {
+        let state = at.read_state().await?;
+        let last = state.last_run().map(|r| {
+            json!({"operation": format!("{:?}", r.operation).to_lowercase(),
+                "status": r.status.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_else(|| "unfinished".into()),
+                "finished_at_ms": r.finished_at_ms})
+        });
+        let holder = at
+            .holder()
+            .await?
+            .filter(|h| !h.is_expired(now_ms()))
+            .map(|h| h.to_string());
+        rows.push(
+            json!({"environment": name, "sandbox": sandbox, "state": at.location(),
+            "resources": state.owned_steps().count(), "last_run": last, "locked_by": holder}),
+        );
     }
     if fmt == OutputFormat::Json {
         for r in &rows {
@@ -45,7 +34,7 @@ pub fn list(root: &Path, fmt: OutputFormat) -> Result<Exit, CliError> {
         return Ok(Exit::Ok);
     }
     if rows.is_empty() {
-        println!("no environments in {}", root.display());
+        println!("no environments in {}", store.describe());
         return Ok(Exit::Ok);
     }
     println!(

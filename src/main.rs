@@ -12,6 +12,7 @@ mod logging;
 mod output;
 mod preflight;
 mod reporter;
+mod state;
 mod wiring;
 
 use clap::Parser;

@@ -6,20 +6,18 @@ use crate::cli::{OutputFormat, Target};
 use crate::env::target_plan;
 use crate::exit::{CliError, Exit};
 use serde_json::{json, Map, Value};
-use std::path::Path;
-use wbstack_engine::{Journal, Phase, SecretRef, StepId};
+use wbstack_engine::{Phase, SecretRef, StepId};
 
-pub fn output(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> {
-    let (loaded, dir) = target_plan(root, t)?;
-    let journal = dir.join("journal.jsonl");
-    if !journal.exists() {
+pub async fn output(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Exit, CliError> {
+    let (loaded, at) = target_plan(flag, t).await?;
+    if !at.has_journal().await? {
         return Err(CliError::invalid(format!(
             "environment {} has not been brought up (no journal in {})",
             loaded.plan.metadata.name,
-            dir.display()
+            at.location()
         )));
     }
-    let state = Journal::read_state(&journal)?;
+    let state = at.read_state().await?;
     let mut steps = Map::new();
     let mut secrets = Vec::new();
     for sp in wbstack_plan::compile(&loaded.plan) {
@@ -47,7 +45,10 @@ pub fn output(root: &Path, t: &Target, fmt: OutputFormat) -> Result<Exit, CliErr
         "environment": loaded.plan.metadata.name,
         "url": loaded.plan.spec.wandb.host,
         "namespace": loaded.plan.spec.kubernetes.namespace,
-        "state": std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string(),
+        "state": at
+            .local_dir()
+            .map(|d| std::fs::canonicalize(d).unwrap_or(d.to_owned()).display().to_string())
+            .unwrap_or_else(|| at.location()),
         "steps": steps,
         "secrets": secrets,
     });

@@ -342,17 +342,31 @@ fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource(back: Bac
 
 #[test]
 fn down_leaves_nothing_owned_in_aws_and_nothing_of_anyone_else_is_touched() {
-    teardown_leaves_nothing_owned(false);
+    teardown_leaves_nothing_owned(Lost::Nothing);
 }
 
 /// The state directory is lost after `up`: `down --plan` finds the environment's resources by
 /// their tags and labels, and removes exactly those.
 #[test]
 fn with_its_state_lost_down_finds_what_the_environment_owns_by_tags_and_labels() {
-    teardown_leaves_nothing_owned(true);
+    teardown_leaves_nothing_owned(Lost::Local);
 }
 
-fn teardown_leaves_nothing_owned(lose_state: bool) {
+/// The same with the state in S3 (the plan's `spec.state`), deleted from the bucket after `up`:
+/// the state bucket itself is neither touched by `down` nor kept anything on this machine.
+#[test]
+fn with_its_remote_state_lost_down_finds_what_the_environment_owns_and_spares_the_state_bucket() {
+    teardown_leaves_nothing_owned(Lost::Remote);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    Nothing,
+    Local,
+    Remote,
+}
+
+fn teardown_leaves_nothing_owned(lost: Lost) {
     // The production plan with Redis in the cluster: moto never finishes deleting an
     // ElastiCache group (see the test above), so this is the teardown that can finish there.
     let env = Env::new(100);
@@ -363,6 +377,12 @@ fn teardown_leaves_nothing_owned(lose_state: bool) {
             "  redis:\n    mode: elasticache\n",
             "  redis:\n    mode: in-cluster\n",
         );
+    let plan = if lost == Lost::Remote {
+        moto.create_bucket("team-state");
+        plan.replacen("spec:\n", "spec:\n  state: s3://team-state/wbstack\n", 1)
+    } else {
+        plan
+    };
     std::fs::write(
         env.dir.path().join("prod.yaml"),
         moto.production_plan(&plan),
@@ -386,11 +406,18 @@ fn teardown_leaves_nothing_owned(lose_state: bool) {
         let aws = moto.aws("wandb-prod").await;
         moto::versions_and_delete_markers(&aws, "wandb-prod-artifacts", 4).await;
     });
-    let target: [&str; 2] = if lose_state {
-        std::fs::remove_dir_all(env.dir.path().join(".wbstack")).unwrap();
-        ["--plan", "prod.yaml"]
-    } else {
-        ["--env", "wandb-prod"]
+    let target: [&str; 2] = match lost {
+        Lost::Nothing => ["--env", "wandb-prod"],
+        Lost::Local => {
+            std::fs::remove_dir_all(env.dir.path().join(".wbstack")).unwrap();
+            ["--plan", "prod.yaml"]
+        }
+        Lost::Remote => {
+            assert!(!env.dir.path().join(".wbstack").exists());
+            let deleted = rt.block_on(moto.delete_keys("team-state", "wbstack/wandb-prod/"));
+            assert!(deleted > 2, "{deleted} keys");
+            ["--plan", "prod.yaml"]
+        }
     };
     // The plan is protected (and so is its database): a plain `down` is refused, touching
     // nothing; `--force` goes ahead and lifts the database's deletion protection on the way.
@@ -404,7 +431,7 @@ fn teardown_leaves_nothing_owned(lose_state: bool) {
     assert_eq!(protected, Some(true));
     let out = run(&["down", target[0], target[1], "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    if lose_state {
+    if lost != Lost::Nothing {
         assert!(
             text(&out).contains("no journal: finding what it owns"),
             "{}",
@@ -418,8 +445,13 @@ fn teardown_leaves_nothing_owned(lose_state: bool) {
         let secrets = aws.secrets.list_secrets().send().await.unwrap();
         assert!(secrets.secret_list().is_empty(), "{secrets:?}");
         let buckets = aws.s3.list_buckets().send().await.unwrap();
-        let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
-        assert_eq!(names, vec!["someone-elses-bucket"]);
+        let mut names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+        names.sort();
+        let expected: &[&str] = match lost {
+            Lost::Remote => &["someone-elses-bucket", "team-state"],
+            _ => &["someone-elses-bucket"],
+        };
+        assert_eq!(names, expected);
         let aliases = aws.kms.list_aliases().send().await.unwrap();
         assert!(
             aliases
@@ -496,3 +528,95 @@ on_both!(
     the_production_pattern_end_to_end_against_moto,
     production_killed_mid_run_resumes_with_exactly_one_of_each_resource,
 );
+
+/// A teardown without a journal that cannot see a resource stops before destroying anything and
+/// names what it could not see; once it can, it also finds a key whose alias is gone (by its
+/// tags, not its name) and schedules its deletion.
+#[test]
+fn a_discovery_that_cannot_see_stops_naming_it_and_a_key_without_its_alias_is_found_by_tags() {
+    let env = Env::new(50);
+    let moto = moto::Moto::start();
+    let recorder = moto::Recorder::start(&moto);
+    let plan = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap().replace(
+        "  mysql:\n    mode: in-cluster\n",
+        "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    secretRecoveryDays: 0\n",
+    );
+    let plan = env.plan_from("s3.yaml", &plan);
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        moto::Moto::point(&recorder.url, &mut c);
+        c.output().unwrap()
+    };
+    let out = run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::remove_dir_all(env.dir.path().join(".wbstack")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(moto.aws("wandb-dev"));
+    let (alias, key_id) = rt.block_on(async {
+        let a = aws.kms.list_aliases().send().await.unwrap();
+        let a = a
+            .aliases()
+            .iter()
+            .find(|a| a.alias_name().unwrap_or("").contains("wandb-dev"))
+            .unwrap()
+            .clone();
+        (
+            a.alias_name().unwrap().to_owned(),
+            a.target_key_id().unwrap().to_owned(),
+        )
+    });
+    rt.block_on(aws.kms.delete_alias().alias_name(&alias).send())
+        .unwrap();
+
+    recorder.deny(&["ListKeys"]);
+    recorder.clear();
+    let out = run(&["down", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("discovery cannot see `aws.kms`")
+            && text(&out).contains("AccessDenied"),
+        "{}",
+        text(&out)
+    );
+    let mutations: Vec<_> = recorder
+        .ops()
+        .into_iter()
+        .filter(|o| moto::mutating(o))
+        .collect();
+    assert!(mutations.is_empty(), "{mutations:?}");
+    assert!(env
+        .objects()
+        .iter()
+        .any(|(k, _, _)| k == "WeightsAndBiases"));
+
+    recorder.deny(&[]);
+    let out = run(&["down", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("continuing the discovery the last teardown began"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("found by its marks, not its name"),
+        "{}",
+        text(&out)
+    );
+    rt.block_on(async {
+        let d = aws.kms.describe_key().key_id(&key_id).send().await.unwrap();
+        let state = d
+            .key_metadata()
+            .unwrap()
+            .key_state()
+            .unwrap()
+            .as_str()
+            .to_owned();
+        assert_eq!(state, "PendingDeletion");
+        let buckets = aws.s3.list_buckets().send().await.unwrap();
+        assert!(buckets.buckets().is_empty(), "{buckets:?}");
+    });
+    assert!(env
+        .objects()
+        .iter()
+        .all(|(k, _, _)| k != "WeightsAndBiases"));
+}

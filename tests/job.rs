@@ -53,6 +53,26 @@ fn the_job_role_lets_up_and_down_do_every_call_they_make() {
     std::fs::write(&all, list.to_string()).unwrap();
     env.kubectl(&["apply", "--dry-run=server", "-f", all.to_str().unwrap()]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains(common::LICENSE));
+    // With the state in S3 (rendering reads nothing there): no claim, and it is admitted too.
+    let out = env.run(&[
+        "render",
+        "--plan",
+        &plan,
+        "--job",
+        "--output",
+        "json",
+        "--state-dir",
+        "s3://team-state/wbstack",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let remote: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(remote.iter().all(|d| d["kind"] != "PersistentVolumeClaim"));
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": remote});
+    std::fs::write(&all, list.to_string()).unwrap();
+    env.kubectl(&["apply", "--dry-run=server", "-f", all.to_str().unwrap()]);
     // The rendered ClusterRole, bound to the test bed's `wbstack-job` user and nothing else.
     let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
     let name = role["metadata"]["name"].as_str().unwrap();

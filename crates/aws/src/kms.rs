@@ -151,6 +151,11 @@ impl Step for KmsKeyStep {
         // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
         Ok(!self.aws.adopts(&self.step))
     }
+    async fn unnamed(&self, _ctx: &StepCtx) -> Result<Option<Outputs>, StepError> {
+        // A key without its alias (a create cut off before it, a teardown after it) is found by
+        // its tags; `destroy` then finds it by the recorded id.
+        Ok(self.orphan().await?.map(|f| self.outputs(&f)))
+    }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("kms", &self.spec.alias))
     }

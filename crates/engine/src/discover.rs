@@ -8,7 +8,7 @@ use crate::events::Event;
 use crate::journal::{now_ms, Record};
 use crate::run::{Halt, RunCtx};
 use crate::step::{Observation, Outputs};
-use crate::StepId;
+use crate::{StepId, StepSpec};
 use std::collections::BTreeMap;
 
 /// Records what was found as this environment's; returns the steps found, or the step that
@@ -42,7 +42,34 @@ pub(crate) async fn discover(cx: &RunCtx) -> Result<Vec<StepId>, (usize, Halt)> 
         let outputs = match observed {
             Ok(Observation::Ready { outputs, .. }) => outputs,
             Ok(Observation::InProgress { .. }) => Outputs::new(),
-            Ok(Observation::Absent) => continue,
+            Ok(Observation::Absent) => {
+                match cx
+                    .with_retries(&spec.id, "observe", || spec.step.unnamed(&ctx))
+                    .await
+                {
+                    Ok(Some(outputs)) => {
+                        record(
+                            cx,
+                            spec,
+                            outputs.clone(),
+                            "found by its marks, not its name",
+                        )
+                        .await
+                        .map_err(fail)?;
+                        found.insert(spec.id.clone(), outputs);
+                        ids.push(spec.id.clone());
+                    }
+                    Ok(None) => {}
+                    Err(Halt::Failed(m)) => {
+                        return Err(fail(Halt::Failed(format!(
+                            "discovery cannot see `{}`: {m}",
+                            spec.id
+                        ))))
+                    }
+                    Err(e) => return Err(fail(e)),
+                }
+                continue;
+            }
             // Someone else's, or broken: left, and said.
             Ok(Observation::Failed { message }) => {
                 cx.events.emit(Event::StepKept {
@@ -64,31 +91,37 @@ pub(crate) async fn discover(cx: &RunCtx) -> Result<Vec<StepId>, (usize, Halt)> 
             .with_retries(&spec.id, "observe", || spec.step.marked(&ctx))
             .await
             .map_err(fail)?;
-        cx.events.emit(Event::StepObserved {
-            step: spec.id.clone(),
-            state: if marked {
-                "found (this environment's)"
-            } else {
-                "found (not this environment's)"
-            }
-            .into(),
-        });
         if !marked {
+            cx.events.emit(Event::StepObserved {
+                step: spec.id.clone(),
+                state: "found (not this environment's)".into(),
+            });
             continue;
         }
-        cx.rec
-            .record(Record::Discovered {
-                run: cx.run,
-                step: spec.id.clone(),
-                fingerprint: spec.step.fingerprint(),
-                outputs: outputs.clone(),
-                deps: spec.deps.clone(),
-                at_ms: now_ms(),
-            })
+        record(cx, spec, outputs.clone(), "found (this environment's)")
             .await
-            .map_err(|e| fail(Halt::Journal(e)))?;
+            .map_err(fail)?;
         found.insert(spec.id.clone(), outputs);
         ids.push(spec.id.clone());
     }
     Ok(ids)
+}
+
+/// Says and records that the step's resource is this environment's.
+async fn record(cx: &RunCtx, spec: &StepSpec, outputs: Outputs, how: &str) -> Result<(), Halt> {
+    cx.events.emit(Event::StepObserved {
+        step: spec.id.clone(),
+        state: how.into(),
+    });
+    cx.rec
+        .record(Record::Discovered {
+            run: cx.run,
+            step: spec.id.clone(),
+            fingerprint: spec.step.fingerprint(),
+            outputs,
+            deps: spec.deps.clone(),
+            at_ms: now_ms(),
+        })
+        .await
+        .map_err(Halt::Journal)
 }

@@ -441,12 +441,19 @@ pub enum JournalError {
 /// one to simulate a crash in the middle of a write.
 pub type WriteFn = Box<dyn FnMut(&mut File, &[u8]) -> io::Result<()> + Send>;
 
+/// Makes one group commit durable somewhere else too (a remote state store), after the local
+/// write and before anyone is told the records are durable. Called with whole records, in order,
+/// one group at a time; an error fails every record of the group.
+pub type MirrorFn = Box<dyn FnMut(&[u8]) -> io::Result<()> + Send>;
+
 /// Options for opening a journal.
 pub struct JournalOptions {
     /// Compact on open when the file holds more records than this (default 50,000).
     pub compact_after_records: usize,
     /// Replaces the plain `write_all` of each group commit.
     pub write_fn: Option<WriteFn>,
+    /// Where each group commit goes besides the file.
+    pub mirror: Option<MirrorFn>,
 }
 
 impl Default for JournalOptions {
@@ -454,6 +461,7 @@ impl Default for JournalOptions {
         JournalOptions {
             compact_after_records: 50_000,
             write_fn: None,
+            mirror: None,
         }
     }
 }
@@ -463,6 +471,7 @@ impl std::fmt::Debug for JournalOptions {
         f.debug_struct("JournalOptions")
             .field("compact_after_records", &self.compact_after_records)
             .field("write_fn", &self.write_fn.is_some())
+            .field("mirror", &self.mirror.is_some())
             .finish()
     }
 }
@@ -473,6 +482,7 @@ type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 struct Writer {
     file: Option<File>,
     write_fn: Option<WriteFn>,
+    mirror: Option<MirrorFn>,
     pending: Vec<u8>,
     pending_lines: u64,
     acks: Vec<Ack>,
@@ -563,10 +573,7 @@ impl Journal {
         };
         let mut len = file.seek(SeekFrom::End(0)).map_err(open_err)?;
         if len == 0 {
-            let header = line_of(&Record::Header {
-                format: JOURNAL_FORMAT.into(),
-                version: JOURNAL_VERSION,
-            });
+            let header = header_line();
             file.write_all(&header).map_err(open_err)?;
             file.sync_all().map_err(open_err)?;
             sync_dir(path);
@@ -577,6 +584,7 @@ impl Journal {
             writer: Mutex::new(Writer {
                 file: Some(file),
                 write_fn: opts.write_fn,
+                mirror: opts.mirror,
                 pending: Vec::with_capacity(64 * 1024),
                 pending_lines: 0,
                 acks: Vec::new(),
@@ -654,7 +662,7 @@ impl Journal {
 /// Writes and syncs whatever is queued, until nothing is.
 fn drain(shared: &Shared) {
     loop {
-        let (buf, lines, acks, mut file, mut write_fn) = {
+        let (buf, lines, acks, mut file, mut write_fn, mut mirror) = {
             let mut w = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
             if w.pending.is_empty() && w.acks.is_empty() {
                 w.writing = false;
@@ -663,7 +671,14 @@ fn drain(shared: &Shared) {
             let buf = std::mem::take(&mut w.pending);
             let lines = std::mem::take(&mut w.pending_lines);
             let acks = std::mem::take(&mut w.acks);
-            (buf, lines, acks, w.file.take(), w.write_fn.take())
+            (
+                buf,
+                lines,
+                acks,
+                w.file.take(),
+                w.write_fn.take(),
+                w.mirror.take(),
+            )
         };
         let written = buf.len() as u64;
         let res = match file.as_mut() {
@@ -673,12 +688,17 @@ fn drain(shared: &Shared) {
                 Some(wf) => wf(f, &buf),
                 None => f.write_all(&buf),
             }
-            .and_then(|_| f.sync_data()),
+            .and_then(|_| f.sync_data())
+            .and_then(|_| match mirror.as_mut() {
+                Some(m) => m(&buf),
+                None => Ok(()),
+            }),
         };
         {
             let mut w = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
             w.file = file;
             w.write_fn = write_fn;
+            w.mirror = mirror;
             if w.pending.capacity() == 0 {
                 // Give the buffer back for reuse.
                 let mut b = buf;
@@ -707,20 +727,29 @@ pub fn compact_file(path: &Path, state: &JournalState) -> Result<(), JournalErro
     };
     let tmp = path.with_extension("compact.tmp");
     let mut f = File::create(&tmp).map_err(err)?;
-    f.write_all(&line_of(&Record::Header {
-        format: JOURNAL_FORMAT.into(),
-        version: JOURNAL_VERSION,
-    }))
-    .map_err(err)?;
-    f.write_all(&line_of(&Record::Snapshot {
-        state: state.clone(),
-    }))
-    .map_err(err)?;
+    f.write_all(&snapshot_lines(state)).map_err(err)?;
     f.sync_all().map_err(err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(err)?;
     sync_dir(path);
     Ok(())
+}
+
+/// The header line alone: what an empty journal holds.
+pub fn header_line() -> Vec<u8> {
+    line_of(&Record::Header {
+        format: JOURNAL_FORMAT.into(),
+        version: JOURNAL_VERSION,
+    })
+}
+
+/// A header and one snapshot of `state`: a compacted journal's whole content.
+pub fn snapshot_lines(state: &JournalState) -> Vec<u8> {
+    let mut v = header_line();
+    v.extend(line_of(&Record::Snapshot {
+        state: state.clone(),
+    }));
+    v
 }
 
 fn sync_dir(path: &Path) {
@@ -748,6 +777,13 @@ fn read_records(path: &Path, file: &mut File) -> Result<(JournalState, u64, usiz
             path: path.to_owned(),
             source,
         })?;
+    fold_records(path, &data)
+}
+
+/// Folds journal bytes (a header line, then records) into a state, as opening a file with them
+/// would; `path` names them in errors. Returns the state, the length of the valid prefix and
+/// the record count.
+pub fn fold_records(path: &Path, data: &[u8]) -> Result<(JournalState, u64, usize), JournalError> {
     let mut state = JournalState::default();
     let mut valid = 0usize;
     let mut count = 0usize;
@@ -906,6 +942,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_group_commit_reaches_the_mirror_before_it_is_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let seen = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s2, f2) = (seen.clone(), fail.clone());
+        let opts = JournalOptions {
+            mirror: Some(Box::new(move |buf: &[u8]| {
+                if f2.load(Ordering::SeqCst) {
+                    return Err(io::Error::other("the store refused"));
+                }
+                s2.lock().unwrap().push(buf.to_vec());
+                Ok(())
+            })),
+            ..JournalOptions::default()
+        };
+        let (j, _) = Journal::open_with(&path, opts).unwrap();
+        j.append(&intent("a")).await.unwrap();
+        j.append(&intent("b")).await.unwrap();
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 2);
+            assert_eq!(seen[0], line_of(&intent("a")));
+        }
+        // What the mirror refuses is not durable: the append fails.
+        fail.store(true, Ordering::SeqCst);
+        let err = j.append(&intent("c")).await.unwrap_err();
+        assert!(err.to_string().contains("the store refused"), "{err}");
+        // The mirror's bytes, after a header, are the journal.
+        let mut bytes = header_line();
+        bytes.extend(seen.lock().unwrap().concat());
+        let (st, _, n) = fold_records(&path, &bytes).unwrap();
+        assert_eq!((st.steps.len(), n), (2, 2));
+    }
+
+    #[tokio::test]
     async fn compaction_keeps_the_state_and_shrinks_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
@@ -921,7 +993,7 @@ mod tests {
             &path,
             JournalOptions {
                 compact_after_records: 100,
-                write_fn: None,
+                ..JournalOptions::default()
             },
         )
         .unwrap();

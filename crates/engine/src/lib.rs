@@ -56,10 +56,13 @@ pub use graph::{Graph, GraphError, StepSpec};
 pub use hooks::{env_name, hook_env, Hook, HookWhen};
 pub use id::{Fingerprint, RunId, StepId};
 pub use journal::{
-    compact_file, now_ms, Journal, JournalError, JournalOptions, JournalState, Ownership, Phase,
-    Record, RunSummary, StepState, WriteFn, JOURNAL_FORMAT, JOURNAL_VERSION,
+    compact_file, fold_records, header_line, now_ms, snapshot_lines, Journal, JournalError,
+    JournalOptions, JournalState, MirrorFn, Ownership, Phase, Record, RunSummary, StepState,
+    WriteFn, JOURNAL_FORMAT, JOURNAL_VERSION,
 };
-pub use lock::{force_unlock, read_holder, Clock, EnvLock, LockError, LockInfo, LockOptions};
+pub use lock::{
+    force_unlock, read_holder, this_host, Clock, EnvLock, LockError, LockInfo, LockOptions,
+};
 pub use report::{RunReport, StepOutcome, StepReport};
 pub use retry::RetryPolicy;
 pub use secret::{redact, register_redaction, Secret, SecretRef};

@@ -35,6 +35,35 @@ impl LockInfo {
     }
 }
 
+impl LockInfo {
+    /// A new holder on this host: this process, running `command`, from `now_ms`.
+    pub fn this_process(command: &str, lease: Duration, now_ms: u64) -> LockInfo {
+        LockInfo {
+            host: this_host(),
+            pid: std::process::id(),
+            command: command.to_owned(),
+            started_at_ms: now_ms,
+            renewed_at_ms: now_ms,
+            lease_ms: lease.as_millis() as u64,
+            token: format!("{:016x}", rand::random::<u64>()),
+        }
+    }
+
+    /// Whether the holder was a process on this host that no longer runs: its lease need not be
+    /// waited out. (Linux only; elsewhere a holder is waited out.)
+    pub fn is_gone_from_this_host(&self) -> bool {
+        cfg!(target_os = "linux")
+            && self.host == this_host()
+            && self.pid != 0
+            && !Path::new("/proc").join(self.pid.to_string()).exists()
+    }
+}
+
+/// This host's name, as holders record it.
+pub fn this_host() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
 impl std::fmt::Display for LockInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -107,6 +136,8 @@ impl Default for Clock {
 pub enum LockError {
     #[error("environment is locked by {holder}; if that process is gone for good, run `unlock`")]
     Held { holder: LockInfo },
+    #[error("failed to use the lock in {location}: {message}")]
+    Store { location: String, message: String },
     #[error("failed to use lock files in {dir}")]
     Io {
         dir: PathBuf,
@@ -211,7 +242,7 @@ impl EnvLock {
             .truncate(false)
             .open(flock_path(dir))
             .map_err(io_err)?;
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let host = this_host();
         let now = opts.clock.now_ms();
         match file.try_lock() {
             Ok(()) => {}
@@ -237,15 +268,7 @@ impl EnvLock {
                 return Err(LockError::Held { holder });
             }
         }
-        let info = LockInfo {
-            host,
-            pid: std::process::id(),
-            command: opts.command,
-            started_at_ms: now,
-            renewed_at_ms: now,
-            lease_ms: opts.lease.as_millis() as u64,
-            token: format!("{:016x}", rand::random::<u64>()),
-        };
+        let info = LockInfo::this_process(&opts.command, opts.lease, now);
         write_info(dir, &info).map_err(io_err)?;
         tracing::debug!(dir = %dir.display(), pid = info.pid, lease_ms = info.lease_ms, "lock taken");
         Ok(EnvLock {

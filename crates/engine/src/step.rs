@@ -305,6 +305,14 @@ pub trait Step: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// For a teardown without a journal, when `observe` finds nothing by the resource's name:
+    /// a resource of this step that carries the environment's mark but cannot be found by its
+    /// name (a KMS key whose alias was never made, or already deleted), with the outputs its
+    /// `destroy` needs to find it. The default finds nothing.
+    async fn unnamed(&self, _ctx: &StepCtx) -> Result<Option<Outputs>, StepError> {
+        Ok(None)
+    }
+
     /// Whether the resource is shared by several environments (a cluster-wide operator, its
     /// CRD): teardown then calls `destroy` even where this environment adopted it, and `destroy`
     /// itself removes it only if it is now this environment's and nothing else needs it (an

@@ -18,8 +18,11 @@ pub struct JobSpec<'a> {
     /// The environment variable the plan reads the license from, if any: filled from the Secret
     /// `<environment>-license` (key `license`), which the user creates.
     pub license_env: Option<&'a str>,
-    /// An IAM role for the ServiceAccount (IRSA), for the AWS steps.
+    /// An IAM role for the ServiceAccount (IRSA), for the AWS steps and a state store in S3.
     pub role_arn: Option<&'a str>,
+    /// `s3://BUCKET/PREFIX` to keep the state there (the Job then needs no volume claim and
+    /// any later Job, or a laptop, resumes it); otherwise a claim holds it.
+    pub state: Option<&'a str>,
 }
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
@@ -100,15 +103,27 @@ pub fn job(s: &JobSpec) -> Vec<Value> {
     if let Some(var) = s.license_env {
         env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": format!("{}-license", s.environment), "key": "license"}}}));
     }
+    let remote = s.state.filter(|l| l.starts_with("s3://"));
+    // With the state in S3, a scratch /tmp holds the journal's working copy.
+    let (state_dir, state_volume) = match remote {
+        Some(url) => (url, json!({"name": "state", "emptyDir": {}})),
+        None => (
+            "/state",
+            json!({"name": "state", "persistentVolumeClaim": {"claimName": format!("{name}-state")}}),
+        ),
+    };
+    let mount = if remote.is_some() { "/tmp" } else { "/state" };
     let container = json!({
         "name": "wbstack", "image": s.image,
-        "args": ["up", "--plan", "/plan/plan.yaml", "--state-dir", "/state", "--output", "json"],
+        "args": ["up", "--plan", "/plan/plan.yaml", "--state-dir", state_dir, "--output", "json"],
         "env": env,
         "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false,
             "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "plan", "mountPath": "/plan", "readOnly": true}, {"name": "state", "mountPath": "/state"}],
+        "volumeMounts": [{"name": "plan", "mountPath": "/plan", "readOnly": true}, {"name": "state", "mountPath": mount}],
     });
-    vec![
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(&format!("{name}-state")),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    let docs = vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
         sa,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -119,15 +134,17 @@ pub fn job(s: &JobSpec) -> Vec<Value> {
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&format!("{name}-plan")),
             "data": {"plan.yaml": s.plan}}),
-        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(&format!("{name}-state")),
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        claim,
         json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(&format!("{name}-up")),
             "spec": {"backoffLimit": 3, "template": {"metadata": {"labels": labels}, "spec": {
                 "serviceAccountName": name, "restartPolicy": "OnFailure",
                 "containers": [container],
                 "volumes": [{"name": "plan", "configMap": {"name": format!("{name}-plan")}},
-                    {"name": "state", "persistentVolumeClaim": {"claimName": format!("{name}-state")}}]}}}}),
-    ]
+                    state_volume]}}}}),
+    ];
+    docs.into_iter()
+        .filter(|d| remote.is_none() || d["kind"] != "PersistentVolumeClaim")
+        .collect()
 }
 
 #[cfg(test)]
@@ -143,6 +160,7 @@ mod tests {
             image: "wbstack:1",
             license_env: Some("WANDB_LICENSE"),
             role_arn: Some("arn:aws:iam::1:role/r"),
+            state: None,
         });
         let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
         assert_eq!(
@@ -166,5 +184,25 @@ mod tests {
             docs[1]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
             "arn:aws:iam::1:role/r"
         );
+    }
+
+    #[test]
+    fn with_the_state_in_s3_the_job_needs_no_claim() {
+        let docs = job(&JobSpec {
+            environment: "e",
+            namespace: "wbstack",
+            plan: "kind: Plan\n",
+            image: "wbstack:1",
+            license_env: None,
+            role_arn: Some("arn:aws:iam::1:role/r"),
+            state: Some("s3://team-state/wbstack"),
+        });
+        assert!(docs.iter().all(|d| d["kind"] != "PersistentVolumeClaim"));
+        let pod = &docs.last().unwrap()["spec"]["template"]["spec"];
+        let args = pod["containers"][0]["args"].as_array().unwrap();
+        let at = args.iter().position(|a| a == "--state-dir").unwrap();
+        assert_eq!(args[at + 1], "s3://team-state/wbstack");
+        assert_eq!(pod["volumes"][1], json!({"name": "state", "emptyDir": {}}));
+        assert_eq!(pod["containers"][0]["volumeMounts"][1]["mountPath"], "/tmp");
     }
 }

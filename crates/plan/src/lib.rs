@@ -36,6 +36,7 @@ pub use kinds::*;
 pub use locate::{Locations, Pos};
 pub use model::*;
 pub use presets::{preset, Preset};
+pub use sections::{artifacts_bucket, state_bucket};
 pub use validate::parse;
 
 /// The JSON Schema of the plan format, for editors.

@@ -62,6 +62,11 @@ pub struct Spec {
     pub hooks: BTreeMap<String, Vec<HookSpec>>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Where the environment keeps its journal, lock and plan copy: a local directory, or
+    /// `s3://BUCKET/PREFIX` shared by a team (the bucket must exist; wbstack never creates or
+    /// deletes it). `--state-dir` and `WBSTACK_STATE_DIR` take precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// Sizing preset, from the reference architecture's sizing guidelines.

@@ -83,6 +83,64 @@ impl Moto {
             .env("AWS_EC2_METADATA_DISABLED", "true");
     }
 
+    /// A bucket made outside wbstack (a team's state bucket, someone else's bucket), by a raw
+    /// PUT to moto in us-east-1.
+    pub fn create_bucket(&self, name: &str) {
+        let out = self.raw("PUT", &format!("/{name}"), "");
+        assert!(
+            out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
+            "{out}"
+        );
+    }
+
+    /// A raw request to moto; returns the whole response.
+    pub fn raw(&self, method: &str, path: &str, body: &str) -> String {
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// Deletes every key under `prefix` in `bucket`; returns how many.
+    pub async fn delete_keys(&self, bucket: &str, prefix: &str) -> usize {
+        let s3 = self.aws("tests").await.s3;
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        for o in out.contents() {
+            let key = o.key().unwrap();
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+        }
+        out.contents().len()
+    }
+
+    /// The keys under `prefix` in `bucket`, by a raw ListObjectsV2.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let xml = self.raw_get(&format!("/{bucket}?list-type=2&prefix={prefix}"));
+        xml.split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split("</Key>").next())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// A raw, unsigned GET to moto (for responses the SDK cannot decode from moto).
     pub fn raw_get(&self, path: &str) -> String {
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
@@ -151,6 +209,34 @@ fn between(s: &str, a: &str, b: &str) -> String {
 pub struct Recorder {
     pub url: String,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    denied: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The AccessDenied answer AWS gives to `op` in its protocol (JSON for KMS and Secrets
+/// Manager, XML for the query APIs and S3).
+fn access_denied(op: &str) -> Vec<u8> {
+    let (status, ctype, body) = if op.starts_with("s3:") {
+        ("403 Forbidden", "application/xml", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>".to_owned())
+    } else if [
+        "DescribeKey",
+        "ListAliases",
+        "ListKeys",
+        "ListResourceTags",
+        "DescribeSecret",
+        "ListSecrets",
+        "GetSecretValue",
+    ]
+    .contains(&op)
+    {
+        ("400 Bad Request", "application/x-amz-json-1.1", format!("{{\"__type\":\"AccessDeniedException\",\"message\":\"User: arn:aws:iam::123456789012:user/ci is not authorized to perform: {op}\"}}"))
+    } else {
+        ("403 Forbidden", "text/xml", format!("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/ci is not authorized to perform: {op}</Message></Error><RequestId>1</RequestId></ErrorResponse>"))
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 fn read_head(c: &mut TcpStream) -> Option<Vec<u8>> {
@@ -219,11 +305,13 @@ impl Recorder {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let l2 = log.clone();
+        let denied = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let (l2, d2) = (log.clone(), denied.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { continue };
                 let log = l2.clone();
+                let denied = d2.clone();
                 std::thread::spawn(move || {
                     // moto closes after each response, so a connection carries one request.
                     if let Some(head) = read_head(&mut client) {
@@ -238,7 +326,12 @@ impl Recorder {
                         if client.read_exact(&mut body).is_err() {
                             return;
                         }
-                        log.lock().unwrap().push(operation(&text, &body));
+                        let op = operation(&text, &body);
+                        log.lock().unwrap().push(op.clone());
+                        if denied.lock().unwrap().contains(&op) {
+                            let _ = client.write_all(&access_denied(&op));
+                            return;
+                        }
                         let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
                             return;
                         };
@@ -259,7 +352,13 @@ impl Recorder {
                 });
             }
         });
-        Recorder { url, log }
+        Recorder { url, log, denied }
+    }
+
+    /// Answers these operations with AccessDenied from now on, as AWS does for a caller whose
+    /// policy lacks them.
+    pub fn deny(&self, ops: &[&str]) {
+        *self.denied.lock().unwrap() = ops.iter().map(|o| o.to_string()).collect();
     }
 
     /// Every operation so far, in order.

@@ -87,11 +87,19 @@ fn check_existing(c: &mut Checker, r: &Resolved) {
 
 /// The bucket's name: the plan's, or `<environment>-wandb-artifacts`.
 fn bucket_name(r: &Resolved) -> String {
-    r.spec
-        .bucket
+    name_of(r.spec, r.env)
+}
+
+fn name_of(spec: &crate::model::Spec, env: &str) -> String {
+    spec.bucket
         .name
         .clone()
-        .unwrap_or_else(|| format!("{}-wandb-artifacts", r.env))
+        .unwrap_or_else(|| format!("{env}-wandb-artifacts"))
+}
+
+/// The bucket the plan creates (and `down` destroys), if it creates one.
+pub fn artifacts_bucket(plan: &crate::model::Plan) -> Option<String> {
+    (plan.spec.bucket.mode == BucketMode::S3).then(|| name_of(&plan.spec, &plan.metadata.name))
 }
 
 pub(super) fn compile(b: &mut Builder, r: &Resolved) {

@@ -8,8 +8,11 @@ mod components;
 mod mysql;
 mod redis;
 mod references;
+mod state;
 mod wandb;
 
+pub use bucket::artifacts_bucket;
+pub use state::state_bucket;
 pub(crate) use wandb::chart;
 
 use crate::build::Builder;
@@ -26,6 +29,7 @@ pub(crate) fn check(c: &mut Checker, r: &Resolved) {
     clickhouse::check(c, r);
     aws::check(c, r);
     references::check(c, r);
+    state::check(c, r);
 }
 
 /// Every section's steps and values, dependencies first.

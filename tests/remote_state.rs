@@ -1,0 +1,320 @@
+//! State in S3 (moto): two machines share one environment, one run at a time holds it, a dead
+//! holder's lease is taken over, and nothing is kept on the machine that ran.
+
+mod common;
+#[path = "../crates/aws/tests/common/mod.rs"]
+mod moto;
+use common::{text, Env};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const STORE: &str = "s3://team-state/wbstack";
+
+/// The emulated cluster, moto with the team's state bucket, and a second working directory
+/// (another machine: nothing of the first one's files).
+struct Team {
+    env: Env,
+    moto: moto::Moto,
+    other: tempfile::TempDir,
+}
+
+impl Team {
+    fn new(delay_ms: u64) -> Team {
+        let moto = moto::Moto::start();
+        moto.create_bucket("team-state");
+        Team {
+            env: Env::new(delay_ms),
+            moto,
+            other: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A command on the first machine, state in the team's bucket.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.env.cmd(args);
+        moto::Moto::point(&self.moto.url, &mut c);
+        c.env("WBSTACK_STATE_DIR", STORE);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// The same command on the second machine.
+    fn run_elsewhere(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd(args);
+        c.current_dir(self.other.path())
+            .env("HOME", self.other.path());
+        c.output().unwrap()
+    }
+
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        self.moto.keys("team-state", prefix)
+    }
+
+    /// Nothing of any environment's state on either machine.
+    fn assert_nothing_local(&self) {
+        for d in [self.env.dir.path(), self.other.path()] {
+            assert!(
+                !d.join(".wbstack").exists(),
+                "state kept in {}",
+                d.display()
+            );
+        }
+    }
+}
+
+fn last_json(out: &Output) -> serde_json::Value {
+    let s = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(s.lines().last().unwrap_or("null")).unwrap()
+}
+
+#[test]
+fn a_second_machine_resumes_what_the_first_was_killed_in_the_middle_of() {
+    let team = Team::new(1500);
+    let poc = team.env.plan("poc.yaml");
+    let mut killed = 0;
+    for i in 0..2u64 {
+        let mut child = team.cmd(&["up", "--plan", &poc]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(1000 + i * 700));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(killed >= 2, "only {killed} runs were killed part-way");
+    let keys = team.keys("wbstack/wandb-dev/");
+    assert!(
+        keys.contains(&"wbstack/wandb-dev/plan.yaml".to_owned()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.contains("/journal/segment-")),
+        "{keys:?}"
+    );
+    // The killed run's lease is still there; its holder is gone from this host, so the other
+    // machine (here the same host) need not wait it out.
+    assert!(
+        keys.contains(&"wbstack/wandb-dev/lock.json".to_owned()),
+        "{keys:?}"
+    );
+    let out = team.run_elsewhere(&["list", "--output", "json"]);
+    let row = last_json(&out);
+    assert_eq!(row["last_run"]["status"], "unfinished", "{row}");
+    assert!(
+        row["locked_by"].as_str().unwrap().contains("running `"),
+        "{row}"
+    );
+    let out = team.run_elsewhere(&["resume", "--env", "wandb-dev", "--timeout", "120"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("state in s3://team-state/wbstack/wandb-dev"),
+        "{}",
+        text(&out)
+    );
+    let objs = team.env.objects();
+    let wandbs = objs
+        .iter()
+        .filter(|(k, _, _)| k == "WeightsAndBiases")
+        .count();
+    assert_eq!(wandbs, 1);
+    let mut dedup = objs.clone();
+    dedup.dedup();
+    assert_eq!(objs, dedup);
+    // The first machine sees the second one's work, and a re-run there changes nothing.
+    let out = team.run(&["up", "--plan", &poc, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(last_json(&out)["report"]["stats"]["apply_calls"], 0);
+    let out = team.run(&["status", "--env", "wandb-dev", "--output", "json"]);
+    let v = last_json(&out);
+    assert!(
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "ready"),
+        "{v}"
+    );
+    let out = team.run(&["output", "--env", "wandb-dev", "--output", "json"]);
+    assert_eq!(
+        last_json(&out)["state"],
+        "s3://team-state/wbstack/wandb-dev"
+    );
+    // Released at the end of each run.
+    assert!(!team
+        .keys("wbstack/wandb-dev/")
+        .contains(&"wbstack/wandb-dev/lock.json".to_owned()));
+    let out = team.run_elsewhere(&["down", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    team.assert_nothing_local();
+}
+
+#[test]
+fn concurrent_ups_of_one_environment_exactly_one_runs() {
+    let team = Team::new(200);
+    let poc = team.env.plan("poc.yaml");
+    let a = team.cmd(&["up", "--plan", &poc]).spawn().unwrap();
+    let mut b = team.cmd(&["up", "--plan", &poc]);
+    b.current_dir(team.other.path());
+    let b = b.spawn().unwrap();
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let mut codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(3)],
+        "{}\n{}",
+        text(&outs[0]),
+        text(&outs[1])
+    );
+    let refused = outs.iter().find(|o| o.status.code() == Some(3)).unwrap();
+    assert!(
+        text(refused).contains("environment is locked by pid")
+            && text(refused).contains("running `"),
+        "{}",
+        text(refused)
+    );
+}
+
+#[test]
+fn a_live_foreign_lease_refuses_an_expired_one_is_taken_over_and_unlock_works_remotely() {
+    let team = Team::new(50);
+    let poc = team.env.plan("poc.yaml");
+    let now = wbstack_engine_now();
+    let lease = |renewed_ago: u64| {
+        serde_json::json!({"host": "ci-runner-7", "pid": 4242, "command": "wbstack up --plan poc.yaml",
+            "started_at_ms": now - renewed_ago - 5000, "renewed_at_ms": now - renewed_ago,
+            "lease_ms": 60000, "token": "theirs"})
+        .to_string()
+    };
+    let put = |body: &str| {
+        let out = team
+            .moto
+            .raw("PUT", "/team-state/wbstack/wandb-dev/lock.json", body);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    };
+    put(&lease(1000));
+    let out = team.run(&["up", "--plan", &poc]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("pid 4242 on ci-runner-7 running `wbstack up --plan poc.yaml`"),
+        "{}",
+        text(&out)
+    );
+    assert!(team
+        .env
+        .objects()
+        .iter()
+        .all(|(k, _, _)| k != "WeightsAndBiases"));
+    let out = team.run(&["unlock", "--plan", &poc]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("held by pid 4242 on ci-runner-7"),
+        "{}",
+        text(&out)
+    );
+    // Silent for ten minutes: the lease ran out, and `up` takes over.
+    put(&lease(600_000));
+    let out = team.run(&["up", "--plan", &poc]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = team.run(&["down", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+fn wbstack_engine_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn list_shows_a_stores_environments_with_their_status() {
+    let team = Team::new(50);
+    let poc = team.env.plan("poc.yaml");
+    let two = team.env.plan_from(
+        "two.yaml",
+        &std::fs::read_to_string(Env::plans().join("poc.yaml"))
+            .unwrap()
+            .replace("name: wandb-dev", "name: wandb-two")
+            .replace("namespace: wandb", "namespace: wandb-two"),
+    );
+    for p in [&poc, &two] {
+        let out = team.run(&["up", "--plan", p]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let out = team.run(&["down", "--env", "wandb-two"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = team.run_elsewhere(&["list", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["environment"], "wandb-dev");
+    assert_eq!(rows[0]["state"], "s3://team-state/wbstack/wandb-dev");
+    assert_eq!(rows[0]["last_run"]["operation"], "up");
+    assert_eq!(rows[0]["last_run"]["status"], "succeeded");
+    assert!(rows[0]["resources"].as_u64().unwrap() > 3, "{rows:?}");
+    assert_eq!(rows[1]["environment"], "wandb-two");
+    assert_eq!(rows[1]["last_run"]["operation"], "down");
+    assert_eq!(rows[1]["resources"], 0);
+    let out = team.run_elsewhere(&["list"]);
+    assert!(text(&out).contains("wandb-dev"), "{}", text(&out));
+    team.assert_nothing_local();
+}
+
+#[test]
+fn bad_state_locations_are_refused_before_any_change() {
+    let team = Team::new(50);
+    let poc = team.env.plan("poc.yaml");
+    // No such bucket: wbstack does not make one.
+    let mut c = team
+        .env
+        .cmd(&["up", "--plan", &poc, "--state-dir", "s3://no-such-state/x"]);
+    moto::Moto::point(&team.moto.url, &mut c);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("state bucket `no-such-state` does not exist"),
+        "{}",
+        text(&out)
+    );
+    assert!(!team.moto.raw_get("/").contains("no-such-state"));
+    // The plan's own artifacts bucket cannot hold its state.
+    let own = team.env.plan_from(
+        "own.yaml",
+        &std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap().replace(
+            "  mysql:\n    mode: in-cluster\n",
+            "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n    name: team-state\n  aws:\n    region: us-east-1\n",
+        ),
+    );
+    let out = team.run(&["up", "--plan", &own]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is the bucket this plan creates"),
+        "{}",
+        text(&out)
+    );
+    // A sandbox's cluster lives on this machine.
+    let out = team.run(&["up", "--plan", &poc, "--sandbox"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot live in s3://"),
+        "{}",
+        text(&out)
+    );
+    assert!(team
+        .env
+        .objects()
+        .iter()
+        .all(|(k, _, _)| k != "WeightsAndBiases"));
+    assert!(
+        team.keys("wbstack/").is_empty(),
+        "{:?}",
+        team.keys("wbstack/")
+    );
+}
