@@ -318,3 +318,49 @@ fn bad_state_locations_are_refused_before_any_change() {
         team.keys("wbstack/")
     );
 }
+
+/// What a run costs in S3 requests, counted outside wbstack by a proxy in front of moto: one PUT
+/// per group commit of the journal, plus the plan copy and the lease.
+#[test]
+fn an_up_costs_one_put_per_group_commit() {
+    let team = Team::new(50);
+    let recorder = moto::Recorder::start(&team.moto);
+    let poc = team.env.plan("poc.yaml");
+    let timed = |state: &str| {
+        let mut c = team.env.cmd(&["up", "--plan", &poc, "--state-dir", state]);
+        moto::Moto::point(&recorder.url, &mut c);
+        let start = std::time::Instant::now();
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        start.elapsed()
+    };
+    recorder.clear();
+    let remote = timed(STORE);
+    let ops = recorder.ops();
+    let count = |op: &str| ops.iter().filter(|o| o.starts_with(op)).count();
+    let segments = team
+        .keys("wbstack/wandb-dev/journal/")
+        .iter()
+        .filter(|k| k.contains("segment-"))
+        .count();
+    // The lease taken once (its release is a DELETE) and the plan copy: every other PUT is a segment.
+    assert_eq!(count("s3:PUT"), segments + 2, "{ops:?}");
+    assert_eq!(count("s3:DELETE"), 1, "{ops:?}");
+    let again = {
+        recorder.clear();
+        timed(STORE)
+    };
+    let second = recorder.ops().len();
+    team.env
+        .run(&["down", "--env", "wandb-dev", "--state-dir", STORE]);
+    let local = timed(".wbstack");
+    eprintln!(
+        "S3 state: first up {} requests ({} PUT: {segments} journal segments, plan, lease; {} GET/HEAD/list) in {:.2} s; converged re-run {second} requests in {:.2} s; local state: up in {:.2} s",
+        ops.len(),
+        count("s3:PUT"),
+        ops.len() - count("s3:PUT") - count("s3:DELETE"),
+        remote.as_secs_f64(),
+        again.as_secs_f64(),
+        local.as_secs_f64()
+    );
+}

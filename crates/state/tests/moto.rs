@@ -140,7 +140,10 @@ async fn a_long_journal_is_compacted_on_open_and_nothing_is_lost() {
     let (j, after, _d) = dev.open_journal().await.unwrap();
     assert_eq!(before, after);
     let snapshot = format!("team/dev/journal/snapshot-{n:012}.jsonl");
-    assert_eq!(keys(&c, "team/dev/journal/").await, std::slice::from_ref(&snapshot));
+    assert_eq!(
+        keys(&c, "team/dev/journal/").await,
+        std::slice::from_ref(&snapshot)
+    );
     j.append(&intent("late", 1)).await.unwrap();
     let listed = keys(&c, "team/dev/journal/").await;
     assert_eq!(
