@@ -557,6 +557,16 @@ impl Job<'_> {
         conn.close();
         let report = report?;
         summarize(&report, fmt);
+        let discovered = matches!(op, Op::Down { discover: true, .. });
+        if discovered
+            && fmt == OutputFormat::Text
+            && report.status == RunStatus::Succeeded
+            && report.stats.destroyed == 0
+        {
+            eprintln!(
+                "{name}: nothing carrying its tags or labels was found: nothing to tear down"
+            );
+        }
         Ok(report.status.into())
     }
 }

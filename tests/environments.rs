@@ -167,7 +167,16 @@ fn with_its_state_lost_down_removes_only_what_carries_the_environments_label(bac
     assert_eq!(phase, "Completed");
     let op = env.kubectl(&["get", "deploy", "-n", "wandb-cr", "-o", "name"]);
     assert!(op.contains("wandb-operator-controller-manager"), "{op}");
-    // Nothing of the environment is left: a second discovery finds nothing and succeeds.
+    // Nothing of the environment is left: a second discovery finds nothing, says so, and
+    // succeeds.
+    std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
+    let out = env.run(&["down", "--plan", &a]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("nothing carrying its tags or labels was found"),
+        "{}",
+        text(&out)
+    );
     std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
     let out = env.run(&["down", "--plan", &a, "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
