@@ -603,6 +603,14 @@ fn preview(d: &Decision, observed: &Observation) -> String {
     }
 }
 
+/// One step of `plan`'s answer.
+struct Row {
+    step: String,
+    kind: String,
+    action: String,
+    changes: Vec<wbstack_engine::Change>,
+}
+
 /// What `plan` found `up` would do.
 enum Pending {
     None,
@@ -645,6 +653,7 @@ async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pendi
                 CancellationToken::new(),
                 EventSink::new(),
             );
+            let mut changes = Vec::new();
             let action = match spec.step.observe(&ctx).await {
                 Ok(observed) => {
                     let d = decide(
@@ -653,7 +662,16 @@ async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pendi
                         &spec.step.fingerprint(),
                         spec.step.supports_update(),
                     );
-                    let preview = preview(&d, &observed);
+                    let mut preview = preview(&d, &observed);
+                    if matches!(d, Decision::Update { .. } | Decision::Replace { .. }) {
+                        match spec.step.changes(&ctx).await {
+                            Ok(c) => changes = c,
+                            Err(e) => preview = format!("unknown: {}", e.full_message()),
+                        }
+                        if changes.iter().any(|c| c.replaces) {
+                            preview = "replace (refused by up)".into();
+                        }
+                    }
                     if let Observation::Ready { outputs: o, .. } = observed {
                         outputs.insert(spec.id.clone(), o);
                     }
@@ -661,14 +679,19 @@ async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pendi
                 }
                 Err(e) => format!("unknown: {}", e.full_message()),
             };
-            rows.push((spec.id.to_string(), spec.step.kind().to_owned(), action));
+            rows.push(Row {
+                step: spec.id.to_string(),
+                kind: spec.step.kind().to_owned(),
+                action,
+                changes,
+            });
         }
     }
     conn.close();
     if fmt == OutputFormat::Json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(id, kind, a)| serde_json::json!({"step": id, "kind": kind, "action": a}))
+            .map(|r| serde_json::json!({"step": r.step, "kind": r.kind, "action": r.action, "changes": r.changes}))
             .collect();
         println!(
             "{}",
@@ -676,11 +699,15 @@ async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pendi
         );
     } else {
         println!("{:<26} {:<30} ACTION", "STEP", "KIND");
-        for (id, kind, a) in &rows {
-            println!("{id:<26} {kind:<30} {a}");
+        for r in &rows {
+            println!("{:<26} {:<30} {}", r.step, r.kind, r.action);
+            for c in &r.changes {
+                let sign = if c.replaces { "-/+" } else { "~" };
+                println!("    {sign} {c}");
+            }
         }
     }
-    let actions = || rows.iter().map(|(_, _, a)| a.as_str());
+    let actions = || rows.iter().map(|r| r.action.as_str());
     Ok(
         if actions().any(|a| a.starts_with("unknown") || a.starts_with("fails")) {
             Pending::Unknown

@@ -51,6 +51,7 @@ fn plain(e: &Event) -> Option<String> {
     Some(match e {
         Event::RunStarted { run, operation, steps, resumed } => format!("{operation:?} {run} started: {steps} steps{}", if *resumed { " (resuming)" } else { "" }).to_lowercase(),
         Event::StepObserved { step, state } => format!("{step}: observed {state}"),
+        Event::StepChanging { step, changes } => format!("{step}: changing {}", changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")),
         Event::StepApplying { step, action, attempt } => format!("{step}: {action}{}", if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() }),
         Event::StepWaiting { step, elapsed } => format!("{step}: waiting ({} s)", elapsed.as_secs()),
         Event::StepProgress { step, message } => format!("{step}: {message}"),

@@ -620,3 +620,216 @@ fn a_discovery_that_cannot_see_stops_naming_it_and_a_key_without_its_alias_is_fo
         .iter()
         .all(|(k, _, _)| k != "WeightsAndBiases"));
 }
+
+/// Day two on the production plan: size small, then medium, then large, then one reader fewer,
+/// each shown by `plan` field by field and made in place by `up` (the same cluster, bucket and
+/// key); a change only a new database could have is shown as a replacement and refused.
+#[test]
+fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refused() {
+    let env = Env::new(50);
+    let moto = moto::Moto::start();
+    let recorder = moto::Recorder::start(&moto);
+    let base = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace("  protected: true\n", "")
+        .replace("    backupRetentionDays: 14\n", "")
+        .replace(
+            "  redis:\n    mode: elasticache\n",
+            "  redis:\n    mode: in-cluster\n",
+        );
+    let base = moto.production_plan(&base);
+    let write = |size: &str, extra: &str| {
+        let text = base
+            .replace("  size: large\n", &format!("  size: {size}\n"))
+            .replace(
+                "    user: wandb\n  redis:",
+                &format!("    user: wandb\n{extra}  redis:"),
+            );
+        env.plan_from("prod.yaml", &text)
+    };
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        moto::Moto::point(&recorder.url, &mut c);
+        c.output().unwrap()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(moto.aws("wandb-prod"));
+    let live = || {
+        rt.block_on(async {
+            let c = aws.rds.describe_db_clusters().send().await.unwrap();
+            let c = c.db_clusters()[0].clone();
+            let mut classes = Vec::new();
+            for m in c.db_cluster_members() {
+                let id = m.db_instance_identifier().unwrap();
+                let i = aws
+                    .rds
+                    .describe_db_instances()
+                    .db_instance_identifier(id)
+                    .send()
+                    .await
+                    .unwrap();
+                classes.push(format!(
+                    "{id}={}",
+                    i.db_instances()[0].db_instance_class().unwrap()
+                ));
+            }
+            classes.sort();
+            (
+                c.db_cluster_arn().unwrap().to_owned(),
+                c.backup_retention_period().unwrap(),
+                classes,
+            )
+        })
+    };
+    let plan = write("small", "");
+    let out = run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (arn, retention, classes) = live();
+    assert_eq!(
+        (retention, classes.clone()),
+        (7, vec!["wandb-prod-mysql-1=db.r6g.large".to_owned()])
+    );
+    let outputs = |out: &std::process::Output| {
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
+                .unwrap();
+        (
+            v["steps"]["aws.bucket"].clone(),
+            v["steps"]["aws.kms"].clone(),
+        )
+    };
+    let before = outputs(&run(&["output", "--env", "wandb-prod", "--output", "json"]));
+
+    let plan = write("medium", "");
+    let out = run(&["plan", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&out);
+    for line in [
+        "~ instance_class: db.r6g.large -> db.r6g.xlarge",
+        "~ instances: 1 -> 2",
+        "~ backup_retention_days: 7 -> 14",
+    ] {
+        assert!(shown.contains(line), "{line} not in {shown}");
+    }
+    let out = run(&["plan", "--plan", &plan, "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let mysql = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "aws.mysql")
+        .unwrap();
+    assert_eq!(mysql["action"], "update", "{mysql}");
+    assert_eq!(mysql["changes"][0]["field"], "instance_class");
+    assert_eq!(
+        run(&["plan", "--plan", &plan, "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let out = run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("aws.mysql: changing instance_class: db.r6g.large -> db.r6g.xlarge"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        live(),
+        (
+            arn.clone(),
+            14,
+            vec![
+                "wandb-prod-mysql-1=db.r6g.xlarge".to_owned(),
+                "wandb-prod-mysql-2=db.r6g.xlarge".to_owned()
+            ]
+        )
+    );
+    assert_eq!(
+        run(&["plan", "--plan", &plan, "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    let plan = write("large", "");
+    let out = run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (a, r, c) = live();
+    assert_eq!((a.as_str(), r), (arn.as_str(), 30));
+    assert!(c.iter().all(|c| c.ends_with("=db.r6g.2xlarge")), "{c:?}");
+
+    // One reader fewer, in the maintenance window this time.
+    let plan = write(
+        "large",
+        "    instances: 1\n  aws:\n    applyChanges: maintenance-window\n",
+    );
+    let plan_text = std::fs::read_to_string(&plan).unwrap();
+    // Two `aws:` keys would be invalid: merge the setting into the plan's own.
+    let merged = plan_text
+        .replacen("  aws:\n    applyChanges: maintenance-window\n", "", 1)
+        .replace(
+            "  aws:\n    region: us-west-2\n",
+            "  aws:\n    region: us-west-2\n    applyChanges: maintenance-window\n",
+        );
+    std::fs::write(&plan, merged).unwrap();
+    let out = run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("in the maintenance window"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("removing reader wandb-prod-mysql-2"),
+        "{}",
+        text(&out)
+    );
+    let (a, _, c) = live();
+    assert_eq!(
+        (a, c),
+        (
+            arn.clone(),
+            vec!["wandb-prod-mysql-1=db.r6g.2xlarge".to_owned()]
+        )
+    );
+    assert_eq!(
+        outputs(&run(&["output", "--env", "wandb-prod", "--output", "json"])),
+        before
+    );
+
+    // Another database name needs another database: shown, and refused without a change.
+    let plan = write("large", "").replace("prod.yaml", "prod.yaml");
+    let text_now = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("database: wandb_prod", "database: wandb_other")
+        .replace("  mysql:\n", "  mysql:\n    instances: 1\n");
+    std::fs::write(&plan, text_now).unwrap();
+    let out = run(&["plan", "--plan", &plan]);
+    assert!(
+        text(&out).contains("replace (refused by up)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("-/+ database: wandb_prod -> wandb_other (needs a new resource)"),
+        "{}",
+        text(&out)
+    );
+    recorder.clear();
+    let out = run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("cannot take these changes in place: database: wandb_prod -> wandb_other"),
+        "{}",
+        text(&out)
+    );
+    let mutations: Vec<_> = recorder
+        .ops()
+        .into_iter()
+        .filter(|o| moto::mutating(o))
+        .collect();
+    assert!(mutations.is_empty(), "{mutations:?}");
+    assert_eq!(live().0, arn);
+}

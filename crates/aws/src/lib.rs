@@ -11,6 +11,7 @@ mod elasticache;
 mod kms;
 mod own;
 mod poll;
+mod rds_changes;
 mod rds_groups;
 mod rds_mysql;
 mod s3;

@@ -4,12 +4,13 @@
 use crate::clients::Aws;
 use crate::own::{not_owned, outputs, tags, Tolerate};
 use crate::poll::poll;
+use crate::rds_changes::{changes, has, Settings};
 use crate::rds_groups::{pairs, tag};
 use crate::secrets::read_secret;
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbCluster, DbInstance};
 use serde_json::json;
-use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_engine::{Action, Change, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{Kind, MysqlDatabase};
 
 /// Statuses after which waiting is pointless.
@@ -44,6 +45,8 @@ enum Db {
         owned: bool,
         /// An Aurora cluster with instances still to be created.
         incomplete: bool,
+        /// Its settings, to compare with the plan's.
+        settings: Settings,
     },
 }
 
@@ -108,10 +111,11 @@ impl MysqlDatabaseStep {
         let mut status = c.status().unwrap_or("unknown").to_owned();
         let mut ready = status == "available";
         let mut incomplete = false;
+        let mut instances = Vec::new();
         for id in self.instance_ids() {
             match self.instance(&id).await? {
                 None => {
-                    ready = false;
+                    // Missing instances are a change to make (`instances`), not unreadiness.
                     incomplete = true;
                     status = format!("{status}; instance {id} missing");
                 }
@@ -123,9 +127,16 @@ impl MysqlDatabaseStep {
                     if TERMINAL.contains(&s) {
                         status = s.to_owned();
                     }
+                    instances.push(i);
                 }
             }
         }
+        let settings = Settings::of_cluster(
+            &c,
+            &instances,
+            &self.spec.instance_class,
+            !self.spec.apply_immediately,
+        );
         let outputs = outputs(&[
             ("endpoint", json!(c.endpoint().unwrap_or_default())),
             (
@@ -142,6 +153,7 @@ impl MysqlDatabaseStep {
             outputs,
             owned,
             incomplete,
+            settings,
         })
     }
 
@@ -169,6 +181,7 @@ impl MysqlDatabaseStep {
             outputs,
             owned,
             incomplete: false,
+            settings: Settings::of_instance(&i, !self.spec.apply_immediately),
         })
     }
 
@@ -252,6 +265,141 @@ impl MysqlDatabaseStep {
                 &s.identifier,
             )
             .map(|_| ())
+    }
+
+    async fn live_changes(&self) -> Result<Vec<Change>, StepError> {
+        Ok(match self.look().await? {
+            Db::Status { settings, .. } => self.against_plan(&settings),
+            Db::Absent => Vec::new(),
+        })
+    }
+
+    fn against_plan(&self, live: &Settings) -> Vec<Change> {
+        changes(live, &Settings::desired(&self.spec))
+    }
+
+    /// Applies in place what differs; what only a replacement could do was refused before.
+    async fn modify(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let s = &self.spec;
+        let c = self.live_changes().await?;
+        if c.is_empty() {
+            return Ok(());
+        }
+        let when = if s.apply_immediately {
+            "now"
+        } else {
+            "in the maintenance window"
+        };
+        let fields: Vec<&str> = c.iter().map(|c| c.field.as_str()).collect();
+        ctx.progress(format!(
+            "modifying {} ({}) {when}",
+            s.identifier,
+            fields.join(", ")
+        ));
+        if s.aurora {
+            self.modify_cluster(ctx, &c).await
+        } else {
+            self.modify_instance(&s.identifier, &c, true).await
+        }
+    }
+
+    async fn modify_cluster(&self, ctx: &StepCtx, c: &[Change]) -> Result<(), StepError> {
+        let s = &self.spec;
+        let cluster_fields = [
+            "backup_retention_days",
+            "deletion_protection",
+            "engine_version",
+            "security_group_ids",
+        ];
+        if cluster_fields.iter().any(|f| has(c, f)) {
+            let mut req = self
+                .aws
+                .rds
+                .modify_db_cluster()
+                .db_cluster_identifier(&s.identifier)
+                .apply_immediately(s.apply_immediately)
+                .backup_retention_period(s.backup_retention_days as i32)
+                .deletion_protection(s.deletion_protection);
+            if has(c, "engine_version") {
+                req = req.engine_version(&s.engine_version);
+            }
+            if has(c, "security_group_ids") {
+                req = req.set_vpc_security_group_ids(Some(s.security_group_ids.clone()));
+            }
+            req.send()
+                .await
+                .map_err(|e| crate::clients::classify(e, "ModifyDBCluster", &s.identifier))?;
+        }
+        if has(c, "instance_class") {
+            for id in self.instance_ids() {
+                if self.instance(&id).await?.is_some() {
+                    self.modify_instance(&id, c, false).await?;
+                }
+            }
+        }
+        // Readers: the missing ones are made (in `apply`), the ones past the plan's count go.
+        for id in self.surplus_instances().await? {
+            ctx.progress(format!("removing reader {id}"));
+            self.aws
+                .rds
+                .delete_db_instance()
+                .db_instance_identifier(&id)
+                .skip_final_snapshot(true)
+                .send()
+                .await
+                .tolerate(&INSTANCE_ABSENT, "DeleteDBInstance", &id)?;
+        }
+        Ok(())
+    }
+
+    /// Instances of the cluster named as this step names them, past the plan's count.
+    async fn surplus_instances(&self) -> Result<Vec<String>, StepError> {
+        let s = &self.spec;
+        let Some(c) = self.cluster().await? else {
+            return Ok(Vec::new());
+        };
+        let keep = self.instance_ids();
+        let prefix = format!("{}-", s.identifier);
+        Ok(c.db_cluster_members()
+            .iter()
+            .filter_map(|m| m.db_instance_identifier())
+            .filter(|id| {
+                id.strip_prefix(&prefix)
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+                    && !keep.iter().any(|k| k == id)
+            })
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// ModifyDBInstance with the instance-level fields (all of them for a single instance).
+    async fn modify_instance(&self, id: &str, c: &[Change], single: bool) -> Result<(), StepError> {
+        let s = &self.spec;
+        let mut req = self
+            .aws
+            .rds
+            .modify_db_instance()
+            .db_instance_identifier(id)
+            .apply_immediately(s.apply_immediately)
+            .db_instance_class(&s.instance_class);
+        if single {
+            req = req
+                .backup_retention_period(s.backup_retention_days as i32)
+                .deletion_protection(s.deletion_protection);
+            if has(c, "engine_version") {
+                req = req.engine_version(&s.engine_version);
+            }
+            if has(c, "storage_gb") {
+                req = req.allocated_storage(s.storage_gb as i32);
+            }
+            if has(c, "security_group_ids") {
+                req = req.set_vpc_security_group_ids(Some(s.security_group_ids.clone()));
+            }
+        }
+        req.send()
+            .await
+            .map_err(|e| crate::clients::classify(e, "ModifyDBInstance", id))?;
+        Ok(())
     }
 
     /// The identifier of a final snapshot taken now.
@@ -354,6 +502,15 @@ impl Step for MysqlDatabaseStep {
         // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
         Ok(!self.aws.adopts(&self.step))
     }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn changes(&self, _ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
+        if self.aws.adopts(&self.step) {
+            return Ok(Vec::new());
+        }
+        self.live_changes().await
+    }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;
         Fingerprint::of(&(
@@ -383,11 +540,13 @@ impl Step for MysqlDatabaseStep {
             Db::Status {
                 incomplete: true,
                 owned: true,
+                settings,
                 ..
-            } => Observation::Absent,
+            } if settings.instances == 0 => Observation::Absent,
             // Adopted, but not all there: someone else's cluster is not completed by us.
             Db::Status {
                 incomplete: true,
+                owned: false,
                 status,
                 ..
             } => Observation::Failed {
@@ -396,6 +555,24 @@ impl Step for MysqlDatabaseStep {
             Db::Status { status, .. } if TERMINAL.contains(&status.as_str()) => {
                 Observation::Failed {
                     message: format!("database {id} is {status}"),
+                }
+            }
+            // An adopted database is used as it is; ours is judged by its live settings.
+            Db::Status {
+                ready: true,
+                outputs,
+                owned,
+                settings,
+                ..
+            } if owned && !self.aws.adopts(&self.step) => {
+                let c = self.against_plan(&settings);
+                Observation::Ready {
+                    outputs,
+                    fingerprint: Some(if c.is_empty() {
+                        self.fingerprint()
+                    } else {
+                        Fingerprint::of(&("mysql-live", &c))
+                    }),
                 }
             }
             Db::Status {
@@ -408,8 +585,19 @@ impl Step for MysqlDatabaseStep {
             },
         })
     }
-    async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+    async fn apply(&self, ctx: &StepCtx, a: Action) -> Result<(), StepError> {
         let s = &self.spec;
+        if a == Action::Update {
+            self.modify(ctx).await?;
+            if !s.aurora {
+                return Ok(());
+            }
+            // New readers are made like the first instances.
+            for id in self.instance_ids() {
+                self.create_instance(&id, ctx, None).await?;
+            }
+            return Ok(());
+        }
         let pw = ctx.need_secret(s.password.step, s.password.output)?;
         let password = read_secret(&self.aws, &pw).await?;
         if !s.aurora {
@@ -438,8 +626,20 @@ impl Step for MysqlDatabaseStep {
                 Db::Status {
                     ready: true,
                     outputs,
+                    owned,
+                    settings,
                     ..
-                } => Some(outputs),
+                } => {
+                    // A change asked for now is done when RDS shows it, not when it is accepted.
+                    let pending = owned && !self.aws.adopts(&self.step) && {
+                        let c = self.against_plan(&settings);
+                        if !c.is_empty() {
+                            ctx.progress(format!("applying {}", c[0]));
+                        }
+                        !c.is_empty()
+                    };
+                    (!pending).then_some(outputs)
+                }
                 Db::Status { status, .. } => {
                     ctx.progress(status);
                     None

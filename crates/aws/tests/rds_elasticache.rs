@@ -117,6 +117,7 @@ fn graph(aws: &Aws, subnets: &[String], aurora: bool) -> Graph {
                     deletion_protection: false,
                     final_snapshot: false,
                     security_group_ids: vec![],
+                    apply_immediately: true,
                     kms: Input::new("aws.kms", "arn"),
                     subnets: Input::new("aws.db-subnets", "name"),
                     instance_params: Input::new("aws.db-params", "instance_group"),

@@ -71,6 +71,11 @@ pub enum Event {
         step: StepId,
         state: String,
     },
+    /// What an update changes, before it is applied.
+    StepChanging {
+        step: StepId,
+        changes: Vec<crate::step::Change>,
+    },
     StepApplying {
         step: StepId,
         action: Action,
@@ -153,6 +158,7 @@ impl Event {
         match self {
             Event::RunStarted { .. } | Event::RunFinished { .. } => None,
             Event::StepObserved { step, .. }
+            | Event::StepChanging { step, .. }
             | Event::StepApplying { step, .. }
             | Event::StepWaiting { step, .. }
             | Event::StepProgress { step, .. }

@@ -32,6 +32,50 @@ pub enum Observation {
     Failed { message: String },
 }
 
+/// One setting whose live value is not what the plan wants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Change {
+    /// The setting, as the plan or the provider names it (`instance_class`, `spec.values.host`).
+    pub field: String,
+    /// The live value (`(none)` when unset).
+    pub from: String,
+    /// The value the plan wants.
+    pub to: String,
+    /// Whether only a new resource can have it: `up` refuses such a change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaces: bool,
+}
+
+impl Change {
+    /// A change made in place.
+    pub fn in_place(field: &str, from: impl ToString, to: impl ToString) -> Change {
+        Change {
+            field: field.to_owned(),
+            from: from.to_string(),
+            to: to.to_string(),
+            replaces: false,
+        }
+    }
+
+    /// A change only a replacement makes.
+    pub fn replacing(field: &str, from: impl ToString, to: impl ToString) -> Change {
+        Change {
+            replaces: true,
+            ..Change::in_place(field, from, to)
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} -> {}", self.field, self.from, self.to)?;
+        if self.replaces {
+            write!(f, " (needs a new resource)")?;
+        }
+        Ok(())
+    }
+}
+
 impl Observation {
     /// Ready with outputs and no fingerprint of its own.
     pub fn ready(outputs: Outputs) -> Self {
@@ -325,6 +369,13 @@ pub trait Step: Send + Sync + 'static {
     /// is reported as drift that needs a replacement.
     fn supports_update(&self) -> bool {
         false
+    }
+
+    /// For a resource `observe` found Ready: each setting whose live value differs from what the
+    /// plan wants, field by field (`plan` shows them; `up` refuses to go on when one of them
+    /// needs a new resource). The default knows no fields: the fingerprint alone tells a change.
+    async fn changes(&self, _ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
+        Ok(Vec::new())
     }
 
     /// Looks at the resource without changing anything.

@@ -291,6 +291,27 @@ async fn converge(
             Ok((StepOutcome::Created, outputs))
         }
         Decision::Update { .. } => {
+            let changes = cx
+                .with_retries(id, "observe", || step.changes(ctx))
+                .await?;
+            let replacing: Vec<String> = changes
+                .iter()
+                .filter(|c| c.replaces)
+                .map(|c| c.to_string())
+                .collect();
+            if !replacing.is_empty() {
+                return Err(Halt::Failed(format!(
+                    "`{id}` cannot take these changes in place: {}; wbstack does not replace a {} (change the plan back, or replace it yourself: down, then up)",
+                    replacing.join("; "),
+                    step.kind()
+                )));
+            }
+            if !changes.is_empty() {
+                cx.events.emit(Event::StepChanging {
+                    step: id.clone(),
+                    changes,
+                });
+            }
             mutate(cx, i, ctx, Action::Update, calls).await?;
             let outputs = wait_ready(cx, i, ctx).await?;
             let outputs = finish(cx, i, ctx, outputs, true).await?;

@@ -319,6 +319,8 @@ pub struct MysqlDatabase {
     pub deletion_protection: bool,
     pub final_snapshot: bool,
     pub security_group_ids: Vec<String>,
+    /// Changes to the running database take effect now, not in its maintenance window.
+    pub apply_immediately: bool,
     pub kms: Input,
     pub subnets: Input,
     pub instance_params: Input,

@@ -630,6 +630,19 @@ pub struct AwsSpec {
     /// error: "exists and is not owned by this environment".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adopt: Vec<String>,
+    /// When changes to a running database or cache take effect: `immediately`, or in the
+    /// resource's `maintenance-window`. Defaults to the window for a protected environment
+    /// (`metadata.protected`), immediately otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_changes: Option<ApplyChanges>,
+}
+
+/// When in-place changes to RDS and ElastiCache take effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplyChanges {
+    Immediately,
+    MaintenanceWindow,
 }
 
 impl Default for AwsSpec {

@@ -72,3 +72,15 @@ impl<'a> Resolved<'a> {
         self.mysql_on_aws() || self.spec.redis.mode == RedisMode::Elasticache
     }
 }
+
+impl Resolved<'_> {
+    /// Whether in-place changes to RDS and ElastiCache take effect now (`spec.aws.applyChanges`;
+    /// by default in the maintenance window only for a protected environment).
+    pub fn apply_immediately(&self) -> bool {
+        match self.aws.apply_changes {
+            Some(crate::model::ApplyChanges::Immediately) => true,
+            Some(crate::model::ApplyChanges::MaintenanceWindow) => false,
+            None => !self.plan.metadata.protected,
+        }
+    }
+}

@@ -206,6 +206,7 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
             deletion_protection: m.deletion_protection.unwrap_or(r.plan.metadata.protected),
             final_snapshot: m.final_snapshot,
             security_group_ids: r.aws.security_group_ids.clone(),
+            apply_immediately: r.apply_immediately(),
             kms: Input::new(ids::KMS, outputs::ARN),
             subnets: Input::new(ids::DB_SUBNETS, outputs::NAME),
             instance_params: Input::new(ids::DB_PARAMS, outputs::INSTANCE_GROUP),
