@@ -799,7 +799,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refuse
     );
 
     // Another database name needs another database: shown, and refused without a change.
-    let plan = write("large", "").replace("prod.yaml", "prod.yaml");
+    let plan = write("large", "");
     let text_now = std::fs::read_to_string(&plan)
         .unwrap()
         .replace("database: wandb_prod", "database: wandb_other")

@@ -86,6 +86,10 @@ fn a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up(back: common::
             .any(|l| l.starts_with("k8s.wandb ") && l.contains("update")),
         "{shown}"
     );
+    // Field by field: the one value edited, and nothing else.
+    let field = format!("~ spec.values.global.host: https://edited.example.com -> {planned}");
+    assert!(shown.contains(&field), "{field} not in {shown}");
+    assert_eq!(shown.matches("    ~ ").count(), 1, "{shown}");
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(host(), planned);
@@ -93,4 +97,113 @@ fn a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up(back: common::
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
-on_both!(a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up);
+/// The generated ClickHouse password's Secret deleted, then changed by hand: `plan` shows it, `up`
+/// restores the value the workloads were started with (so nothing restarts). Only when its
+/// origin copy is gone too is a new one made, and then ClickHouse and W&B restart with it.
+fn a_deleted_or_changed_password_secret_is_restored_and_a_new_one_rolls_the_workloads(
+    back: common::Back,
+) {
+    let env = Env::on(back, 100);
+    let plan = env.plan("weave-clickhouse-s3.yaml");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let get = |kind: &str, name: &str, path: &str| {
+        env.kubectl(&[
+            "get",
+            kind,
+            name,
+            "-n",
+            "wandb",
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+    };
+    let password = || {
+        get(
+            "secret",
+            "wbstack-clickhouse",
+            "{.data.CLICKHOUSE_PASSWORD}",
+        )
+    };
+    let sts_rev = || {
+        get(
+            "sts",
+            "wbstack-clickhouse-shard0",
+            "{.spec.template.metadata.annotations.wbstack\\.dev/clickhouse-password-revision}",
+        )
+    };
+    let wandb_rev = || {
+        get(
+            "wandb",
+            "wandb",
+            "{.spec.values.global.pod.annotations.wbstack\\.dev/clickhouse-password-revision}",
+        )
+    };
+    let (first, rev) = (password(), sts_rev());
+    assert!(!first.is_empty() && !rev.is_empty());
+    assert_eq!(wandb_rev(), rev);
+    let generation = || get("sts", "wbstack-clickhouse-shard0", "{.metadata.generation}");
+    let gen = generation();
+    let detailed = ["plan", "--plan", plan.as_str(), "--detailed-exitcode"];
+
+    env.kubectl(&["delete", "secret", "wbstack-clickhouse", "-n", "wandb"]);
+    let out = env.run(&detailed);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "~ wandb/wbstack-clickhouse: (deleted) -> (the value the workloads were started with)"
+        ),
+        "{}",
+        text(&out)
+    );
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(password(), first);
+
+    env.kubectl(&[
+        "patch",
+        "secret",
+        "wbstack-clickhouse",
+        "-n",
+        "wandb",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"CLICKHOUSE_PASSWORD":"c29tZXRoaW5nLWVsc2U="}}"#,
+    ]);
+    let out = env.run(&detailed);
+    assert!(text(&out).contains("(changed by hand)"), "{}", text(&out));
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(password(), first);
+    assert_eq!(
+        (sts_rev(), generation()),
+        (rev.clone(), gen.clone()),
+        "nothing restarted"
+    );
+    assert_eq!(env.run(&detailed).status.code(), Some(0));
+
+    // Both gone: a new password, and every workload that reads it is restarted with it.
+    env.kubectl(&[
+        "delete",
+        "secret",
+        "wbstack-clickhouse",
+        "wbstack-clickhouse-origin",
+        "-n",
+        "wandb",
+    ]);
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (second, new_rev) = (password(), sts_rev());
+    assert_ne!(second, first);
+    assert_ne!(new_rev, rev);
+    assert_eq!(wandb_rev(), new_rev);
+    assert_ne!(generation(), gen);
+    // The digest is not the password, nor any form of it.
+    assert!(!new_rev.contains(&second) && !second.contains(&new_rev));
+}
+
+on_both!(
+    a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up,
+    a_deleted_or_changed_password_secret_is_restored_and_a_new_one_rolls_the_workloads,
+);

@@ -12,6 +12,29 @@ use std::time::Duration;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{BundledClickhouse, Kind};
 
+/// The pod annotation naming the revision of the password a workload was started with.
+pub const REVISION: &str = "wbstack.dev/clickhouse-password-revision";
+
+/// The generated password's revision, when this plan generates it.
+fn revision(ctx: &StepCtx) -> Option<String> {
+    ctx.dep_str(
+        wbstack_plan::ids::CLICKHOUSE_PASSWORD,
+        wbstack_plan::ids::outputs::REVISION,
+    )
+    .map(str::to_owned)
+}
+
+/// Whether a manifest is a workload whose containers read the ClickHouse password.
+fn reads_password(m: &Value) -> bool {
+    m["kind"] == "StatefulSet"
+        && m["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["env"].as_array().into_iter().flatten())
+            .any(|e| e["name"] == "CLICKHOUSE_PASSWORD")
+}
+
 /// Bundled ClickHouse: native manifests, ready when Keeper and every shard are.
 pub struct ClickhouseBundledStep {
     kube: Kube,
@@ -40,6 +63,21 @@ impl ClickhouseBundledStep {
         render::clickhouse_bundled(&self.spec)
             .into_iter()
             .map(|m| annotated(m, &fp))
+            .collect()
+    }
+
+    /// The manifests to apply: the shards' pod templates carry the password's revision, so a
+    /// new password restarts them with it.
+    fn manifests_for(&self, ctx: &StepCtx) -> Vec<Value> {
+        let rev = revision(ctx);
+        self.manifests()
+            .into_iter()
+            .map(|mut m| {
+                if let (Some(r), true) = (&rev, reads_password(&m)) {
+                    m["spec"]["template"]["metadata"]["annotations"][REVISION] = json!(r);
+                }
+                m
+            })
             .collect()
     }
     fn outputs(&self) -> Outputs {
@@ -95,7 +133,7 @@ impl Step for ClickhouseBundledStep {
         true
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
-        let ms = self.manifests();
+        let ms = self.manifests_for(ctx);
         let mut present = 0;
         let mut fp = None;
         let mut waiting = Vec::new();
@@ -103,6 +141,12 @@ impl Step for ClickhouseBundledStep {
             if let Some(live) = self.kube.get_manifest(m).await? {
                 self.kube.refuse_foreign(&live)?;
                 present += 1;
+                let want = &m["spec"]["template"]["metadata"]["annotations"][REVISION];
+                let has = &live["spec"]["template"]["metadata"]["annotations"][REVISION];
+                if want.is_string() && want != has {
+                    // Started with another password: to be restarted with this one.
+                    fp = Some(Fingerprint::of(&("password-revision", want)));
+                }
                 if m["kind"] == "StatefulSet" {
                     fp = fp.or_else(|| observed_fp(&live));
                     if !workload_ready(&live) {
@@ -130,9 +174,9 @@ impl Step for ClickhouseBundledStep {
             }
         })
     }
-    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+    async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         self.check_versions()?;
-        for m in self.manifests() {
+        for m in self.manifests_for(ctx) {
             self.kube.apply(&m).await?;
         }
         Ok(())

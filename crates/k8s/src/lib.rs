@@ -10,6 +10,7 @@ mod clickhouse_bundled;
 mod clickhouse_manifests;
 mod client;
 mod crd;
+mod diff;
 mod explain;
 mod generated_secret;
 mod job_manifests;

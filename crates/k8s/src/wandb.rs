@@ -195,6 +195,28 @@ impl Step for WandbStep {
     fn supports_update(&self) -> bool {
         true
     }
+    async fn changes(&self, ctx: &StepCtx) -> Result<Vec<wbstack_engine::Change>, StepError> {
+        let api = self.api_version(ctx);
+        let (ns, name) = (&self.spec.namespace, &self.spec.name);
+        let (Some(cr), Ok(values)) = (
+            self.kube.get(api, KIND, Some(ns), name).await?,
+            self.resolve(ctx),
+        ) else {
+            return Ok(Vec::new());
+        };
+        if api != V1 {
+            return Ok(Vec::new());
+        }
+        let want = render::wandb(ns, name, &self.spec.chart, &values);
+        let mut c =
+            crate::diff::changes("spec.chart", &cr["spec"]["chart"], &want["spec"]["chart"]);
+        c.extend(crate::diff::changes(
+            "spec.values",
+            &cr["spec"]["values"],
+            &want["spec"]["values"],
+        ));
+        Ok(c)
+    }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
         let api = self.api_version(ctx);
         let (ns, name) = (&self.spec.namespace, &self.spec.name);

@@ -21,18 +21,23 @@ pub fn deep_merge(base: &mut Value, overlay: &Value) {
 /// Sets the value at a JSON pointer, making the maps on the way.
 pub(crate) fn set(values: &mut Value, pointer: &str, v: Value) {
     let mut cur = values;
-    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    // JSON Pointer escapes (RFC 6901): `~1` is a `/` inside a key, `~0` a `~`.
+    let parts: Vec<String> = pointer
+        .trim_start_matches('/')
+        .split('/')
+        .map(|p| p.replace("~1", "/").replace("~0", "~"))
+        .collect();
     for (i, p) in parts.iter().enumerate() {
         if !cur.is_object() {
             *cur = Value::Object(Map::new());
         }
         let m = cur.as_object_mut().expect("made an object");
         if i == parts.len() - 1 {
-            m.insert((*p).to_owned(), v);
+            m.insert(p.clone(), v);
             return;
         }
         cur = m
-            .entry((*p).to_owned())
+            .entry(p.clone())
             .or_insert_with(|| Value::Object(Map::new()));
     }
 }

@@ -73,4 +73,7 @@ pub mod outputs {
     pub const CLUSTER_GROUP: &str = "cluster_group";
     /// The API version a CRD stores (`v1`, `v2`).
     pub const STORAGE: &str = "storage";
+    /// A digest of a credential's value (never the value): workloads that read the credential
+    /// carry it in their pod template, so they roll when it changes.
+    pub const REVISION: &str = "revision";
 }

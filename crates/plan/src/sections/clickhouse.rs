@@ -193,6 +193,15 @@ fn generated_password(b: &mut Builder, r: &Resolved) {
     );
 }
 
+/// W&B's pods carry the generated password's revision, so a new password (made only when the
+/// Secret and its origin copy are both gone) restarts them with it.
+fn roll_on_new_password(b: &mut Builder) {
+    let rev = Input::new(ids::CLICKHOUSE_PASSWORD, outputs::REVISION);
+    let at = "/global/pod/annotations/wbstack.dev~1clickhouse-password-revision";
+    b.set(at, json!(crate::build::placeholder(rev)));
+    b.bind(at, rev);
+}
+
 /// `global.clickhouse`: where the resource finds ClickHouse and its password.
 fn connection(b: &mut Builder, r: &Resolved, host: String, secret: (&str, &str)) {
     let ch = &r.spec.clickhouse;
@@ -220,6 +229,7 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
             b.need(Input::new(ids::CLICKHOUSE, outputs::HOST));
             b.need(Input::new(ids::CLICKHOUSE_PASSWORD, outputs::SECRET));
             connection(b, r, host, (names::CLICKHOUSE, names::CLICKHOUSE_KEY));
+            roll_on_new_password(b);
         }
     }
 }
@@ -231,6 +241,7 @@ fn compile_external(b: &mut Builder, r: &Resolved) {
         None => {
             generated_password(b, r);
             b.need(Input::new(ids::CLICKHOUSE_PASSWORD, outputs::SECRET));
+            roll_on_new_password(b);
             (
                 names::CLICKHOUSE.to_owned(),
                 names::CLICKHOUSE_KEY.to_owned(),
