@@ -622,8 +622,10 @@ fn a_discovery_that_cannot_see_stops_naming_it_and_a_key_without_its_alias_is_fo
 }
 
 /// Day two on the production plan: size small, then medium, then large, then one reader fewer,
-/// each shown by `plan` field by field and made in place by `up` (the same cluster, bucket and
-/// key); a change only a new database could have is shown as a replacement and refused.
+/// each shown by `plan` field by field and made in place by `up` (the same cluster, cache, bucket
+/// and key); a change only a new database could have is shown as a replacement and refused.
+/// ElastiCache's changes are answered by the proxy in front of moto (see
+/// `crates/aws/tests/common/elasticache.rs`), RDS's by moto itself.
 #[test]
 fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refused() {
     let env = Env::new(50);
@@ -632,11 +634,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refuse
     let base = std::fs::read_to_string(Env::plans().join("production.yaml"))
         .unwrap()
         .replace("  protected: true\n", "")
-        .replace("    backupRetentionDays: 14\n", "")
-        .replace(
-            "  redis:\n    mode: elasticache\n",
-            "  redis:\n    mode: in-cluster\n",
-        );
+        .replace("    backupRetentionDays: 14\n", "");
     let base = moto.production_plan(&base);
     let write = |size: &str, extra: &str| {
         let text = base
@@ -689,6 +687,25 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refuse
         (retention, classes.clone()),
         (7, vec!["wandb-prod-mysql-1=db.r6g.large".to_owned()])
     );
+    let cache = || {
+        rt.block_on(async {
+            let g = aws
+                .elasticache
+                .describe_replication_groups()
+                .send()
+                .await
+                .unwrap();
+            let g = g.replication_groups()[0].clone();
+            (
+                g.arn().unwrap().to_owned(),
+                g.cache_node_type().unwrap().to_owned(),
+                g.member_clusters().len(),
+                g.multi_az().map(|m| m.as_str().to_owned()),
+            )
+        })
+    };
+    let (cache_arn, node_type, nodes, _) = cache();
+    assert_eq!((node_type.as_str(), nodes), ("cache.m6g.large", 1));
     let outputs = |out: &std::process::Output| {
         let v: serde_json::Value =
             serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
@@ -727,12 +744,36 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refuse
             .code(),
         Some(2)
     );
+    assert!(
+        shown.contains("~ nodes: 1 -> 2") && shown.contains("~ multi_az: false -> true"),
+        "{shown}"
+    );
+    recorder.clear();
     let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         text(&out).contains("aws.mysql: changing instance_class: db.r6g.large -> db.r6g.xlarge"),
         "{}",
         text(&out)
+    );
+    let ops = recorder.ops();
+    for op in [
+        "IncreaseReplicaCount",
+        "ModifyReplicationGroup",
+        "ModifyDBCluster",
+        "ModifyDBInstance",
+        "CreateDBInstance",
+    ] {
+        assert!(ops.iter().any(|o| o == op), "{op} not in {ops:?}");
+    }
+    assert_eq!(
+        cache(),
+        (
+            cache_arn.clone(),
+            "cache.m6g.large".to_owned(),
+            2,
+            Some("enabled".to_owned())
+        )
     );
     assert_eq!(
         live(),
@@ -758,6 +799,11 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refuse
     let (a, r, c) = live();
     assert_eq!((a.as_str(), r), (arn.as_str(), 30));
     assert!(c.iter().all(|c| c.ends_with("=db.r6g.2xlarge")), "{c:?}");
+    let (a, node_type, nodes, _) = cache();
+    assert_eq!(
+        (a, node_type.as_str(), nodes),
+        (cache_arn.clone(), "cache.m6g.xlarge", 3)
+    );
 
     // One reader fewer, in the maintenance window this time.
     let plan = write(

@@ -9,7 +9,7 @@ use crate::secrets::read_secret;
 use async_trait::async_trait;
 use aws_sdk_elasticache::types::Tag;
 use serde_json::json;
-use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_engine::{Action, Change, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{CacheSubnetGroup, Kind, RedisCache};
 
 fn tag(k: String, v: String) -> Tag {
@@ -127,9 +127,9 @@ impl Step for CacheSubnetGroupStep {
 
 /// A Redis 7 replication group.
 pub struct RedisCacheStep {
-    aws: Aws,
-    step: String,
-    spec: RedisCache,
+    pub(crate) aws: Aws,
+    pub(crate) step: String,
+    pub(crate) spec: RedisCache,
 }
 
 impl RedisCacheStep {
@@ -142,19 +142,20 @@ impl RedisCacheStep {
     }
 }
 
-enum Group {
+pub(crate) enum Group {
     Absent,
     Present {
         status: String,
         outputs: Outputs,
         arn: String,
+        settings: crate::elasticache_changes::Settings,
     },
 }
 
 const GROUP_ABSENT: [&str; 1] = ["ReplicationGroupNotFoundFault"];
 
 impl RedisCacheStep {
-    async fn look(&self) -> Result<Group, StepError> {
+    pub(crate) async fn look(&self) -> Result<Group, StepError> {
         let id = &self.spec.id;
         let found = self
             .aws
@@ -185,6 +186,7 @@ impl RedisCacheStep {
             status: g.status().unwrap_or("unknown").to_owned(),
             outputs,
             arn: g.arn().unwrap_or_default().to_owned(),
+            settings: crate::elasticache_changes::Settings::of(g),
         })
     }
 }
@@ -197,6 +199,17 @@ impl Step for RedisCacheStep {
     async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
         // `observe` finds it Ready only when its tags are this step's, or the plan adopts it.
         Ok(!self.aws.adopts(&self.step))
+    }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn changes(&self, _ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
+        Ok(match self.look().await? {
+            Group::Present { settings, .. } if !self.aws.adopts(&self.step) => {
+                self.against_plan(&settings)
+            }
+            _ => Vec::new(),
+        })
     }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;
@@ -222,6 +235,23 @@ impl Step for RedisCacheStep {
             {
                 not_owned("replication group", &self.spec.id, &self.aws)
             }
+            // Ours is judged by its live settings; an adopted one is used as it is.
+            Group::Present {
+                status,
+                outputs,
+                settings,
+                ..
+            } if status == "available" && !self.aws.adopts(&self.step) => {
+                let c = self.against_plan(&settings);
+                Observation::Ready {
+                    outputs,
+                    fingerprint: Some(if c.is_empty() {
+                        self.fingerprint()
+                    } else {
+                        Fingerprint::of(&("redis-live", &c))
+                    }),
+                }
+            }
             Group::Present {
                 status, outputs, ..
             } if status == "available" => Observation::ready(outputs),
@@ -233,7 +263,10 @@ impl Step for RedisCacheStep {
             },
         })
     }
-    async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+    async fn apply(&self, ctx: &StepCtx, a: Action) -> Result<(), StepError> {
+        if a == Action::Update {
+            return self.modify(ctx).await;
+        }
         let s = &self.spec;
         let auth = ctx.need_secret(s.auth.step, s.auth.output)?;
         let token = read_secret(&self.aws, &auth).await?;
@@ -270,9 +303,26 @@ impl Step for RedisCacheStep {
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
         poll(ctx, || async {
             Ok(match self.look().await? {
+                // A change is done when the group shows it, not when it is accepted.
                 Group::Present {
-                    status, outputs, ..
-                } if status == "available" => Some(outputs),
+                    status,
+                    outputs,
+                    settings,
+                    ..
+                } if status == "available" => {
+                    let c = if self.aws.adopts(&self.step) {
+                        Vec::new()
+                    } else {
+                        self.still_to_apply(&settings)
+                    };
+                    match c.first() {
+                        Some(first) => {
+                            ctx.progress(format!("applying {first}"));
+                            None
+                        }
+                        None => Some(outputs),
+                    }
+                }
                 Group::Present { status, .. } if status == "create-failed" => {
                     return Err(StepError::permanent(format!(
                         "replication group {} is create-failed",

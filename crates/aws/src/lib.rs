@@ -8,6 +8,7 @@
 mod calllog;
 mod clients;
 mod elasticache;
+mod elasticache_changes;
 mod kms;
 mod own;
 mod poll;

@@ -164,6 +164,7 @@ fn graph(aws: &Aws, subnets: &[String], aurora: bool) -> Graph {
                     nodes: 2,
                     multi_az: true,
                     security_group_ids: vec![],
+                    apply_immediately: true,
                     kms: Input::new("aws.kms", "arn"),
                     subnets: Input::new("aws.cache-subnets", "name"),
                     auth: Input::new("aws.redis-auth", "secret"),

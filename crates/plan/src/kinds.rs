@@ -363,6 +363,8 @@ pub struct RedisCache {
     pub nodes: u32,
     pub multi_az: bool,
     pub security_group_ids: Vec<String>,
+    /// Node type changes take effect now, not in the group's maintenance window.
+    pub apply_immediately: bool,
     pub kms: Input,
     pub subnets: Input,
     pub auth: Input,

@@ -14,6 +14,8 @@ pub struct Moto {
     pub url: String,
 }
 
+mod elasticache;
+
 // The workspace's Python helper; the root's end-to-end tests load it as their own module too.
 #[allow(clippy::duplicate_mod)]
 #[path = "../../../../tests/common/python.rs"]
@@ -59,9 +61,11 @@ impl Moto {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Clients talk to moto through the proxy that answers where moto's ElastiCache falls
+        // short of AWS.
         Moto {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: elasticache::start(port),
         }
     }
 

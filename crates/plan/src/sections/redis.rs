@@ -128,6 +128,7 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
             nodes: pre.cache_nodes,
             multi_az: pre.multi_az(),
             security_group_ids: r.aws.security_group_ids.clone(),
+            apply_immediately: r.apply_immediately(),
             kms: Input::new(ids::KMS, outputs::ARN),
             subnets: Input::new(ids::CACHE_SUBNETS, outputs::NAME),
             auth: Input::new(ids::REDIS_AUTH, outputs::SECRET),
