@@ -36,6 +36,30 @@ pub async fn connect(plan: &Plan, steps: &[StepPlan]) -> Result<Option<Aws>, Cli
         .map_err(|e| CliError::environment(e.to_string()))
 }
 
+/// `up`'s check of who it calls AWS as, before its first change: an identity STS answers for,
+/// in the region the plan names. Returns the account and the caller's ARN.
+#[cfg(feature = "aws")]
+pub async fn identity(aws: &Aws) -> Result<String, String> {
+    let who = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| wbstack_aws::describe(&e))?;
+    Ok(format!(
+        "account {} as {} in {}",
+        who.account().unwrap_or("?"),
+        who.arn().unwrap_or("?"),
+        aws.region
+    ))
+}
+
+/// Without AWS support there are no AWS calls to check.
+#[cfg(not(feature = "aws"))]
+pub async fn identity(aws: &Aws) -> Result<String, String> {
+    match *aws {}
+}
+
 /// Without AWS support, a plan with AWS steps is refused.
 #[cfg(not(feature = "aws"))]
 pub async fn connect(_plan: &Plan, steps: &[StepPlan]) -> Result<Option<Aws>, CliError> {

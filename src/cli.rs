@@ -65,8 +65,8 @@ pub struct RunOpts {
     #[arg(long)]
     pub timeout: Option<u64>,
     /// Skip one of `up`'s checks before its first change (kubernetes-version, storage-class,
-    /// node-capacity); repeatable.
-    #[arg(long, value_name = "NAME", value_parser = ["kubernetes-version", "storage-class", "node-capacity"])]
+    /// node-capacity, aws-identity); repeatable.
+    #[arg(long, value_name = "NAME", value_parser = ["kubernetes-version", "storage-class", "node-capacity", "aws-identity"])]
     pub skip_preflight: Vec<String>,
 }
 

@@ -497,6 +497,20 @@ impl Job<'_> {
             );
         }
         let aws = crate::aws::connect(plan, &steps).await?;
+        if let (Op::Up, Some(a)) = (&op, &aws) {
+            if !self.run.skip_preflight.iter().any(|s| s == "aws-identity") {
+                match crate::aws::identity(a).await {
+                    Ok(who) if fmt == OutputFormat::Text => eprintln!("{name}: AWS {who}"),
+                    Ok(_) => {}
+                    Err(e) => {
+                        conn.close();
+                        return Err(CliError::environment(format!(
+                            "preflight aws-identity: AWS does not answer for any identity: {e} (nothing was changed; check the credentials and region, or skip this check with --skip-preflight aws-identity)"
+                        )));
+                    }
+                }
+            }
+        }
         let graph = crate::wiring::graph(
             plan,
             &steps,

@@ -54,3 +54,50 @@ fn clickhouse_requests_no_node_can_hold_stop_up() {
     );
     assert_eq!(env.mutations(), before, "nothing changed");
 }
+
+/// AWS that answers for no identity (here: nothing listens where the plan's AWS is) stops `up`
+/// before its first change, cluster side included; an old MySQL is refused by validation.
+#[test]
+fn an_aws_that_answers_for_no_identity_stops_up_and_an_old_mysql_is_refused() {
+    let env = Env::new(50);
+    let plan = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap().replace(
+        "  mysql:\n    mode: in-cluster\n",
+        "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n",
+    );
+    let plan = env.plan_from("s3.yaml", &plan);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let before = env.mutations();
+    let out = env
+        .cmd(&["up", "--plan", &plan])
+        .env("WBSTACK_AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("preflight aws-identity")
+            && text(&out).contains("--skip-preflight aws-identity"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.mutations(), before, "nothing changed");
+
+    let old = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace(
+            "    mode: aurora\n",
+            "    mode: aurora\n    engineVersion: 8.0.mysql_aurora.3.02.0\n",
+        );
+    let old = env.plan_from("old.yaml", &old);
+    let out = env.run(&["validate", &old]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("old.yaml:28:") && text(&out).contains("older than 3.04"),
+        "{}",
+        text(&out)
+    );
+}

@@ -57,6 +57,26 @@ fn check_external(c: &mut Checker, m: &MysqlSpec) {
     }
 }
 
+/// What keeps an engine version from serving W&B: MySQL 8.0.28 or newer, or for Aurora a
+/// `8.0.mysql_aurora.3.NN.P` release of 3.04 or newer (Aurora 3.04 is MySQL 8.0.28 compatible).
+pub(crate) fn engine_version_problem(aurora: bool, v: &str) -> Option<String> {
+    let nums = |s: &str| -> Vec<u32> { s.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    if aurora {
+        let Some(release) = v.strip_prefix("8.0.mysql_aurora.") else {
+            return Some(format!(
+                "`{v}` is not an Aurora MySQL 8.0 version (like 8.0.mysql_aurora.3.05.2)"
+            ));
+        };
+        let n = nums(release);
+        (n.len() < 2 || (n[0], n[1]) < (3, 4))
+            .then(|| format!("Aurora MySQL {release} is older than 3.04 (MySQL 8.0.28)"))
+    } else {
+        let n = nums(v);
+        (n.len() != 3 || (n[0], n[1], n[2]) < (8, 0, 28))
+            .then(|| format!("MySQL `{v}` is older than 8.0.28, or not a MySQL version"))
+    }
+}
+
 fn check_aws(c: &mut Checker, r: &Resolved, m: &MysqlSpec) {
     if m.host.is_some() {
         c.at(
@@ -87,6 +107,15 @@ fn check_aws(c: &mut Checker, r: &Resolved, m: &MysqlSpec) {
             "Aurora storage grows by itself; storageGb is for mode rds",
             None,
         );
+    }
+    if let Some(v) = &m.engine_version {
+        if let Some(problem) = engine_version_problem(m.mode == MysqlMode::Aurora, v) {
+            c.value_help(
+                "spec.mysql.engineVersion",
+                problem,
+                "W&B needs MySQL 8.0.28 or newer (Aurora MySQL 3.04 or newer)",
+            );
+        }
     }
     if m.storage_gb.is_some_and(|g| !(20..=65536).contains(&g)) {
         c.value("spec.mysql.storageGb", "RDS storage must be 20 to 65536 GB");
@@ -231,4 +260,24 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
     );
     b.bind("/global/mysql/host", host);
     b.bind("/global/mysql/port", Input::new(ids::MYSQL, outputs::PORT));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_version_problem as problem;
+
+    #[test]
+    fn mysql_8_0_28_or_aurora_3_04_at_least() {
+        assert!(problem(false, "8.0.39").is_none());
+        assert!(problem(false, "8.4.3").is_none());
+        assert!(problem(false, "8.0.27")
+            .unwrap()
+            .contains("older than 8.0.28"));
+        assert!(problem(false, "5.7.44").is_some());
+        assert!(problem(true, "8.0.mysql_aurora.3.05.2").is_none());
+        assert!(problem(true, "8.0.mysql_aurora.3.03.1")
+            .unwrap()
+            .contains("3.04"));
+        assert!(problem(true, "5.7.mysql_aurora.2.11.2").is_some());
+    }
 }
