@@ -94,6 +94,7 @@ impl Command {
                 | Command::List
                 | Command::Graph { .. }
                 | Command::Render { .. }
+                | Command::Images { .. }
                 | Command::Schema
                 | Command::Completions { .. }
         )
@@ -192,6 +193,12 @@ pub enum Command {
     Unlock {
         #[command(flatten)]
         target: Target,
+    },
+    /// Every image the plan deploys, through its registry (spec.images.registry), with what
+    /// uses it: the list to mirror for an air-gapped install. Nothing is contacted.
+    Images {
+        #[arg(long, short = 'p')]
+        plan: PathBuf,
     },
     /// Print the JSON Schema of plan files.
     Schema,

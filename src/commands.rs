@@ -45,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             render_job(&l, &job_namespace, &image, role_arn.as_deref(), &state, fmt)
         }
         Command::Render { plan, .. } => render(&plan, fmt),
+        Command::Images { plan } => crate::images::images(&plan, fmt),
         Command::Unlock { target } => {
             let (loaded, state) = target_plan(flag, &target).await?;
             let holder = state.unlock().await?;

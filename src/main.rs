@@ -7,6 +7,7 @@ mod cluster;
 mod commands;
 mod env;
 mod exit;
+mod images;
 mod list;
 mod logging;
 mod output;

@@ -204,3 +204,76 @@ fn schema_describes_the_plan_format() {
     let comp = env.run(&["completions", "bash"]);
     assert!(String::from_utf8_lossy(&comp.stdout).contains("wbstack"));
 }
+
+/// `images` lists every image a plan deploys through `spec.images.registry`, and `up` pulls
+/// wbstack's own workloads (the operator, ClickHouse) from there too, with the chart told the
+/// same registry.
+#[test]
+fn images_come_from_the_plans_registry() {
+    let env = Env::new(50);
+    let yaml = std::fs::read_to_string(Env::plans().join("weave-clickhouse-s3.yaml"))
+        .unwrap()
+        .replacen(
+            "spec:\n",
+            "spec:\n  images:\n    registry: registry.corp.example/mirror/\n",
+            1,
+        );
+    let plan = env.plan_from("mirror.yaml", &yaml);
+    let out = env.run(&["images", "--plan", &plan, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let images: Vec<&str> = rows.iter().map(|r| r["image"].as_str().unwrap()).collect();
+    for want in [
+        "registry.corp.example/mirror/wandb/controller:1.22.0",
+        "registry.corp.example/mirror/clickhouse/clickhouse-server:24.8",
+        "registry.corp.example/mirror/clickhouse/clickhouse-keeper:24.8",
+        "registry.corp.example/mirror/wandb/local:latest",
+        "registry.corp.example/mirror/bitnamilegacy/redis:7.2.4-debian-12-r9",
+    ] {
+        assert!(images.contains(&want), "{want} not in {images:?}");
+    }
+    assert!(
+        images
+            .iter()
+            .all(|i| i.starts_with("registry.corp.example/mirror/")),
+        "{images:?}"
+    );
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let op = env.kubectl(&[
+        "get",
+        "deploy",
+        "-A",
+        "-l",
+        "control-plane=controller-manager",
+        "-o",
+        "jsonpath={.items[0].spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(op, "registry.corp.example/mirror/wandb/controller:1.22.0");
+    let ch = env.kubectl(&[
+        "get",
+        "sts",
+        "wbstack-clickhouse-shard0",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(
+        ch,
+        "registry.corp.example/mirror/clickhouse/clickhouse-server:24.8"
+    );
+    let reg = env.kubectl(&[
+        "get",
+        "wandb",
+        "wandb",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.spec.values.global.imageRegistry}",
+    ]);
+    assert_eq!(reg, "registry.corp.example/mirror");
+}

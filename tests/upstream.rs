@@ -256,9 +256,12 @@ fn objects(plan: &Plan) -> Vec<Value> {
                 out.push(render::secret(&x.namespace, &x.name, &x.key, &value))
             }
             StepKind::WandbCrd(c) => out.push(render::wandb_crd(&c.version)),
-            StepKind::Operator(o) => {
-                out.extend(render::operator(&o.namespace, &o.version, o.airgapped))
-            }
+            StepKind::Operator(o) => out.extend(render::operator(
+                &o.namespace,
+                &o.version,
+                o.airgapped,
+                &o.image,
+            )),
             StepKind::ClickhouseBundled(c) => out.extend(render::clickhouse_bundled(c)),
             StepKind::ClickhouseAltinity(c) => {
                 let mut chi = render::clickhouse_altinity(c);
@@ -476,4 +479,50 @@ fn the_altinity_installation_and_its_status_fit_altinitys_crd() {
     assert_eq!(chi["status"]["status"], "Completed", "{chi}");
     let kinds = validate_cluster(&env, &crds());
     assert!(kinds.contains("ClickHouseInstallation"));
+}
+
+/// `spec.images.registry` rewrites images as the chart's `global.imageRegistry` does: every
+/// image of the chart's real render of its `default` value set (which sets the registry) is
+/// the table's default image of that container through wbstack's rule.
+#[test]
+fn images_through_a_registry_are_the_ones_the_chart_renders() {
+    let dir = fixtures().join("operator-wandb-chart/test-configs");
+    let set = yaml(&dir.join("default.yaml"));
+    let registry = set["global"]["imageRegistry"].as_str().unwrap();
+    let text = std::fs::read_to_string(dir.join("__snapshots__/default.snap")).unwrap();
+    let table = wbstack_chart::operator_wandb();
+    let mut checked = 0;
+    for doc in text.split("\n---\n") {
+        let Ok(o) = serde_yaml_ng::from_str::<Value>(doc) else {
+            continue;
+        };
+        let name = o["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .replace("chartsnap", wbstack_chart::RELEASE);
+        let pod = if o["spec"]["jobTemplate"].is_object() {
+            &o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        } else {
+            &o["spec"]["template"]["spec"]
+        };
+        for c in pod["containers"].as_array().into_iter().flatten() {
+            let wanted = table
+                .components
+                .iter()
+                .flat_map(|comp| &comp.workloads)
+                .filter(|w| w.name == name)
+                .flat_map(|w| &w.containers)
+                .find(|t| t.name == c["name"].as_str().unwrap_or(""));
+            let Some(t) = wanted else { continue };
+            assert_eq!(
+                wbstack_plan::with_registry(Some(registry), &t.image),
+                c["image"].as_str().unwrap(),
+                "{name}/{}",
+                t.name
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} containers compared");
+    eprintln!("{checked} containers of the chart's render match wbstack's registry rule");
 }

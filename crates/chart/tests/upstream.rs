@@ -118,6 +118,25 @@ fn conditional(values: &Value, component: &str, kind: &str, name: &str) -> bool 
         .is_some_and(|s| s.contains("{{"))
 }
 
+/// Takes `registry` off the front of every container image of a workload.
+fn strip_registry(o: &mut Value, registry: &str) {
+    for pod in [
+        "/spec/template/spec",
+        "/spec/jobTemplate/spec/template/spec",
+    ] {
+        if let Some(cs) = o
+            .pointer_mut(&format!("{pod}/containers"))
+            .and_then(Value::as_array_mut)
+        {
+            for c in cs {
+                if let Some(img) = c["image"].as_str().and_then(|i| i.strip_prefix(registry)) {
+                    c["image"] = Value::String(img.to_owned());
+                }
+            }
+        }
+    }
+}
+
 /// The table, derived from the fixtures.
 fn derive() -> Chart {
     let root = fixtures();
@@ -125,8 +144,18 @@ fn derive() -> Chart {
     let values = yaml(&root.join("values.yaml"));
     // (component, kind, name) -> every render of it.
     let mut seen: BTreeMap<(String, String, String), Vec<Value>> = BTreeMap::new();
-    for (_, snap) in snapshots() {
-        for r in rendered(&snap) {
+    for (config, snap) in snapshots() {
+        // Images as the chart names them by default: without the registry the value set put
+        // in front of them (`global.imageRegistry`).
+        let set = yaml(&root.join("test-configs").join(format!("{config}.yaml")));
+        let registry = set["global"]["imageRegistry"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!("{}/", r.trim_end_matches('/')));
+        for mut r in rendered(&snap) {
+            if let Some(reg) = &registry {
+                strip_registry(&mut r.object, reg);
+            }
             let name = r.object["metadata"]["name"]
                 .as_str()
                 .unwrap()

@@ -26,7 +26,7 @@ impl OperatorStep {
     fn manifests(&self) -> Vec<Value> {
         let s = &self.spec;
         let fp = self.fingerprint();
-        render::operator(&s.namespace, &s.version, s.airgapped)
+        render::operator(&s.namespace, &s.version, s.airgapped, &s.image)
             .into_iter()
             .map(|m| annotated(m, &fp))
             .collect()
@@ -78,7 +78,12 @@ impl Step for OperatorStep {
     }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;
-        Fingerprint::of(&render::operator(&s.namespace, &s.version, s.airgapped))
+        Fingerprint::of(&render::operator(
+            &s.namespace,
+            &s.version,
+            s.airgapped,
+            &s.image,
+        ))
     }
     fn supports_update(&self) -> bool {
         true

@@ -54,7 +54,7 @@ fn rules() -> Value {
 }
 
 /// The operator's namespace, service account, RBAC and Deployment (the CRD is its own step).
-pub fn operator(namespace: &str, version: &str, airgapped: bool) -> Vec<Value> {
+pub fn operator(namespace: &str, version: &str, airgapped: bool, image: &str) -> Vec<Value> {
     let name = format!("{OPERATOR_RELEASE}-controller-manager");
     let sa = OPERATOR_RELEASE;
     let l = json!({
@@ -76,11 +76,11 @@ pub fn operator(namespace: &str, version: &str, airgapped: bool) -> Vec<Value> {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": OPERATOR_RELEASE},
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]
         }),
-        deployment(&name, namespace, version, sa, airgapped, &l),
+        deployment(&name, namespace, image, sa, airgapped, &l),
     ]
 }
 
-fn deployment(name: &str, ns: &str, version: &str, sa: &str, airgapped: bool, l: &Value) -> Value {
+fn deployment(name: &str, ns: &str, image: &str, sa: &str, airgapped: bool, l: &Value) -> Value {
     let pod_labels =
         json!({CONTROL_PLANE_LABEL.0: CONTROL_PLANE_LABEL.1, OPERATOR_LABEL.0: OPERATOR_LABEL.1});
     let probe = |path: &str, delay: u32, period: u32| json!({"httpGet": {"path": path, "port": 8081}, "initialDelaySeconds": delay, "periodSeconds": period});
@@ -98,7 +98,7 @@ fn deployment(name: &str, ns: &str, version: &str, sa: &str, airgapped: bool, l:
                     "terminationGracePeriodSeconds": 10,
                     "containers": [{
                         "name": "manager",
-                        "image": format!("wandb/controller:{version}"),
+                        "image": image,
                         "command": ["/manager"],
                         "args": ["--leader-elect", "--zap-devel=false"],
                         "env": [
@@ -159,7 +159,7 @@ mod tests {
         let d = |image: &str| json!({"metadata": {"labels": {"control-plane": "controller-manager"}}, "spec": {"template": {"spec": {"containers": [{"name": "manager", "image": image}]}}}});
         assert!(is_operator(&d("wandb/controller:1.22.0")));
         assert!(!is_operator(&d("quay.io/other/operator:1")));
-        let ours = &operator("wandb-cr", "1.22.0", false)[4];
+        let ours = &operator("wandb-cr", "1.22.0", false, "wandb/controller:1.22.0")[4];
         assert!(is_operator(ours));
         assert_eq!(
             ours["metadata"]["name"],

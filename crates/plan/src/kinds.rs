@@ -123,6 +123,8 @@ pub struct Operator {
     pub version: String,
     pub install: OperatorInstall,
     pub airgapped: bool,
+    /// The controller's image (`wandb/controller:<version>`, through the plan's registry).
+    pub image: String,
 }
 
 impl Kind for Operator {

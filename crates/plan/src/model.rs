@@ -67,6 +67,43 @@ pub struct Spec {
     /// deletes it). `--state-dir` and `WBSTACK_STATE_DIR` take precedence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Where images come from, for clusters that pull only from a registry of their own.
+    #[serde(default)]
+    pub images: ImagesSpec,
+}
+
+/// Images from a registry of the plan's choosing (an air-gapped mirror).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImagesSpec {
+    /// A registry (host and optional path, like `registry.corp.example/wandb`) put in front of
+    /// every image wbstack and the chart deploy whose name names no registry of its own, as the
+    /// chart's `global.imageRegistry` does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+}
+
+/// `image` as pulled through `registry`, as the chart's `global.imageRegistry` does it (read
+/// from its renders): an image naming no registry is prefixed, one from `docker.io` has that
+/// registry replaced (the Bitnami subcharts), one from another registry (`quay.io`) is left.
+pub fn with_registry(registry: Option<&str>, image: &str) -> String {
+    let Some(r) = registry
+        .map(|r| r.trim_end_matches('/'))
+        .filter(|r| !r.is_empty())
+    else {
+        return image.to_owned();
+    };
+    if let Some(rest) = image.strip_prefix("docker.io/") {
+        return format!("{r}/{rest}");
+    }
+    let first = image.split('/').next().unwrap_or("");
+    let has_host =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_host {
+        image.to_owned()
+    } else {
+        format!("{r}/{image}")
+    }
 }
 
 /// Sizing preset, from the reference architecture's sizing guidelines.

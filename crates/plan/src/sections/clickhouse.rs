@@ -193,6 +193,11 @@ fn generated_password(b: &mut Builder, r: &Resolved) {
     );
 }
 
+/// An image through the plan's registry.
+fn image(r: &Resolved, image: &str) -> String {
+    crate::model::with_registry(r.spec.images.registry.as_deref(), image)
+}
+
 /// W&B's pods carry the generated password's revision, so a new password (made only when the
 /// Secret and its origin copy are both gone) restarts them with it.
 fn roll_on_new_password(b: &mut Builder) {
@@ -295,8 +300,11 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
             shards: ch.shards,
             replicas: r.ch_replicas,
             keeper_replicas: if r.ch_replicated { 3 } else { 1 },
-            image: ch.image.clone(),
-            keeper_image: ch.image.replace("clickhouse-server", "clickhouse-keeper"),
+            image: image(r, &ch.image),
+            keeper_image: image(
+                r,
+                &ch.image.replace("clickhouse-server", "clickhouse-keeper"),
+            ),
             user: ch.user.clone(),
             database: ch.database.clone(),
             password_secret: names::CLICKHOUSE.into(),
@@ -324,7 +332,7 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
         cluster_name: ch.cluster_name.clone(),
         shards: ch.shards,
         replicas: r.ch_replicas,
-        image: ch.image.clone(),
+        image: image(r, &ch.image),
         user: ch.user.clone(),
         password_secret: names::CLICKHOUSE.into(),
         password_key: names::CLICKHOUSE_KEY.into(),

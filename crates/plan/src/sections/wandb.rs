@@ -11,6 +11,15 @@ use serde_json::json;
 
 pub(super) fn check(c: &mut Checker, r: &Resolved) {
     let p = r.plan;
+    if let Some(reg) = &r.spec.images.registry {
+        if reg.is_empty() || reg.contains("://") || reg.chars().any(|c| c.is_whitespace()) {
+            c.value_help(
+                "spec.images.registry",
+                format!("`{reg}` is not a registry"),
+                "a host and optional path, without a scheme: registry.corp.example/wandb",
+            );
+        }
+    }
     if p.api_version != API_VERSION {
         c.value_help(
             "apiVersion",
@@ -158,6 +167,9 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     b.need(Input::new(ids::OPERATOR, outputs::NAMESPACE));
     b.set("/global/host", json!(s.wandb.host));
     b.set("/global/size", json!(s.size.as_str()));
+    if let Some(reg) = &s.images.registry {
+        b.set("/global/imageRegistry", json!(reg.trim_end_matches('/')));
+    }
     if let Some(sc) = &s.kubernetes.storage_class {
         b.set("/global/storageClass", json!(sc));
     }
@@ -202,6 +214,10 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
             version: o.version.clone(),
             install: o.install,
             airgapped: o.airgapped,
+            image: crate::model::with_registry(
+                r.spec.images.registry.as_deref(),
+                &format!("wandb/controller:{}", o.version),
+            ),
         },
     );
 }
