@@ -96,7 +96,7 @@ fn an_aws_that_answers_for_no_identity_stops_up_and_an_old_mysql_is_refused() {
     let out = env.run(&["validate", &old]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        text(&out).contains("old.yaml:28:") && text(&out).contains("older than 3.04"),
+        text(&out).contains("old.yaml:31:") && text(&out).contains("older than 3.04"),
         "{}",
         text(&out)
     );

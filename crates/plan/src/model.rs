@@ -195,10 +195,40 @@ pub struct WandbSpec {
     /// `global.cloudProvider`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_provider: Option<String>,
+    /// How the host URL is reached: the chart's Ingress, for the AWS Load Balancer Controller
+    /// (`class: alb`, set up as terraform-aws-wandb does) or another ingress class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
     /// Anything the plan does not model, merged last into the resource's `spec.values`.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub values: serde_json::Value,
+}
+
+/// The chart's Ingress.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// The IngressClass (`alb` for the AWS Load Balancer Controller, `nginx`, ...).
+    pub class: String,
+    /// For `alb`: `internet-facing` (the default) or `internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// For `alb`: the ACM certificate of the host, for HTTPS on 443.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_arn: Option<String>,
+    /// For `alb`: also listen on 80 and redirect it to HTTPS (default true with a certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_redirect: Option<bool>,
+    /// For `alb`: the CIDRs allowed in (default: anyone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbound_cidrs: Vec<String>,
+    /// For `alb`: the subnets of the load balancer (default: the controller's discovery).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
+    /// More annotations on the Ingress, merged over wbstack's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 fn default_wandb_name() -> String {

@@ -5,6 +5,7 @@ mod aws;
 mod bucket;
 mod clickhouse;
 mod components;
+mod ingress;
 mod mysql;
 mod redis;
 mod references;
@@ -22,6 +23,7 @@ use crate::resolve::Resolved;
 /// Every section's checks, then the checks that need the compiled step ids.
 pub(crate) fn check(c: &mut Checker, r: &Resolved) {
     wandb::check(c, r);
+    ingress::check(c, r);
     components::check(c, r);
     mysql::check(c, r);
     redis::check(c, r);
@@ -35,6 +37,7 @@ pub(crate) fn check(c: &mut Checker, r: &Resolved) {
 /// Every section's steps and values, dependencies first.
 pub(crate) fn compile(b: &mut Builder, r: &Resolved) {
     wandb::compile(b, r);
+    ingress::compile(b, r);
     aws::compile(b, r);
     mysql::compile(b, r);
     redis::compile(b, r);
