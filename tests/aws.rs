@@ -879,3 +879,139 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refuse
     assert!(mutations.is_empty(), "{mutations:?}");
     assert_eq!(live().0, arn);
 }
+
+/// The production plan through a front that fails a fifth of AWS requests (500s, 503s,
+/// throttling, slow answers, answers cut after moto did the work): `up`, a re-run and `down`
+/// complete, with exactly one of each resource and nothing owned left. At 10% and 30% the `up`
+/// is run too and its figures printed.
+#[test]
+fn production_up_rerun_and_down_complete_while_a_fifth_of_aws_requests_fail() {
+    for rate in [0.0, 0.1, 0.3] {
+        let (env, moto, faults, prod) = faulted_production(rate);
+        let out = faulted(&env, &faults, &["up", "--plan", &prod]);
+        let retries = text(&out).matches("retrying").count();
+        eprintln!(
+            "at {:.0}%: up exit {:?}, {} requests, {} faults injected, {retries} engine retries (the SDK's own are the requests above the 0% count)",
+            rate * 100.0,
+            out.status.code(),
+            faults.requests(),
+            faults.injected().len()
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(assert_one_of_each(&moto));
+    }
+    let (env, moto, faults, prod) = faulted_production(0.2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut figures = Vec::new();
+    for (what, args) in [
+        ("up", vec!["up", "--plan", prod.as_str()]),
+        (
+            "re-run",
+            vec!["up", "--plan", prod.as_str(), "--output", "json"],
+        ),
+    ] {
+        faults.reset();
+        let out = faulted(&env, &faults, &args);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        figures.push(format!(
+            "{what}: {} requests, {} faults, {} engine retries",
+            faults.requests(),
+            faults.injected().len(),
+            text(&out).matches("retrying").count()
+        ));
+        if what == "re-run" {
+            let last = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap()
+                .to_owned();
+            let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+            assert_eq!(v["report"]["stats"]["apply_calls"], 0, "{v}");
+        }
+        rt.block_on(assert_one_of_each(&moto));
+    }
+    faults.reset();
+    let out = faulted(&env, &faults, &["down", "--env", "wandb-prod", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "down: {}", text(&out));
+    let mut kinds: Vec<_> = faults.injected().into_iter().map(|(_, f)| f).collect();
+    kinds.sort();
+    kinds.dedup();
+    assert!(kinds.len() >= 4, "every kind of fault was met: {kinds:?}");
+    figures.push(format!(
+        "down: {} requests, {} faults ({kinds:?}), {} engine retries",
+        faults.requests(),
+        faults.injected().len(),
+        text(&out).matches("retrying").count()
+    ));
+    rt.block_on(async {
+        let aws = moto.aws("wandb-prod").await;
+        assert_no_rds_left(&aws).await;
+        let buckets = aws.s3.list_buckets().send().await.unwrap();
+        assert!(buckets.buckets().is_empty(), "{buckets:?}");
+        let secrets = aws.secrets.list_secrets().send().await.unwrap();
+        assert!(secrets.secret_list().is_empty(), "{secrets:?}");
+        assert_eq!(enabled_keys(&aws).await, 0);
+    });
+    eprintln!("at 20%: {}", figures.join("; "));
+}
+
+/// The production plan with Redis in the cluster (moto never finishes deleting a replication
+/// group), moto behind a fault front at `rate`.
+fn faulted_production(rate: f64) -> (Env, moto::Moto, moto::faults::Faults, String) {
+    let env = Env::new(50);
+    let moto = moto::Moto::start();
+    let faults = moto::faults::Faults::start(&moto.url, rate, 11);
+    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace("  protected: true\n", "")
+        .replace(
+            "  redis:\n    mode: elasticache\n",
+            "  redis:\n    mode: in-cluster\n",
+        );
+    let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
+    (env, moto, faults, prod)
+}
+
+fn faulted(env: &Env, faults: &moto::faults::Faults, args: &[&str]) -> std::process::Output {
+    let mut c = env.cmd(args);
+    moto::Moto::point(&faults.url, &mut c);
+    c.output().unwrap()
+}
+
+/// Enabled KMS keys, listed independently.
+async fn enabled_keys(aws: &wbstack_aws::Aws) -> usize {
+    let mut n = 0;
+    for k in aws.kms.list_keys().send().await.unwrap().keys() {
+        let d = aws
+            .kms
+            .describe_key()
+            .key_id(k.key_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        if d.key_metadata().unwrap().key_state().map(|s| s.as_str()) == Some("Enabled") {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// No duplicate, whatever the faults did: at most one DB cluster, bucket and secret of each
+/// name, and at most one enabled key.
+async fn assert_one_of_each(moto: &moto::Moto) {
+    let aws = moto.aws("wandb-prod").await;
+    let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
+    assert!(clusters.db_clusters().len() <= 1, "{clusters:?}");
+    let buckets = aws.s3.list_buckets().send().await.unwrap();
+    assert!(buckets.buckets().len() <= 1, "{buckets:?}");
+    let secrets = aws.secrets.list_secrets().send().await.unwrap();
+    let mut names: Vec<_> = secrets
+        .secret_list()
+        .iter()
+        .filter_map(|s| s.name())
+        .collect();
+    let all = names.len();
+    names.dedup();
+    assert_eq!(names.len(), all, "{names:?}");
+    assert!(enabled_keys(&aws).await <= 1, "more than one key");
+}

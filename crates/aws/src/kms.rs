@@ -13,6 +13,8 @@ pub struct KmsKeyStep {
     aws: Aws,
     step: String,
     spec: KmsKey,
+    /// A CreateKey was sent by this process: it may have made a key whatever its answer.
+    sent: std::sync::atomic::AtomicBool,
 }
 
 struct Found {
@@ -27,6 +29,7 @@ impl KmsKeyStep {
             aws,
             step: step.to_owned(),
             spec,
+            sent: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -95,7 +98,8 @@ impl KmsKeyStep {
     /// after a cut-off create the list is read again for a few seconds before another key is
     /// made (a second key would be one more to pay for and to clean up).
     async fn interrupted(&self, ctx: &StepCtx) -> Result<Option<Found>, StepError> {
-        let reads = if ctx.attempted() { 4 } else { 1 };
+        let sent = self.sent.load(std::sync::atomic::Ordering::SeqCst);
+        let reads = if ctx.attempted() || sent { 4 } else { 1 };
         for read in 0..reads {
             if read > 0 {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -211,7 +215,16 @@ impl Step for KmsKeyStep {
                             .map_err(|e| StepError::permanent(e.to_string()))?,
                     );
                 }
+                // CreateKey has no idempotency token: the SDK must not send it again by itself
+                // (an answer lost after KMS made the key would make a second one). A retry is
+                // the engine's, which first looks for the key by its tags.
+                self.sent.store(true, std::sync::atomic::Ordering::SeqCst);
                 let out = req
+                    .customize()
+                    .config_override(
+                        aws_sdk_kms::config::Builder::default()
+                            .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled()),
+                    )
                     .send()
                     .await
                     .map_err(|e| classify(e, "CreateKey", &self.spec.alias))?;

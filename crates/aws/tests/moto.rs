@@ -437,3 +437,40 @@ async fn a_teardown_cut_off_between_the_keys_two_calls_is_finished_by_the_next()
             .any(|a| a.alias_name() == Some("alias/dev-wandb")));
     }
 }
+
+/// KMS made the key but its answer was cut: the SDK does not send CreateKey again by itself
+/// (it has no idempotency token), and the engine's retry finds the key by its tags. One key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_create_key_does_not_make_a_second_key() {
+    let moto = Moto::start();
+    let faults = common::faults::Faults::start(&moto.url, 0.0, 0);
+    faults.next("CreateKey", common::faults::Fault::Cut);
+    let settings = wbstack_aws::AwsSettings {
+        endpoint: Some(faults.url.clone()),
+        ..moto.settings()
+    };
+    let aws = wbstack_aws::Aws::connect(&settings, "dev").await.unwrap();
+    let g = Graph::new(vec![StepSpec::new(
+        "aws.kms",
+        &[],
+        Arc::new(KmsKeyStep::new(
+            aws.clone(),
+            "aws.kms",
+            KmsKey {
+                alias: "alias/dev-wandb".into(),
+                deletion_window_days: 7,
+            },
+        )),
+    )])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (j, st) = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let (eng, _log) = engine();
+    let r = eng.up(&g, &j, st, CancellationToken::new()).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.first_failure());
+    let hit: Vec<_> = faults.injected();
+    assert_eq!(hit.len(), 1, "the cut happened: {hit:?}");
+    let direct = moto.aws("dev").await;
+    let keys = direct.kms.list_keys().send().await.unwrap();
+    assert_eq!(keys.keys().len(), 1, "{keys:?}");
+}

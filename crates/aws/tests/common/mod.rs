@@ -15,6 +15,7 @@ pub struct Moto {
 }
 
 mod elasticache;
+pub mod faults;
 
 // The workspace's Python helper; the root's end-to-end tests load it as their own module too.
 #[allow(clippy::duplicate_mod)]
