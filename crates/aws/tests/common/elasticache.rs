@@ -5,9 +5,9 @@
 //! writes them into moto's DescribeReplicationGroups answers; everything else goes to moto
 //! unchanged.
 
-use super::{operation, read_head};
+use super::{forward, operation, read_request};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -44,20 +44,9 @@ fn params(body: &[u8]) -> HashMap<String, String> {
 }
 
 fn serve(mut client: TcpStream, upstream: u16, groups: &Groups) {
-    let Some(head) = read_head(&mut client) else {
+    let Some((text, body)) = read_request(&mut client) else {
         return;
     };
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let len: usize = text
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("content-length:"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    if client.read_exact(&mut body).is_err() {
-        return;
-    }
     let op = operation(&text, &body);
     let p = params(&body);
     let id = p.get("ReplicationGroupId").cloned().unwrap_or_default();
@@ -113,16 +102,6 @@ fn serve(mut client: TcpStream, upstream: u16, groups: &Groups) {
         }
     };
     let _ = client.write_all(&resp);
-}
-
-fn forward(upstream: u16, head: &str, body: &[u8]) -> Option<Vec<u8>> {
-    let mut up = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
-    let head = head.replace("Connection: keep-alive", "Connection: close");
-    up.write_all(head.as_bytes()).ok()?;
-    up.write_all(body).ok()?;
-    let mut resp = Vec::new();
-    up.read_to_end(&mut resp).ok()?;
-    Some(resp)
 }
 
 /// The answer AWS gives to a change it accepted: the group, now modifying.

@@ -4,8 +4,8 @@
 //! `ThrottlingException`, `RequestLimitExceeded`), a slow answer, or a connection cut in the
 //! middle of the answer (after moto has done the work: the client cannot tell whether it did).
 
-use super::{operation, read_head};
-use std::io::{Read, Write};
+use super::{forward, operation, read_request};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -114,20 +114,9 @@ fn serve(
     log: &Mutex<Vec<(String, Fault)>>,
     target: &Target,
 ) {
-    let Some(head) = read_head(&mut client) else {
+    let Some((text, body)) = read_request(&mut client) else {
         return;
     };
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let len: usize = text
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("content-length:"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    if client.read_exact(&mut body).is_err() {
-        return;
-    }
     let op = operation(&text, &body);
     let fault = {
         let mut t = target.lock().unwrap();
@@ -166,16 +155,6 @@ fn serve(
             }
         }
     }
-}
-
-fn forward(upstream: u16, head: &str, body: &[u8]) -> Option<Vec<u8>> {
-    let mut up = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
-    let head = head.replace("Connection: keep-alive", "Connection: close");
-    up.write_all(head.as_bytes()).ok()?;
-    up.write_all(body).ok()?;
-    let mut resp = Vec::new();
-    up.read_to_end(&mut resp).ok()?;
-    Some(resp)
 }
 
 /// AWS's error answer in the operation's protocol.

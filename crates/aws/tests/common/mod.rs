@@ -256,6 +256,32 @@ fn read_head(c: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// One request off a connection: its head, as text, and its body.
+fn read_request(c: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let head = String::from_utf8_lossy(&read_head(c)?).into_owned();
+    let len: usize = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("content-length:"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+/// Sends a request to the server on loopback port `upstream` and reads its whole answer (moto
+/// closes the connection after each).
+fn forward(upstream: u16, head: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let mut up = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
+    let head = head.replace("Connection: keep-alive", "Connection: close");
+    up.write_all(head.as_bytes()).ok()?;
+    up.write_all(body).ok()?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp).ok()?;
+    Some(resp)
+}
+
 fn operation(head: &str, body: &[u8]) -> String {
     let lower = head.to_ascii_lowercase();
     if let Some(line) = lower.lines().find(|l| l.starts_with("x-amz-target:")) {
@@ -319,39 +345,17 @@ impl Recorder {
                 let denied = d2.clone();
                 std::thread::spawn(move || {
                     // moto closes after each response, so a connection carries one request.
-                    if let Some(head) = read_head(&mut client) {
-                        let text = String::from_utf8_lossy(&head).into_owned();
-                        let len: usize = text
-                            .lines()
-                            .find(|l| l.to_ascii_lowercase().starts_with("content-length:"))
-                            .and_then(|l| l.split(':').nth(1))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; len];
-                        if client.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        let op = operation(&text, &body);
-                        log.lock().unwrap().push(op.clone());
-                        if denied.lock().unwrap().contains(&op) {
-                            let _ = client.write_all(&access_denied(&op));
-                            return;
-                        }
-                        let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                            return;
-                        };
-                        let head = text.replace("Connection: keep-alive", "Connection: close");
-                        if up
-                            .write_all(head.as_bytes())
-                            .and_then(|_| up.write_all(&body))
-                            .is_err()
-                        {
-                            return;
-                        }
-                        let mut resp = Vec::new();
-                        if up.read_to_end(&mut resp).is_err() {
-                            return;
-                        }
+                    let Some((head, body)) = read_request(&mut client) else {
+                        return;
+                    };
+                    let op = operation(&head, &body);
+                    log.lock().unwrap().push(op.clone());
+                    let resp = if denied.lock().unwrap().contains(&op) {
+                        Some(access_denied(&op))
+                    } else {
+                        forward(upstream, &head, &body)
+                    };
+                    if let Some(resp) = resp {
                         let _ = client.write_all(&resp);
                     }
                 });
