@@ -12,12 +12,21 @@ use wbstack_engine::{Event, EventSink, StepId};
 /// Subscribes the reporter for `format` to `sink`.
 pub fn attach(sink: &EventSink, format: OutputFormat) {
     match format {
-        OutputFormat::Json => sink.subscribe(|e| {
-            if let Ok(line) = serde_json::to_string(e) {
+        OutputFormat::Json => {
+            // Each event says when it happened: wall-clock milliseconds since the epoch, and
+            // milliseconds since the command started reporting.
+            let start = Instant::now();
+            sink.subscribe(move |e| {
+                let Ok(mut v) = serde_json::to_value(e) else {
+                    return;
+                };
+                // Stamped while holding stdout, so the lines are in the order of their times.
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-            }
-        }),
+                v["at_ms"] = serde_json::json!(wbstack_engine::now_ms());
+                v["elapsed_ms"] = serde_json::json!(start.elapsed().as_millis() as u64);
+                let _ = writeln!(out, "{v}");
+            })
+        }
         OutputFormat::Text if std::io::stderr().is_terminal() && !crate::logging::active() => {
             let bars = Arc::new(Mutex::new(Bars {
                 multi: MultiProgress::new(),

@@ -86,3 +86,34 @@ fn a_terminal_gets_a_live_line_per_step_and_a_pipe_gets_plain_lines() {
         "{plain}"
     );
 }
+
+/// With `--output json` every event carries when it happened (`at_ms`, wall clock, and
+/// `elapsed_ms` since the command began), in order; the last line is the report.
+#[test]
+fn json_events_carry_their_time() {
+    let env = Env::new(100);
+    let plan = env.plan("poc.yaml");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let out = env.run(&["up", "--plan", &plan, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (report, events) = lines.split_last().unwrap();
+    assert_eq!(report["event"], "report");
+    assert!(events.len() > 10, "{} events", events.len());
+    let mut last = (before, 0);
+    for e in events {
+        let at = (
+            e["at_ms"].as_u64().unwrap(),
+            e["elapsed_ms"].as_u64().unwrap(),
+        );
+        assert!(at.0 >= last.0 && at.1 >= last.1, "{e} after {last:?}");
+        last = at;
+    }
+    assert!(events.iter().any(|e| e["event"] == "step_ready"));
+}
