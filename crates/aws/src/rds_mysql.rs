@@ -340,16 +340,23 @@ impl MysqlDatabaseStep {
         // Readers: the missing ones are made (in `apply`), the ones past the plan's count go.
         for id in self.surplus_instances().await? {
             ctx.progress(format!("removing reader {id}"));
-            self.aws
-                .rds
-                .delete_db_instance()
-                .db_instance_identifier(&id)
-                .skip_final_snapshot(true)
-                .send()
-                .await
-                .tolerate(&INSTANCE_ABSENT, "DeleteDBInstance", &id)?;
+            self.delete_instance(&id, &INSTANCE_ABSENT).await?;
         }
         Ok(())
+    }
+
+    /// DeleteDBInstance of an Aurora member (no snapshot: the cluster keeps the data), the
+    /// `gone` codes meaning it is already going or gone.
+    async fn delete_instance(&self, id: &str, gone: &[&str]) -> Result<(), StepError> {
+        self.aws
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .send()
+            .await
+            .tolerate(gone, "DeleteDBInstance", id)
+            .map(|_| ())
     }
 
     /// Instances of the cluster named as this step names them, past the plan's count.
@@ -419,14 +426,7 @@ impl MysqlDatabaseStep {
             }
             let mut gone = INSTANCE_ABSENT.to_vec();
             gone.push("InvalidDBInstanceState");
-            self.aws
-                .rds
-                .delete_db_instance()
-                .db_instance_identifier(&id)
-                .skip_final_snapshot(true)
-                .send()
-                .await
-                .tolerate(&gone, "DeleteDBInstance", &id)?;
+            self.delete_instance(&id, &gone).await?;
         }
         // Instances go before their cluster: wait (cancellably) until they are gone.
         for id in self.instance_ids() {

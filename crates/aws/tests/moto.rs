@@ -24,6 +24,23 @@ fn engine() -> (Engine, EventLog) {
     (Engine::new(cfg, sink), log)
 }
 
+/// A graph of the KMS key alone.
+fn kms_only(aws: &wbstack_aws::Aws) -> Graph {
+    Graph::new(vec![StepSpec::new(
+        "aws.kms",
+        &[],
+        Arc::new(KmsKeyStep::new(
+            aws.clone(),
+            "aws.kms",
+            KmsKey {
+                alias: "alias/dev-wandb".into(),
+                deletion_window_days: 7,
+            },
+        )),
+    )])
+    .unwrap()
+}
+
 fn graph(aws: &wbstack_aws::Aws, bucket: &str) -> Graph {
     Graph::new(vec![
         StepSpec::new(
@@ -376,19 +393,7 @@ async fn a_resource_with_our_name_that_is_not_ours_is_refused() {
 async fn a_teardown_cut_off_between_the_keys_two_calls_is_finished_by_the_next() {
     let moto = Moto::start();
     let aws = moto.aws("dev").await;
-    let g = Graph::new(vec![StepSpec::new(
-        "aws.kms",
-        &[],
-        Arc::new(KmsKeyStep::new(
-            aws.clone(),
-            "aws.kms",
-            KmsKey {
-                alias: "alias/dev-wandb".into(),
-                deletion_window_days: 7,
-            },
-        )),
-    )])
-    .unwrap();
+    let g = kms_only(&aws);
     for cut_after_alias in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
@@ -450,19 +455,7 @@ async fn a_lost_answer_to_create_key_does_not_make_a_second_key() {
         ..moto.settings()
     };
     let aws = wbstack_aws::Aws::connect(&settings, "dev").await.unwrap();
-    let g = Graph::new(vec![StepSpec::new(
-        "aws.kms",
-        &[],
-        Arc::new(KmsKeyStep::new(
-            aws.clone(),
-            "aws.kms",
-            KmsKey {
-                alias: "alias/dev-wandb".into(),
-                deletion_window_days: 7,
-            },
-        )),
-    )])
-    .unwrap();
+    let g = kms_only(&aws);
     let dir = tempfile::tempdir().unwrap();
     let (j, st) = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
     let (eng, _log) = engine();
