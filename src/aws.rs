@@ -125,6 +125,7 @@ pub fn step(sp: &StepPlan, aws: Option<&Aws>) -> Result<Arc<dyn Step>, CliError>
         StepKind::MysqlDatabase(s) => Arc::new(MysqlDatabaseStep::new(aws()?, id, s)),
         StepKind::CacheSubnetGroup(s) => Arc::new(CacheSubnetGroupStep::new(aws()?, id, s)),
         StepKind::RedisCache(s) => Arc::new(RedisCacheStep::new(aws()?, id, s)),
+        StepKind::IamRole(s) => Arc::new(IamRoleStep::new(aws()?, id, s)),
         _ => return Err(CliError::invalid(format!("step {id} is not an AWS step"))),
     })
 }

@@ -635,6 +635,28 @@ enum Pending {
 }
 
 /// `plan`: observe each step read-only and say what `up` would do.
+/// Without IRSA, the policy the nodes' role needs, with the key's ARN once the key exists.
+fn node_role_policy(
+    plan: &wbstack_plan::Plan,
+    outputs: &BTreeMap<wbstack_engine::StepId, wbstack_engine::Outputs>,
+) -> Option<serde_json::Value> {
+    let policy = wbstack_plan::pod_access(plan)?;
+    let key = outputs
+        .iter()
+        .find(|(id, _)| id.as_str() == wbstack_plan::ids::KMS)
+        .and_then(|(_, o)| o.get(wbstack_plan::ids::outputs::ARN))
+        .and_then(|v| v.as_str());
+    let Some(key) = key else {
+        return Some(policy);
+    };
+    let hole = format!(
+        "<{}: {}>",
+        wbstack_plan::ids::KMS,
+        wbstack_plan::ids::outputs::ARN
+    );
+    serde_json::from_str(&policy.to_string().replace(&hole, key)).ok()
+}
+
 async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pending, CliError> {
     let (loaded, at) = target_plan(flag, t).await?;
     let license = env::license(&loaded)?;
@@ -703,15 +725,17 @@ async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pendi
         }
     }
     conn.close();
+    let node_role = node_role_policy(&loaded.plan, &outputs);
     if fmt == OutputFormat::Json {
         let v: Vec<_> = rows
             .iter()
             .map(|r| serde_json::json!({"step": r.step, "kind": r.kind, "action": r.action, "changes": r.changes}))
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({"environment": loaded.plan.metadata.name, "steps": v})
-        );
+        let mut out = serde_json::json!({"environment": loaded.plan.metadata.name, "steps": v});
+        if let Some(p) = &node_role {
+            out["nodeRolePolicy"] = p.clone();
+        }
+        println!("{out}");
     } else {
         println!("{:<26} {:<30} ACTION", "STEP", "KIND");
         for r in &rows {
@@ -720,6 +744,13 @@ async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pendi
                 let sign = if c.replaces { "-/+" } else { "~" };
                 println!("    {sign} {c}");
             }
+        }
+        if let Some(p) = &node_role {
+            println!("\nWithout spec.aws.irsa, W&B and ClickHouse use the nodes' IAM role; it needs this policy:");
+            println!(
+                "{}",
+                serde_json::to_string_pretty(p).unwrap_or_else(|_| p.to_string())
+            );
         }
     }
     let actions = || rows.iter().map(|r| r.action.as_str());

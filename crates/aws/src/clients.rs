@@ -22,6 +22,7 @@ pub struct AwsSettings {
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub kms: aws_sdk_kms::Client,
+    pub iam: aws_sdk_iam::Client,
     pub rds: aws_sdk_rds::Client,
     pub elasticache: aws_sdk_elasticache::Client,
     pub s3: aws_sdk_s3::Client,
@@ -81,6 +82,11 @@ impl Aws {
         Ok(Aws {
             kms: aws_sdk_kms::Client::from_conf(
                 aws_sdk_kms::config::Builder::from(&conf)
+                    .interceptor(CallLog)
+                    .build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&conf)
                     .interceptor(CallLog)
                     .build(),
             ),

@@ -1,5 +1,5 @@
 //! wbstack's AWS steps (aws-sdk-rust): the KMS key, the artifacts bucket, generated passwords in
-//! Secrets Manager, MySQL on RDS / Aurora and Redis on ElastiCache. Every resource has a
+//! Secrets Manager, MySQL on RDS / Aurora, Redis on ElastiCache and the pods' IAM role (IRSA). Every resource has a
 //! deterministic name from the environment, carries the environment's tags, and is adopted when
 //! it is ours and refused when it is not ([`own`](crate) holds those rules for every step).
 //!
@@ -9,6 +9,7 @@ mod calllog;
 mod clients;
 mod elasticache;
 mod elasticache_changes;
+mod iam;
 mod kms;
 mod own;
 mod poll;
@@ -20,6 +21,7 @@ mod secrets;
 
 pub use clients::{classify, describe, error_code, Aws, AwsError, AwsSettings};
 pub use elasticache::{CacheSubnetGroupStep, RedisCacheStep};
+pub use iam::{IamRoleStep, POLICY as ROLE_POLICY};
 pub use kms::KmsKeyStep;
 pub use poll::{interval as poll_interval, poll};
 pub use rds_groups::{

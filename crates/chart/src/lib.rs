@@ -17,4 +17,6 @@
 
 mod table;
 
-pub use table::{operator_wandb, Chart, Component, Container, Expected, Workload, RELEASE};
+pub use table::{
+    operator_wandb, Account, Chart, Component, Container, Expected, Workload, RELEASE,
+};

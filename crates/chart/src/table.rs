@@ -27,7 +27,20 @@ pub struct Component {
     pub switch: String,
     /// That path's value in the chart's `values.yaml`.
     pub default: bool,
+    /// For a W&B service, the chart's own `<alias>.serviceAccount` defaults, where it has any
+    /// (`lumen-agent` runs as `lumen`; `clickhouseMigrationJob` makes no account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Account>,
     pub workloads: Vec<Workload>,
+}
+
+/// A `serviceAccount` section of the chart's values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<bool>,
 }
 
 /// A Deployment, StatefulSet, DaemonSet, Job or CronJob the chart renders for a component.
@@ -135,6 +148,20 @@ impl Chart {
     }
 }
 
+/// `appRenamePreHook` as `app-rename-pre-hook`; names already in kebab case are kept.
+fn kebab(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for ch in name.chars() {
+        if ch.is_ascii_uppercase() {
+            out.push('-');
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 fn fill(m: &BTreeMap<String, String>, release: &str) -> BTreeMap<String, String> {
     m.iter()
         .map(|(k, v)| (k.clone(), v.replace(RELEASE, release)))
@@ -153,6 +180,35 @@ impl Component {
     /// A W&B service (a `wandb-base` alias) rather than a bundled data store or add-on.
     pub fn is_service(&self) -> bool {
         self.chart == "wandb-base"
+    }
+
+    /// The ServiceAccount a W&B service's pods run as, for a release of these values: the
+    /// `<alias>.serviceAccount.name` the values give, else `<release>-<alias>` with the alias
+    /// in kebab case (`appRenamePreHook` runs as `<release>-app-rename-pre-hook`). None for a
+    /// bundled subchart, or where the values make no account (`serviceAccount.create: false`
+    /// without a name).
+    pub fn service_account(&self, release: &str, values: &Value) -> Option<String> {
+        if !self.is_service() {
+            return None;
+        }
+        let sa = at(values, &format!("{}.serviceAccount", self.name));
+        let chart = self.account.clone().unwrap_or_default();
+        let named = sa
+            .and_then(|s| s.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or(chart.name)
+            .filter(|n| !n.is_empty());
+        let create = sa
+            .and_then(|s| s.get("create"))
+            .and_then(Value::as_bool)
+            .or(chart.create)
+            .unwrap_or(true);
+        match (named, create) {
+            (Some(n), _) => Some(n),
+            (None, true) => Some(format!("{release}-{}", kebab(&self.name))),
+            (None, false) => None,
+        }
     }
 
     /// The replicas of one of its workloads: a service's `replicaCount`, or the chart's.

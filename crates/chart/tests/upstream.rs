@@ -7,7 +7,7 @@
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use wbstack_chart::{operator_wandb, Chart, Component, Container, Workload, RELEASE};
+use wbstack_chart::{operator_wandb, Account, Chart, Component, Container, Workload, RELEASE};
 
 const WORKLOADS: [&str; 5] = ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"];
 /// The release name the snapshots were rendered with.
@@ -205,11 +205,13 @@ fn derive() -> Chart {
                 containers: containers(objects),
             });
         }
+        let account = account(&values[&name]["serviceAccount"]);
         components.push(Component {
             name,
             chart: dep["name"].as_str().unwrap().to_owned(),
             switch,
             default,
+            account: (dep["name"] == "wandb-base").then_some(account).flatten(),
             workloads,
         });
     }
@@ -218,6 +220,18 @@ fn derive() -> Chart {
         version: chart["version"].as_str().unwrap().to_owned(),
         components,
     }
+}
+
+/// A `serviceAccount` section's name and `create`, where the chart's values set either.
+fn account(sa: &Value) -> Option<Account> {
+    let a = Account {
+        name: sa["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
+        create: sa["create"].as_bool(),
+    };
+    (a != Account::default()).then_some(a)
 }
 
 /// The pod's containers most renders give the workload (value sets add sidecars or images of
@@ -367,4 +381,43 @@ fn for_every_value_set_the_table_predicts_exactly_the_rendered_workloads() {
     println!(
         "compared {compared} workloads of 50 renders with the table ({replicas_compared} replica counts)"
     );
+}
+
+/// The pod spec of a rendered workload (a CronJob's through its job template).
+fn pod_spec(o: &Value) -> &Value {
+    match o["kind"].as_str() {
+        Some("CronJob") => &o["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        _ => &o["spec"]["template"]["spec"],
+    }
+}
+
+#[test]
+fn every_w_and_b_pod_runs_as_the_service_account_the_table_names() {
+    let chart = operator_wandb();
+    let mut compared = 0;
+    for (name, snap) in snapshots() {
+        let values = yaml(&fixtures().join(format!("test-configs/{name}.yaml")));
+        for r in rendered(&snap) {
+            let Some(c) = chart.component(&r.component).filter(|c| c.is_service()) else {
+                continue;
+            };
+            let actual = pod_spec(&r.object)["serviceAccountName"].as_str();
+            let predicted = c.service_account(SNAPSHOT_RELEASE, &values);
+            let what = format!(
+                "{name}: {} {}",
+                r.object["kind"], r.object["metadata"]["name"]
+            );
+            match predicted {
+                Some(p) => assert_eq!(actual, Some(p.as_str()), "{what}"),
+                // No account of its own: the namespace's default.
+                None => assert!(
+                    matches!(actual, None | Some("default")),
+                    "{what}: {actual:?}"
+                ),
+            }
+            compared += 1;
+        }
+    }
+    println!("{compared} W&B pods compared with the service account the table names");
+    assert!(compared > 500, "{compared}");
 }

@@ -68,13 +68,23 @@ impl ClickhouseBundledStep {
 
     /// The manifests to apply: the shards' pod templates carry the password's revision, so a
     /// new password restarts them with it.
+    ///
+    /// Under IRSA the servers' ServiceAccount carries the role's ARN.
     fn manifests_for(&self, ctx: &StepCtx) -> Vec<Value> {
         let rev = revision(ctx);
+        let role = self
+            .spec
+            .role
+            .and_then(|i| ctx.dep_str(i.step, i.output))
+            .map(str::to_owned);
         self.manifests()
             .into_iter()
             .map(|mut m| {
                 if let (Some(r), true) = (&rev, reads_password(&m)) {
                     m["spec"]["template"]["metadata"]["annotations"][REVISION] = json!(r);
+                }
+                if let (Some(arn), true) = (&role, m["kind"] == "ServiceAccount") {
+                    m["metadata"]["annotations"][wbstack_plan::ROLE_ANNOTATION] = json!(arn);
                 }
                 m
             })
@@ -146,6 +156,15 @@ impl Step for ClickhouseBundledStep {
                 if want.is_string() && want != has {
                     // Started with another password: to be restarted with this one.
                     fp = Some(Fingerprint::of(&("password-revision", want)));
+                }
+                let role = wbstack_plan::ROLE_ANNOTATION;
+                let (want, has) = (
+                    &m["metadata"]["annotations"][role],
+                    &live["metadata"]["annotations"][role],
+                );
+                if m["kind"] == "ServiceAccount" && want.is_string() && want != has {
+                    // The role annotation was edited or lost: applied again.
+                    fp = Some(Fingerprint::of(&("role", has)));
                 }
                 if m["kind"] == "StatefulSet" {
                     fp = fp.or_else(|| observed_fp(&live));

@@ -197,6 +197,14 @@ pub fn clickhouse_bundled(c: &BundledClickhouse) -> Vec<Value> {
             "volumeClaimTemplates": [pvc("data", "10Gi", &c.storage_class)]
         }}),
     ];
+    if let Some(sa) = &c.service_account {
+        // Its role annotation is the IAM role's ARN, added by the step once the role exists.
+        out.insert(
+            0,
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": sa, "namespace": ns, "labels": labels(n, "server")}}),
+        );
+    }
     for s in 0..c.shards {
         let mut env = vec![
             json!({"name": "CLICKHOUSE_SHARD_ID", "value": s.to_string()}),
@@ -236,6 +244,10 @@ pub fn clickhouse_bundled(c: &BundledClickhouse) -> Vec<Value> {
                 }], "volumes": [{"name": "config", "configMap": {"name": format!("{n}-config")}}]}},
                 "volumeClaimTemplates": [pvc("data", &c.storage_size, &c.storage_class)]
             }}));
+        if let Some(sa) = &c.service_account {
+            let last = out.last_mut().expect("just added");
+            last["spec"]["template"]["spec"]["serviceAccountName"] = json!(sa);
+        }
     }
     out
 }

@@ -2,7 +2,7 @@
 //! WeightsAndBiases values with their bindings to other steps' outputs.
 
 use crate::ids::{self, Input};
-use crate::kinds::{Binding, StepKind, StepPlan, WandbResource};
+use crate::kinds::{Binding, IamRole, StepKind, StepPlan, WandbResource};
 use crate::resolve::Resolved;
 use serde_json::{Map, Value};
 
@@ -54,6 +54,8 @@ pub(crate) struct Builder<'a> {
     values: Value,
     bindings: Vec<Binding>,
     needs: Vec<Input>,
+    /// The IAM role of W&B's service accounts, and the output that names it (IRSA).
+    role: Option<(IamRole, Input)>,
 }
 
 impl<'a> Builder<'a> {
@@ -64,6 +66,7 @@ impl<'a> Builder<'a> {
             values: Value::Object(Map::new()),
             bindings: Vec::new(),
             needs: Vec::new(),
+            role: None,
         }
     }
 
@@ -102,12 +105,52 @@ impl<'a> Builder<'a> {
         self.needs.push(input);
     }
 
+    /// Makes an IAM role for W&B's service accounts: `finish` names in it the accounts of
+    /// every service the final values install, and annotates them with its ARN.
+    pub fn service_role(&mut self, role: IamRole, arn: Input) {
+        self.role = Some((role, arn));
+    }
+
+    /// The role's step, placed after the step it depends on, and the W&B service accounts'
+    /// annotations.
+    fn place_role(&mut self) {
+        let Some((mut role, arn)) = self.role.take() else {
+            return;
+        };
+        let chart = wbstack_chart::operator_wandb();
+        let release = self.r.spec.wandb.name.clone();
+        let mut bound = Vec::new();
+        for c in chart.installed(&self.values) {
+            if let Some(sa) = c.service_account(&release, &self.values) {
+                role.service_accounts.push(format!("{}:{sa}", self.r.ns));
+                bound.push(c.name.clone());
+            }
+        }
+        role.service_accounts.sort();
+        role.service_accounts.dedup();
+        for name in bound {
+            let key = crate::sections::ROLE_ANNOTATION.replace('/', "~1");
+            let pointer = format!("/{name}/serviceAccount/annotations/{key}");
+            self.set(&pointer, Value::String(placeholder(arn)));
+            self.bind(&pointer, arn);
+        }
+        let at = self
+            .steps
+            .iter()
+            .position(|s| s.id == ids::KMS)
+            .map_or(0, |i| i + 1);
+        self.step(ids::IAM_ROLE, role);
+        let step = self.steps.pop().expect("just added");
+        self.steps.insert(at, step);
+    }
+
     /// The steps, ending with the WeightsAndBiases resource (the plan's own values merged last).
     pub fn finish(mut self) -> Vec<StepPlan> {
         let s = self.r.spec;
         if s.wandb.values.is_object() {
             deep_merge(&mut self.values, &s.wandb.values);
         }
+        self.place_role();
         let resource = WandbResource {
             namespace: self.r.ns.clone(),
             name: s.wandb.name.clone(),

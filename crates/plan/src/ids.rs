@@ -39,6 +39,8 @@ pub const CLICKHOUSE_PASSWORD: &str = "k8s.clickhouse-password";
 pub const CLICKHOUSE: &str = "k8s.clickhouse";
 /// The weave-trace workers' shared key.
 pub const WEAVE_WORKER_AUTH: &str = "k8s.weave-worker-auth";
+/// The IAM role W&B's and ClickHouse's service accounts assume (IRSA).
+pub const IAM_ROLE: &str = "aws.iam-role";
 /// The WeightsAndBiases resource.
 pub const WANDB: &str = "k8s.wandb";
 

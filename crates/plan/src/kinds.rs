@@ -162,12 +162,18 @@ pub struct BundledClickhouse {
     pub weave_cluster: String,
     /// See `spec.timeouts.stuckSeconds`.
     pub stuck_seconds: u64,
+    /// With IRSA: the servers run as this ServiceAccount, annotated with the role's ARN, and
+    /// the S3 disk takes the role's credentials from the environment.
+    pub service_account: Option<String>,
+    pub role: Option<Input>,
 }
 
 impl Kind for BundledClickhouse {
     const LABEL: &'static str = "k8s.clickhouse";
     fn inputs(&self) -> Vec<Input> {
-        vec![IN_NAMESPACE, CLICKHOUSE_SECRET]
+        let mut v = vec![IN_NAMESPACE, CLICKHOUSE_SECRET];
+        v.extend(self.role);
+        v
     }
 }
 
@@ -379,6 +385,35 @@ impl Kind for RedisCache {
     }
 }
 
+/// Access to one bucket's objects under a prefix (`""`: the whole bucket).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BucketGrant {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+/// An IAM role that pods assume through the cluster's OIDC provider (IRSA), with access to the
+/// environment's bucket and key only.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IamRole {
+    pub name: String,
+    pub oidc_provider_arn: String,
+    /// The service accounts that may assume it, as `<namespace>:<name>`.
+    pub service_accounts: Vec<String>,
+    pub buckets: Vec<BucketGrant>,
+    /// A given key's ARN, or
+    pub kms_key_arn: Option<String>,
+    /// the `kms` step's.
+    pub kms: Option<Input>,
+}
+
+impl Kind for IamRole {
+    const LABEL: &'static str = "aws.iam.role";
+    fn inputs(&self) -> Vec<Input> {
+        self.kms.iter().copied().collect()
+    }
+}
+
 macro_rules! kinds {
     ($($variant:ident($payload:ident)),* $(,)?) => {
         /// Every kind of step.
@@ -430,6 +465,7 @@ kinds! {
     MysqlDatabase(MysqlDatabase),
     CacheSubnetGroup(CacheSubnetGroup),
     RedisCache(RedisCache),
+    IamRole(IamRole),
 }
 
 impl StepKind {

@@ -36,7 +36,10 @@ pub use kinds::*;
 pub use locate::{Locations, Pos};
 pub use model::*;
 pub use presets::{preset, Preset};
-pub use sections::{artifacts_bucket, state_bucket};
+pub use sections::{
+    access_policy, artifacts_bucket, grants, pod_access, state_bucket, trust_policy,
+    ROLE_ANNOTATION,
+};
 pub use validate::parse;
 
 /// The JSON Schema of the plan format, for editors.

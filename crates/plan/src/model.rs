@@ -524,6 +524,11 @@ pub struct BucketSpec {
     pub kms_key_arn: Option<String>,
     #[serde(default)]
     pub versioning: bool,
+    /// The prefix W&B keeps its objects under (`global.defaultBucket.path`); the whole bucket
+    /// when absent. The pods' access (IRSA, or what `plan` says the node role needs) is limited
+    /// to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// A Secret with access keys (`ACCESS_KEY`, `SECRET_KEY`), when not using workload identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
@@ -702,6 +707,23 @@ pub struct AwsSpec {
     /// (`metadata.protected`), immediately otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply_changes: Option<ApplyChanges>,
+    /// IAM roles for service accounts (EKS): wbstack makes a role that W&B's and ClickHouse's
+    /// service accounts assume through the cluster's OIDC provider, with access to the bucket
+    /// (objects under its path) and its KMS key only, and annotates the accounts with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub irsa: Option<IrsaSpec>,
+}
+
+/// `spec.aws.irsa`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IrsaSpec {
+    /// The cluster's IAM OIDC provider:
+    /// `arn:aws:iam::<account>:oidc-provider/oidc.eks.<region>.amazonaws.com/id/<id>`.
+    pub oidc_provider_arn: String,
+    /// The role's name; defaults to `<environment>-wandb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
 }
 
 /// When in-place changes to RDS and ElastiCache take effect.

@@ -90,7 +90,7 @@ fn bucket_name(r: &Resolved) -> String {
     name_of(r.spec, r.env)
 }
 
-fn name_of(spec: &crate::model::Spec, env: &str) -> String {
+pub(super) fn name_of(spec: &crate::model::Spec, env: &str) -> String {
     spec.bucket
         .name
         .clone()

@@ -322,6 +322,12 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
             storage_class: s.kubernetes.storage_class.clone(),
             weave_cluster: weave_cluster_name(r),
             stuck_seconds: s.timeouts.stuck_seconds,
+            service_account: crate::sections::clickhouse_uses_role(r.plan)
+                .then(|| crate::sections::CLICKHOUSE_ACCOUNT.to_owned()),
+            role: crate::sections::clickhouse_uses_role(r.plan).then_some(crate::ids::Input::new(
+                crate::ids::IAM_ROLE,
+                crate::ids::outputs::ARN,
+            )),
         };
         let host = format!("{}.{ns}.svc.cluster.local", kind.name);
         return (kind.into(), host);

@@ -6,6 +6,7 @@ mod bucket;
 mod clickhouse;
 mod components;
 mod ingress;
+mod irsa;
 mod mysql;
 mod redis;
 mod references;
@@ -13,6 +14,8 @@ mod state;
 mod wandb;
 
 pub use bucket::artifacts_bucket;
+pub use irsa::{access_policy, grants, pod_access, trust_policy, ROLE_ANNOTATION};
+pub(crate) use irsa::{clickhouse_uses_role, CLICKHOUSE_ACCOUNT};
 pub use state::state_bucket;
 pub(crate) use wandb::chart;
 
@@ -30,6 +33,7 @@ pub(crate) fn check(c: &mut Checker, r: &Resolved) {
     bucket::check(c, r);
     clickhouse::check(c, r);
     aws::check(c, r);
+    irsa::check(c, r);
     references::check(c, r);
     state::check(c, r);
 }
@@ -42,6 +46,7 @@ pub(crate) fn compile(b: &mut Builder, r: &Resolved) {
     mysql::compile(b, r);
     redis::compile(b, r);
     bucket::compile(b, r);
+    irsa::compile(b, r);
     clickhouse::compile(b, r);
     components::compile(b, r);
 }
