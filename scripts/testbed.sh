@@ -164,8 +164,9 @@ up() {
   log "up in $((SECONDS - t0)) s: eval \"\$($0 env)\""
 }
 
-# Three fake nodes, and StorageClasses whose volumes the controller manager's host-path
-# provisioner makes (the plans name gp2 and gp3; `standard` is the default).
+# Three fake nodes, StorageClasses whose volumes the controller manager's host-path
+# provisioner makes (the plans name gp2 and gp3; `standard` is the default), and the
+# IngressClasses of the AWS Load Balancer Controller (`alb`) and ingress-nginx.
 cluster_objects() {
   local i zone
   for i in 0 1 2; do
@@ -196,6 +197,18 @@ volumeBindingMode: Immediate
 ---
 EOF
   done
+  cat <<EOF
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: alb}
+spec: {controller: ingress.k8s.aws/alb}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx}
+---
+EOF
 }
 
 write_env() {

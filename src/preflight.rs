@@ -1,5 +1,5 @@
-//! Checks made before the first change of `up`: the Kubernetes version, the StorageClass the plan
-//! names, and a node large enough for a ClickHouse replica. A failed check is an error (exit 6)
+//! Checks made before the first change of `up`: the Kubernetes version, the StorageClass and the
+//! IngressClass the plan names, and a node large enough for a ClickHouse replica. A failed check is an error (exit 6)
 //! naming how to skip it (`--skip-preflight NAME`); nothing has been changed by then.
 
 use crate::exit::CliError;
@@ -61,12 +61,51 @@ pub async fn run(
             }
         }
     }
+    if !skipped("ingress-class") {
+        if let Some(ing) = &plan.spec.wandb.ingress {
+            ingress_class(kube, &ing.class)
+                .await
+                .map_err(|why| fail("ingress-class", why))?;
+        }
+    }
     if !skipped("node-capacity") {
         node_capacity(kube, steps)
             .await
             .map_err(|why| fail("node-capacity", why))?;
     }
     Ok(())
+}
+
+/// The IngressClass the plan names exists (its controller is installed).
+async fn ingress_class(kube: &Kube, name: &str) -> Result<(), String> {
+    const API: &str = "networking.k8s.io/v1";
+    let found = kube
+        .get(API, "IngressClass", None, name)
+        .await
+        .map_err(|e| e.message().to_owned())?;
+    if found.is_some() {
+        return Ok(());
+    }
+    let have: Vec<String> = kube
+        .list(API, "IngressClass", None, "")
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    let hint = if name == "alb" {
+        " (install the AWS Load Balancer Controller, which makes it)"
+    } else {
+        ""
+    };
+    Err(format!(
+        "the plan names IngressClass {name}, which the cluster does not have{hint}; it has: {}",
+        if have.is_empty() {
+            "none".to_owned()
+        } else {
+            have.join(", ")
+        }
+    ))
 }
 
 /// Every StorageClass the plan's claims use.

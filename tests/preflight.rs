@@ -101,3 +101,35 @@ fn an_aws_that_answers_for_no_identity_stops_up_and_an_old_mysql_is_refused() {
         text(&out)
     );
 }
+
+#[test]
+fn an_ingress_class_the_cluster_lacks_stops_up_before_any_change() {
+    let env = Env::new(50);
+    let plan = std::fs::read_to_string(Env::plans().join("poc.yaml"))
+        .unwrap()
+        .replace(
+            "    license:\n",
+            "    ingress:\n      class: traefik\n    license:\n",
+        );
+    assert!(plan.contains("class: traefik"));
+    let plan = env.plan_from("poc.yaml", &plan);
+    let before = env.mutations();
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("preflight ingress-class")
+            && shown.contains("IngressClass traefik")
+            && shown.contains("it has: alb, nginx")
+            && shown.contains("--skip-preflight ingress-class"),
+        "{shown}"
+    );
+    assert_eq!(env.mutations(), before, "nothing changed");
+    // The class the cluster has passes.
+    let ok = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("class: traefik", "class: nginx");
+    let ok = env.plan_from("poc-nginx.yaml", &ok);
+    let out = env.run(&["up", "--plan", &ok]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

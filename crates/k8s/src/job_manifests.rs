@@ -52,9 +52,10 @@ pub fn job_rules() -> Vec<Value> {
             &WRITE,
         ),
         rule(&[""], &["pods", "events"], &READ),
-        // `up`'s preflight: a node large enough, the StorageClass the plan names.
+        // `up`'s preflight: a node large enough, the StorageClass and IngressClass the plan names.
         rule(&[""], &["nodes"], &["list"]),
         rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list"]),
+        rule(&["networking.k8s.io"], &["ingressclasses"], &["get", "list"]),
         rule(
             &["apps"],
             &["deployments", "statefulsets", "daemonsets"],

@@ -259,8 +259,9 @@ impl Cluster {
         c
     }
 
-    /// Three Ready nodes (64 CPU, 512 GiB each, one per zone) and the StorageClasses `standard`
-    /// (the default), `gp2` and `gp3`, as the test bed has them.
+    /// Three Ready nodes (64 CPU, 512 GiB each, one per zone), the StorageClasses `standard`
+    /// (the default), `gp2` and `gp3`, and the IngressClasses `alb` (the AWS Load Balancer
+    /// Controller's) and `nginx`, as the test bed has them.
     fn seed_nodes_and_storage(&self) {
         let node = self
             .resource("", "v1", "nodes")
@@ -289,6 +290,21 @@ impl Cluster {
             let _ = self.create(&sc, None, json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                 "metadata": {"name": name, "annotations": {"storageclass.kubernetes.io/is-default-class": default}},
                 "provisioner": "kubernetes.io/host-path", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}), "kube-apiserver");
+        }
+        let ic = self
+            .resource("networking.k8s.io", "v1", "ingressclasses")
+            .expect("ingress classes are built in");
+        for (name, controller) in [
+            ("alb", "ingress.k8s.aws/alb"),
+            ("nginx", "k8s.io/ingress-nginx"),
+        ] {
+            let _ = self.create(
+                &ic,
+                None,
+                json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": {"name": name}, "spec": {"controller": controller}}),
+                "kube-apiserver",
+            );
         }
     }
 
