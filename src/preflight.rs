@@ -1,5 +1,5 @@
-//! Checks made before the first change of `up`: the Kubernetes version, the StorageClass and the
-//! IngressClass the plan names, and a node large enough for a ClickHouse replica. A failed check is an error (exit 6)
+//! Checks made before the first change of `up`: the Kubernetes version, the StorageClass, the
+//! IngressClass and the image pull secrets the plan names, and a node large enough for a ClickHouse replica. A failed check is an error (exit 6)
 //! naming how to skip it (`--skip-preflight NAME`); nothing has been changed by then.
 
 use crate::exit::CliError;
@@ -68,6 +68,11 @@ pub async fn run(
                 .map_err(|why| fail("ingress-class", why))?;
         }
     }
+    if !skipped("pull-secrets") {
+        pull_secrets(kube, plan)
+            .await
+            .map_err(|why| fail("pull-secrets", why))?;
+    }
     if !skipped("node-capacity") {
         node_capacity(kube, steps)
             .await
@@ -106,6 +111,31 @@ async fn ingress_class(kube: &Kube, name: &str) -> Result<(), String> {
             have.join(", ")
         }
     ))
+}
+
+/// The image pull secrets the plan names exist where the pods that use them run: W&B's
+/// namespace, and the operator's when wbstack installs it.
+async fn pull_secrets(kube: &Kube, plan: &Plan) -> Result<(), String> {
+    let s = &plan.spec;
+    let mut namespaces = vec![s.kubernetes.namespace.as_str()];
+    if s.wandb.operator.install == wbstack_plan::OperatorInstall::Auto {
+        namespaces.push(s.wandb.operator.namespace.as_str());
+    }
+    namespaces.dedup();
+    for ns in namespaces {
+        for name in &s.images.pull_secrets {
+            let found = kube
+                .get("v1", "Secret", Some(ns), name)
+                .await
+                .map_err(|e| e.message().to_owned())?;
+            if found.is_none() {
+                return Err(format!(
+                    "the plan pulls images with Secret {name}, which namespace {ns} does not have (create it first: kubectl create namespace {ns}; kubectl create secret docker-registry {name} -n {ns} ...)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every StorageClass the plan's claims use.

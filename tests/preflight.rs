@@ -133,3 +133,74 @@ fn an_ingress_class_the_cluster_lacks_stops_up_before_any_change() {
     let out = env.run(&["up", "--plan", &ok]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn pull_secrets_must_exist_first_and_every_pod_then_pulls_with_them() {
+    let env = Env::new(50);
+    let plan = std::fs::read_to_string(Env::plans().join("weave-clickhouse-s3.yaml"))
+        .unwrap()
+        .replace(
+            "  kubernetes:\n",
+            "  images:\n    registry: mirror.corp.example\n    pullSecrets: [corp-mirror]\n  kubernetes:\n",
+        );
+    assert!(plan.contains("pullSecrets: [corp-mirror]"));
+    let plan = env.plan_from("mirror.yaml", &plan);
+    let before = env.mutations();
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("preflight pull-secrets")
+            && text(&out).contains("Secret corp-mirror, which namespace wandb does not have"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.mutations(), before, "nothing changed");
+    let operator_ns = "wandb-cr";
+    for ns in ["wandb", operator_ns] {
+        env.kubectl(&["create", "namespace", ns]);
+        env.kubectl(&[
+            "create",
+            "secret",
+            "docker-registry",
+            "corp-mirror",
+            "-n",
+            ns,
+            "--docker-server=mirror.corp.example",
+            "--docker-username=ci",
+            "--docker-password=not-a-real-one",
+        ]);
+    }
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let pulls = |kind: &str, name: &str, ns: &str| {
+        env.kubectl(&[
+            "get",
+            kind,
+            name,
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.template.spec.imagePullSecrets[*].name} {.spec.template.spec.containers[0].image}",
+        ])
+    };
+    assert_eq!(
+        pulls("statefulset", "wbstack-clickhouse-shard0", "wandb"),
+        "corp-mirror mirror.corp.example/clickhouse/clickhouse-server:24.8"
+    );
+    assert_eq!(
+        pulls("statefulset", "wbstack-clickhouse-keeper", "wandb"),
+        "corp-mirror mirror.corp.example/clickhouse/clickhouse-keeper:24.8"
+    );
+    let op = pulls("deployment", "wandb-operator-controller-manager", operator_ns);
+    assert!(op.starts_with("corp-mirror mirror.corp.example/wandb/controller:"), "{op}");
+    let values = env.kubectl(&[
+        "get",
+        "wandb",
+        "wandb",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.spec.values.global.imagePullSecrets[*].name} {.spec.values.global.imageRegistry}",
+    ]);
+    assert_eq!(values, "corp-mirror mirror.corp.example");
+}

@@ -157,6 +157,29 @@ pub fn keeper_xml(c: &BundledClickhouse) -> String {
     x
 }
 
+/// Gives every pod template of these workloads the image pull secrets.
+pub fn with_pull_secrets(mut objects: Vec<Value>, names: &[String]) -> Vec<Value> {
+    if names.is_empty() {
+        return objects;
+    }
+    let refs: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
+    for o in &mut objects {
+        if matches!(o["kind"].as_str(), Some("Deployment" | "StatefulSet")) {
+            o["spec"]["template"]["spec"]["imagePullSecrets"] = json!(refs);
+        }
+        if o["kind"] == "ClickHouseInstallation" {
+            for t in o["spec"]["templates"]["podTemplates"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                t["spec"]["imagePullSecrets"] = json!(refs);
+            }
+        }
+    }
+    objects
+}
+
 fn pvc(name: &str, size: &str, class: &Option<String>) -> Value {
     let mut v = json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}});
     if let Some(c) = class {
@@ -249,7 +272,7 @@ pub fn clickhouse_bundled(c: &BundledClickhouse) -> Vec<Value> {
             last["spec"]["template"]["spec"]["serviceAccountName"] = json!(sa);
         }
     }
-    out
+    with_pull_secrets(out, &c.pull_secrets)
 }
 
 /// A ClickHouseInstallation. The user's password is read by the Altinity operator from a
@@ -275,6 +298,13 @@ pub fn altinity_weave_cluster_xml(c: &AltinityClickhouse) -> String {
 }
 
 pub fn clickhouse_altinity(c: &AltinityClickhouse) -> Value {
+    let chi = altinity_installation(c);
+    with_pull_secrets(vec![chi], &c.pull_secrets)
+        .pop()
+        .expect("one installation")
+}
+
+fn altinity_installation(c: &AltinityClickhouse) -> Value {
     let mut config = json!({
         "users": {
             format!("{}/k8s_secret_password", c.user): format!("{}/{}/{}", c.namespace, c.password_secret, c.password_key),

@@ -26,7 +26,12 @@ impl std::fmt::Debug for Kube {
 const KINDS: [(&str, &str, &str, bool); 22] = [
     ("v1", "Node", "nodes", false),
     ("storage.k8s.io/v1", "StorageClass", "storageclasses", false),
-    ("networking.k8s.io/v1", "IngressClass", "ingressclasses", false),
+    (
+        "networking.k8s.io/v1",
+        "IngressClass",
+        "ingressclasses",
+        false,
+    ),
     ("v1", "Pod", "pods", true),
     ("apps/v1", "DaemonSet", "daemonsets", true),
     ("batch/v1", "Job", "jobs", true),

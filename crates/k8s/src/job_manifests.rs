@@ -55,7 +55,11 @@ pub fn job_rules() -> Vec<Value> {
         // `up`'s preflight: a node large enough, the StorageClass and IngressClass the plan names.
         rule(&[""], &["nodes"], &["list"]),
         rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list"]),
-        rule(&["networking.k8s.io"], &["ingressclasses"], &["get", "list"]),
+        rule(
+            &["networking.k8s.io"],
+            &["ingressclasses"],
+            &["get", "list"],
+        ),
         rule(
             &["apps"],
             &["deployments", "statefulsets", "daemonsets"],

@@ -26,10 +26,13 @@ impl OperatorStep {
     fn manifests(&self) -> Vec<Value> {
         let s = &self.spec;
         let fp = self.fingerprint();
-        render::operator(&s.namespace, &s.version, s.airgapped, &s.image)
-            .into_iter()
-            .map(|m| annotated(m, &fp))
-            .collect()
+        render::with_pull_secrets(
+            render::operator(&s.namespace, &s.version, s.airgapped, &s.image),
+            &s.pull_secrets,
+        )
+        .into_iter()
+        .map(|m| annotated(m, &fp))
+        .collect()
     }
 
     /// The operator Deployment running in the cluster, if any (in any namespace).
@@ -78,11 +81,9 @@ impl Step for OperatorStep {
     }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;
-        Fingerprint::of(&render::operator(
-            &s.namespace,
-            &s.version,
-            s.airgapped,
-            &s.image,
+        Fingerprint::of(&render::with_pull_secrets(
+            render::operator(&s.namespace, &s.version, s.airgapped, &s.image),
+            &s.pull_secrets,
         ))
     }
     fn supports_update(&self) -> bool {

@@ -125,6 +125,8 @@ pub struct Operator {
     pub airgapped: bool,
     /// The controller's image (`wandb/controller:<version>`, through the plan's registry).
     pub image: String,
+    /// Image pull secrets of its pod.
+    pub pull_secrets: Vec<String>,
 }
 
 impl Kind for Operator {
@@ -166,6 +168,8 @@ pub struct BundledClickhouse {
     /// the S3 disk takes the role's credentials from the environment.
     pub service_account: Option<String>,
     pub role: Option<Input>,
+    /// Image pull secrets of its pods.
+    pub pull_secrets: Vec<String>,
 }
 
 impl Kind for BundledClickhouse {
@@ -199,6 +203,8 @@ pub struct AltinityClickhouse {
     pub storage_class: Option<String>,
     /// As for bundled ClickHouse: the name Weave uses, an alias of the cluster when needed.
     pub weave_cluster: String,
+    /// Image pull secrets of its pods.
+    pub pull_secrets: Vec<String>,
 }
 
 impl Kind for AltinityClickhouse {

@@ -81,6 +81,11 @@ pub struct ImagesSpec {
     /// chart's `global.imageRegistry` does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
+    /// Secrets of type `kubernetes.io/dockerconfigjson` the pods pull with: W&B's (the chart's
+    /// `global.imagePullSecrets`) and ClickHouse's in the W&B namespace, the operator's in its
+    /// own. wbstack does not make them; `up` checks they exist before its first change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_secrets: Vec<String>,
 }
 
 /// `image` as pulled through `registry`, as the chart's `global.imageRegistry` does it (read

@@ -328,6 +328,7 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
                 crate::ids::IAM_ROLE,
                 crate::ids::outputs::ARN,
             )),
+            pull_secrets: s.images.pull_secrets.clone(),
         };
         let host = format!("{}.{ns}.svc.cluster.local", kind.name);
         return (kind.into(), host);
@@ -347,6 +348,7 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
         storage_size: ch.storage_size.clone(),
         storage_class: s.kubernetes.storage_class.clone(),
         weave_cluster: weave_cluster_name(r),
+        pull_secrets: s.images.pull_secrets.clone(),
     };
     // The Altinity operator's Service for an installation is `clickhouse-<name>`.
     let host = format!("clickhouse-{}.{ns}.svc.cluster.local", kind.name);

@@ -20,6 +20,14 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
             );
         }
     }
+    for (i, n) in r.spec.images.pull_secrets.iter().enumerate() {
+        if !is_dns_subdomain(n) {
+            c.value(
+                &format!("spec.images.pullSecrets[{i}]"),
+                format!("`{n}` is not a Secret name (a DNS subdomain)"),
+            );
+        }
+    }
     if p.api_version != API_VERSION {
         c.value_help(
             "apiVersion",
@@ -170,6 +178,15 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     if let Some(reg) = &s.images.registry {
         b.set("/global/imageRegistry", json!(reg.trim_end_matches('/')));
     }
+    if !s.images.pull_secrets.is_empty() {
+        let names: Vec<_> = s
+            .images
+            .pull_secrets
+            .iter()
+            .map(|n| json!({"name": n}))
+            .collect();
+        b.set("/global/imagePullSecrets", json!(names));
+    }
     if let Some(sc) = &s.kubernetes.storage_class {
         b.set("/global/storageClass", json!(sc));
     }
@@ -218,6 +235,7 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
                 r.spec.images.registry.as_deref(),
                 &format!("wandb/controller:{}", o.version),
             ),
+            pull_secrets: s.images.pull_secrets.clone(),
         },
     );
 }
