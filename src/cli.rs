@@ -65,9 +65,15 @@ pub struct RunOpts {
     #[arg(long)]
     pub timeout: Option<u64>,
     /// Skip one of `up`'s checks before its first change (kubernetes-version, storage-class,
-    /// node-capacity, aws-identity); repeatable.
-    #[arg(long, value_name = "NAME", value_parser = ["kubernetes-version", "storage-class", "node-capacity", "aws-identity"])]
+    /// ingress-class, pull-secrets, node-capacity, aws-identity); repeatable.
+    #[arg(long, value_name = "NAME", value_parser = ["kubernetes-version", "storage-class", "ingress-class", "pull-secrets", "node-capacity", "aws-identity"])]
     pub skip_preflight: Vec<String>,
+    /// Let `up` replace this step's resource (destroy it, then make it again) when the plan
+    /// wants a setting only a new one can have, like another database name; repeatable.
+    /// Without it such a change is refused. Only a resource this environment made is replaced,
+    /// and its data goes with it.
+    #[arg(long, value_name = "STEP")]
+    pub replace: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

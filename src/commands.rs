@@ -319,6 +319,7 @@ fn engine_config(run: &RunOpts) -> Result<EngineConfig, CliError> {
         return Err(CliError::invalid("--parallelism must be at least 1"));
     }
     Ok(EngineConfig {
+        replace: run.replace.iter().cloned().collect(),
         parallelism: run.parallelism,
         failure_policy: match run.on_failure {
             OnFailure::Keep => FailurePolicy::Keep,
@@ -407,6 +408,16 @@ async fn execute(
 ) -> Result<Exit, CliError> {
     let (mut loaded, at) = target_plan(flag, t).await?;
     let config = engine_config(run)?;
+    let ids: Vec<String> = wbstack_plan::compile(&loaded.plan)
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    if let Some(unknown) = run.replace.iter().find(|r| !ids.contains(r)) {
+        return Err(CliError::invalid(format!(
+            "--replace {unknown}: the plan has no such step (its steps: {})",
+            ids.join(", ")
+        )));
+    }
     if let Op::Down { force: true, .. } = op {
         // A forced teardown of a protected environment lifts the database's deletion
         // protection on the way, as it does for an unprotected one.

@@ -629,7 +629,7 @@ fn a_discovery_that_cannot_see_stops_naming_it_and_a_key_without_its_alias_is_fo
 /// ElastiCache's changes are answered by the proxy in front of moto (see
 /// `crates/aws/tests/common/elasticache.rs`), RDS's by moto itself.
 #[test]
-fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refused() {
+fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_replace() {
     let env = Env::new(50);
     let moto = moto::Moto::start();
     let recorder = moto::Recorder::start(&moto);
@@ -880,6 +880,56 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_is_refuse
         .collect();
     assert!(mutations.is_empty(), "{mutations:?}");
     assert_eq!(live().0, arn);
+
+    // Told to, `up` replaces it: the old cluster is deleted and a new one made, with the new
+    // name. A step the plan lacks is refused before any request.
+    let out = run(&["up", "--plan", &plan, "--replace", "aws.mysqll"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--replace aws.mysqll: the plan has no such step"),
+        "{}",
+        text(&out)
+    );
+    assert!(recorder.ops().iter().all(|o| !moto::mutating(o)));
+    let out = run(&[
+        "up",
+        "--plan",
+        &plan,
+        "--replace",
+        "aws.mysql",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let report: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let mysql = report["report"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "aws.mysql")
+        .unwrap()
+        .clone();
+    assert_eq!(mysql["outcome"], "replaced", "{report}");
+    let ops = recorder.ops();
+    let at = |op: &str| {
+        ops.iter()
+            .position(|o| o == op)
+            .unwrap_or_else(|| panic!("{op} in {ops:?}"))
+    };
+    assert!(at("DeleteDBCluster") < at("CreateDBCluster"), "{ops:?}");
+    let name = rt.block_on(async {
+        let c = aws.rds.describe_db_clusters().send().await.unwrap();
+        assert_eq!(c.db_clusters().len(), 1, "one cluster");
+        c.db_clusters()[0].database_name().unwrap().to_owned()
+    });
+    assert_eq!(name, "wandb_other");
+    let out = run(&["plan", "--plan", &plan, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 /// The production plan through a front that fails a fifth of AWS requests (500s, 503s,

@@ -191,8 +191,15 @@ fn pull_secrets_must_exist_first_and_every_pod_then_pulls_with_them() {
         pulls("statefulset", "wbstack-clickhouse-keeper", "wandb"),
         "corp-mirror mirror.corp.example/clickhouse/clickhouse-keeper:24.8"
     );
-    let op = pulls("deployment", "wandb-operator-controller-manager", operator_ns);
-    assert!(op.starts_with("corp-mirror mirror.corp.example/wandb/controller:"), "{op}");
+    let op = pulls(
+        "deployment",
+        "wandb-operator-controller-manager",
+        operator_ns,
+    );
+    assert!(
+        op.starts_with("corp-mirror mirror.corp.example/wandb/controller:"),
+        "{op}"
+    );
     let values = env.kubectl(&[
         "get",
         "wandb",

@@ -725,3 +725,71 @@ async fn cancellation_stops_scheduling_and_resume_completes() {
     assert_eq!(r.step("c").unwrap().outcome, StepOutcome::Unchanged);
     assert_eq!(cloud.count("create"), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_happens_only_when_allowed_and_a_cut_one_is_finished_by_resume() {
+    let cloud = Arc::new(MemCloud::new());
+    let graph = |input: &str| {
+        Graph::new(vec![spec(&cloud, "db", &[], |s| {
+            s.input = input.into();
+            s.destroy_ms = 10_000;
+        })])
+        .unwrap()
+    };
+    let env = Env::new();
+    let (eng, _) = engine(fast_retries());
+    let (j, st) = env.open();
+    let r = eng
+        .up(&graph("a"), &j, st, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    drop(j);
+    // Not allowed: refused, nothing destroyed.
+    let (j, st) = env.open();
+    let r = eng
+        .up(&graph("b"), &j, st, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(
+        format!("{:?}", r.steps).contains("--replace db"),
+        "{:?}",
+        r.steps
+    );
+    assert_eq!(cloud.count("destroy"), 0);
+    drop(j);
+    // Allowed, and interrupted while the old one is going.
+    let allowed = EngineConfig {
+        replace: ["db".to_owned()].into(),
+        ..fast_retries()
+    };
+    let (eng, _) = engine(allowed);
+    let (j, st) = env.open();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        c.cancel();
+    });
+    let r = eng.up(&graph("b"), &j, st, cancel).await.unwrap();
+    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.steps);
+    assert_eq!((cloud.count("destroy"), cloud.count("apply")), (1, 1));
+    drop(j);
+    // `resume` (up again) waits for the old one to go, then makes the new one.
+    let (j, st) = env.open();
+    let r = eng
+        .up(&graph("b"), &j, st, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.steps);
+    assert_eq!(r.steps[0].outcome, StepOutcome::Replaced);
+    assert_eq!((cloud.count("destroy"), cloud.count("apply")), (1, 2));
+    drop(j);
+    let (j, st) = env.open();
+    let r = eng
+        .up(&graph("b"), &j, st, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.steps[0].outcome, StepOutcome::Unchanged);
+}

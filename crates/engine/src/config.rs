@@ -28,6 +28,10 @@ pub struct EngineConfig {
     pub failure_policy: FailurePolicy,
     /// How often a `StepWaiting` event repeats while a step waits.
     pub waiting_every: Duration,
+    /// Steps whose resource `up` may replace (destroy, then make again) when the plan wants a
+    /// setting only a new resource can have. Any other such change is refused; a resource this
+    /// environment did not make is never replaced.
+    pub replace: std::collections::BTreeSet<String>,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +43,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             failure_policy: FailurePolicy::Keep,
             waiting_every: Duration::from_secs(10),
+            replace: Default::default(),
         }
     }
 }

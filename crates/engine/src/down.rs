@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 /// Which undo a walk performs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Undo {
+pub(crate) enum Undo {
     Rollback,
     Destroy,
 }
@@ -326,7 +326,7 @@ async fn undo_one(
 
 /// The journaled destroy (or rollback) call, the wait until the resource is gone, and the
 /// `on_rollback` hooks.
-async fn undo_calls(
+pub(crate) async fn undo_calls(
     cx: &Arc<RunCtx>,
     i: usize,
     undo: Undo,

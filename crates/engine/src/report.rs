@@ -14,6 +14,9 @@ pub enum StepOutcome {
     Unchanged,
     Created,
     Updated,
+    /// Destroyed and made again, because the plan wants what only a new resource can have
+    /// (allowed for this step by [`crate::EngineConfig::replace`]).
+    Replaced,
     /// Found Ready, made by someone else; recorded, never deleted unless forced.
     Adopted,
     Failed {
@@ -41,6 +44,7 @@ impl StepOutcome {
             StepOutcome::Unchanged
                 | StepOutcome::Created
                 | StepOutcome::Updated
+                | StepOutcome::Replaced
                 | StepOutcome::Adopted
         )
     }
@@ -51,6 +55,7 @@ impl StepOutcome {
             StepOutcome::Unchanged => "unchanged",
             StepOutcome::Created => "created",
             StepOutcome::Updated => "updated",
+            StepOutcome::Replaced => "replaced",
             StepOutcome::Adopted => "adopted",
             StepOutcome::Failed { .. } => "failed",
             StepOutcome::Skipped { .. } => "skipped",
@@ -69,7 +74,7 @@ impl RunStats {
         match outcome {
             StepOutcome::Unchanged | StepOutcome::Absent => self.unchanged += 1,
             StepOutcome::Created => self.created += 1,
-            StepOutcome::Updated => self.updated += 1,
+            StepOutcome::Updated | StepOutcome::Replaced => self.updated += 1,
             StepOutcome::Adopted => self.adopted += 1,
             StepOutcome::Failed { .. } => self.failed += 1,
             StepOutcome::Skipped { .. } => self.skipped += 1,

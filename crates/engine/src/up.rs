@@ -300,11 +300,16 @@ async fn converge(
                 .map(|c| c.to_string())
                 .collect();
             if !replacing.is_empty() {
-                return Err(Halt::Failed(format!(
-                    "`{id}` cannot take these changes in place: {}; wbstack does not replace a {} (change the plan back, or replace it yourself: down, then up)",
-                    replacing.join("; "),
-                    step.kind()
-                )));
+                let ours = prior.as_ref().is_some_and(|p| p.is_owned());
+                if !ours || !cx.config.replace.contains(id.as_str()) {
+                    return Err(Halt::Failed(format!(
+                        "`{id}` cannot take these changes in place: {}; wbstack does not replace a {} unless told to (change the plan back, or allow it with --replace {id}{})",
+                        replacing.join("; "),
+                        step.kind(),
+                        if ours { "" } else { ", which only a resource this environment made can be" }
+                    )));
+                }
+                return replace(cx, i, ctx, changes, calls).await;
             }
             if !changes.is_empty() {
                 cx.events.emit(Event::StepChanging {
@@ -317,8 +322,14 @@ async fn converge(
             let outputs = finish(cx, i, ctx, outputs, true).await?;
             Ok((StepOutcome::Updated, outputs))
         }
+        Decision::Replace { .. }
+            if prior.as_ref().is_some_and(|p| p.is_owned())
+                && cx.config.replace.contains(id.as_str()) =>
+        {
+            replace(cx, i, ctx, Vec::new(), calls).await
+        }
         Decision::Replace { from } => Err(Halt::Failed(format!(
-            "drift: the inputs of `{id}` changed since it was applied (fingerprint {} -> {}) and a {} cannot be updated in place; replace needed (destroy it, then run up again)",
+            "drift: the inputs of `{id}` changed since it was applied (fingerprint {} -> {}) and a {} cannot be updated in place; replace needed (allow it with --replace {id}, or destroy it and run up again)",
             from.short(),
             desired.short(),
             step.kind()
@@ -328,6 +339,28 @@ async fn converge(
                 return Err(Halt::Failed(format!("`{id}` was kept without being ready")));
             };
             keep(cx, i, found, outputs, prior.as_ref()).await
+        }
+        Decision::Wait(_)
+            if prior.as_ref().is_some_and(|p| {
+                p.is_owned()
+                    && matches!(
+                        p.phase,
+                        Phase::Intent {
+                            action: Action::Destroy
+                        } | Phase::Applied {
+                            action: Action::Destroy
+                        }
+                    )
+            }) =>
+        {
+            // A replacement cut short while the old resource was going: it goes, then the new
+            // one is made.
+            let limit = spec.timeout.unwrap_or(cx.config.wait_timeout);
+            wait_until(cx, id, limit, || step.wait_destroyed(ctx), "gone").await?;
+            mutate(cx, i, ctx, Action::Create, calls).await?;
+            let outputs = wait_ready(cx, i, ctx).await?;
+            let outputs = finish(cx, i, ctx, outputs, true).await?;
+            Ok((StepOutcome::Replaced, outputs))
         }
         Decision::Wait(found) => {
             if found == Found::Adopted {
@@ -426,6 +459,32 @@ async fn finish(
         run_hooks(cx, i, ctx, HookWhen::After, Some(&outputs)).await?;
     }
     Ok(outputs)
+}
+
+/// Replaces a resource the plan allows to be replaced: the journaled destroy and its wait until
+/// gone, then the journaled create. A crash in between leaves it absent, and `resume` creates
+/// it.
+async fn replace(
+    cx: &Arc<RunCtx>,
+    i: usize,
+    ctx: &StepCtx,
+    changes: Vec<crate::step::Change>,
+    calls: &mut u32,
+) -> Result<(StepOutcome, Outputs), Halt> {
+    let id = cx.graph.spec(i).id.clone();
+    if !changes.is_empty() {
+        cx.events.emit(Event::StepChanging {
+            step: id.clone(),
+            changes,
+        });
+    }
+    cx.events.emit(Event::StepDestroying { step: id.clone() });
+    crate::down::undo_calls(cx, i, crate::down::Undo::Destroy, ctx, calls).await?;
+    cx.events.emit(Event::StepDestroyed { step: id });
+    mutate(cx, i, ctx, Action::Create, calls).await?;
+    let outputs = wait_ready(cx, i, ctx).await?;
+    let outputs = finish(cx, i, ctx, outputs, true).await?;
+    Ok((StepOutcome::Replaced, outputs))
 }
 
 /// A mutating call with its intent and result journaled, holding a concurrency slot.
