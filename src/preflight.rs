@@ -1,5 +1,6 @@
 //! Checks made before the first change of `up`: the Kubernetes version, the StorageClass, the
-//! IngressClass and the image pull secrets the plan names, and a node large enough for a ClickHouse replica. A failed check is an error (exit 6)
+//! IngressClass and the image pull secrets the plan names, `WF_*` names Weave reads, and a node
+//! large enough for a ClickHouse replica. A failed check is an error (exit 6)
 //! naming how to skip it (`--skip-preflight NAME`); nothing has been changed by then.
 
 use crate::exit::CliError;
@@ -59,6 +60,21 @@ pub async fn run(
                     if have.is_empty() { "none".to_owned() } else { have.join(", ") }
                 )));
             }
+        }
+    }
+    if !skipped("weave-env") {
+        if let Some(u) = wbstack_plan::unknown_weave_variables(plan).first() {
+            let hint = u
+                .closest
+                .map(|c| format!("; did you mean {c}?"))
+                .unwrap_or_default();
+            return Err(fail(
+                "weave-env",
+                format!(
+                    "{} sets {}, which Weave does not read{hint}",
+                    u.path, u.name
+                ),
+            ));
         }
     }
     if !skipped("ingress-class") {

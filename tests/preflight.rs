@@ -211,3 +211,27 @@ fn pull_secrets_must_exist_first_and_every_pod_then_pulls_with_them() {
     ]);
     assert_eq!(values, "corp-mirror mirror.corp.example");
 }
+
+#[test]
+fn a_weave_variable_weave_does_not_read_stops_up_naming_the_one_meant() {
+    let env = Env::new(50);
+    let plan = std::fs::read_to_string(Env::plans().join("weave-clickhouse-s3.yaml"))
+        .unwrap()
+        .replace(
+            "    weave:\n      enabled: true\n",
+            "    weave:\n      enabled: true\n    values:\n      weave:\n        extraEnv:\n          WF_CLICKHOUSE_MAX_MEMORY: \"10000000000\"\n",
+        );
+    assert!(plan.contains("WF_CLICKHOUSE_MAX_MEMORY:"));
+    let plan = env.plan_from("weave.yaml", &plan);
+    let before = env.mutations();
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("preflight weave-env: spec.wandb.values.weave.extraEnv.WF_CLICKHOUSE_MAX_MEMORY sets WF_CLICKHOUSE_MAX_MEMORY, which Weave does not read; did you mean WF_CLICKHOUSE_MAX_MEMORY_USAGE?"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.mutations(), before, "nothing changed");
+    let out = env.run(&["up", "--plan", &plan, "--skip-preflight", "weave-env"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -526,3 +526,37 @@ fn images_through_a_registry_are_the_ones_the_chart_renders() {
     assert!(checked >= 10, "only {checked} containers compared");
     eprintln!("{checked} containers of the chart's render match wbstack's registry rule");
 }
+
+/// Every `WF_*` variable the chart gives Weave (in its values and any of its 50 renders) is one
+/// wbstack knows, so the `weave-env` preflight never refuses a name the chart itself uses.
+#[test]
+fn every_weave_variable_the_chart_sets_is_known() {
+    let chart = fixtures().join("operator-wandb-chart");
+    let mut files = vec![chart.join("values.yaml")];
+    for dir in ["test-configs", "test-configs/__snapshots__"] {
+        for e in std::fs::read_dir(chart.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (i, _) in text.match_indices("WF_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            seen.insert(name);
+        }
+    }
+    assert!(seen.len() >= 8, "{seen:?}");
+    for name in &seen {
+        assert!(
+            wbstack_plan::WEAVE_VARIABLES.contains(&name.as_str()),
+            "{name} is set by the chart but unknown to wbstack"
+        );
+    }
+}

@@ -26,6 +26,7 @@ mod presets;
 mod resolve;
 mod sections;
 mod validate;
+mod weave_env;
 
 pub use build::deep_merge;
 pub use check::{aws_identifier_problem, is_dns_label, is_dns_subdomain, s3_bucket_problem};
@@ -41,6 +42,7 @@ pub use sections::{
     ROLE_ANNOTATION,
 };
 pub use validate::parse;
+pub use weave_env::{unknown_weave_variables, UnknownVariable, WEAVE_VARIABLES};
 
 /// The JSON Schema of the plan format, for editors.
 pub fn schema() -> serde_json::Value {
