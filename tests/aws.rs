@@ -210,14 +210,15 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     let mutations: Vec<&String> = ops.iter().filter(|o| moto::mutating(o)).collect();
     assert!(mutations.is_empty(), "{mutations:?}");
     // KMS key, bucket, DB subnet group, 2 parameter groups, 2 secrets, cluster + 2 instances,
-    // cache subnet group, replication group, the pods' IAM role and its policy: 15 resources.
+    // cache subnet group, replication group, the pods' IAM role and its policy, and the values
+    // set on the two parameter groups: 17 reads.
     eprintln!(
         "converged re-run: {} AWS reads, 0 mutations: {ops:?}",
         ops.len()
     );
     assert!(
-        ops.len() <= 15,
-        "{} reads for 15 resources: {ops:?}",
+        ops.len() <= 17,
+        "{} reads for 17 settings: {ops:?}",
         ops.len()
     );
     // Teardown deletes what is ours. moto keeps a deleted replication group `deleting` forever,
@@ -1066,4 +1067,82 @@ async fn assert_one_of_each(moto: &moto::Moto) {
     names.dedup();
     assert_eq!(names.len(), all, "{names:?}");
     assert!(enabled_keys(&aws).await <= 1, "more than one key");
+}
+
+/// A database parameter set by hand on wbstack's parameter group is shown by `plan`, field by
+/// field, and `up` sets it back (it takes effect at the next reboot, and says so).
+#[test]
+fn a_hand_edited_database_parameter_is_shown_and_set_back() {
+    let (env, moto, faults, prod) = faulted_production(0.0);
+    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(moto.aws("wandb-prod"));
+    let set = |group: &str, name: &str, value: &str, cluster: bool| {
+        rt.block_on(async {
+            let p = aws_sdk_rds::types::Parameter::builder()
+                .parameter_name(name)
+                .parameter_value(value)
+                .apply_method(aws_sdk_rds::types::ApplyMethod::Immediate)
+                .build();
+            if cluster {
+                aws.rds
+                    .modify_db_cluster_parameter_group()
+                    .db_cluster_parameter_group_name(group)
+                    .parameters(p)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                aws.rds
+                    .modify_db_parameter_group()
+                    .db_parameter_group_name(group)
+                    .parameters(p)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let groups = rt.block_on(async {
+        let g = aws.rds.describe_db_parameter_groups().send().await.unwrap();
+        g.db_parameter_groups()
+            .iter()
+            .filter_map(|g| g.db_parameter_group_name().map(str::to_owned))
+            .filter(|n| n.starts_with("wandb-prod"))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let group = &groups[0];
+    set(group, "max_execution_time", "0", false);
+    set(&format!("{group}-cluster"), "binlog_format", "MIXED", true);
+    let out = faulted(
+        &env,
+        &faults,
+        &["plan", "--plan", &prod, "--detailed-exitcode"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "~ {group}.max_execution_time: 0 -> 60000 (at the next reboot)"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "~ {group}-cluster.binlog_format: MIXED -> ROW (at the next reboot)"
+        )),
+        "{shown}"
+    );
+    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = faulted(
+        &env,
+        &faults,
+        &["plan", "--plan", &prod, "--detailed-exitcode"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -5,7 +5,7 @@ use crate::own::{accepted, not_owned, outputs, tags, Tolerate};
 use async_trait::async_trait;
 use aws_sdk_rds::types::{ApplyMethod, Parameter, Tag};
 use serde_json::json;
-use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_engine::{Action, Change, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{DbParameterGroups, DbSubnetGroup, Kind};
 
 /// The cluster-level settings of the official W&B Terraform module.
@@ -140,6 +140,14 @@ impl Step for DbSubnetGroupStep {
     }
 }
 
+/// A parameter's name and value.
+fn pair(p: &Parameter) -> (String, String) {
+    (
+        p.parameter_name().unwrap_or("").to_owned(),
+        p.parameter_value().unwrap_or("").to_owned(),
+    )
+}
+
 /// The cluster (Aurora) and instance parameter groups.
 pub struct DbParameterGroupsStep {
     aws: Aws,
@@ -231,6 +239,65 @@ impl DbParameterGroupsStep {
         Ok(d.is_some_and(|d| !d.db_cluster_parameter_groups().is_empty()))
     }
 
+    /// The values set on a group (`Source=user`), by name.
+    async fn set_values(&self, cluster: bool) -> Result<Vec<(String, String)>, StepError> {
+        let mut out = Vec::new();
+        if cluster {
+            let g = self.cluster_group();
+            let mut pages = self
+                .aws
+                .rds
+                .describe_db_cluster_parameters()
+                .db_cluster_parameter_group_name(&g)
+                .source("user")
+                .into_paginator()
+                .send();
+            while let Some(p) = pages.next().await {
+                let p = p.map_err(|e| classify(e, "DescribeDBClusterParameters", &g))?;
+                out.extend(p.parameters().iter().map(pair));
+            }
+        } else {
+            let g = &self.spec.name;
+            let mut pages = self
+                .aws
+                .rds
+                .describe_db_parameters()
+                .db_parameter_group_name(g)
+                .source("user")
+                .into_paginator()
+                .send();
+            while let Some(p) = pages.next().await {
+                let p = p.map_err(|e| classify(e, "DescribeDBParameters", g))?;
+                out.extend(p.parameters().iter().map(pair));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each parameter whose value on its group is not the one W&B runs with. They take effect
+    /// at the databases' next reboot.
+    async fn against_plan(&self) -> Result<Vec<Change>, StepError> {
+        let mut c = Vec::new();
+        let mut groups = vec![(false, self.spec.name.clone(), self.instance_parameters())];
+        if self.spec.aurora {
+            groups.push((true, self.cluster_group(), CLUSTER_PARAMETERS.to_vec()));
+        }
+        for (cluster, group, wanted) in groups {
+            let live = self.set_values(cluster).await?;
+            for (k, v) in wanted {
+                let have = live.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                if have != Some(v) {
+                    c.push(Change::in_place(
+                        &format!("{group}.{k}"),
+                        have.unwrap_or("(engine default)"),
+                        format!("{v} (at the next reboot)"),
+                    ));
+                }
+            }
+        }
+        Ok(c)
+    }
+
     async fn apply_cluster_group(&self) -> Result<(), StepError> {
         let g = self.cluster_group();
         self.aws
@@ -292,7 +359,28 @@ impl Step for DbParameterGroupsStep {
         {
             return Ok(not_owned("DB parameter group", &self.spec.name, &self.aws));
         }
-        Ok(Observation::ready(self.outputs()))
+        if self.aws.adopts(&self.step) {
+            return Ok(Observation::ready(self.outputs()));
+        }
+        // Ours is judged by the values set on it.
+        let c = self.against_plan().await?;
+        Ok(Observation::Ready {
+            outputs: self.outputs(),
+            fingerprint: Some(if c.is_empty() {
+                self.fingerprint()
+            } else {
+                Fingerprint::of(&("db-params-live", &c))
+            }),
+        })
+    }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn changes(&self, _ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
+        if self.aws.adopts(&self.step) {
+            return Ok(Vec::new());
+        }
+        self.against_plan().await
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         if self.spec.aurora {
