@@ -34,6 +34,7 @@ fn step_for(
         StepKind::ClickhouseBundled(s) => Arc::new(ClickhouseBundledStep::new(k, s)),
         StepKind::ClickhouseAltinity(s) => Arc::new(ClickhouseAltinityStep::new(k, s)),
         StepKind::WandbResource(s) => Arc::new(WandbStep::new(k, s)),
+        StepKind::UrlReady(s) => Arc::new(wbstack_k8s::UrlReadyStep::new(s)),
         _ if sp.kind.is_aws() => crate::aws::step(sp, aws)?,
         _ => {
             return Err(CliError::invalid(format!(

@@ -22,6 +22,7 @@ mod operator_manifests;
 mod ownership;
 mod ready;
 pub mod render;
+mod url_ready;
 mod value_secret;
 mod wandb;
 mod wandb_ready;
@@ -39,5 +40,6 @@ pub use ownership::ENVIRONMENT_LABEL;
 pub use ready::{
     chi_ready, wait_for, wandb_phase_v1, wandb_phase_v2, workload_ready, WandbPhase, Watch,
 };
+pub use url_ready::UrlReadyStep;
 pub use value_secret::{SecretResolver, ValueSecretStep, ValueSource};
 pub use wandb::WandbStep;

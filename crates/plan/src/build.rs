@@ -162,6 +162,15 @@ impl<'a> Builder<'a> {
             needs: std::mem::take(&mut self.needs),
         };
         self.step(ids::WANDB, resource);
+        if s.wandb.wait_for_url {
+            self.step(
+                ids::WANDB_URL,
+                crate::kinds::UrlReady {
+                    url: s.wandb.host.clone(),
+                    after: Input::new(ids::WANDB, crate::ids::outputs::HOST),
+                },
+            );
+        }
         self.steps
     }
 }

@@ -43,6 +43,8 @@ pub const WEAVE_WORKER_AUTH: &str = "k8s.weave-worker-auth";
 pub const IAM_ROLE: &str = "aws.iam-role";
 /// The WeightsAndBiases resource.
 pub const WANDB: &str = "k8s.wandb";
+/// The host answering (`spec.wandb.waitForUrl`).
+pub const WANDB_URL: &str = "http.wandb-url";
 
 /// One output of another step that a step reads (or waits for). The graph has an edge from
 /// `step` to every step with this input.

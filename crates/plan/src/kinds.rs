@@ -420,6 +420,22 @@ impl Kind for IamRole {
     }
 }
 
+/// The W&B host answering over HTTP(S) (`spec.wandb.waitForUrl`): ready once a request to it
+/// gets any answer below 500.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UrlReady {
+    pub url: String,
+    /// The resource's host output: the check runs after the resource is ready.
+    pub after: Input,
+}
+
+impl Kind for UrlReady {
+    const LABEL: &'static str = "http.url";
+    fn inputs(&self) -> Vec<Input> {
+        vec![self.after]
+    }
+}
+
 macro_rules! kinds {
     ($($variant:ident($payload:ident)),* $(,)?) => {
         /// Every kind of step.
@@ -472,6 +488,7 @@ kinds! {
     CacheSubnetGroup(CacheSubnetGroup),
     RedisCache(RedisCache),
     IamRole(IamRole),
+    UrlReady(UrlReady),
 }
 
 impl StepKind {

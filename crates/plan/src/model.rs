@@ -180,6 +180,10 @@ pub struct WandbSpec {
     pub name: String,
     /// The URL users reach W&B at (`https://...`).
     pub host: String,
+    /// Readiness also waits until the host answers over HTTP(S) (any status below 500), once
+    /// the resource is ready: for a load balancer and DNS that take their time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_url: bool,
     /// Where the license comes from. It is stored in a Kubernetes Secret, never in the resource.
     pub license: LicenseSource,
     #[serde(default)]
