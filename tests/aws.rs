@@ -892,6 +892,22 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
         text(&out)
     );
     assert!(recorder.ops().iter().all(|o| !moto::mutating(o)));
+    // moto names the new cluster's automated snapshot by the minute (`rds:<id>-<yyyy-mm-dd-hh-mm>`)
+    // and keeps the deleted cluster's: a cluster made again in the same minute would collide
+    // in moto (AWS keeps a deleted cluster's backups apart). Let the minute turn.
+    let made = rt.block_on(async {
+        let c = aws.rds.describe_db_clusters().send().await.unwrap();
+        c.db_clusters()[0].cluster_create_time().unwrap().secs()
+    });
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    while now() / 60 == made / 60 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let out = run(&[
         "up",
         "--plan",
@@ -902,19 +918,8 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
         "json",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let report: serde_json::Value = serde_json::from_str(&last).unwrap();
-    let mysql = report["report"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "aws.mysql")
-        .unwrap()
-        .clone();
+    let report = common::last_json(&out);
+    let mysql = common::step_report(&report, "aws.mysql");
     assert_eq!(mysql["outcome"], "replaced", "{report}");
     let ops = recorder.ops();
     let at = |op: &str| {

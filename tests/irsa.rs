@@ -8,7 +8,7 @@
 mod common;
 #[path = "../crates/aws/tests/common/mod.rs"]
 mod moto;
-use common::{text, Env};
+use common::{last_json, text, Env};
 use serde_json::Value;
 
 const PROVIDER: &str =
@@ -218,12 +218,7 @@ fn irsa_gives_the_pods_one_role_for_the_bucket_and_key_and_its_drift_is_repaired
 
     // A converged re-run changes nothing.
     let out = run(&["up", "--plan", &prod, "--output", "json"]);
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let report: Value = serde_json::from_str(&last).unwrap();
+    let report = last_json(&out);
     assert_eq!(report["report"]["stats"]["apply_calls"], 0, "{report}");
 
     // Someone widens the policy by hand: `plan` shows it, `up` puts it back.

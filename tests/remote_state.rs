@@ -4,7 +4,7 @@
 mod common;
 #[path = "../crates/aws/tests/common/mod.rs"]
 mod moto;
-use common::{text, Env};
+use common::{last_json, text, Env};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -63,11 +63,6 @@ impl Team {
             );
         }
     }
-}
-
-fn last_json(out: &Output) -> serde_json::Value {
-    let s = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(s.lines().last().unwrap_or("null")).unwrap()
 }
 
 #[test]

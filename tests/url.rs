@@ -2,7 +2,7 @@
 //! against a real HTTP server (Python's `http.server`) and a port nobody listens on.
 
 mod common;
-use common::{text, Env};
+use common::{last_json, step_report, text, Env};
 use std::process::{Child, Command, Stdio};
 
 /// A free loopback port.
@@ -70,19 +70,8 @@ fn up_waits_for_the_host_to_answer_and_says_why_it_does_not() {
     let p = plan(&env, port);
     let out = env.run(&["up", "--plan", &p, "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let report: serde_json::Value = serde_json::from_str(&last).unwrap();
-    let step = report["report"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "http.wandb-url")
-        .cloned()
-        .unwrap_or_else(|| panic!("{report}"));
+    let report = last_json(&out);
+    let step = step_report(&report, "http.wandb-url");
     assert_eq!(step["outcome"], "created", "{report}");
     let o = env.run(&["output", "--env", "wandb-dev", "--output", "json"]);
     let o: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -265,6 +265,23 @@ fn identity(o: &serde_json::Value) -> (String, String, String) {
     )
 }
 
+/// The last line of a command's output as JSON (the report of `--output json`).
+pub fn last_json(out: &Output) -> serde_json::Value {
+    let s = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(s.lines().last().unwrap_or("null")).unwrap()
+}
+
+/// One step's entry in a run report.
+pub fn step_report(report: &serde_json::Value, id: &str) -> serde_json::Value {
+    report["report"]["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no step {id} in {report}"))
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "stdout:\n{}\nstderr:\n{}",
