@@ -20,7 +20,11 @@ fn not_configured(sp: &StepPlan) -> CliError {
 
 /// AWS clients, when the plan has AWS steps.
 #[cfg(feature = "aws")]
-pub async fn connect(plan: &Plan, steps: &[StepPlan]) -> Result<Option<Aws>, CliError> {
+pub async fn connect(
+    plan: &Plan,
+    steps: &[StepPlan],
+    rotate: &[String],
+) -> Result<Option<Aws>, CliError> {
     if !steps.iter().any(|s| s.kind.is_aws()) {
         return Ok(None);
     }
@@ -32,7 +36,10 @@ pub async fn connect(plan: &Plan, steps: &[StepPlan]) -> Result<Option<Aws>, Cli
     };
     Aws::connect(&settings, &plan.metadata.name)
         .await
-        .map(|aws| Some(aws.adopting(a.adopt).tagging(a.tags)))
+        .map(|aws| {
+            let aws = aws.adopting(a.adopt).tagging(a.tags);
+            Some(aws.rotating(rotate.iter().cloned()))
+        })
         .map_err(|e| CliError::environment(e.to_string()))
 }
 
@@ -62,7 +69,11 @@ pub async fn identity(aws: &Aws) -> Result<String, String> {
 
 /// Without AWS support, a plan with AWS steps is refused.
 #[cfg(not(feature = "aws"))]
-pub async fn connect(_plan: &Plan, steps: &[StepPlan]) -> Result<Option<Aws>, CliError> {
+pub async fn connect(
+    _plan: &Plan,
+    steps: &[StepPlan],
+    _rotate: &[String],
+) -> Result<Option<Aws>, CliError> {
     let aws: Vec<&str> = steps
         .iter()
         .filter(|s| s.kind.is_aws())
@@ -125,6 +136,7 @@ pub fn step(sp: &StepPlan, aws: Option<&Aws>) -> Result<Arc<dyn Step>, CliError>
         StepKind::MysqlDatabase(s) => Arc::new(MysqlDatabaseStep::new(aws()?, id, s)),
         StepKind::CacheSubnetGroup(s) => Arc::new(CacheSubnetGroupStep::new(aws()?, id, s)),
         StepKind::RedisCache(s) => Arc::new(RedisCacheStep::new(aws()?, id, s)),
+        StepKind::RedisAuthCommit(s) => Arc::new(RedisAuthCommitStep::new(aws()?, id, s)),
         StepKind::IamRole(s) => Arc::new(IamRoleStep::new(aws()?, id, s)),
         _ => return Err(CliError::invalid(format!("step {id} is not an AWS step"))),
     })

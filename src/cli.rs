@@ -74,6 +74,12 @@ pub struct RunOpts {
     /// and its data goes with it.
     #[arg(long, value_name = "STEP")]
     pub replace: Vec<String>,
+    /// Give this secret a new value and change its users over without a moment of refused
+    /// connections (for `aws.redis-auth`, the ElastiCache AUTH token: the group takes both
+    /// tokens, W&B rolls with the new one, then the old one stops working); repeatable. A
+    /// rotation cut off is finished by the next `up` or `resume`, with or without the flag.
+    #[arg(long, value_name = "STEP")]
+    pub rotate: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -314,6 +314,36 @@ fn human_age(ms: u64) -> String {
     }
 }
 
+/// `--rotate` names a secret this plan can rotate, and only `up` rotates.
+fn check_rotate(run: &RunOpts, plan: &wbstack_plan::Plan, op: &Op) -> Result<(), CliError> {
+    let Some(first) = run.rotate.first() else {
+        return Ok(());
+    };
+    if matches!(op, Op::Down { .. }) {
+        return Err(CliError::invalid(format!(
+            "--rotate {first}: only `up` and `resume` rotate a secret"
+        )));
+    }
+    let steps = wbstack_plan::compile(plan);
+    let can = |id: &str| {
+        id == wbstack_plan::ids::REDIS_AUTH
+            && steps
+                .iter()
+                .any(|s| s.id == wbstack_plan::ids::REDIS_AUTH_COMMIT)
+    };
+    match run.rotate.iter().find(|r| !can(r)) {
+        Some(bad) if steps.iter().any(|s| &s.id == bad) => Err(CliError::invalid(format!(
+            "--rotate {bad}: this secret cannot be rotated (the one that can: {}, with spec.redis.mode elasticache)",
+            wbstack_plan::ids::REDIS_AUTH
+        ))),
+        Some(bad) => Err(CliError::invalid(format!(
+            "--rotate {bad}: the plan has no such step (the secret that can be rotated: {}, with spec.redis.mode elasticache)",
+            wbstack_plan::ids::REDIS_AUTH
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn engine_config(run: &RunOpts) -> Result<EngineConfig, CliError> {
     if run.parallelism == 0 {
         return Err(CliError::invalid("--parallelism must be at least 1"));
@@ -418,6 +448,7 @@ async fn execute(
             ids.join(", ")
         )));
     }
+    check_rotate(run, &loaded.plan, &op)?;
     if let Op::Down { force: true, .. } = op {
         // A forced teardown of a protected environment lifts the database's deletion
         // protection on the way, as it does for an unprotected one.
@@ -508,7 +539,7 @@ impl Job<'_> {
                 self.at.location()
             );
         }
-        let aws = crate::aws::connect(plan, &steps).await?;
+        let aws = crate::aws::connect(plan, &steps, &self.run.rotate).await?;
         if let (Op::Up, Some(a)) = (&op, &aws) {
             if !self.run.skip_preflight.iter().any(|s| s == "aws-identity") {
                 match crate::aws::identity(a).await {
@@ -674,7 +705,7 @@ async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pendi
     let steps = wbstack_plan::compile(&loaded.plan);
     let state = at.read_state().await?;
     let conn = connect(t, &loaded.plan, &at).await?;
-    let aws = crate::aws::connect(&loaded.plan, &steps).await?;
+    let aws = crate::aws::connect(&loaded.plan, &steps, &[]).await?;
     let mut rows = Vec::new();
     let mut outputs: BTreeMap<wbstack_engine::StepId, wbstack_engine::Outputs> = BTreeMap::new();
     {

@@ -131,6 +131,8 @@ fn malformed() -> Vec<(&'static str, String, &'static str, usize)> {
         ("kms window", format!("{b}  bucket:\n    mode: s3\n    kmsDeletionWindowDays: 3\n  aws:\n    region: us-west-2\n"), "7 to 30 days", 11),
         ("external redis without host", format!("{b}  redis:\n    mode: external\n"), "external Redis needs a host", 9),
         ("bad node type", format!("{b}  redis:\n    mode: elasticache\n    nodeType: m6g.large\n  aws:\n    subnetIds: [subnet-1, subnet-2]\n"), "not an ElastiCache node type", 11),
+        ("bad redis version", format!("{b}  redis:\n    mode: elasticache\n    engineVersion: \"5.0\"\n  aws:\n    subnetIds: [subnet-1, subnet-2]\n"), "not a Redis version ElastiCache runs", 11),
+        ("redis version not major.minor", format!("{b}  redis:\n    mode: elasticache\n    engineVersion: latest\n  aws:\n    subnetIds: [subnet-1, subnet-2]\n"), "not a Redis version ElastiCache runs", 11),
         ("replicated clickhouse with one replica", format!("{b}  clickhouse:\n    mode: bundled\n    replicas: 1\n    replicated: true\n"), "at least 2 replicas", 12),
         ("external clickhouse without host", format!("{b}  clickhouse:\n    mode: external\n"), "external ClickHouse needs a host", 9),
         ("weave without clickhouse", format!("{b}  clickhouse:\n    mode: none\n"), "Weave needs ClickHouse", 10),

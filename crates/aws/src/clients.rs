@@ -36,6 +36,8 @@ pub struct Aws {
     pub adopt: std::collections::BTreeSet<String>,
     /// The plan's own tags (`spec.aws.tags`), written on every resource besides wbstack's.
     pub extra_tags: std::collections::BTreeMap<String, String>,
+    /// Secrets `up --rotate` asks a new value of (their users are changed over one by one).
+    pub rotate: std::collections::BTreeSet<String>,
 }
 
 /// Why AWS cannot be used.
@@ -115,6 +117,7 @@ impl Aws {
             environment: environment.to_owned(),
             adopt: Default::default(),
             extra_tags: Default::default(),
+            rotate: Default::default(),
         })
     }
 
@@ -144,6 +147,17 @@ impl Aws {
     pub fn adopting<I: IntoIterator<Item = S>, S: Into<String>>(mut self, steps: I) -> Self {
         self.adopt = steps.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Asks these secret steps for a new value on this run (`up --rotate`).
+    pub fn rotating<I: IntoIterator<Item = S>, S: Into<String>>(mut self, steps: I) -> Self {
+        self.rotate = steps.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether this run rotates `step`'s secret.
+    pub fn rotates(&self, step: &str) -> bool {
+        self.rotate.contains(step)
     }
 
     /// Whether the plan lets `step` adopt a resource that is not tagged as ours.

@@ -182,12 +182,49 @@ impl RedisCacheStep {
             ("arn", json!(g.arn().unwrap_or_default())),
             ("tls", json!(true)),
         ]);
+        let version = match g.member_clusters().first() {
+            Some(member) => self.engine_version(member).await?,
+            None => None,
+        };
         Ok(Group::Present {
             status: g.status().unwrap_or("unknown").to_owned(),
             outputs,
             arn: g.arn().unwrap_or_default().to_owned(),
-            settings: crate::elasticache_changes::Settings::of(g),
+            settings: crate::elasticache_changes::Settings::of(g, version.as_deref()),
         })
+    }
+
+    /// The Redis version a member cluster runs (the group itself does not say).
+    async fn engine_version(&self, member: &str) -> Result<Option<String>, StepError> {
+        let found = self
+            .aws
+            .elasticache
+            .describe_cache_clusters()
+            .cache_cluster_id(member)
+            .send()
+            .await
+            .tolerate(&["CacheClusterNotFound"], "DescribeCacheClusters", member)?;
+        Ok(found
+            .as_ref()
+            .and_then(|d| d.cache_clusters().first())
+            .and_then(|c| c.engine_version())
+            .map(str::to_owned))
+    }
+
+    /// The group's outputs with the token version W&B is to be given now.
+    fn with_auth(
+        &self,
+        ctx: &StepCtx,
+        mut outputs: Outputs,
+        settings: &crate::elasticache_changes::Settings,
+    ) -> Outputs {
+        if let Some(r) = self.auth_ref(ctx, settings) {
+            outputs.insert(
+                wbstack_plan::ids::outputs::AUTH.into(),
+                serde_json::to_value(r).unwrap_or_default(),
+            );
+        }
+        outputs
     }
 }
 
@@ -203,10 +240,10 @@ impl Step for RedisCacheStep {
     fn supports_update(&self) -> bool {
         true
     }
-    async fn changes(&self, _ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
+    async fn changes(&self, ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
         Ok(match self.look().await? {
             Group::Present { settings, .. } if !self.aws.adopts(&self.step) => {
-                self.against_plan(&settings)
+                self.against_plan(ctx, &settings)
             }
             _ => Vec::new(),
         })
@@ -219,6 +256,7 @@ impl Step for RedisCacheStep {
             &s.node_type,
             s.nodes,
             s.multi_az,
+            &s.engine_version,
             &s.security_group_ids,
         ))
     }
@@ -242,9 +280,9 @@ impl Step for RedisCacheStep {
                 settings,
                 ..
             } if status == "available" && !self.aws.adopts(&self.step) => {
-                let c = self.against_plan(&settings);
+                let c = self.against_plan(ctx, &settings);
                 Observation::Ready {
-                    outputs,
+                    outputs: self.with_auth(ctx, outputs, &settings),
                     fingerprint: Some(if c.is_empty() {
                         self.fingerprint()
                     } else {
@@ -253,8 +291,13 @@ impl Step for RedisCacheStep {
                 }
             }
             Group::Present {
-                status, outputs, ..
-            } if status == "available" => Observation::ready(outputs),
+                status,
+                outputs,
+                settings,
+                ..
+            } if status == "available" => {
+                Observation::ready(self.with_auth(ctx, outputs, &settings))
+            }
             Group::Present { status, .. } if status == "create-failed" => Observation::Failed {
                 message: format!("replication group {} is create-failed", self.spec.id),
             },
@@ -276,7 +319,7 @@ impl Step for RedisCacheStep {
             .replication_group_id(&s.id)
             .replication_group_description(format!("wbstack {}", self.aws.environment))
             .engine("redis")
-            .engine_version("7.1")
+            .engine_version(&s.engine_version)
             .cache_node_type(&s.node_type)
             .num_cache_clusters(s.nodes.max(1) as i32)
             .automatic_failover_enabled(s.multi_az)
@@ -313,14 +356,14 @@ impl Step for RedisCacheStep {
                     let c = if self.aws.adopts(&self.step) {
                         Vec::new()
                     } else {
-                        self.still_to_apply(&settings)
+                        self.still_to_apply(ctx, &settings)
                     };
                     match c.first() {
                         Some(first) => {
                             ctx.progress(format!("applying {first}"));
                             None
                         }
-                        None => Some(outputs),
+                        None => Some(self.with_auth(ctx, outputs, &settings)),
                     }
                 }
                 Group::Present { status, .. } if status == "create-failed" => {

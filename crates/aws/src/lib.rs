@@ -8,6 +8,7 @@
 mod calllog;
 mod clients;
 mod elasticache;
+mod elasticache_auth;
 mod elasticache_changes;
 mod iam;
 mod kms;
@@ -16,11 +17,13 @@ mod poll;
 mod rds_changes;
 mod rds_groups;
 mod rds_mysql;
+mod rotation;
 mod s3;
 mod secrets;
 
 pub use clients::{classify, describe, error_code, Aws, AwsError, AwsSettings};
 pub use elasticache::{CacheSubnetGroupStep, RedisCacheStep};
+pub use elasticache_auth::RedisAuthCommitStep;
 pub use iam::{IamRoleStep, POLICY as ROLE_POLICY};
 pub use kms::KmsKeyStep;
 pub use poll::{interval as poll_interval, poll};

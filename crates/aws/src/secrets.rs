@@ -3,12 +3,13 @@
 
 use crate::clients::{classify, Aws};
 use crate::own::{has_code, not_owned, tags, Tolerate};
+use crate::rotation::{self, Pending};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::Tag;
 use rand::{Rng, TryRngCore};
 use serde_json::json;
 use wbstack_engine::{
-    Action, Fingerprint, Observation, Outputs, Secret, SecretRef, Step, StepCtx, StepError,
+    Action, Change, Fingerprint, Observation, Outputs, Secret, SecretRef, Step, StepCtx, StepError,
 };
 use wbstack_plan::{AwsSecret, Kind};
 
@@ -39,6 +40,7 @@ pub async fn read_secret(aws: &Aws, r: &SecretRef) -> Result<Secret, StepError> 
         .secrets
         .get_secret_value()
         .secret_id(&r.id)
+        .set_version_id(r.version.clone())
         .send()
         .await
         .map_err(|e| classify(e, "GetSecretValue", &r.id))?;
@@ -57,16 +59,24 @@ impl AwsSecretStep {
         }
     }
 
-    fn outputs(&self, arn: &str) -> Outputs {
+    fn outputs(&self, arn: &str, current: Option<&str>, pending: Option<&Pending>) -> Outputs {
         let r = SecretRef::new(STORE, arn);
         [
             ("arn", json!(arn)),
             ("name", json!(self.spec.name)),
             ("secret", serde_json::to_value(r).unwrap_or_default()),
+            (rotation::CURRENT_OUTPUT, json!(current)),
+            (rotation::PENDING_OUTPUT, rotation::pending_output(pending)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// Whether this run asks a new value that is not on its way yet (an adopted secret is never
+    /// rotated: its users are not wbstack's to change over).
+    fn rotation_asked(&self, pending: Option<&Pending>) -> bool {
+        self.aws.rotates(&self.step) && !self.aws.adopts(&self.step) && pending.is_none()
     }
 
     fn tags(&self) -> Vec<Tag> {
@@ -123,11 +133,50 @@ impl Step for AwsSecretStep {
         if !self.aws.accepts(&self.step, &tags) {
             return Ok(not_owned("secret", name, &self.aws));
         }
-        Ok(Observation::ready(
-            self.outputs(d.arn().unwrap_or(&self.spec.name)),
-        ))
+        let (current, pending) = rotation::stages(&d);
+        let pending = match pending {
+            Some(version) => Some(Pending {
+                created: rotation::created(&self.aws, name, &version).await?,
+                version,
+            }),
+            None => None,
+        };
+        let outputs = self.outputs(
+            d.arn().unwrap_or(&self.spec.name),
+            current.as_deref(),
+            pending.as_ref(),
+        );
+        // A rotation asked for and not begun yet is an update: a new pending value.
+        Ok(if self.rotation_asked(pending.as_ref()) {
+            Observation::Ready {
+                outputs,
+                fingerprint: Some(Fingerprint::of(&("rotation-asked", &self.step))),
+            }
+        } else {
+            Observation::ready(outputs)
+        })
     }
-    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn changes(&self, ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
+        Ok(match self.observe(ctx).await? {
+            Observation::Ready {
+                fingerprint: Some(_),
+                ..
+            } => vec![Change::in_place(
+                "value",
+                "(current)",
+                "(a new one, current once every user has it)",
+            )],
+            _ => Vec::new(),
+        })
+    }
+    async fn apply(&self, _ctx: &StepCtx, a: Action) -> Result<(), StepError> {
+        if a == Action::Update {
+            let (name, s) = (&self.spec.name, &self.spec);
+            return rotation::put_pending(&self.aws, name, &s.alphabet, s.length).await;
+        }
         let value = Secret::new(
             SecretRef::new(STORE, &self.spec.name),
             generate(&self.spec.alphabet, self.spec.length),

@@ -163,6 +163,7 @@ fn graph(aws: &Aws, subnets: &[String], aurora: bool) -> Graph {
                     node_type: s("cache.m6g.large"),
                     nodes: 2,
                     multi_az: true,
+                    engine_version: s("7.1"),
                     security_group_ids: vec![],
                     apply_immediately: true,
                     kms: Input::new("aws.kms", "arn"),

@@ -19,6 +19,9 @@ pub struct SecretRef {
     /// The key within the secret, when it holds several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// One version of the secret (a Secrets Manager version id), when not the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl SecretRef {
@@ -28,7 +31,14 @@ impl SecretRef {
             store: store.into(),
             id: id.into(),
             key: None,
+            version: None,
         }
+    }
+
+    /// The same reference pinned to one version.
+    pub fn at_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
     }
 
     /// The same reference narrowed to one key.
@@ -49,9 +59,13 @@ impl SecretRef {
 
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.store, self.id)?;
+        if let Some(v) = &self.version {
+            write!(f, "@{v}")?;
+        }
         match &self.key {
-            Some(k) => write!(f, "{}:{}#{}", self.store, self.id, k),
-            None => write!(f, "{}:{}", self.store, self.id),
+            Some(k) => write!(f, "#{k}"),
+            None => Ok(()),
         }
     }
 }

@@ -116,7 +116,11 @@ pub fn classify(e: kube::Error, what: &str) -> StepError {
             if code == 429 || code >= 500 || code == 409 {
                 let mut err = StepError::transient(m);
                 if code == 429 {
-                    err = err.with_retry_after(std::time::Duration::from_secs(1));
+                    // The server's wait (kube-apiserver puts it in the Status's details as
+                    // well as in `Retry-After`), at least a second.
+                    let asked = s.details.as_ref().map_or(0, |d| d.retry_after_seconds);
+                    let wait = std::time::Duration::from_secs(u64::from(asked.max(1)));
+                    err = err.with_retry_after(wait);
                 }
                 err
             } else {
@@ -183,14 +187,17 @@ impl Kube {
         let name = meta(obj, "name");
         let what = format!("apply {} {name}", obj["kind"].as_str().unwrap_or(""));
         tracing::debug!(target: "wbstack_k8s::calls", namespace = ?obj["metadata"]["namespace"].as_str(), "{what}");
-        api.patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(obj),
-        )
+        crate::retry::call(|| async {
+            api.patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(obj),
+            )
+            .await
+            .map(to_value)
+            .map_err(|e| classify(e, &what))
+        })
         .await
-        .map(to_value)
-        .map_err(|e| classify(e, &what))
     }
 
     /// Creates unless it exists; true if this call created it.
@@ -205,20 +212,20 @@ impl Kube {
         tracing::debug!(target: "wbstack_k8s::calls", namespace = ?obj["metadata"]["namespace"].as_str(), "{what}");
         let dynobj: DynamicObject = serde_json::from_value(obj.clone())
             .map_err(|e| StepError::permanent(format!("{what}: {e}")))?;
-        match api
-            .create(
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                },
-                &dynobj,
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => Ok(false),
-            Err(e) => Err(classify(e, &what)),
-        }
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        crate::retry::call(|| async {
+            match api.create(&pp, &dynobj).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
+                    Ok(false)
+                }
+                Err(e) => Err(classify(e, &what)),
+            }
+        })
+        .await
     }
 
     /// Reads an object, if it exists.
@@ -230,11 +237,14 @@ impl Kube {
         name: &str,
     ) -> Result<Option<Value>, StepError> {
         tracing::trace!(target: "wbstack_k8s::calls", namespace = ?ns, "read {kind} {name}");
-        self.api(api_version, kind, ns)?
-            .get_opt(name)
-            .await
-            .map(|o| o.map(to_value))
-            .map_err(|e| classify(e, &format!("read {kind} {name}")))
+        let api = self.api(api_version, kind, ns)?;
+        crate::retry::call(|| async {
+            api.get_opt(name)
+                .await
+                .map(|o| o.map(to_value))
+                .map_err(|e| classify(e, &format!("read {kind} {name}")))
+        })
+        .await
     }
 
     /// Lists objects with a label selector.
@@ -256,11 +266,14 @@ impl Kube {
             v["kind"] = Value::from(kind);
             v
         };
-        self.api(api_version, kind, ns)?
-            .list(&lp)
-            .await
-            .map(|l| l.items.into_iter().map(to_value).map(typed).collect())
-            .map_err(|e| classify(e, &format!("list {kind}")))
+        let api = self.api(api_version, kind, ns)?;
+        crate::retry::call(|| async {
+            api.list(&lp)
+                .await
+                .map(|l| l.items.into_iter().map(to_value).map(typed).collect())
+                .map_err(|e| classify(e, &format!("list {kind}")))
+        })
+        .await
     }
 
     /// Deletes an object; absent counts as done.
@@ -272,15 +285,15 @@ impl Kube {
         name: &str,
     ) -> Result<(), StepError> {
         tracing::debug!(target: "wbstack_k8s::calls", namespace = ?ns, "delete {kind} {name}");
-        match self
-            .api(api_version, kind, ns)?
-            .delete(name, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(classify(e, &format!("delete {kind} {name}"))),
-        }
+        let api = self.api(api_version, kind, ns)?;
+        crate::retry::call(|| async {
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(classify(e, &format!("delete {kind} {name}"))),
+            }
+        })
+        .await
     }
 
     /// Deletes the object a manifest describes.
@@ -303,5 +316,46 @@ impl Kube {
             meta(obj, "name"),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    fn api(status: serde_json::Value) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(status).unwrap()))
+    }
+
+    #[test]
+    fn a_429_waits_as_long_as_the_server_asks_and_a_conflict_is_retried() {
+        let asked = api(
+            serde_json::json!({"status": "Failure", "code": 429, "reason": "TooManyRequests",
+            "message": "slow down", "details": {"retryAfterSeconds": 7}}),
+        );
+        let e = classify(asked, "apply");
+        assert_eq!(e.kind(), wbstack_engine::ErrorKind::Transient);
+        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(7)));
+        let bare = api(
+            serde_json::json!({"status": "Failure", "code": 429, "reason": "TooManyRequests", "message": "x"}),
+        );
+        assert_eq!(
+            classify(bare, "apply").retry_after(),
+            Some(std::time::Duration::from_secs(1))
+        );
+        let stale = api(
+            serde_json::json!({"status": "Failure", "code": 409, "reason": "Conflict", "message": "modified"}),
+        );
+        assert_eq!(
+            classify(stale, "apply").kind(),
+            wbstack_engine::ErrorKind::Transient
+        );
+        let denied = api(
+            serde_json::json!({"status": "Failure", "code": 403, "reason": "Forbidden", "message": "no"}),
+        );
+        assert_eq!(
+            classify(denied, "apply").kind(),
+            wbstack_engine::ErrorKind::Permanent
+        );
     }
 }

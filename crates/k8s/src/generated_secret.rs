@@ -110,7 +110,7 @@ impl GeneratedSecretStep {
 }
 
 /// A digest naming a credential's value without revealing it (a SHA-256 of a random password).
-fn revision(b64: &str) -> String {
+pub(crate) fn revision(b64: &str) -> String {
     Fingerprint::of(&("credential", b64)).short().to_owned()
 }
 

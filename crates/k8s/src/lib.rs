@@ -22,6 +22,7 @@ mod operator_manifests;
 mod ownership;
 mod ready;
 pub mod render;
+mod retry;
 mod url_ready;
 mod value_secret;
 mod wandb;

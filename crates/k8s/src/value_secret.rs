@@ -11,6 +11,12 @@ use wbstack_engine::{
 };
 use wbstack_plan::{Input, Kind, LicenseSecret, MirroredSecret};
 
+use crate::generated_secret::revision;
+
+/// The output naming the source a copy was made of.
+const SOURCE: &str = "source";
+const REVISION: &str = wbstack_plan::ids::outputs::REVISION;
+
 /// A Secret holding a value wbstack was given (the license) or keeps elsewhere (a password in
 /// Secrets Manager). The value is compared, never recorded: a changed value is an update.
 pub struct ValueSecretStep {
@@ -86,6 +92,32 @@ impl ValueSecretStep {
         }
     }
 
+    /// The source reference this copy is of (a version of a secret kept elsewhere).
+    fn source(&self, ctx: &StepCtx) -> Option<Value> {
+        match &self.value {
+            ValueSource::Known(_) => None,
+            ValueSource::FromStep { from, .. } => ctx.dep_output(from.step, from.output).cloned(),
+        }
+    }
+
+    /// Whether the recorded copy was made from the source this run reads.
+    fn same_source(&self, ctx: &StepCtx, previous: Option<&Outputs>) -> bool {
+        previous.is_some_and(|p| p.get(SOURCE) == self.source(ctx).as_ref())
+    }
+
+    /// The Secret's outputs, with a digest of the value it holds (never the value) and the
+    /// source it copies.
+    fn outputs(&self, ctx: &StepCtx, b64: Option<&str>) -> Outputs {
+        let mut o = secret_outputs(&self.namespace, &self.name, &self.key);
+        if let Some(b) = b64 {
+            o.insert(REVISION.into(), serde_json::json!(revision(b)));
+        }
+        if let Some(s) = self.source(ctx) {
+            o.insert(SOURCE.into(), s);
+        }
+        o
+    }
+
     fn manifest(&self, value: &Secret) -> Value {
         secret_manifest(&self.namespace, &self.name, &self.key, value)
     }
@@ -116,15 +148,17 @@ impl Step for ValueSecretStep {
             return Ok(Observation::Absent);
         };
         self.kube.refuse_foreign(&o)?;
-        let live = o["data"][&self.key]
-            .as_str()
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+        let b64 = o["data"][&self.key].as_str();
+        let live = b64.and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
         // Compare with the value it should hold; only the outcome is reported.
         let matches = match &self.value {
             ValueSource::Known(s) => live.as_deref() == Some(s.expose().as_bytes()),
-            // A copy wbstack made and recorded is trusted without reading the source again
-            // (one read per resource on a converged re-run); otherwise it is compared.
-            ValueSource::FromStep { .. } if ctx.attempted() && ctx.previous().is_some() => {
+            // A copy wbstack made of the same source version, and recorded, is trusted without
+            // reading the source again (one read per resource on a converged re-run);
+            // otherwise it is compared.
+            ValueSource::FromStep { .. }
+                if ctx.attempted() && self.same_source(ctx, ctx.previous()) =>
+            {
                 live.is_some()
             }
             ValueSource::FromStep { .. } => match self.value(ctx).await {
@@ -138,7 +172,7 @@ impl Step for ValueSecretStep {
             Fingerprint::from_hex("value-differs")
         };
         Ok(Observation::Ready {
-            outputs: secret_outputs(&self.namespace, &self.name, &self.key),
+            outputs: self.outputs(ctx, b64),
             fingerprint: Some(fp),
         })
     }
@@ -146,8 +180,13 @@ impl Step for ValueSecretStep {
         let v = self.value(ctx).await?;
         self.kube.apply(&self.manifest(&v)).await.map(|_| ())
     }
-    async fn wait(&self, _ctx: &StepCtx) -> Result<Outputs, StepError> {
-        Ok(secret_outputs(&self.namespace, &self.name, &self.key))
+    async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        let o = self
+            .kube
+            .get("v1", "Secret", Some(&self.namespace), &self.name)
+            .await?
+            .unwrap_or_default();
+        Ok(self.outputs(ctx, o["data"][&self.key].as_str()))
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         self.kube

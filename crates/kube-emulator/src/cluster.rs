@@ -73,15 +73,18 @@ pub struct Stats {
     pub reads: AtomicU64,
     pub mutations: AtomicU64,
     pub watches: AtomicU64,
+    /// Requests answered with an injected fault (500, 429, 409) instead of being served.
+    pub injected: AtomicU64,
 }
 
 impl Stats {
-    /// `{reads, mutations, watches}`.
+    /// `{reads, mutations, watches, injected}`.
     pub fn to_json(&self) -> Value {
         json!({
             "reads": self.reads.load(Ordering::Relaxed),
             "mutations": self.mutations.load(Ordering::Relaxed),
             "watches": self.watches.load(Ordering::Relaxed),
+            "injected": self.injected.load(Ordering::Relaxed),
         })
     }
 }

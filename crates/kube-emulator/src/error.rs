@@ -20,6 +20,8 @@ pub struct Details {
     pub group: Option<String>,
     pub kind: Option<String>,
     pub causes: Vec<Value>,
+    /// For a 429: how long the client is asked to wait.
+    pub retry_after_seconds: Option<u32>,
 }
 
 /// kube-apiserver's message for apply conflicts, `(manager, field)` each: one conflict on a line,
@@ -180,6 +182,22 @@ impl ApiError {
         )
     }
 
+    /// A write against an object that changed meanwhile (optimistic concurrency).
+    pub fn stale_write() -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    /// A 429 asking the client to wait `seconds`.
+    pub fn too_many_requests_for(seconds: u32) -> Self {
+        let mut e = Self::too_many_requests();
+        e.details.retry_after_seconds = Some(seconds);
+        e
+    }
+
     /// The `Status` object.
     pub fn status(&self) -> Value {
         let mut details = serde_json::Map::new();
@@ -196,6 +214,9 @@ impl ApiError {
         }
         if !self.details.causes.is_empty() {
             details.insert("causes".into(), Value::Array(self.details.causes.clone()));
+        }
+        if let Some(s) = self.details.retry_after_seconds {
+            details.insert("retryAfterSeconds".into(), s.into());
         }
         let mut s = json!({
             "kind": "Status",

@@ -25,6 +25,8 @@ pub(crate) struct App {
     pub(crate) addr: String,
     /// Requests seen while faults were on; spreads injected errors evenly.
     pub(crate) fault_ticks: std::sync::atomic::AtomicU64,
+    /// Updates seen while conflicts were on; spreads injected conflicts evenly.
+    pub(crate) conflict_ticks: std::sync::atomic::AtomicU64,
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
@@ -40,8 +42,10 @@ fn json_response(code: u16, v: &Value) -> Response {
 fn error_response(e: &ApiError) -> Response {
     let mut r = json_response(e.code, &e.status());
     if e.code == 429 {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, "1".parse().expect("static header"));
+        let secs = e.details.retry_after_seconds.unwrap_or(1).to_string();
+        if let Ok(v) = secs.parse() {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
     }
     r
 }
@@ -71,15 +75,26 @@ pub(crate) async fn handle(State(app): State<Arc<App>>, req: Request) -> Respons
         return emulator_api(&app, rest, req).await;
     }
     // Fault injection, for clients' retry logic.
-    let rate = app.faults.read().map(|f| f.error_rate).unwrap_or(0.0);
-    if rate > 0.0 && !path.starts_with("/openapi") {
-        if let Some(nth) = injected_fault(&app.fault_ticks, rate) {
+    let faults = app.faults.read().map(|f| f.clone()).unwrap_or_default();
+    if faults.error_rate > 0.0 && !path.starts_with("/openapi") {
+        if let Some(nth) = injected_fault(&app.fault_ticks, faults.error_rate) {
+            app.cluster.stats.injected.fetch_add(1, Ordering::Relaxed);
+            let wait = faults.retry_after_seconds.unwrap_or(1);
             return if nth % 2 == 0 {
-                error_response(&ApiError::too_many_requests())
+                error_response(&ApiError::too_many_requests_for(wait))
             } else {
                 error_response(&ApiError::internal("injected fault"))
             };
         }
+    }
+    let update = req.method() == Method::PUT || req.method() == Method::PATCH;
+    if faults.conflict_rate > 0.0
+        && update
+        && !path.starts_with("/openapi")
+        && injected_fault(&app.conflict_ticks, faults.conflict_rate).is_some()
+    {
+        app.cluster.stats.injected.fetch_add(1, Ordering::Relaxed);
+        return error_response(&ApiError::stale_write());
     }
     match route(&app, req).await {
         Ok(r) => r,
@@ -105,6 +120,7 @@ async fn emulator_api(app: &App, rest: &str, req: Request) -> Response {
             app.cluster.stats.reads.store(0, Ordering::Relaxed);
             app.cluster.stats.mutations.store(0, Ordering::Relaxed);
             app.cluster.stats.watches.store(0, Ordering::Relaxed);
+            app.cluster.stats.injected.store(0, Ordering::Relaxed);
             json_response(200, &app.cluster.stats.to_json())
         }
         (Method::POST, "faults") => {
@@ -117,6 +133,7 @@ async fn emulator_api(app: &App, rest: &str, req: Request) -> Response {
                         *w = f.clone();
                     }
                     app.fault_ticks.store(0, Ordering::Relaxed);
+                    app.conflict_ticks.store(0, Ordering::Relaxed);
                     json_response(200, &serde_json::to_value(f).unwrap_or_default())
                 }
                 Err(e) => error_response(&ApiError::bad_request(e.to_string())),

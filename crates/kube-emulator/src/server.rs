@@ -90,6 +90,14 @@ pub struct Faults {
     /// End every watch stream this long after it starts.
     #[serde(default)]
     pub drop_watches_after_ms: Option<u64>,
+    /// The wait a 429 asks for, in seconds (its `Retry-After` header and the Status's
+    /// `details.retryAfterSeconds`, as kube-apiserver sends both); default 1.
+    #[serde(default)]
+    pub retry_after_seconds: Option<u32>,
+    /// Share (0..1) of updates (PUT and PATCH) answered 409 Conflict, as kube-apiserver answers
+    /// a write against an object that changed meanwhile; spread evenly like `error_rate`.
+    #[serde(default)]
+    pub conflict_rate: f64,
 }
 
 /// Why the emulator could not start.
@@ -195,6 +203,7 @@ impl Emulator {
             faults: self.faults.clone(),
             addr: addr.to_string(),
             fault_ticks: Default::default(),
+            conflict_ticks: Default::default(),
         });
         let router = axum::Router::new().fallback(handle).with_state(app);
         let server = tokio::spawn(async move {

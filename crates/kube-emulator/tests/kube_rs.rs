@@ -121,8 +121,8 @@ fn delete_and_wait_until_gone_and_await_a_condition() {
 fn a_watcher_survives_dropped_watches_and_injected_errors() {
     let s = Server::start();
     s.running().set_faults(Faults {
-        error_rate: 0.0,
         drop_watches_after_ms: Some(300),
+        ..Faults::default()
     });
     let client = s.client();
     s.rt.block_on(async move {
@@ -172,7 +172,7 @@ fn a_watcher_survives_dropped_watches_and_injected_errors() {
     // With a share of requests failing, a client that retries still gets through.
     s.running().set_faults(Faults {
         error_rate: 0.3,
-        drop_watches_after_ms: None,
+        ..Faults::default()
     });
     let client = s.client();
     let (first_failures, codes) = s.rt.block_on(async move {
@@ -206,6 +206,51 @@ fn a_watcher_survives_dropped_watches_and_injected_errors() {
     );
     // kube's client retries the 429s (they carry Retry-After) by itself; the 500s reach us.
     assert_eq!(codes.into_iter().collect::<Vec<_>>(), vec![500]);
+}
+
+#[test]
+fn injected_conflicts_hit_updates_only_and_say_to_reread() {
+    let s = Server::start();
+    let client = s.client();
+    s.running().set_faults(Faults {
+        conflict_rate: 0.5,
+        ..Faults::default()
+    });
+    let (conflicts, reads_ok) = s.rt.block_on(async move {
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns("wandb"))
+            .await
+            .unwrap();
+        let cms: Api<ConfigMap> = Api::namespaced(client, "wandb");
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let mut conflicts = Vec::new();
+        for i in 0..10 {
+            let patch = json!({"data": {"n": i.to_string()}});
+            match cms
+                .patch("c", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) => {
+                    conflicts.push((s.code, s.reason.clone(), s.message.clone()))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut reads_ok = 0;
+        for _ in 0..10 {
+            if cms.get("c").await.is_ok() {
+                reads_ok += 1;
+            }
+        }
+        (conflicts, reads_ok)
+    });
+    assert_eq!(conflicts.len(), 5, "{conflicts:?}");
+    assert!(conflicts
+        .iter()
+        .all(|(c, r, m)| *c == 409 && r == "Conflict" && m.contains("latest version")));
+    assert_eq!(reads_ok, 10, "reads are never conflicted");
 }
 
 #[test]

@@ -144,6 +144,25 @@ impl<'a> Builder<'a> {
         self.steps.insert(at, step);
     }
 
+    /// An ElastiCache group's AUTH rotation ends after W&B runs with the new token.
+    fn commit_rotations(&mut self) {
+        let group = self.steps.iter().find_map(|s| match &s.kind {
+            StepKind::RedisCache(c) => Some(c.id.clone()),
+            _ => None,
+        });
+        if let Some(group) = group {
+            self.step(
+                ids::REDIS_AUTH_COMMIT,
+                crate::kinds::RedisAuthCommit {
+                    group,
+                    auth: Input::new(ids::REDIS_AUTH, crate::ids::outputs::SECRET),
+                    cache: Input::new(ids::REDIS, crate::ids::outputs::AUTH),
+                    after: Input::new(ids::WANDB, crate::ids::outputs::HOST),
+                },
+            );
+        }
+    }
+
     /// The steps, ending with the WeightsAndBiases resource (the plan's own values merged last).
     pub fn finish(mut self) -> Vec<StepPlan> {
         let s = self.r.spec;
@@ -162,6 +181,7 @@ impl<'a> Builder<'a> {
             needs: std::mem::take(&mut self.needs),
         };
         self.step(ids::WANDB, resource);
+        self.commit_rotations();
         if s.wandb.wait_for_url {
             self.step(
                 ids::WANDB_URL,

@@ -29,6 +29,8 @@ pub const CACHE_SUBNETS: &str = "aws.cache-subnets";
 pub const REDIS_AUTH: &str = "aws.redis-auth";
 /// Redis on ElastiCache.
 pub const REDIS: &str = "aws.redis";
+/// The last stage of an AUTH token rotation (`up --rotate aws.redis-auth`).
+pub const REDIS_AUTH_COMMIT: &str = "aws.redis-auth-commit";
 /// The Kubernetes Secret mirroring the Redis AUTH token.
 pub const REDIS_PASSWORD: &str = "k8s.redis-password";
 /// The artifacts bucket.
@@ -80,4 +82,6 @@ pub mod outputs {
     /// A digest of a credential's value (never the value): workloads that read the credential
     /// carry it in their pod template, so they roll when it changes.
     pub const REVISION: &str = "revision";
+    /// The version of a credential its users are to be given now (a reference, never a value).
+    pub const AUTH: &str = "auth";
 }

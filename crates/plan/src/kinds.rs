@@ -376,6 +376,8 @@ pub struct RedisCache {
     pub node_type: String,
     pub nodes: u32,
     pub multi_az: bool,
+    /// Redis major.minor (`7.1`).
+    pub engine_version: String,
     pub security_group_ids: Vec<String>,
     /// Node type changes take effect now, not in the group's maintenance window.
     pub apply_immediately: bool,
@@ -388,6 +390,26 @@ impl Kind for RedisCache {
     const LABEL: &'static str = "aws.elasticache.redis";
     fn inputs(&self) -> Vec<Input> {
         vec![self.kms, self.subnets, self.auth]
+    }
+}
+
+/// The last stage of an AUTH token rotation: once W&B runs with the new token, the group is set
+/// to accept only it (`SET`), and the new token becomes the secret's current value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RedisAuthCommit {
+    pub group: String,
+    /// The secret step holding the token (its pending version is the new token).
+    pub auth: Input,
+    /// The group, once it accepts the new token next to the old.
+    pub cache: Input,
+    /// The W&B resource, ready with the new token.
+    pub after: Input,
+}
+
+impl Kind for RedisAuthCommit {
+    const LABEL: &'static str = "aws.elasticache.auth-commit";
+    fn inputs(&self) -> Vec<Input> {
+        vec![self.auth, self.cache, self.after]
     }
 }
 
@@ -487,6 +509,7 @@ kinds! {
     MysqlDatabase(MysqlDatabase),
     CacheSubnetGroup(CacheSubnetGroup),
     RedisCache(RedisCache),
+    RedisAuthCommit(RedisAuthCommit),
     IamRole(IamRole),
     UrlReady(UrlReady),
 }

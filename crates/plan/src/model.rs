@@ -499,6 +499,10 @@ pub struct RedisSpec {
     /// For `external`: whether it speaks TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<bool>,
+    /// For `elasticache`: the Redis engine version, major.minor (default 7.1). A newer one is
+    /// an in-place upgrade; an older one needs a new group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
 }
 
 /// Where artifacts go.

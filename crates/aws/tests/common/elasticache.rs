@@ -1,9 +1,11 @@
 //! Where moto 5.2.5's ElastiCache falls short of AWS, a proxy in front of it answers as AWS
 //! does: moto lists one member cluster whatever `NumCacheClusters` asked for, answers
-//! ModifyReplicationGroup with a 500 HTML page, and has no Increase/DecreaseReplicaCount. The
-//! proxy keeps each group's node count, node type and Multi-AZ setting from the requests and
-//! writes them into moto's DescribeReplicationGroups answers; everything else goes to moto
-//! unchanged.
+//! ModifyReplicationGroup with a 500 HTML page, has no Increase/DecreaseReplicaCount, and does
+//! not know a group's member clusters by DescribeCacheClusters. The proxy keeps each group's
+//! node count, node type, Multi-AZ setting, engine version and the AUTH tokens it accepts from
+//! the requests (`ROTATE` adds a token, `SET` leaves only the new one, as AWS documents), writes
+//! them into moto's DescribeReplicationGroups answers and answers DescribeCacheClusters for the
+//! members; everything else goes to moto unchanged.
 
 use super::{forward, operation, read_request};
 use std::collections::HashMap;
@@ -16,23 +18,107 @@ struct Group {
     nodes: u32,
     node_type: String,
     multi_az: bool,
+    engine_version: String,
+    /// The AUTH tokens the group accepts.
+    tokens: Vec<String>,
+    /// When the token last changed (the SDK's date-time format), once changed by the proxy.
+    auth_modified: Option<String>,
 }
 
-type Groups = Arc<Mutex<HashMap<String, Group>>>;
+/// What the proxy knows of the groups, for a test to read.
+#[derive(Clone, Default)]
+pub struct Caches {
+    groups: Arc<Mutex<HashMap<String, Group>>>,
+    /// Each token change: `ROTATE` or `SET`.
+    auth_log: Arc<Mutex<Vec<String>>>,
+    /// How many `SET`s to refuse yet (AccessDenied, as a policy without the right would).
+    refuse_set: Arc<Mutex<u32>>,
+}
 
-/// Starts the proxy in front of moto's `upstream` port; returns its URL.
-pub fn start(upstream: u16) -> String {
+impl Caches {
+    /// The tokens group `id` accepts now.
+    pub fn tokens(&self, id: &str) -> Vec<String> {
+        let g = self.groups.lock().unwrap();
+        g.get(id).map(|g| g.tokens.clone()).unwrap_or_default()
+    }
+
+    /// The strategies of the token changes so far, in order.
+    pub fn auth_log(&self) -> Vec<String> {
+        self.auth_log.lock().unwrap().clone()
+    }
+
+    /// Refuses the next `n` `SET`s (AccessDenied: the run stops there).
+    pub fn refuse_set(&self, n: u32) {
+        *self.refuse_set.lock().unwrap() = n;
+    }
+
+    /// The engine version group `id` runs.
+    pub fn engine_version(&self, id: &str) -> Option<String> {
+        let g = self.groups.lock().unwrap();
+        g.get(id).map(|g| g.engine_version.clone())
+    }
+}
+
+/// Starts the proxy in front of moto's `upstream` port; returns its URL and what it knows.
+pub fn start(upstream: u16) -> (String, Caches) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let groups: Groups = Arc::default();
+    let caches = Caches::default();
+    let c = caches.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(client) = conn else { continue };
-            let groups = groups.clone();
-            std::thread::spawn(move || serve(client, upstream, &groups));
+            let c = c.clone();
+            std::thread::spawn(move || serve(client, upstream, &c));
         }
     });
-    url
+    (url, caches)
+}
+
+fn now() -> String {
+    aws_sdk_s3::primitives::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .unwrap()
+}
+
+/// A change of the AUTH token, as ElastiCache makes it; `None` when refused.
+fn change_token(c: &Caches, g: &mut Group, token: &str, strategy: &str) -> Option<()> {
+    if strategy == "SET" {
+        let mut refuse = c.refuse_set.lock().unwrap();
+        if *refuse > 0 {
+            *refuse -= 1;
+            return None;
+        }
+        g.tokens = vec![token.to_owned()];
+    } else {
+        g.tokens.retain(|t| t != token);
+        g.tokens.push(token.to_owned());
+    }
+    g.auth_modified = Some(now());
+    c.auth_log.lock().unwrap().push(strategy.to_owned());
+    Some(())
+}
+
+fn access_denied() -> Vec<u8> {
+    let body = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/ci is not authorized to perform: elasticache:ModifyReplicationGroup</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+    format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// DescribeCacheClusters for a group's member, as AWS lists it (its version in full).
+fn member(c: &Caches, cluster: &str) -> Option<Vec<u8>> {
+    let groups = c.groups.lock().unwrap();
+    let (id, g) = groups
+        .iter()
+        .find(|(id, g)| (1..=g.nodes).any(|n| format!("{id}-{n:03}") == cluster))?;
+    let body = format!(
+        "<DescribeCacheClustersResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\"><DescribeCacheClustersResult><CacheClusters><CacheCluster><CacheClusterId>{cluster}</CacheClusterId><ReplicationGroupId>{id}</ReplicationGroupId><CacheNodeType>{}</CacheNodeType><Engine>redis</Engine><EngineVersion>{}.0</EngineVersion><CacheClusterStatus>available</CacheClusterStatus></CacheCluster></CacheClusters></DescribeCacheClustersResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></DescribeCacheClustersResponse>",
+        g.node_type, g.engine_version
+    );
+    Some(http(&body))
 }
 
 fn params(body: &[u8]) -> HashMap<String, String> {
@@ -43,7 +129,8 @@ fn params(body: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
-fn serve(mut client: TcpStream, upstream: u16, groups: &Groups) {
+fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
+    let groups = &caches.groups;
     let Some((text, body)) = read_request(&mut client) else {
         return;
     };
@@ -52,6 +139,7 @@ fn serve(mut client: TcpStream, upstream: u16, groups: &Groups) {
     let id = p.get("ReplicationGroupId").cloned().unwrap_or_default();
     let answer = match op.as_str() {
         "ModifyReplicationGroup" => {
+            let mut refused = false;
             if let Some(g) = groups.lock().unwrap().get_mut(&id) {
                 if let Some(t) = p.get("CacheNodeType") {
                     g.node_type = t.clone();
@@ -59,9 +147,21 @@ fn serve(mut client: TcpStream, upstream: u16, groups: &Groups) {
                 if let Some(m) = p.get("MultiAZEnabled") {
                     g.multi_az = m == "true";
                 }
+                if let Some(v) = p.get("EngineVersion") {
+                    g.engine_version = v.clone();
+                }
+                if let Some(t) = p.get("AuthToken") {
+                    let strategy = p.get("AuthTokenUpdateStrategy").map_or("ROTATE", |s| s);
+                    refused = change_token(caches, g, t, strategy).is_none();
+                }
             }
-            Some(result(&op, &id))
+            Some(if refused {
+                access_denied()
+            } else {
+                result(&op, &id)
+            })
         }
+        "DescribeCacheClusters" => p.get("CacheClusterId").and_then(|c| member(caches, c)),
         "IncreaseReplicaCount" | "DecreaseReplicaCount" => {
             let replicas: u32 = p
                 .get("NewReplicaCount")
@@ -91,6 +191,9 @@ fn serve(mut client: TcpStream, upstream: u16, groups: &Groups) {
                     nodes,
                     node_type,
                     multi_az,
+                    engine_version: p.get("EngineVersion").cloned().unwrap_or_default(),
+                    tokens: p.get("AuthToken").cloned().into_iter().collect(),
+                    auth_modified: None,
                 };
                 groups.lock().unwrap().insert(id, g);
             }
@@ -143,6 +246,14 @@ fn rewrite(resp: &[u8], groups: &HashMap<String, Group>) -> Vec<u8> {
                 let az = if g.multi_az { "enabled" } else { "disabled" };
                 let mut part =
                     replace_between(part, "<MemberClusters>", "</MemberClusters>", &members);
+                if let Some(at) = &g.auth_modified {
+                    part = replace_between(
+                        &part,
+                        "<AuthTokenLastModifiedDate>",
+                        "</AuthTokenLastModifiedDate>",
+                        at,
+                    );
+                }
                 for (a, b, with) in [
                     ("<CacheNodeType>", "</CacheNodeType>", g.node_type.as_str()),
                     ("<MultiAZ>", "</MultiAZ>", az),

@@ -12,6 +12,8 @@ use wbstack_aws::{Aws, AwsSettings};
 pub struct Moto {
     child: Child,
     pub url: String,
+    /// What the ElastiCache proxy knows (tokens, versions).
+    pub caches: elasticache::Caches,
 }
 
 mod elasticache;
@@ -64,10 +66,8 @@ impl Moto {
         }
         // Clients talk to moto through the proxy that answers where moto's ElastiCache falls
         // short of AWS.
-        Moto {
-            child,
-            url: elasticache::start(port),
-        }
+        let (url, caches) = elasticache::start(port);
+        Moto { child, url, caches }
     }
 
     /// The production plan's text for moto: its subnets instead of the plan's, no security

@@ -40,8 +40,26 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
     }
 }
 
+/// The Redis version an ElastiCache group runs.
+pub(crate) fn engine_version<'a>(r: &'a Resolved) -> &'a str {
+    r.spec.redis.engine_version.as_deref().unwrap_or("7.1")
+}
+
 fn check_elasticache(c: &mut Checker, r: &Resolved) {
     let s = &r.spec.redis;
+    if let Some(v) = &s.engine_version {
+        let parts: Vec<&str> = v.split('.').collect();
+        let numeric = parts.len() == 2 && parts.iter().all(|p| p.parse::<u32>().is_ok());
+        if !numeric || parts[0].parse::<u32>().unwrap_or(0) < 6 {
+            c.value_help(
+                "spec.redis.engineVersion",
+                format!(
+                    "`{v}` is not a Redis version ElastiCache runs (major.minor, 6.2 or newer)"
+                ),
+                "use 7.1, 7.0 or 6.2",
+            );
+        }
+    }
     if s.host.is_some() {
         c.at(
             "spec.redis.host",
@@ -127,6 +145,7 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
                 .unwrap_or_else(|| pre.cache_node_type.into()),
             nodes: pre.cache_nodes,
             multi_az: pre.multi_az(),
+            engine_version: engine_version(r).into(),
             security_group_ids: r.aws.security_group_ids.clone(),
             apply_immediately: r.apply_immediately(),
             kms: Input::new(ids::KMS, outputs::ARN),
@@ -140,10 +159,16 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
             namespace: r.ns.clone(),
             name: names::REDIS.into(),
             key: names::REDIS_KEY.into(),
-            from: Input::new(ids::REDIS_AUTH, outputs::SECRET),
+            // The version the group accepts: during a rotation, the new token once it does.
+            from: Input::new(ids::REDIS, outputs::AUTH),
         },
     );
     b.need(Input::new(ids::REDIS_PASSWORD, outputs::SECRET));
+    // W&B's pods carry the token's revision, so a new token restarts them with it.
+    let rev = Input::new(ids::REDIS_PASSWORD, outputs::REVISION);
+    let at = "/global/pod/annotations/wbstack.dev~1redis-auth-revision";
+    b.set(at, json!(placeholder(rev)));
+    b.bind(at, rev);
     let host = Input::new(ids::REDIS, outputs::ENDPOINT);
     b.set(
         "/global/redis",
