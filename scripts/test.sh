@@ -8,6 +8,10 @@ if ! command -v kubectl >/dev/null; then
   # The emulator tier's independent client (the test bed tier uses the kubectl it builds).
   apt-get update && apt-get install -y kubernetes-client
 fi
+if ! command -v chromium >/dev/null; then
+  # Headless Chromium checks the HTML report (tests/report.rs).
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
 # The test bed's binaries (a cold build takes about 13 minutes on 2 cores; cached after that),
 # built before the tests so that the build is a step of its own.
 start=$SECONDS

@@ -103,6 +103,7 @@ impl Command {
                 | Command::Plan { .. }
                 | Command::Status { .. }
                 | Command::Output { .. }
+                | Command::Report { .. }
                 | Command::List
                 | Command::Graph { .. }
                 | Command::Render { .. }
@@ -147,6 +148,19 @@ pub enum Command {
     Status {
         #[command(flatten)]
         target: Target,
+    },
+    /// A run's timeline: each step's observe, apply, wait and retries, the critical path, the
+    /// outputs (references, never values) and the events; `--html FILE` writes it as a
+    /// self-contained page.
+    Report {
+        #[command(flatten)]
+        target: Target,
+        /// The run (default: the last).
+        #[arg(long)]
+        run: Option<u64>,
+        /// Also write the report as an HTML page to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// The environments the state directory holds: resources owned, last run, lock.
     List,

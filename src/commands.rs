@@ -61,6 +61,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Status { target } => status(flag, &target, fmt).await,
         Command::List => crate::list::list(flag, fmt).await,
         Command::Output { target } => crate::output::output(flag, &target, fmt).await,
+        Command::Report { target, run, html } => {
+            crate::report::report(flag, &target, run, html.as_deref(), fmt).await
+        }
         Command::Plan {
             target,
             detailed_exitcode,
@@ -596,6 +599,7 @@ impl Job<'_> {
         };
         let sink = EventSink::new();
         reporter::attach(&sink, fmt);
+        let log = crate::eventlog::EventLog::attach(&sink, self.at);
         let engine = Engine::new(config, sink);
         let report = match op {
             Op::Up => engine.up(&graph, &journal, state, cancel).await,
@@ -612,6 +616,9 @@ impl Job<'_> {
             }
         };
         conn.close();
+        if let Err(e) = log.save(self.at).await {
+            eprintln!("{name}: the run's events were not saved for `report`: {e}");
+        }
         let report = report?;
         summarize(&report, fmt);
         let discovered = matches!(op, Op::Down { discover: true, .. });

@@ -192,6 +192,24 @@ impl EnvState {
         }
     }
 
+    /// The events run `run` recorded, one JSON object per line.
+    pub async fn read_events(&self, run: u64) -> Result<Option<String>, CliError> {
+        match self {
+            EnvState::Local(p) => Ok(std::fs::read_to_string(events_file(p, run)).ok()),
+            #[cfg(feature = "aws")]
+            EnvState::S3(s) => s.get_events(run).await.map_err(store_error),
+        }
+    }
+
+    /// Saves the events of run `run` where they are not written as they come (in S3).
+    pub async fn save_events(&self, run: u64, lines: &str) -> Result<(), CliError> {
+        match self {
+            EnvState::Local(_) => Ok(()),
+            #[cfg(feature = "aws")]
+            EnvState::S3(s) => s.put_events(run, lines).await.map_err(store_error),
+        }
+    }
+
     /// Whether a journal exists.
     pub async fn has_journal(&self) -> Result<bool, CliError> {
         match self {
@@ -286,4 +304,9 @@ impl Held {
             Held::S3(l) => l.release().await,
         }
     }
+}
+
+/// Where a local state directory keeps the events of run `run`.
+pub fn events_file(dir: &Path, run: u64) -> PathBuf {
+    dir.join("runs").join(format!("run-{run}.events.jsonl"))
 }

@@ -1,6 +1,7 @@
 //! One scan over every artefact a production run leaves, for every secret value the run knows
 //! (the license, each generated password in the cluster and in Secrets Manager), raw and in
-//! base64: the state directory (journal, plan copy), the logs at `-vvv` and the JSON output, every
+//! base64: the state directory (journal, plan copy, each run's events, the HTML report), the logs
+//! at `-vvv` and the JSON output (`report`'s too), every
 //! Kubernetes object other than a Secret (events included), the AWS resources' tags and
 //! descriptions, and a sandbox run's persisted cluster apart from its Secrets' data.
 
@@ -189,6 +190,22 @@ fn no_secret_value_is_in_any_artefact_of_a_production_run() {
         vec!["status", "--env", "wandb-prod", "--output", "json"],
         vec!["output", "--env", "wandb-prod", "--output", "json"],
         vec!["plan", "--plan", prod.as_str(), "--output", "json"],
+        vec![
+            "report",
+            "--env",
+            "wandb-prod",
+            "--run",
+            "1",
+            "--output",
+            "json",
+        ],
+        vec![
+            "report",
+            "--env",
+            "wandb-prod",
+            "--html",
+            ".wbstack/report.html",
+        ],
     ] {
         let out = run(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
@@ -202,6 +219,12 @@ fn no_secret_value_is_in_any_artefact_of_a_production_run() {
         ));
     }
     artefacts.extend(files(&env.dir.path().join(".wbstack")));
+    for kept in ["report.html", "run-2.events.jsonl"] {
+        assert!(
+            artefacts.iter().any(|(name, _)| name.ends_with(kept)),
+            "{kept} is among the artefacts scanned"
+        );
+    }
     let objects = all_objects(&env);
     for o in objects.iter().filter(|o| o["kind"] != "Secret") {
         artefacts.push((

@@ -2,7 +2,7 @@
 //! encrypted with the environment's KMS key, its master password read from Secrets Manager.
 
 use crate::clients::Aws;
-use crate::own::{not_owned, outputs, tags, Tolerate};
+use crate::own::{has_code, not_owned, outputs, tags, Tolerate};
 use crate::poll::poll;
 use crate::rds_changes::{changes, has, Settings};
 use crate::rds_groups::{pairs, tag};
@@ -238,7 +238,8 @@ impl MysqlDatabaseStep {
 
     async fn create_cluster(&self, ctx: &StepCtx, password: &str) -> Result<(), StepError> {
         let s = &self.spec;
-        self.aws
+        let sent = self
+            .aws
             .rds
             .create_db_cluster()
             .db_cluster_identifier(&s.identifier)
@@ -258,13 +259,26 @@ impl MysqlDatabaseStep {
             )
             .set_tags(Some(tags(&self.aws, &self.step, tag)))
             .send()
-            .await
-            .tolerate(
-                &["DBClusterAlreadyExistsFault"],
-                "CreateDBCluster",
-                &s.identifier,
-            )
-            .map(|_| ())
+            .await;
+        // moto names a cluster's automated snapshot by the minute and keeps it: a second
+        // CreateDBCluster within the minute (the SDK re-sending one whose answer was lost, or
+        // a replacement) is answered with this instead of DBClusterAlreadyExistsFault. It passes:
+        // the engine looks again, and finds the cluster or creates it once the minute turns.
+        if let Err(e) = &sent {
+            if has_code(e, &["DBClusterSnapshotAlreadyExistsFault"]) {
+                return Err(StepError::transient(format!(
+                    "CreateDBCluster {}: {}",
+                    s.identifier,
+                    crate::clients::describe(e)
+                )));
+            }
+        }
+        sent.tolerate(
+            &["DBClusterAlreadyExistsFault"],
+            "CreateDBCluster",
+            &s.identifier,
+        )
+        .map(|_| ())
     }
 
     async fn live_changes(&self) -> Result<Vec<Change>, StepError> {

@@ -159,6 +159,29 @@ impl EnvStore {
         Ok(())
     }
 
+    /// The events a run recorded (`runs/run-N.events.jsonl`), if any.
+    pub async fn get_events(&self, run: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(&format!("runs/run-{run}.events.jsonl"))
+            .await?
+            .map(|(b, _)| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Saves the events a run recorded, one JSON object per line.
+    pub async fn put_events(&self, run: u64, lines: &str) -> Result<(), StoreError> {
+        let rest = format!("runs/run-{run}.events.jsonl");
+        self.client
+            .put_object()
+            .bucket(self.bucket())
+            .key(self.key(&rest))
+            .content_type("application/x-ndjson")
+            .body(ByteStream::from(lines.as_bytes().to_vec()))
+            .send()
+            .await
+            .map_err(|e| call_error(&self.location(), &format!("saving {rest}"), &e))?;
+        Ok(())
+    }
+
     /// Whether any journal segment or snapshot exists.
     pub async fn has_journal(&self) -> Result<bool, StoreError> {
         let out = self
