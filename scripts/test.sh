@@ -19,6 +19,8 @@ start=$SECONDS
 echo "test bed build: $((SECONDS - start)) s" >&2
 cargo test --workspace --locked --lib --bins --tests
 cargo test --workspace --locked --doc
+# A few kill trials of the production plan (the bench binary; `-- --trials 100` for the full run).
+cargo test --locked --bench kill -- --trials 4
 # The examples build and run.
 cargo run --locked --quiet --example custom_step
 cargo run --locked --quiet --example render_plan -- plans/poc.yaml >/dev/null

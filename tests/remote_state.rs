@@ -315,7 +315,7 @@ fn bad_state_locations_are_refused_before_any_change() {
 }
 
 /// What a run costs in S3 requests, counted outside wbstack by a proxy in front of moto: one PUT
-/// per group commit of the journal, plus the plan copy and the lease.
+/// per group commit of the journal, plus the plan copy, the lease and the run's events.
 #[test]
 fn an_up_costs_one_put_per_group_commit() {
     let team = Team::new(50);
@@ -338,8 +338,13 @@ fn an_up_costs_one_put_per_group_commit() {
         .iter()
         .filter(|k| k.contains("segment-"))
         .count();
-    // The lease taken once (its release is a DELETE) and the plan copy: every other PUT is a segment.
-    assert_eq!(count("s3:PUT"), segments + 2, "{ops:?}");
+    // The lease taken once (its release is a DELETE), the plan copy and the run's events (for
+    // `report`): every other PUT is a segment.
+    assert_eq!(count("s3:PUT"), segments + 3, "{ops:?}");
+    assert!(team
+        .keys("wbstack/wandb-dev/runs/")
+        .iter()
+        .any(|k| k.ends_with("run-1.events.jsonl")));
     assert_eq!(count("s3:DELETE"), 1, "{ops:?}");
     let again = {
         recorder.clear();
