@@ -97,6 +97,28 @@ async fn main() {
         }
         samples.push(t.elapsed());
     }
+    // What the store holds: each change shares the version it names with the store, so the
+    // history costs only the versions that were replaced.
+    let updates = 2_000;
+    for i in 0..updates {
+        let patch = json!({"data": {"k": "w".repeat(64)}});
+        cms.patch(
+            &format!("cm-{i:05}"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    }
+    let f = running.cluster.footprint();
+    println!(
+        "store after {n} creates, {updates} updates and 200 probes: {} objects ({:.1} MiB serialized), {} changes in the history holding {:.1} MiB of replaced versions; RSS {:.1} MiB",
+        f.objects,
+        f.object_bytes as f64 / 1048576.0,
+        f.changes,
+        f.history_bytes as f64 / 1048576.0,
+        rss_kib() as f64 / 1024.0
+    );
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
     println!(

@@ -37,8 +37,8 @@ pub struct Change {
     pub plural: String,
     pub namespace: String,
     pub kind: ChangeKind,
-    pub object: Value,
-    pub prev: Option<Value>,
+    pub object: Arc<Value>,
+    pub prev: Option<Arc<Value>>,
 }
 
 /// `(group, plural, namespace, name)`.
@@ -62,7 +62,8 @@ pub struct Snapshot {
 
 pub(crate) struct State {
     pub(crate) registry: Registry,
-    objects: BTreeMap<Key, Value>,
+    /// Shared with the history: a change holds the versions it names, not copies of them.
+    objects: BTreeMap<Key, Arc<Value>>,
     rv: u64,
     history: VecDeque<Arc<Change>>,
 }
@@ -407,17 +408,18 @@ impl Cluster {
         rt: &ResourceType,
         key: Key,
         new: Option<Value>,
-        prev: Option<Value>,
+        prev: Option<Arc<Value>>,
     ) -> Value {
         st.rv += 1;
         let rv = st.rv;
         let (kind, mut object) = match (&new, &prev) {
             (Some(n), None) => (ChangeKind::Added, n.clone()),
             (Some(n), Some(_)) => (ChangeKind::Modified, n.clone()),
-            (None, Some(p)) => (ChangeKind::Deleted, p.clone()),
+            (None, Some(p)) => (ChangeKind::Deleted, (**p).clone()),
             (None, None) => return Value::Null,
         };
         object["metadata"]["resourceVersion"] = rv.to_string().into();
+        let object = Arc::new(object);
         match kind {
             ChangeKind::Deleted => {
                 st.objects.remove(&key);
@@ -440,7 +442,7 @@ impl Cluster {
             st.history.pop_front();
         }
         let _ = tx.send(change);
-        object
+        Value::clone(&object)
     }
 
     /// Reads one object.
@@ -480,7 +482,7 @@ impl Cluster {
         st.objects
             .iter()
             .filter(|((g, p, _, _), _)| g == group && p == plural)
-            .map(|(_, o)| o.clone())
+            .map(|(_, o)| Value::clone(o))
             .collect()
     }
 
@@ -496,7 +498,7 @@ impl Cluster {
                     .types()
                     .iter()
                     .find(|t| &t.group == g && &t.plural == p)?;
-                Some((rt.clone(), o.clone()))
+                Some((rt.clone(), Value::clone(o)))
             })
             .collect()
     }
@@ -793,14 +795,14 @@ impl Cluster {
         st: &mut State,
         rt: &ResourceType,
         key: Key,
-        old: Value,
+        old: Arc<Value>,
         body: Value,
         status_only: bool,
         manager: &str,
         managers_override: Option<Vec<(String, String, Vec<Path>)>>,
     ) -> Result<Value, ApiError> {
         let mut new = if status_only {
-            let mut n = old.clone();
+            let mut n = Value::clone(&old);
             n["status"] = body["status"].clone();
             n
         } else {
@@ -888,7 +890,7 @@ impl Cluster {
             && rt.plural != "namespaces"
         {
             let stored = Self::commit(st, &self.tx, rt, key.clone(), Some(new), Some(old));
-            let gone = Self::commit(st, &self.tx, rt, key, None, Some(stored));
+            let gone = Self::commit(st, &self.tx, rt, key, None, Some(Arc::new(stored)));
             return Ok(with_version(&gone, rt));
         }
         Ok(with_version(
@@ -962,7 +964,7 @@ impl Cluster {
                 .map(|o| (o, false));
         }
         let old = old.ok_or_else(|| ApiError::not_found(rt, name))?;
-        let mut target = old.clone();
+        let mut target = Value::clone(&old);
         match kind {
             PatchKind::Json => json_patch(&mut target, &body)
                 .map_err(|e| ApiError::invalid_message(rt, name, &e))?,
@@ -988,7 +990,7 @@ impl Cluster {
         st: &mut State,
         rt: &ResourceType,
         key: Key,
-        old: Value,
+        old: Arc<Value>,
         applied: Value,
         status_only: bool,
         manager: &str,
@@ -1042,7 +1044,7 @@ impl Cluster {
             .find(|(m, op, _)| m == manager && op == "Apply")
             .map(|(_, _, p)| p.clone())
             .unwrap_or_default();
-        let mut target = old.clone();
+        let mut target = Value::clone(&old);
         for p in previously.iter().filter(|p| !applied_paths.contains(p)) {
             let shared = list
                 .iter()
@@ -1098,7 +1100,7 @@ impl Cluster {
             if !old["metadata"]["deletionTimestamp"].is_null() {
                 return Ok(with_version(&old, rt));
             }
-            let mut new = old.clone();
+            let mut new = Value::clone(&old);
             new["metadata"]["deletionTimestamp"] = rfc3339(now_secs()).into();
             new["metadata"]["deletionGracePeriodSeconds"] = 0.into();
             if rt.plural == "namespaces" {
@@ -1132,7 +1134,7 @@ impl Cluster {
         let st = self.lock();
         Snapshot {
             rv: st.rv,
-            objects: st.objects.values().cloned().collect(),
+            objects: st.objects.values().map(|o| Value::clone(o)).collect(),
         }
     }
 
@@ -1162,7 +1164,7 @@ impl Cluster {
                 o["metadata"]["namespace"].as_str().unwrap_or(""),
                 name_of(&o),
             );
-            st.objects.insert(key, o);
+            st.objects.insert(key, Arc::new(o));
         }
         st.rv = st.rv.max(snap.rv);
     }
@@ -1171,6 +1173,39 @@ impl Cluster {
     pub fn count(&self) -> usize {
         self.lock().objects.len()
     }
+
+    /// What the store holds, for benchmarks: the objects and the history's changes, and the
+    /// serialized bytes of the objects and of the versions only the history still holds (a
+    /// change shares the stored version it names).
+    pub fn footprint(&self) -> Footprint {
+        let st = self.lock();
+        let size = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+        let mut f = Footprint {
+            objects: st.objects.len(),
+            changes: st.history.len(),
+            object_bytes: st.objects.values().map(|o| size(o)).sum(),
+            history_bytes: 0,
+        };
+        let stored: std::collections::HashSet<*const Value> =
+            st.objects.values().map(Arc::as_ptr).collect();
+        for c in &st.history {
+            for v in std::iter::once(&c.object).chain(c.prev.as_ref()) {
+                if !stored.contains(&Arc::as_ptr(v)) {
+                    f.history_bytes += size(v);
+                }
+            }
+        }
+        f
+    }
+}
+
+/// See [`Cluster::footprint`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    pub objects: usize,
+    pub changes: usize,
+    pub object_bytes: usize,
+    pub history_bytes: usize,
 }
 
 /// The object as served at `rt`'s version (a CRD's objects may be read at any served version).

@@ -33,7 +33,7 @@ mod util;
 mod wandb_operator;
 mod workloads;
 
-pub use cluster::{Change, ChangeKind, Cluster, PatchKind, Snapshot, Stats};
+pub use cluster::{Change, ChangeKind, Cluster, Footprint, PatchKind, Snapshot, Stats};
 pub use controllers::{
     NEVER_READY_ANNOTATION, OPERATOR_LABEL, READY_AFTER_ANNOTATION, WANDB_FINALIZER,
 };

@@ -70,6 +70,11 @@ impl Moto {
         Moto { child, url, caches }
     }
 
+    /// The moto server's process id (for its memory figures).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The production plan's text for moto: its subnets instead of the plan's, no security
     /// group, and secrets deleted without a recovery window (so a teardown can finish).
     pub fn production_plan(&self, text: &str) -> String {
