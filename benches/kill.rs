@@ -14,6 +14,8 @@
 #[allow(unused)]
 #[path = "../crates/aws/tests/common/mod.rs"]
 mod moto;
+#[allow(unused)]
+mod support;
 
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
@@ -80,18 +82,7 @@ struct World {
 impl World {
     fn new(moto: &moto::Moto, delay_ms: u64) -> World {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let d = Duration::from_millis(delay_ms);
-        let running = rt
-            .block_on(
-                kube_emulator::Emulator::new(kube_emulator::Config {
-                    workload_delay: d,
-                    operator_delay: d,
-                    clickhouse_delay: d,
-                    ..kube_emulator::Config::default()
-                })
-                .serve("127.0.0.1:0".parse().unwrap()),
-            )
-            .unwrap();
+        let running = support::emulator(&rt, delay_ms);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("kubeconfig"), running.kubeconfig()).unwrap();
         let text = std::fs::read_to_string(

@@ -12,6 +12,8 @@
 #[allow(unused)]
 #[path = "../crates/aws/tests/common/mod.rs"]
 mod moto;
+mod support;
+use support::peak_kib;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,19 +30,6 @@ fn counts() -> Vec<usize> {
                 .collect()
         })
         .unwrap_or_else(|| vec![1, 10])
-}
-
-/// Peak resident memory of a process so far (VmHWM), in KiB.
-fn peak_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Fleet {
@@ -179,18 +168,7 @@ fn main() {
     let mut bad = 0;
     let mut rows = Vec::new();
     for n in counts() {
-        let d = Duration::from_millis(20);
-        let running = rt
-            .block_on(
-                kube_emulator::Emulator::new(kube_emulator::Config {
-                    workload_delay: d,
-                    operator_delay: d,
-                    clickhouse_delay: d,
-                    ..kube_emulator::Config::default()
-                })
-                .serve("127.0.0.1:0".parse().unwrap()),
-            )
-            .unwrap();
+        let running = support::emulator(&rt, 20);
         let recorder = moto::Recorder::start(&moto);
         let fleet = Fleet::new(&moto, &running.url(), n);
         let stats = &running.cluster.stats;

@@ -1002,15 +1002,7 @@ fn production_up_rerun_and_down_complete_while_a_fifth_of_aws_requests_fail() {
         faults.injected().len(),
         text(&out).matches("retrying").count()
     ));
-    rt.block_on(async {
-        let aws = moto.aws("wandb-prod").await;
-        assert_no_rds_left(&aws).await;
-        let buckets = aws.s3.list_buckets().send().await.unwrap();
-        assert!(buckets.buckets().is_empty(), "{buckets:?}");
-        let secrets = aws.secrets.list_secrets().send().await.unwrap();
-        assert!(secrets.secret_list().is_empty(), "{secrets:?}");
-        assert_eq!(enabled_keys(&aws).await, 0);
-    });
+    rt.block_on(assert_nothing_owned_on_aws(&moto));
     eprintln!("at 20%: {}", figures.join("; "));
 }
 
@@ -1079,15 +1071,7 @@ fn production_completes_while_the_cluster_fails_and_while_both_fail() {
                 .any(|(k, _, n)| k == "Namespace" && n == "wandb"),
             "the namespace wbstack made is gone"
         );
-        rt.block_on(async {
-            let aws = moto.aws("wandb-prod").await;
-            assert_no_rds_left(&aws).await;
-            let buckets = aws.s3.list_buckets().send().await.unwrap();
-            assert!(buckets.buckets().is_empty(), "{buckets:?}");
-            let secrets = aws.secrets.list_secrets().send().await.unwrap();
-            assert!(secrets.secret_list().is_empty(), "{secrets:?}");
-            assert_eq!(enabled_keys(&aws).await, 0);
-        });
+        rt.block_on(assert_nothing_owned_on_aws(&moto));
     }
     eprintln!(
         "Kubernetes at 20% (and 20% of updates 409, watches cut at 300 ms):\n  {}",
@@ -1138,6 +1122,17 @@ async fn enabled_keys(aws: &wbstack_aws::Aws) -> usize {
 
 /// No duplicate, whatever the faults did: at most one DB cluster, bucket and secret of each
 /// name, and at most one enabled key.
+/// After a teardown: no database, bucket, secret or enabled key of the environment is left.
+async fn assert_nothing_owned_on_aws(moto: &moto::Moto) {
+    let aws = moto.aws("wandb-prod").await;
+    assert_no_rds_left(&aws).await;
+    let buckets = aws.s3.list_buckets().send().await.unwrap();
+    assert!(buckets.buckets().is_empty(), "{buckets:?}");
+    let secrets = aws.secrets.list_secrets().send().await.unwrap();
+    assert!(secrets.secret_list().is_empty(), "{secrets:?}");
+    assert_eq!(enabled_keys(&aws).await, 0);
+}
+
 async fn assert_one_of_each(moto: &moto::Moto) {
     let aws = moto.aws("wandb-prod").await;
     let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
