@@ -5,6 +5,7 @@
 //! next `up` or `resume`.
 
 use crate::clients::{classify, Aws};
+use crate::elasticache_changes::change_token;
 use crate::rotation::{pending_of, promote, Pending};
 use crate::secrets::read_secret;
 use async_trait::async_trait;
@@ -79,16 +80,8 @@ impl RedisAuthCommitStep {
             "{}: accepting the new AUTH token only",
             self.spec.group
         ));
-        self.aws
-            .elasticache
-            .modify_replication_group()
-            .replication_group_id(&self.spec.group)
-            .auth_token(token.expose())
-            .auth_token_update_strategy(AuthTokenUpdateStrategyType::Set)
-            .apply_immediately(true)
-            .send()
-            .await
-            .map_err(|e| classify(e, "ModifyReplicationGroup", &self.spec.group))?;
+        let set = AuthTokenUpdateStrategyType::Set;
+        change_token(&self.aws, &self.spec.group, &token, set).await?;
         self.settled(ctx).await?;
         promote(&self.aws, &secret, &p.version).await
     }

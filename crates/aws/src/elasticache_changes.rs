@@ -221,17 +221,13 @@ impl RedisCacheStep {
         let r = ctx.need_secret(self.spec.auth.step, self.spec.auth.output)?;
         let token = read_secret(&self.aws, &r.at_version(&p.version)).await?;
         ctx.progress(format!("{}: accepting a new AUTH token", self.spec.id));
-        self.aws
-            .elasticache
-            .modify_replication_group()
-            .replication_group_id(&self.spec.id)
-            .auth_token(token.expose())
-            .auth_token_update_strategy(AuthTokenUpdateStrategyType::Rotate)
-            .apply_immediately(true)
-            .send()
-            .await
-            .map_err(|e| classify(e, "ModifyReplicationGroup", &self.spec.id))?;
-        Ok(())
+        change_token(
+            &self.aws,
+            &self.spec.id,
+            &token,
+            AuthTokenUpdateStrategyType::Rotate,
+        )
+        .await
     }
 
     /// Increase/DecreaseReplicaCount to `nodes - 1` replicas (applied now: the API has no
@@ -264,6 +260,26 @@ impl RedisCacheStep {
         };
         res
     }
+}
+
+/// Changes group `id`'s AUTH token now: `Rotate` accepts `token` next to the current one, `Set`
+/// accepts only `token`.
+pub(crate) async fn change_token(
+    aws: &crate::clients::Aws,
+    id: &str,
+    token: &wbstack_engine::Secret,
+    strategy: AuthTokenUpdateStrategyType,
+) -> Result<(), StepError> {
+    aws.elasticache
+        .modify_replication_group()
+        .replication_group_id(id)
+        .auth_token(token.expose())
+        .auth_token_update_strategy(strategy)
+        .apply_immediately(true)
+        .send()
+        .await
+        .map_err(|e| classify(e, "ModifyReplicationGroup", id))?;
+    Ok(())
 }
 
 #[cfg(test)]
