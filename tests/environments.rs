@@ -189,8 +189,68 @@ fn with_its_state_lost_down_removes_only_what_carries_the_environments_label(bac
     assert_eq!(v["report"]["stats"]["destroyed"], 0, "{v}");
 }
 
+/// One environment goes down while another's resource is being deleted and still waits for the
+/// operator to run its finalizer: the operator and its CRD stay for it (they are handed over),
+/// and once that resource is gone, the second environment's `down` removes them.
+fn down_leaves_the_operator_to_a_resource_being_deleted(back: Back) {
+    let env = Env::on(back, 100);
+    two_up(&env);
+    // wandb-two's resource is being deleted; a second finalizer holds it there.
+    let hold = r#"{"metadata":{"finalizers":["finalizer.app.wandb.com","example.com/hold"]}}"#;
+    let wandb_two = ["wandb", "wandb-two", "-n", "wandb-two"];
+    let with = |verb: &[&str], rest: &[&str]| -> Vec<String> {
+        [verb, &wandb_two[..], rest]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = with(&["patch"], &["--type", "merge", "-p", hold]);
+    env.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = with(&["delete"], &["--wait=false"]);
+    env.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = env.run(&["down", "--env", "wandb-dev", "--timeout", "60"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("still needed by WeightsAndBiases wandb-two/wandb-two"),
+        "{}",
+        text(&out)
+    );
+    let owner = env.kubectl(&[
+        "get",
+        "deploy",
+        "wandb-operator-controller-manager",
+        "-n",
+        "wandb-cr",
+        "-o",
+        "jsonpath={.metadata.labels.wbstack\\.dev/environment}",
+    ]);
+    assert_eq!(owner, "wandb-two");
+
+    // The hold goes; the operator (still there) runs its finalizer, and the resource goes.
+    let args = with(
+        &["patch"],
+        &[
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
+    env.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = env.run(&["down", "--env", "wandb-two", "--timeout", "60"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
+    assert!(
+        !left.contains("weightsandbiases") && !left.contains("wandb-operator"),
+        "{left}"
+    );
+}
+
 on_both!(
     two_environments_share_a_cluster_and_neither_down_breaks_the_other,
+    down_leaves_the_operator_to_a_resource_being_deleted,
     with_its_state_lost_down_removes_only_what_carries_the_environments_label,
 );
 

@@ -117,7 +117,7 @@ impl Kube {
         .await
     }
 
-    /// Sets one label on an object (a merge patch).
+    /// Sets one label on an object (a merge patch); one already gone is left gone.
     pub(crate) async fn relabel(&self, o: &Value, key: &str, value: &str) -> Result<(), StepError> {
         let (api_version, kind) = (
             o["apiVersion"].as_str().unwrap_or(""),
@@ -127,18 +127,24 @@ impl Kube {
         let api = self.api(api_version, kind, o["metadata"]["namespace"].as_str())?;
         let patch = json!({"metadata": {"labels": {key: value}}});
         tracing::debug!(target: "wbstack_k8s::calls", "label {kind} {name} {key}={value}");
-        api.patch(
-            name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| crate::client::classify(e, &format!("label {kind} {name}")))
+        match api
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(crate::client::classify(e, &format!("label {kind} {name}"))),
+        }
     }
 
     /// The WeightsAndBiases resources of other environments (or of nobody's) in the cluster, or
-    /// in one namespace: what still needs the operator, its CRD or the namespace.
+    /// in one namespace: what still needs the operator, its CRD or the namespace. One being
+    /// deleted still needs them while it has finalizers: the operator's own must be removed
+    /// by the operator, or the resource never goes.
     pub(crate) async fn others_resources(&self, ns: Option<&str>) -> Result<Vec<Value>, StepError> {
         let all = match self.list(WANDB_V1, "WeightsAndBiases", ns, "").await {
             Ok(l) => l,
@@ -148,12 +154,19 @@ impl Kube {
         };
         Ok(all
             .into_iter()
-            .filter(|o| {
-                o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str() != self.environment()
-                    && o["metadata"]["deletionTimestamp"].is_null()
-            })
+            .filter(|o| needs_shared(o, self.environment()))
             .collect())
     }
+}
+
+/// Whether a WeightsAndBiases resource needs the shared objects on behalf of someone other than
+/// `env`: it is not `env`'s, and it is not being deleted or still has finalizers to run.
+fn needs_shared(o: &Value, env: Option<&str>) -> bool {
+    let finalizing = o["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str() != env
+        && (o["metadata"]["deletionTimestamp"].is_null() || finalizing)
 }
 
 /// What a shared object's `down` does when other resources still need it.
@@ -201,6 +214,10 @@ pub(crate) async fn shared(kube: &Kube, what: &str, ns: Option<&str>) -> Result<
 /// Whether `down` may remove shared objects (`live`, as read): if other resources still need
 /// them, they are handed to the environment of one of those (relabelled), the run is told why,
 /// and false is returned.
+///
+/// The heir may be going down at the same moment: if its `down` read the objects before they
+/// carried its label, it left them as this environment's. So once they are relabelled, the
+/// need is asked again, and if nobody needs them any more, this environment removes them.
 pub(crate) async fn may_remove_shared(
     kube: &Kube,
     ctx: &wbstack_engine::StepCtx,
@@ -214,6 +231,10 @@ pub(crate) async fn may_remove_shared(
             if let Some(heir) = heir {
                 for o in live {
                     kube.relabel(o, ENVIRONMENT_LABEL, &heir).await?;
+                }
+                if matches!(shared(kube, what, ns).await?, Shared::Remove) {
+                    tracing::info!(target: "wbstack_k8s", "{what}: no longer needed by environment {heir}");
+                    return Ok(true);
                 }
             }
             tracing::info!(target: "wbstack_k8s", "{message}");
@@ -238,6 +259,25 @@ mod tests {
         // A client that is never used: only labels are looked at.
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         Kube::new(kube::Client::try_from(config).unwrap()).with_environment(env)
+    }
+
+    #[test]
+    fn a_resource_being_deleted_needs_the_operator_while_it_has_finalizers() {
+        let cr = |env: &str, deleting: bool, finalizers: &[&str]| {
+            let mut o = json!({"metadata": {"labels": {ENVIRONMENT_LABEL: env}}});
+            if deleting {
+                o["metadata"]["deletionTimestamp"] = json!("2026-12-02T00:00:00Z");
+            }
+            o["metadata"]["finalizers"] = json!(finalizers);
+            o
+        };
+        let fin = ["finalizer.app.wandb.com"];
+        assert!(needs_shared(&cr("b", false, &[]), Some("a")));
+        assert!(needs_shared(&cr("b", true, &fin), Some("a")));
+        assert!(!needs_shared(&cr("b", true, &[]), Some("a")));
+        assert!(!needs_shared(&cr("a", false, &fin), Some("a")));
+        // Nobody's resource needs them too.
+        assert!(needs_shared(&json!({"metadata": {}}), Some("a")));
     }
 
     #[tokio::test]
