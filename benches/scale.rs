@@ -106,12 +106,8 @@ impl Fleet {
     }
 
     /// Runs one command per environment at once; returns the wall time, each process's peak
-    /// RSS (KiB) and the failures with their output.
-    fn all(
-        &self,
-        aws: &str,
-        args: impl Fn(&str, &Path) -> Vec<String>,
-    ) -> (Duration, Vec<u64>, Vec<String>) {
+    /// RSS (KiB), how long each one took, and the failures with their output.
+    fn all(&self, aws: &str, args: impl Fn(&str, &Path) -> Vec<String>) -> Round {
         let start = Instant::now();
         let mut running: Vec<(String, Child, u64)> = self
             .plans
@@ -123,6 +119,7 @@ impl Fleet {
             })
             .collect();
         let mut peaks = Vec::new();
+        let mut took = Vec::new();
         let mut failures = Vec::new();
         while !running.is_empty() {
             let mut i = 0;
@@ -133,6 +130,7 @@ impl Fleet {
                     let (name, child, peak) = running.remove(i);
                     let out = child.wait_with_output().unwrap();
                     peaks.push(peak);
+                    took.push((start.elapsed(), name.clone()));
                     let code = out.status.code();
                     if code != Some(0) {
                         failures.push(format!(
@@ -147,7 +145,37 @@ impl Fleet {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        (start.elapsed(), peaks, failures)
+        took.sort();
+        Round {
+            wall: start.elapsed(),
+            peaks,
+            took,
+            failures,
+        }
+    }
+}
+
+/// One command run for every environment at once.
+struct Round {
+    wall: Duration,
+    peaks: Vec<u64>,
+    /// When each process ended (from the round's start), fastest first.
+    took: Vec<(Duration, String)>,
+    failures: Vec<String>,
+}
+
+impl Round {
+    /// The median and the slowest process, named.
+    fn times(&self) -> String {
+        let (mid, (last, name)) = (
+            &self.took[self.took.len() / 2].0,
+            &self.took[self.took.len() - 1],
+        );
+        format!(
+            "p50 {:.1} s, slowest {name} {:.1} s",
+            mid.as_secs_f64(),
+            last.as_secs_f64()
+        )
     }
 }
 
@@ -178,7 +206,8 @@ fn main() {
                 + stats.watches.load(Ordering::Relaxed)
         };
         let up = |_: &str, p: &Path| vec!["up".into(), "--plan".into(), p.display().to_string()];
-        let (t_up, mut peaks, mut failed) = fleet.all(&recorder.url, up);
+        let up = fleet.all(&recorder.url, up);
+        let (mut peaks, mut failed) = (up.peaks.clone(), up.failures.clone());
         let (k8s_up, aws_up) = (k8s(), recorder.ops().len());
         let plan = |_: &str, p: &Path| {
             let p = p.display().to_string();
@@ -189,19 +218,19 @@ fn main() {
                 "--detailed-exitcode".into(),
             ]
         };
-        let (_, _, disturbed) = fleet.all(&recorder.url, plan);
+        let disturbed = fleet.all(&recorder.url, plan).failures;
         let down = |name: &str, _: &Path| {
             ["down", "--env", name, "--force"]
                 .map(String::from)
                 .to_vec()
         };
-        let (t_down, mut down_peaks, down_failed) = fleet.all(&recorder.url, down);
+        let down = fleet.all(&recorder.url, down);
         failed.extend(
             disturbed
                 .into_iter()
                 .map(|f| format!("plan shows a change: {f}")),
         );
-        failed.extend(down_failed);
+        failed.extend(down.failures.iter().cloned());
         let objects = running.cluster.snapshot().objects;
         let left: Vec<String> = objects
             .iter()
@@ -224,16 +253,19 @@ fn main() {
         if !left.is_empty() {
             failed.push(format!("left in the cluster: {left:?}"));
         }
-        peaks.append(&mut down_peaks);
+        peaks.extend(&down.peaks);
+        let prod = n / 5;
         let row = format!(
-            "{n:>3} environments: up {:.1} s, down {:.1} s wall; wbstack RSS {}; per environment {:.0} Kubernetes requests and {:.1} AWS requests (up), {:.0} and {:.1} (all three commands); emulator {} requests in all, {:.0} MiB RSS with the bench; moto peak {:.0} MiB; {} failures",
-            t_up.as_secs_f64(),
-            t_down.as_secs_f64(),
+            "{n:>3} environments ({prod} production): up {:.1} s wall ({}), down {:.1} s wall ({}); wbstack RSS {}; per environment {:.0} Kubernetes requests (up), {:.0} (all three commands); per production environment {:.1} AWS requests (up), {:.1} (all three); emulator {} requests in all, {:.0} MiB RSS with the bench; moto peak {:.0} MiB; {} failures",
+            up.wall.as_secs_f64(),
+            up.times(),
+            down.wall.as_secs_f64(),
+            down.times(),
             spread(&mut peaks),
             k8s_up as f64 / n as f64,
-            aws_up as f64 / n as f64,
             k8s() as f64 / n as f64,
-            recorder.ops().len() as f64 / n as f64,
+            aws_up as f64 / prod.max(1) as f64,
+            recorder.ops().len() as f64 / prod.max(1) as f64,
             k8s(),
             mib(peak_kib(std::process::id())),
             mib(peak_kib(moto_pid)),

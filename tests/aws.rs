@@ -1006,6 +1006,54 @@ fn production_up_rerun_and_down_complete_while_a_fifth_of_aws_requests_fail() {
     eprintln!("at 20%: {}", figures.join("; "));
 }
 
+/// Whatever share of AWS requests fails on the way, a permanent error stops the run: with the
+/// caller not allowed to create the database cluster (AccessDenied, behind the fault front), `up`
+/// ends with exit 1 at 10%, 20% and 30% faults, naming the step, the operation and the cluster,
+/// and no database cluster is made.
+#[test]
+fn a_permanent_error_ends_the_run_naming_the_operation_and_resource_at_any_fault_rate() {
+    for rate in [0.1, 0.2, 0.3] {
+        let env = Env::new(50);
+        let moto = moto::Moto::start();
+        let recorder = moto::Recorder::start(&moto);
+        recorder.deny(&["CreateDBCluster"]);
+        let faults = moto::faults::Faults::start(&recorder.url, rate, 5);
+        let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
+            .unwrap()
+            .replace("  protected: true\n", "")
+            .replace(
+                "  redis:\n    mode: elasticache\n",
+                "  redis:\n    mode: in-cluster\n",
+            );
+        let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
+        let out = faulted(&env, &faults, &["up", "--plan", &prod]);
+        let t = text(&out);
+        eprintln!(
+            "at {:.0}%: exit {:?}, {} requests, {} faults injected; {}",
+            rate * 100.0,
+            out.status.code(),
+            faults.requests(),
+            faults.injected().len(),
+            t.lines()
+                .find(|l| l.contains("CreateDBCluster"))
+                .unwrap_or("")
+        );
+        assert_eq!(out.status.code(), Some(1), "at {rate}: {t}");
+        assert!(
+            t.contains(
+                "aws.mysql: FAILED: create: CreateDBCluster wandb-prod-mysql failed: AccessDenied"
+            ),
+            "at {rate}: {t}"
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let clusters = rt.block_on(async {
+            let aws = moto.aws("wandb-prod").await;
+            aws.rds.describe_db_clusters().send().await.unwrap()
+        });
+        assert!(clusters.db_clusters().is_empty(), "{clusters:?}");
+    }
+}
+
 /// The production plan while the cluster misbehaves as kube-apiserver does under load: a fifth
 /// of Kubernetes requests answered 500 or 429 (with `Retry-After` and `retryAfterSeconds`), a
 /// fifth of updates answered 409 (the object changed meanwhile), every watch stream cut after

@@ -109,6 +109,7 @@ impl Step for ClickhouseAltinityStep {
             kind: "ClickHouseInstallation",
             namespace: Some(&self.spec.namespace),
             labels: String::new(),
+            fields: String::new(),
         }];
         wait_for(&self.kube, watches, ctx, || async {
             settled(self.observe(ctx).await?)

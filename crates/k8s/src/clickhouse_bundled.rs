@@ -206,6 +206,7 @@ impl Step for ClickhouseBundledStep {
             kind: "StatefulSet",
             namespace: Some(&self.spec.namespace),
             labels: format!("app.kubernetes.io/instance={}", self.spec.name),
+            fields: String::new(),
         }];
         wait_for_every(&self.kube, watches, ctx, Duration::from_secs(5), || async {
             settled(self.observe(ctx).await?)
@@ -225,6 +226,7 @@ impl Step for ClickhouseBundledStep {
             kind: "StatefulSet",
             namespace: Some(&self.spec.namespace),
             labels: format!("app.kubernetes.io/instance={}", self.spec.name),
+            fields: String::new(),
         }];
         wait_for(&self.kube, watches, ctx, || async {
             for m in self.manifests() {

@@ -124,12 +124,7 @@ impl Step for WandbCrdStep {
         self.kube.apply(&m).await.map(|_| ())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let watches = vec![Watch {
-            api_version: CRD_API,
-            kind: CRD_KIND,
-            namespace: None,
-            labels: String::new(),
-        }];
+        let watches = vec![Watch::named(CRD_API, CRD_KIND, WANDB_CRD)];
         wait_for(&self.kube, watches, ctx, || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
@@ -153,12 +148,7 @@ impl Step for WandbCrdStep {
         }
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let watches = vec![Watch {
-            api_version: CRD_API,
-            kind: CRD_KIND,
-            namespace: None,
-            labels: String::new(),
-        }];
+        let watches = vec![Watch::named(CRD_API, CRD_KIND, WANDB_CRD)];
         wait_for(&self.kube, watches, ctx, || async {
             let live = self.kube.get(CRD_API, CRD_KIND, None, WANDB_CRD).await?;
             // Gone, or left in place for other resources (not being deleted).

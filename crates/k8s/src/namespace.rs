@@ -50,12 +50,7 @@ impl Step for NamespaceStep {
         self.kube.create(&obj).await.map(|_| ())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let watches = vec![Watch {
-            api_version: "v1",
-            kind: "Namespace",
-            namespace: None,
-            labels: String::new(),
-        }];
+        let watches = vec![Watch::named("v1", "Namespace", &self.name)];
         wait_for(&self.kube, watches, ctx, || async {
             Ok(match self.observe(ctx).await? {
                 Observation::Ready { outputs, .. } => Some(outputs),
@@ -71,12 +66,7 @@ impl Step for NamespaceStep {
         .await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let watches = vec![Watch {
-            api_version: "v1",
-            kind: "Namespace",
-            namespace: None,
-            labels: String::new(),
-        }];
+        let watches = vec![Watch::named("v1", "Namespace", &self.name)];
         // Gone, or left in place for another's resource (not being deleted).
         wait_for(&self.kube, watches, ctx, || async {
             let live = self.kube.get("v1", "Namespace", None, &self.name).await?;

@@ -55,7 +55,16 @@ impl OperatorStep {
                 render::CONTROL_PLANE_LABEL.0,
                 render::CONTROL_PLANE_LABEL.1
             ),
+            fields: String::new(),
         }]
+    }
+
+    /// What a teardown re-checks on: the Deployment, and the namespace it goes with, which
+    /// stays terminating a while after the Deployment is gone.
+    fn teardown_watches(&self) -> Vec<Watch<'static>> {
+        let mut w = self.watches();
+        w.push(Watch::named("v1", "Namespace", &self.spec.namespace));
+        w
     }
 }
 
@@ -158,7 +167,7 @@ impl Step for OperatorStep {
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         // Done when nothing of ours is still going away: deleted, or left for others.
-        wait_for(&self.kube, self.watches(), ctx, || async {
+        wait_for(&self.kube, self.teardown_watches(), ctx, || async {
             for m in self.manifests() {
                 if self
                     .kube

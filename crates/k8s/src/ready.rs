@@ -129,12 +129,27 @@ pub fn wandb_phase_v2(o: &Value) -> WandbPhase {
     }
 }
 
-/// A watch to re-check on: kind, namespace, label selector.
+/// A watch to re-check on: kind, namespace, label selector and field selector (empty: all).
 pub struct Watch<'a> {
     pub api_version: &'a str,
     pub kind: &'a str,
     pub namespace: Option<&'a str>,
     pub labels: String,
+    pub fields: String,
+}
+
+impl<'a> Watch<'a> {
+    /// A watch on one object, by name: other objects' changes do not wake the wait (many
+    /// environments share a cluster).
+    pub fn named(api_version: &'a str, kind: &'a str, name: &str) -> Self {
+        Watch {
+            api_version,
+            kind,
+            namespace: None,
+            labels: String::new(),
+            fields: format!("metadata.name={name}"),
+        }
+    }
 }
 
 /// Re-runs `check` whenever a watched object changes (and at least every 30 s, to recover from
@@ -176,6 +191,9 @@ where
         let mut cfg = watcher::Config::default();
         if !w.labels.is_empty() {
             cfg = cfg.labels(&w.labels);
+        }
+        if !w.fields.is_empty() {
+            cfg = cfg.fields(&w.fields);
         }
         streams.push(watcher(api, cfg).default_backoff().map(|_| ()).boxed());
     }

@@ -293,6 +293,7 @@ impl Step for WandbStep {
             kind,
             namespace: Some(ns),
             labels: labels.to_owned(),
+            fields: String::new(),
         };
         let watches = vec![
             w(self.api_version(ctx), KIND, ""),
@@ -326,18 +327,21 @@ impl Step for WandbStep {
                 kind: KIND,
                 namespace: Some(ns),
                 labels: String::new(),
+                fields: String::new(),
             },
             Watch {
                 api_version: "apps/v1",
                 kind: "Deployment",
                 namespace: Some(ns),
                 labels: sel.clone(),
+                fields: String::new(),
             },
             Watch {
                 api_version: "v1",
                 kind: "PersistentVolumeClaim",
                 namespace: Some(ns),
                 labels: instance_selector(name),
+                fields: String::new(),
             },
         ];
         wait_for_every(
