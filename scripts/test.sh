@@ -21,6 +21,9 @@ cargo test --workspace --locked --lib --bins --tests
 cargo test --workspace --locked --doc
 # A few kill trials of the production plan (the bench binary; `-- --trials 100` for the full run).
 cargo test --locked --bench kill -- --trials 4
+# Ten environments up and down at once on one cluster and one moto (`-- --envs 1,10,50` for the
+# full run): none may fail, disturb another or leave anything.
+cargo test --locked --bench scale -- --envs 10
 # The examples build and run.
 cargo run --locked --quiet --example custom_step
 cargo run --locked --quiet --example render_plan -- plans/poc.yaml >/dev/null

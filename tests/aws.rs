@@ -1018,14 +1018,7 @@ fn a_permanent_error_ends_the_run_naming_the_operation_and_resource_at_any_fault
         let recorder = moto::Recorder::start(&moto);
         recorder.deny(&["CreateDBCluster"]);
         let faults = moto::faults::Faults::start(&recorder.url, rate, 5);
-        let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
-            .unwrap()
-            .replace("  protected: true\n", "")
-            .replace(
-                "  redis:\n    mode: elasticache\n",
-                "  redis:\n    mode: in-cluster\n",
-            );
-        let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
+        let prod = production_with_redis_in_cluster(&env, &moto);
         let out = faulted(&env, &faults, &["up", "--plan", &prod]);
         let t = text(&out);
         eprintln!(
@@ -1133,6 +1126,12 @@ fn faulted_production(rate: f64) -> (Env, moto::Moto, moto::faults::Faults, Stri
     let env = Env::new(50);
     let moto = moto::Moto::start();
     let faults = moto::faults::Faults::start(&moto.url, rate, 11);
+    let prod = production_with_redis_in_cluster(&env, &moto);
+    (env, moto, faults, prod)
+}
+
+/// The production plan, unprotected, with Redis in the cluster, on `moto`: its file.
+fn production_with_redis_in_cluster(env: &Env, moto: &moto::Moto) -> String {
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
         .unwrap()
         .replace("  protected: true\n", "")
@@ -1140,8 +1139,7 @@ fn faulted_production(rate: f64) -> (Env, moto::Moto, moto::faults::Faults, Stri
             "  redis:\n    mode: elasticache\n",
             "  redis:\n    mode: in-cluster\n",
         );
-    let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
-    (env, moto, faults, prod)
+    env.plan_from("prod.yaml", &moto.production_plan(&plan))
 }
 
 fn faulted(env: &Env, faults: &moto::faults::Faults, args: &[&str]) -> std::process::Output {

@@ -197,18 +197,13 @@ fn down_leaves_the_operator_to_a_resource_being_deleted(back: Back) {
     two_up(&env);
     // wandb-two's resource is being deleted; a second finalizer holds it there.
     let hold = r#"{"metadata":{"finalizers":["finalizer.app.wandb.com","example.com/hold"]}}"#;
-    let wandb_two = ["wandb", "wandb-two", "-n", "wandb-two"];
-    let with = |verb: &[&str], rest: &[&str]| -> Vec<String> {
-        [verb, &wandb_two[..], rest]
-            .concat()
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+    // kubectl VERB wandb wandb-two -n wandb-two REST...
+    let on_wandb_two = |verb: &str, rest: &[&str]| {
+        let args = [&[verb, "wandb", "wandb-two", "-n", "wandb-two"][..], rest].concat();
+        env.kubectl(&args)
     };
-    let args = with(&["patch"], &["--type", "merge", "-p", hold]);
-    env.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let args = with(&["delete"], &["--wait=false"]);
-    env.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    on_wandb_two("patch", &["--type", "merge", "-p", hold]);
+    on_wandb_two("delete", &["--wait=false"]);
 
     let out = env.run(&["down", "--env", "wandb-dev", "--timeout", "60"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -229,16 +224,8 @@ fn down_leaves_the_operator_to_a_resource_being_deleted(back: Back) {
     assert_eq!(owner, "wandb-two");
 
     // The hold goes; the operator (still there) runs its finalizer, and the resource goes.
-    let args = with(
-        &["patch"],
-        &[
-            "--type",
-            "merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ],
-    );
-    env.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let release = r#"{"metadata":{"finalizers":null}}"#;
+    on_wandb_two("patch", &["--type", "merge", "-p", release]);
     let out = env.run(&["down", "--env", "wandb-two", "--timeout", "60"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
