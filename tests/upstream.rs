@@ -560,3 +560,44 @@ fn every_weave_variable_the_chart_sets_is_known() {
         );
     }
 }
+
+/// Whether two lines of a render differ only in what the chart generates anew each render: a
+/// random password or key (base64 in a Secret's data), or a checksum of such content.
+fn generated(a: &str, b: &str) -> bool {
+    let value = |l: &str| {
+        l.split_once(": ")
+            .map(|(_, v)| v.trim_matches('"').to_owned())
+    };
+    let key = |l: &str| l.split_once(": ").map(|(k, _)| k.to_owned());
+    let b64 = |v: &str| {
+        v.len() >= 16
+            && v.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=')
+    };
+    key(a) == key(b)
+        && (a.contains("checksum/")
+            || value(a).is_some_and(|v| b64(&v)) && value(b).is_some_and(|v| b64(&v)))
+}
+
+/// The test bed's scenario charts are made from renders under release `chartsnap`; under
+/// another release name they must be what real Helm renders there (the chart's `fullname`
+/// rule), checked against the real renders of every component under three release names.
+#[test]
+fn the_test_beds_stitched_renders_are_helms_under_every_release_name() {
+    let dir = fixtures().join("operator-wandb-chart/release-names");
+    let base = std::fs::read_to_string(dir.join("chartsnap.yaml")).unwrap();
+    for release in ["wandb-weave", "weave-app", "chartsnap"] {
+        let real = std::fs::read_to_string(dir.join(format!("{release}.yaml"))).unwrap();
+        let stitched = common::testbed::helm_names(&base, release);
+        let (s, r): (Vec<&str>, Vec<&str>) = (stitched.lines().collect(), real.lines().collect());
+        assert_eq!(s.len(), r.len(), "{release}: line counts");
+        let differ: Vec<String> = s
+            .iter()
+            .zip(&r)
+            .enumerate()
+            .filter(|(_, (a, b))| a != b && !generated(a, b))
+            .map(|(i, (a, b))| format!("line {}: {a:?} != {b:?}", i + 1))
+            .collect();
+        assert!(differ.is_empty(), "{release}:\n{}", differ.join("\n"));
+    }
+}

@@ -327,3 +327,46 @@ impl Env {
         panic!("namespace {ns} never got its default ServiceAccount");
     }
 }
+
+impl Env {
+    /// The workloads of the newest revision of Helm release `release` in `ns`, as the
+    /// operator's Helm stored it (`Kind/name`): what readiness awaits. Printed for the figures.
+    pub fn release_workloads(&self, ns: &str, release: &str) -> Vec<String> {
+        let list = self.kubectl(&[
+            "get",
+            "secret",
+            "-n",
+            ns,
+            "-l",
+            &format!("owner=helm,name={release}"),
+            "-o",
+            "json",
+        ]);
+        let items: serde_json::Value = serde_json::from_str(&list).unwrap();
+        let secrets = items["items"].as_array().cloned().unwrap_or_default();
+        let r = wbstack_chart::HelmRelease::latest(&secrets)
+            .unwrap_or_else(|| panic!("no Helm release {release} in {ns}"))
+            .unwrap();
+        let mut out: Vec<String> = r
+            .objects()
+            .unwrap()
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o.kind.as_str(),
+                    "Deployment" | "StatefulSet" | "DaemonSet" | "Job"
+                )
+            })
+            .map(|o| format!("{}/{}", o.kind, o.name))
+            .collect();
+        out.sort();
+        println!(
+            "{:?}: Helm release {release} revision {} has {} workloads: {}",
+            self.back(),
+            r.version,
+            out.len(),
+            out.join(" ")
+        );
+        out
+    }
+}

@@ -222,6 +222,13 @@ fn component_of(source: &str) -> Option<&str> {
 /// installs real chart output through Helm. Returns the `.tgz`.
 pub fn scenario_chart(values: &Value, release: &str, namespace: &str, dir: &Path) -> PathBuf {
     let chart = wbstack_chart::operator_wandb();
+    let objects = scenario_objects(values, release, namespace);
+    pack_chart(&objects, &chart.version, dir)
+}
+
+/// The objects of [`scenario_chart`], one YAML document each.
+pub fn scenario_objects(values: &Value, release: &str, namespace: &str) -> Vec<String> {
+    let chart = wbstack_chart::operator_wandb();
     let installed: Vec<&str> = chart.installed(values).map(|c| c.name.as_str()).collect();
     let all = renders();
     let mut objects = Vec::new();
@@ -244,14 +251,22 @@ pub fn scenario_chart(values: &Value, release: &str, namespace: &str, dir: &Path
                 .filter(|d| component_of(&d.source) == Some(name)),
         );
     }
+    objects
+        .into_iter()
+        .filter_map(|d| object(d, values, release, namespace, &chart.version))
+        .collect()
+}
+
+/// Packs objects as chart `operator-wandb` at `version` under `dir/chart`; returns the `.tgz`.
+pub fn pack_chart(objects: &[String], version: &str, dir: &Path) -> PathBuf {
     let root = dir.join("chart/operator-wandb");
+    let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("objects")).unwrap();
     std::fs::create_dir_all(root.join("templates")).unwrap();
     std::fs::write(
         root.join("Chart.yaml"),
         format!(
-            "apiVersion: v2\nname: {}\nversion: {}\ndescription: objects of the chart's real renders\n",
-            chart.name, chart.version
+            "apiVersion: v2\nname: operator-wandb\nversion: {version}\ndescription: objects of the chart's real renders\n"
         ),
     )
     .unwrap();
@@ -261,15 +276,10 @@ pub fn scenario_chart(values: &Value, release: &str, namespace: &str, dir: &Path
         "{{- range $path, $_ := .Files.Glob \"objects/*.yaml\" }}\n---\n{{ $.Files.Get $path }}\n{{- end }}\n",
     )
     .unwrap();
-    let mut n = 0;
-    for d in objects {
-        let Some(v) = object(d, values, release, namespace, &chart.version) else {
-            continue;
-        };
+    for (n, v) in objects.iter().enumerate() {
         std::fs::write(root.join(format!("objects/{n:04}.yaml")), v).unwrap();
-        n += 1;
     }
-    let tgz = dir.join(format!("chart/{}-{}.tgz", chart.name, chart.version));
+    let tgz = dir.join(format!("chart/operator-wandb-{version}.tgz"));
     let st = Command::new("tar")
         .arg("czf")
         .arg(&tgz)
@@ -282,13 +292,57 @@ pub fn scenario_chart(values: &Value, release: &str, namespace: &str, dir: &Path
     tgz
 }
 
+/// A render under release `chartsnap` as Helm would make it under `release`: an object's own
+/// name (a `name:` or `serviceAccountName:` that is `chartsnap-<alias>` or
+/// `chartsnap-<alias>-bc` for a W&B service) by Helm's `fullname` rule, where a release name
+/// that contains the alias stands alone; every other `chartsnap` (references the chart's
+/// templates spell out, like `WEAVE_SERVICE`) is the release name.
+pub fn helm_names(text: &str, release: &str) -> String {
+    let chart = wbstack_chart::operator_wandb();
+    let mut aliases: Vec<&str> = chart
+        .components
+        .iter()
+        .filter(|c| c.is_service())
+        .map(|c| c.name.as_str())
+        .collect();
+    aliases.sort_by_key(|a| std::cmp::Reverse(a.len()));
+    let rename = |value: &str| -> Option<String> {
+        let rest = value.strip_prefix("chartsnap-")?;
+        aliases.iter().find_map(|a| {
+            let tail = rest.strip_prefix(a)?;
+            matches!(tail, "" | "-bc")
+                .then(|| format!("{}{tail}", wbstack_chart::fullname(release, a, None)))
+        })
+    };
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start().trim_start_matches("- ");
+        let renamed = ["name: ", "serviceAccountName: "].iter().find_map(|k| {
+            let v = trimmed.strip_prefix(k)?;
+            let (q, bare) = match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                Some(b) => ("\"", b),
+                None => ("", v),
+            };
+            let new = rename(bare)?;
+            Some(format!(
+                "{}{k}{q}{new}{q}",
+                &line[..line.len() - trimmed.len()]
+            ))
+        });
+        out.push(renamed.unwrap_or_else(|| line.replace("chartsnap", release)));
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    joined
+}
+
 /// One rendered object made this scenario's: release and namespace substituted, the values'
 /// replica count for a W&B service's workload. The text is kept as rendered (Helm reads it as
 /// YAML 1.1, where `0755` is a number), edited only line by line.
 fn object(d: &Rendered, values: &Value, release: &str, ns: &str, version: &str) -> Option<String> {
-    let text = d
-        .text
-        .replace("chartsnap", release)
+    let text = helm_names(&d.text, release)
         .replace("###CHART_VERSION###", &format!("operator-wandb-{version}"))
         // chartsnap masks generated values; a Secret's data must be base64.
         .replace("'###DYNAMIC_FIELD###'", "ZHluYW1pYw==")

@@ -5,6 +5,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use crate::naming::fullname;
+
 /// The placeholder for the Helm release name in workload names and labels.
 pub const RELEASE: &str = "{release}";
 
@@ -136,7 +138,7 @@ impl Chart {
             c.workloads.iter().map(move |w| Expected {
                 component: c.name.clone(),
                 kind: w.kind.clone(),
-                name: w.name.replace(RELEASE, release),
+                name: c.object_name(&w.name, release, values),
                 replicas: c.replicas(w, values),
                 hook: w.hook.clone(),
                 conditional: w.conditional,
@@ -145,6 +147,43 @@ impl Chart {
                 containers: w.containers.clone(),
             })
         })
+    }
+}
+
+/// Installed components whose objects would get one name in a release: the chart renders them
+/// over each other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collision {
+    /// The object name they share (`weave-app`, or `weave-app-bc` for their Deployments).
+    pub name: String,
+    /// The components, in the chart's order.
+    pub components: Vec<String>,
+}
+
+impl Chart {
+    /// The names two or more installed components would both give an object in a release of
+    /// these values (the services' `fullname`s and every workload name).
+    pub fn collisions(&self, release: &str, values: &Value) -> Vec<Collision> {
+        let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut add = |name: String, component: &str| {
+            let v = by_name.entry(name).or_default();
+            if !v.iter().any(|c| c == component) {
+                v.push(component.to_owned());
+            }
+        };
+        for c in self.installed(values) {
+            if let Some(full) = c.fullname(release, values) {
+                add(full, &c.name);
+            }
+        }
+        for w in self.workloads(release, values) {
+            add(w.name, &w.component);
+        }
+        by_name
+            .into_iter()
+            .filter(|(_, cs)| cs.len() > 1)
+            .map(|(name, components)| Collision { name, components })
+            .collect()
     }
 }
 
@@ -182,9 +221,49 @@ impl Component {
         self.chart == "wandb-base"
     }
 
+    /// The name `wandb-base` knows this alias by in a release of these values: its
+    /// `nameOverride`, else the alias.
+    fn base_name<'a>(&'a self, values: &'a Value) -> &'a str {
+        self.value_str(values, "nameOverride")
+            .unwrap_or(self.name.as_str())
+    }
+
+    fn value_str<'a>(&self, values: &'a Value, key: &str) -> Option<&'a str> {
+        at(values, &format!("{}.{key}", self.name))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The `fullname` a W&B service names its objects by (its Service, ServiceAccount and
+    /// PodDisruptionBudget; its Deployment adds a postfix): Helm's rule, so a release name that
+    /// contains the alias is used alone. None for a bundled subchart.
+    pub fn fullname(&self, release: &str, values: &Value) -> Option<String> {
+        self.is_service().then(|| {
+            fullname(
+                release,
+                self.base_name(values),
+                self.value_str(values, "fullnameOverride"),
+            )
+        })
+    }
+
+    /// The name of one of its objects from the table's `{release}-<alias>...` form: a W&B
+    /// service's objects that start with its `fullname` take the real one; the rest (Jobs named
+    /// after their key, bundled subcharts) keep `<release>-...`.
+    pub fn object_name(&self, template: &str, release: &str, values: &Value) -> String {
+        let prefix = format!("{RELEASE}-{}", self.name);
+        let rest = template
+            .strip_prefix(&prefix)
+            .filter(|r| r.is_empty() || r.starts_with('-'));
+        match (rest, self.fullname(release, values)) {
+            (Some(rest), Some(full)) => format!("{full}{rest}"),
+            _ => template.replace(RELEASE, release),
+        }
+    }
+
     /// The ServiceAccount a W&B service's pods run as, for a release of these values: the
-    /// `<alias>.serviceAccount.name` the values give, else `<release>-<alias>` with the alias
-    /// in kebab case (`appRenamePreHook` runs as `<release>-app-rename-pre-hook`). None for a
+    /// `<alias>.serviceAccount.name` the values give, else its `fullname` with the alias
+    /// in kebab case (`<release>-<alias>`, or the release name alone when it contains the alias) (`appRenamePreHook` runs as `<release>-app-rename-pre-hook`). None for a
     /// bundled subchart, or where the values make no account (`serviceAccount.create: false`
     /// without a name).
     pub fn service_account(&self, release: &str, values: &Value) -> Option<String> {
@@ -206,7 +285,11 @@ impl Component {
             .unwrap_or(true);
         match (named, create) {
             (Some(n), _) => Some(n),
-            (None, true) => Some(format!("{release}-{}", kebab(&self.name))),
+            (None, true) => Some(fullname(
+                release,
+                &kebab(self.base_name(values)),
+                self.value_str(values, "fullnameOverride"),
+            )),
             (None, false) => None,
         }
     }

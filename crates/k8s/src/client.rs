@@ -276,6 +276,28 @@ impl Kube {
         .await
     }
 
+    /// Lists objects with a label selector, or None when the server refuses this client the
+    /// list (403): for reads that have a fallback.
+    pub async fn list_if_allowed(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        labels: &str,
+    ) -> Result<Option<Vec<Value>>, StepError> {
+        let lp = ListParams::default().labels(labels);
+        tracing::trace!(target: "wbstack_k8s::calls", namespace = ?ns, labels, "list {kind}");
+        let api = self.api(api_version, kind, ns)?;
+        crate::retry::call(|| async {
+            match api.list(&lp).await {
+                Ok(l) => Ok(Some(l.items.into_iter().map(to_value).collect())),
+                Err(kube::Error::Api(s)) if s.code == 403 => Ok(None),
+                Err(e) => Err(classify(e, &format!("list {kind}"))),
+            }
+        })
+        .await
+    }
+
     /// Deletes an object; absent counts as done.
     pub async fn delete(
         &self,

@@ -21,6 +21,7 @@ mod operator;
 mod operator_manifests;
 mod ownership;
 mod ready;
+mod release_ready;
 pub mod render;
 mod retry;
 mod url_ready;

@@ -46,6 +46,15 @@ pub fn workload_ready(o: &Value) -> bool {
     observed && alive && rolled_out
 }
 
+/// A Job has finished: its `Complete` condition is true (the Job controller sets it once the
+/// wanted completions succeeded).
+pub fn job_complete(o: &Value) -> bool {
+    o["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Complete" && c["status"] == "True")
+    })
+}
+
 /// `name ready/wanted` for progress messages.
 pub fn workload_progress(o: &Value) -> String {
     let name = o["metadata"]["name"].as_str().unwrap_or("");

@@ -5,6 +5,7 @@ use crate::explain::StuckClock;
 use crate::leftovers::{delete_leftovers, leftovers};
 use crate::objects::{annotated, observed_fp, out, terminating};
 use crate::ready::{settled, wait_for_every, wandb_phase_v1, wandb_phase_v2, WandbPhase, Watch};
+use crate::release_ready::{installed, Installed};
 use crate::render;
 use crate::wandb_ready::{
     failed_job, instance_selector, operator_events, reconciled_since, stuck_pods, unready_workloads,
@@ -33,6 +34,8 @@ pub struct WandbStep {
     /// lasts).
     invalid_since: Mutex<Option<Instant>>,
     stuck: StuckClock,
+    /// Whether this run has said that readiness falls back to the chart table.
+    fallback_said: Mutex<bool>,
 }
 
 impl WandbStep {
@@ -44,6 +47,7 @@ impl WandbStep {
             applied_at: Mutex::new(None),
             invalid_since: Mutex::new(None),
             stuck: StuckClock::new(grace),
+            fallback_said: Mutex::new(false),
         }
     }
 
@@ -145,7 +149,8 @@ impl WandbStep {
         }
     }
 
-    /// The release's workloads, for the Helm-based v1 operator.
+    /// The release's workloads, for the Helm-based v1 operator: those of the Helm release it
+    /// installed with these values, or the chart table's when no release can be read.
     async fn release(
         &self,
         ctx: &StepCtx,
@@ -157,7 +162,21 @@ impl WandbStep {
                 message: format!("{job}"),
             }));
         }
-        let waiting = unready_workloads(&self.kube, ns, name, values).await?;
+        let (awaited, of) = match installed(&self.kube, ns, name, values).await? {
+            Installed::Release { version, workloads } => {
+                (workloads, format!("Helm release {name} revision {version}"))
+            }
+            Installed::Pending(why) => {
+                ctx.progress(format!("waiting: {why}"));
+                return Ok(Some(Observation::InProgress { detail: Some(why) }));
+            }
+            Installed::Failed(message) => return Ok(Some(Observation::Failed { message })),
+            Installed::Table { why, workloads } => {
+                self.say_once(ctx, &why);
+                (workloads, "the chart table".to_owned())
+            }
+        };
+        let waiting = unready_workloads(&self.kube, &awaited).await?;
         if waiting.is_empty() {
             return Ok(None);
         }
@@ -167,7 +186,7 @@ impl WandbStep {
                 message: format!("{s} (for over {} s)", self.spec.stuck_seconds),
             }));
         }
-        let mut detail = waiting.join(", ");
+        let mut detail = format!("{} (of {of})", waiting.join(", "));
         for s in &stuck {
             detail.push_str(&format!("; {s}"));
         }
@@ -175,6 +194,17 @@ impl WandbStep {
         Ok(Some(Observation::InProgress {
             detail: Some(detail),
         }))
+    }
+
+    /// Says once per run that readiness falls back to the chart table, and why.
+    fn say_once(&self, ctx: &StepCtx, why: &str) {
+        let mut said = self.fallback_said.lock().unwrap_or_else(|e| e.into_inner());
+        if !*said {
+            *said = true;
+            ctx.progress(format!(
+                "readiness judged by the chart table's workloads, not the installed release: {why}"
+            ));
+        }
     }
 }
 
@@ -295,11 +325,15 @@ impl Step for WandbStep {
             labels: labels.to_owned(),
             fields: String::new(),
         };
+        let revisions = wbstack_chart::HelmRelease::selector(&self.spec.name);
         let watches = vec![
             w(self.api_version(ctx), KIND, ""),
+            // A new revision of the release the operator writes.
+            w("v1", "Secret", &revisions),
             w("apps/v1", "Deployment", &sel),
             w("apps/v1", "StatefulSet", &sel),
             w("apps/v1", "DaemonSet", &sel),
+            w("batch/v1", "Job", &sel),
             w("v1", "Pod", &sel),
         ];
         // Re-checked every few seconds too: how long pods have been stuck is part of the answer.

@@ -5,33 +5,45 @@
 
 use crate::client::Kube;
 use crate::explain::{diagnose, stuck_job, Stuck};
-use crate::ready::{workload_progress, workload_ready};
+use crate::ready::{job_complete, workload_progress, workload_ready};
+use crate::release_ready::Awaited;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 use wbstack_engine::StepError;
 
-/// The workloads of a release, as far as they are not ready: `name missing` or `name 1/3`.
+/// The workloads not ready yet, as `Kind name missing` or `name 1/3`: listed per kind and
+/// namespace, matched by name (a chart may name or label them any way).
 pub(crate) async fn unready_workloads(
     kube: &Kube,
-    namespace: &str,
-    release: &str,
-    values: &Value,
+    awaited: &[Awaited],
 ) -> Result<Vec<String>, StepError> {
-    let sel = instance_selector(release);
-    let mut live = Vec::new();
-    for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
-        live.extend(kube.list("apps/v1", kind, Some(namespace), &sel).await?);
+    let mut live: BTreeMap<(&str, &str), Vec<Value>> = BTreeMap::new();
+    for a in awaited {
+        let key = (a.kind.as_str(), a.namespace.as_str());
+        if !live.contains_key(&key) {
+            let api = if a.kind == "Job" {
+                "batch/v1"
+            } else {
+                "apps/v1"
+            };
+            let objs = kube.list(api, &a.kind, Some(&a.namespace), "").await?;
+            live.insert(key, objs);
+        }
     }
-    let chart = wbstack_chart::operator_wandb();
     let mut waiting = Vec::new();
-    for w in chart.workloads(release, values).filter(|w| w.awaited()) {
-        match live
+    for a in awaited {
+        let objs = &live[&(a.kind.as_str(), a.namespace.as_str())];
+        match objs
             .iter()
-            .find(|o| o["kind"] == w.kind.as_str() && o["metadata"]["name"] == w.name.as_str())
+            .find(|o| o["metadata"]["name"] == a.name.as_str())
         {
-            None => waiting.push(format!("{} {} missing", w.kind, w.name)),
-            Some(o) if !workload_ready(o) => waiting.push(workload_progress(o)),
+            None => waiting.push(format!("{} {} missing", a.kind, a.name)),
+            Some(o) if a.kind == "Job" && !job_complete(o) => {
+                waiting.push(format!("Job {} running", a.name))
+            }
+            Some(o) if a.kind != "Job" && !workload_ready(o) => waiting.push(workload_progress(o)),
             Some(_) => {}
         }
     }

@@ -22,6 +22,7 @@ mod cluster;
 mod controllers;
 mod discovery;
 mod error;
+mod helm_release;
 mod http;
 mod patch;
 mod registry;

@@ -3,8 +3,8 @@
 //! v1 (when the `WeightsAndBiases` CRD stores v1): on every new generation it records
 //! `Reconciling` and `LoadingConfig` events; a spec equal to the one it last applied is just
 //! `Completed`; otherwise it sets `Loading`, adds its finalizer, installs the chart's release
-//! (the workloads the chart table says the values make, with the chart's names and labels),
-//! records `Completed` and sets `status.phase: Completed`. It writes no other status field. An
+//! (the workloads the chart table says the values make, with the chart's names and labels) and
+//! writes the release's revision Secret as Helm's `secrets` driver does, records `Completed` and sets `status.phase: Completed`. It writes no other status field. An
 //! apply it cannot make (`Config::invalid_config`) is `Invalid Config` with an `ApplyFailed`
 //! event, retried until it succeeds. Deleting the resource uninstalls the release, then removes
 //! the finalizer.
@@ -249,6 +249,7 @@ impl Controllers {
             tokio::time::sleep(me.cfg().operator_delay / 2).await;
             let (ns, name) = (meta_str(&o, "namespace"), meta_str(&o, "name"));
             me.prune(ns, name, &[]);
+            me.forget_release(ns, name);
             if let Ok(mut a) = me.active.lock() {
                 a.remove(meta_str(&o, "uid"));
             }
@@ -285,31 +286,37 @@ impl Controllers {
             // told from the values.
             .filter(|w| !w.conditional && w.hook.as_deref().is_none_or(|h| h.contains("install")))
             .collect();
-        for w in &expected {
-            self.create_workload(owner, w, managed_by);
-        }
+        let objects: Vec<Value> = expected
+            .iter()
+            .map(|w| self.create_workload(owner, w, managed_by))
+            .collect();
         let keep: Vec<String> = expected.iter().map(|w| w.name.clone()).collect();
         self.prune(ns, release, &keep);
+        if managed_by == "Helm" {
+            self.record_release(ns, release, values, &objects);
+        }
         expected
     }
 
-    fn create_workload(&self, owner: &Value, w: &Expected, managed_by: &str) {
+    /// Applies one workload; returns it as rendered.
+    fn create_workload(&self, owner: &Value, w: &Expected, managed_by: &str) -> Value {
+        let body = workload_object(owner, w, managed_by);
         let plural = plural(&w.kind);
         let Some(r) = rt(&self.cluster, group(&w.kind), "v1", plural) else {
-            return;
+            return body;
         };
         let ns = meta_str(owner, "namespace");
-        let body = workload_object(owner, w, managed_by);
         let _ = self.cluster.patch(
             &r,
             ns,
             &w.name,
             PatchKind::Apply,
-            body,
+            body.clone(),
             false,
             "wandb-operator",
             true,
         );
+        body
     }
 
     /// Deletes the release's workloads not in `keep`.
