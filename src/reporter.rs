@@ -62,7 +62,10 @@ fn plain(e: &Event) -> Option<String> {
         Event::StepObserved { step, state } => format!("{step}: observed {state}"),
         Event::StepChanging { step, changes } => format!("{step}: changing {}", changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")),
         Event::StepApplying { step, action, attempt } => format!("{step}: {action}{}", if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() }),
-        Event::StepWaiting { step, elapsed } => format!("{step}: waiting ({} s)", elapsed.as_secs()),
+        Event::StepWaiting { step, elapsed, last } => match last {
+            Some(l) => format!("{step}: waiting ({} s): {l}", elapsed.as_secs()),
+            None => format!("{step}: waiting ({} s)", elapsed.as_secs()),
+        },
         Event::StepProgress { step, message } => format!("{step}: {message}"),
         Event::StepReady { step, outcome, duration } => format!("{step}: ready, {outcome} in {:.1} s", duration.as_secs_f64()),
         Event::StepRetrying { step, attempt, delay, error } => format!("{step}: retrying (attempt {attempt}) in {:.1} s: {error}", delay.as_secs_f64()),
@@ -120,7 +123,9 @@ impl Bars {
             Event::StepApplying { step, action, .. } => {
                 self.bar(step).set_message(format!("{action}"))
             }
-            Event::StepWaiting { step, .. } => self.bar(step).set_message("waiting"),
+            Event::StepWaiting { step, last, .. } => self
+                .bar(step)
+                .set_message(last.clone().unwrap_or_else(|| "waiting".into())),
             Event::StepProgress { step, message } => self.bar(step).set_message(message.clone()),
             Event::StepRetrying { step, error, .. } => {
                 self.bar(step).set_message(format!("retrying: {error}"))

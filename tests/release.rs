@@ -130,20 +130,28 @@ mod chart_versions {
             assert!(awaited.contains(&"Deployment/wandb-dev-extra".to_owned()));
             assert!(!awaited.contains(&"Deployment/wandb-dev-console-bc".to_owned()));
 
+            // Unschedulable may heal (an autoscaler adds a node), so it does not end the wait:
+            // the timeout does, and says what it was waiting for.
             with_chart(&chart("0.44.0-next.2", true));
             let start = std::time::Instant::now();
-            let out = env.run(&["up", "--plan", &plan]);
+            let out = env.run(&["up", "--plan", &plan, "--timeout", "60"]);
             let t = text(&out);
-            assert_ne!(out.status.code(), Some(0), "{t}");
-            assert!(t.contains("wandb-dev-extra"), "{t}");
-            assert!(t.contains("Unschedulable"), "{t}");
+            assert_eq!(out.status.code(), Some(1), "{t}");
+            let failed = t
+                .lines()
+                .find(|l| l.contains("k8s.wandb: FAILED"))
+                .unwrap_or_else(|| panic!("{t}"));
+            assert!(failed.contains("not ready after 1 min"), "{failed}");
+            assert!(failed.contains("wandb-dev-extra"), "{failed}");
+            assert!(
+                failed.contains("of Helm release wandb-dev revision"),
+                "{failed}"
+            );
+            assert!(failed.contains("Unschedulable"), "{failed}");
+            assert!(!failed.contains("console-bc"), "{failed}");
             println!(
-                "a workload that can never be scheduled ended up in {:.0} s: {}",
-                start.elapsed().as_secs_f64(),
-                t.lines()
-                    .rev()
-                    .find(|l| l.contains("wandb-dev-extra"))
-                    .unwrap_or("")
+                "the wait for an unschedulable workload ended in {:.0} s: {failed}",
+                start.elapsed().as_secs_f64()
             );
             let out = env.run(&["down", "--env", "wandb-dev"]);
             assert_eq!(out.status.code(), Some(0), "{}", text(&out));

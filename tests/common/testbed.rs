@@ -293,8 +293,8 @@ pub fn pack_chart(objects: &[String], version: &str, dir: &Path) -> PathBuf {
 }
 
 /// A render under release `chartsnap` as Helm would make it under `release`: an object's own
-/// name (a `name:` or `serviceAccountName:` that is `chartsnap-<alias>` or
-/// `chartsnap-<alias>-bc` for a W&B service) by Helm's `fullname` rule, where a release name
+/// name and its references to it (a `name:` at most 4 deep, or a `serviceAccountName:`, that is
+/// `chartsnap-<alias>` or `chartsnap-<alias>-bc` for a W&B service) by Helm's `fullname` rule, where a release name
 /// that contains the alias stands alone; every other `chartsnap` (references the chart's
 /// templates spell out, like `WEAVE_SERVICE`) is the release name.
 pub fn helm_names(text: &str, release: &str) -> String {
@@ -317,7 +317,14 @@ pub fn helm_names(text: &str, release: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     for line in text.lines() {
         let trimmed = line.trim_start().trim_start_matches("- ");
+        let indent = line.len() - line.trim_start().len();
         let renamed = ["name: ", "serviceAccountName: "].iter().find_map(|k| {
+            // An object's own name, or one of its references to it (a scale target, a role
+            // binding's role and subject): deeper `name:`s are references the templates spell
+            // out (an Ingress backend's `<release>-app`).
+            if *k == "name: " && indent > 4 {
+                return None;
+            }
             let v = trimmed.strip_prefix(k)?;
             let (q, bare) = match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
                 Some(b) => ("\"", b),

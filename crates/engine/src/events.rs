@@ -85,6 +85,10 @@ pub enum Event {
         step: StepId,
         #[serde(with = "millis")]
         elapsed: Duration,
+        /// What was last seen of what the step waits for (its last progress report), or the
+        /// last error of a call being retried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<String>,
     },
     StepProgress {
         step: StepId,
@@ -193,6 +197,8 @@ type Subscriber = Arc<dyn Fn(&Event) + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct EventSink {
     subscribers: Arc<RwLock<Vec<Subscriber>>>,
+    /// Per step, the last progress report or retried error: what a wait says it last saw.
+    last: Arc<RwLock<std::collections::HashMap<StepId, String>>>,
 }
 
 impl EventSink {
@@ -209,8 +215,37 @@ impl EventSink {
             .push(Arc::new(f));
     }
 
+    /// What a step last reported (progress) or the last error it is retrying, if any.
+    pub fn last_seen(&self, step: &StepId) -> Option<String> {
+        self.last
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(step)
+            .cloned()
+    }
+
+    fn remember(&self, event: &Event) {
+        let (step, what) = match event {
+            Event::StepProgress { step, message } => (step, Some(message.clone())),
+            Event::StepRetrying {
+                step,
+                attempt,
+                error,
+                ..
+            } => (step, Some(format!("retrying (attempt {attempt}): {error}"))),
+            Event::StepApplying { step, .. } | Event::StepReady { step, .. } => (step, None),
+            _ => return,
+        };
+        let mut last = self.last.write().unwrap_or_else(|e| e.into_inner());
+        match what {
+            Some(w) => last.insert(step.clone(), w),
+            None => last.remove(step),
+        };
+    }
+
     /// Delivers an event to every subscriber.
     pub fn emit(&self, event: Event) {
+        self.remember(&event);
         if tracing::enabled!(target: "wbstack_engine::events", tracing::Level::DEBUG) {
             let json = serde_json::to_string(&event).unwrap_or_default();
             tracing::debug!(target: "wbstack_engine::events", "{json}");
@@ -255,5 +290,40 @@ impl EventLog {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_knows_what_its_step_last_reported_or_is_retrying() {
+        let sink = EventSink::new();
+        let step = StepId::new("aws.redis");
+        assert_eq!(sink.last_seen(&step), None);
+        sink.emit(Event::StepProgress {
+            step: step.clone(),
+            message: "modifying (nodes)".into(),
+        });
+        assert_eq!(sink.last_seen(&step).as_deref(), Some("modifying (nodes)"));
+        sink.emit(Event::StepRetrying {
+            step: step.clone(),
+            attempt: 14,
+            delay: Duration::from_secs(5),
+            error: "failed to IncreaseReplicaCount: 500 InternalError".into(),
+        });
+        assert_eq!(
+            sink.last_seen(&step).as_deref(),
+            Some("retrying (attempt 14): failed to IncreaseReplicaCount: 500 InternalError")
+        );
+        // Another step's reports are its own; a step that is ready has nothing pending.
+        assert_eq!(sink.last_seen(&StepId::new("k8s.wandb")), None);
+        sink.emit(Event::StepReady {
+            step: step.clone(),
+            outcome: "updated".into(),
+            duration: Duration::from_secs(1),
+        });
+        assert_eq!(sink.last_seen(&step), None);
     }
 }

@@ -29,7 +29,12 @@ where
     cx.events.emit(Event::StepWaiting {
         step: id.clone(),
         elapsed: Duration::ZERO,
+        last: cx.events.last_seen(id),
     });
+    let last_seen = || match cx.events.last_seen(id) {
+        Some(l) => format!("; last seen: {l}"),
+        None => String::new(),
+    };
     loop {
         let fut = f();
         tokio::pin!(fut);
@@ -46,12 +51,13 @@ where
                 _ = cx.cancel.cancelled() => return Err(Halt::Cancelled),
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(Halt::Failed(format!(
-                        "not {goal} after {}", human(limit)
+                        "not {goal} after {}{}", human(limit), last_seen()
                     )))
                 }
                 _ = ticker.tick() => cx.events.emit(Event::StepWaiting {
                     step: id.clone(),
                     elapsed: start.elapsed(),
+                    last: cx.events.last_seen(id),
                 }),
             }
         };

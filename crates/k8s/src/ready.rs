@@ -19,7 +19,7 @@ fn int(v: &Value) -> i64 {
 }
 
 /// A Deployment, StatefulSet or DaemonSet has observed its generation and finished rolling it
-/// out: every replica updated and ready (a StatefulSet's current revision is its update
+/// out: every replica updated and ready (a Deployment's old replicas gone and the new available) (a StatefulSet's current revision is its update
 /// revision; a DaemonSet's pods are scheduled, updated and ready on every node it wants).
 pub fn workload_ready(o: &Value) -> bool {
     let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
@@ -40,7 +40,12 @@ pub fn workload_ready(o: &Value) -> bool {
             let revision = kind != "StatefulSet"
                 || st["updateRevision"].is_null()
                 || st["currentRevision"] == st["updateRevision"];
-            ready && updated && revision
+            // As `kubectl rollout status`: no replica of an old ReplicaSet left, and the new
+            // ones available (an old pod still serving keeps `readyReplicas` at the count
+            // while the new one cannot start).
+            let rolled = kind != "Deployment"
+                || (int(&st["replicas"]) == want && int(&st["availableReplicas"]) >= want);
+            ready && updated && revision && rolled
         }
     };
     observed && alive && rolled_out
@@ -239,12 +244,27 @@ mod tests {
 
     #[test]
     fn workloads_are_ready_only_at_their_generation_with_all_replicas() {
-        let mut d = json!({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 3}});
+        let mut d = json!({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 1, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3, "availableReplicas": 3}});
         assert!(!workload_ready(&d));
         d["status"]["observedGeneration"] = json!(2);
         assert!(workload_ready(&d));
         d["status"]["readyReplicas"] = json!(2);
         assert!(!workload_ready(&d));
+    }
+
+    #[test]
+    fn a_deployment_whose_new_pod_cannot_start_is_not_rolled_out() {
+        // Seen on the test bed: one replica, the old pod still ready, the new one Pending
+        // (maxSurge 1): ready and updated counts look complete, the old ReplicaSet is not gone.
+        let mut d = json!({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 1},
+            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "readyReplicas": 1,
+                "availableReplicas": 1, "unavailableReplicas": 1}});
+        assert!(!workload_ready(&d));
+        d["status"]["replicas"] = json!(1);
+        d["status"]["availableReplicas"] = json!(0);
+        assert!(!workload_ready(&d), "the new pod is not available yet");
+        d["status"]["availableReplicas"] = json!(1);
+        assert!(workload_ready(&d));
     }
 
     #[test]

@@ -40,13 +40,25 @@ pub(crate) enum Installed {
     },
 }
 
-/// Reads the release `release` in `ns` and judges it against the resource's `values`.
+/// The newest revision of release `release` in `ns`, where it can be read.
+pub(crate) async fn latest_revision(kube: &Kube, ns: &str, release: &str) -> Option<i64> {
+    let secrets = kube
+        .list_if_allowed("v1", "Secret", Some(ns), &HelmRelease::selector(release))
+        .await
+        .ok()??;
+    HelmRelease::latest(&secrets)?.ok().map(|r| r.version)
+}
+
+/// Reads the release `release` in `ns` and judges it against the resource's `values`; when
+/// this run changed the resource, only a revision newer than `newer_than` can carry the change.
 pub(crate) async fn installed(
     kube: &Kube,
     ns: &str,
     release: &str,
-    values: &Value,
+    want: Wanted<'_>,
+    newer_than: Option<i64>,
 ) -> Result<Installed, StepError> {
+    let values = want.values;
     let table = |why: String| Installed::Table {
         why,
         workloads: predicted(ns, release, values),
@@ -68,13 +80,48 @@ pub(crate) async fn installed(
         Some(Err(e)) => return Ok(table(e.to_string())),
         Some(Ok(r)) => r,
     };
-    judge(&latest, ns, values)
+    if let Some(n) = newer_than.filter(|n| latest.version <= *n) {
+        return Ok(Installed::Pending(format!(
+            "waiting for the operator to install the change (Helm release {release} is still at revision {n}, from before it)"
+        )));
+    }
+    judge(&latest, ns, want)
+}
+
+/// What the resource asks the operator to install: its `spec.values` and `spec.chart`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wanted<'a> {
+    pub values: &'a Value,
+    pub chart: &'a Value,
+}
+
+impl Wanted<'_> {
+    /// The chart version the resource names: `spec.chart.version`, or the version in the name
+    /// of an archive `spec.chart.path` as `helm package` names it (`operator-wandb-0.43.8.tgz`).
+    fn chart_version(&self) -> Option<String> {
+        if let Some(v) = self.chart["version"].as_str().filter(|v| !v.is_empty()) {
+            return Some(v.to_owned());
+        }
+        let path = self.chart["path"].as_str()?;
+        let file = path.rsplit('/').next()?.strip_suffix(".tgz")?;
+        let name = self.chart["name"].as_str().unwrap_or("operator-wandb");
+        file.strip_prefix(&format!("{name}-")).map(str::to_owned)
+    }
 }
 
 /// The verdict on the newest revision.
-fn judge(r: &HelmRelease, ns: &str, values: &Value) -> Result<Installed, StepError> {
+fn judge(r: &HelmRelease, ns: &str, want: Wanted<'_>) -> Result<Installed, StepError> {
     let v = r.version;
-    if !contains(&r.config, values) {
+    let installed_version = r.chart.as_ref().map(|c| c.metadata.version.as_str());
+    if let (Some(wanted), Some(have)) = (want.chart_version(), installed_version) {
+        if wanted != have {
+            return Ok(Installed::Pending(format!(
+                "the operator has not installed chart version {wanted} yet (Helm release {} revision {v} is version {have})",
+                r.name
+            )));
+        }
+    }
+    if !contains(&r.config, want.values) {
         return Ok(Installed::Pending(format!(
             "the operator has not installed the resource's values yet (Helm release {} revision {v} carries older ones)",
             r.name
@@ -172,8 +219,13 @@ mod tests {
     #[test]
     fn the_newest_revision_decides() {
         let values = json!({"weave": {"install": true}});
+        let chart = json!({"path": "/charts/operator-wandb-0.43.8.tgz"});
+        let want = |values| Wanted {
+            values,
+            chart: &chart,
+        };
         let mut r = release("wandb-weave", "wandb", &values);
-        match judge(&r, "wandb", &values).unwrap() {
+        match judge(&r, "wandb", want(&values)).unwrap() {
             Installed::Release { version, workloads } => {
                 assert_eq!(version, 1);
                 assert_eq!(workloads[0].name, "wandb-weave-bc");
@@ -183,12 +235,27 @@ mod tests {
         }
         let newer = json!({"weave": {"install": false}});
         assert!(matches!(
-            judge(&r, "wandb", &newer).unwrap(),
+            judge(&r, "wandb", want(&newer)).unwrap(),
             Installed::Pending(m) if m.contains("revision 1 carries older")
+        ));
+        // Another chart version than the resource names: not this revision.
+        r.chart = Some(wbstack_chart::ChartRef {
+            metadata: wbstack_chart::ChartMetadata {
+                name: "operator-wandb".into(),
+                version: "0.43.7".into(),
+            },
+        });
+        assert!(
+            matches!(judge(&r, "wandb", want(&values)).unwrap(), Installed::Pending(m) if m.contains("chart version 0.43.8"))
+        );
+        r.chart.as_mut().unwrap().metadata.version = "0.43.8".into();
+        assert!(matches!(
+            judge(&r, "wandb", want(&values)).unwrap(),
+            Installed::Release { .. }
         ));
         r.info.status = "pending-upgrade".into();
         assert!(
-            matches!(judge(&r, "wandb", &values).unwrap(), Installed::Pending(m) if m.contains("pending-upgrade"))
+            matches!(judge(&r, "wandb", want(&values)).unwrap(), Installed::Pending(m) if m.contains("pending-upgrade"))
         );
         r.hooks.push(wbstack_chart::Hook {
             name: "wandb-weave-app-rename-pre-hook".into(),
@@ -199,7 +266,7 @@ mod tests {
             },
         });
         assert!(
-            matches!(judge(&r, "wandb", &values).unwrap(), Installed::Failed(m) if m.contains("app-rename-pre-hook"))
+            matches!(judge(&r, "wandb", want(&values)).unwrap(), Installed::Failed(m) if m.contains("app-rename-pre-hook"))
         );
     }
 }

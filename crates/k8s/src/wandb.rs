@@ -5,7 +5,7 @@ use crate::explain::StuckClock;
 use crate::leftovers::{delete_leftovers, leftovers};
 use crate::objects::{annotated, observed_fp, out, terminating};
 use crate::ready::{settled, wait_for_every, wandb_phase_v1, wandb_phase_v2, WandbPhase, Watch};
-use crate::release_ready::{installed, Installed};
+use crate::release_ready::{installed, latest_revision, Installed, Wanted};
 use crate::render;
 use crate::wandb_ready::{
     failed_job, instance_selector, operator_events, reconciled_since, stuck_pods, unready_workloads,
@@ -36,6 +36,9 @@ pub struct WandbStep {
     stuck: StuckClock,
     /// Whether this run has said that readiness falls back to the chart table.
     fallback_said: Mutex<bool>,
+    /// When this run changed the resource's spec: the release's newest revision before the
+    /// change (0 for none). Only a newer one can carry the change.
+    revision_before: Mutex<Option<i64>>,
 }
 
 impl WandbStep {
@@ -48,6 +51,7 @@ impl WandbStep {
             invalid_since: Mutex::new(None),
             stuck: StuckClock::new(grace),
             fallback_said: Mutex::new(false),
+            revision_before: Mutex::new(None),
         }
     }
 
@@ -151,18 +155,22 @@ impl WandbStep {
 
     /// The release's workloads, for the Helm-based v1 operator: those of the Helm release it
     /// installed with these values, or the chart table's when no release can be read.
-    async fn release(
-        &self,
-        ctx: &StepCtx,
-        values: &Value,
-    ) -> Result<Option<Observation>, StepError> {
+    async fn release(&self, ctx: &StepCtx, cr: &Value) -> Result<Option<Observation>, StepError> {
         let (ns, name) = (&self.spec.namespace, &self.spec.name);
         if let Some(job) = failed_job(&self.kube, ns, name).await? {
             return Ok(Some(Observation::Failed {
                 message: format!("{job}"),
             }));
         }
-        let (awaited, of) = match installed(&self.kube, ns, name, values).await? {
+        let newer_than = *self
+            .revision_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let want = Wanted {
+            values: &cr["spec"]["values"],
+            chart: &cr["spec"]["chart"],
+        };
+        let (awaited, of) = match installed(&self.kube, ns, name, want, newer_than).await? {
             Installed::Release { version, workloads } => {
                 (workloads, format!("Helm release {name} revision {version}"))
             }
@@ -292,10 +300,9 @@ impl Step for WandbStep {
                 *self.invalid_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
         }
-        let values = &cr["spec"]["values"];
         // The v2 operator does not deploy through Helm: its Ready condition covers the rest.
         if api == V1 {
-            if let Some(o) = self.release(ctx, values).await? {
+            if let Some(o) = self.release(ctx, &cr).await? {
                 return Ok(o);
             }
         }
@@ -311,7 +318,20 @@ impl Step for WandbStep {
             render::wandb(&s.namespace, &s.name, &s.chart, &values),
             &self.fingerprint(),
         );
-        self.kube.apply(&obj).await?;
+        let generation = |o: &Value| o["metadata"]["generation"].as_i64();
+        let before = self
+            .kube
+            .get(V1, KIND, Some(&s.namespace), &s.name)
+            .await?
+            .and_then(|o| generation(&o));
+        let revision = latest_revision(&self.kube, &s.namespace, &s.name).await;
+        let after = self.kube.apply(&obj).await?;
+        if before != generation(&after) {
+            *self
+                .revision_before
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(revision.unwrap_or(0));
+        }
         *self.applied_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(SystemTime::now());
         *self.invalid_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())

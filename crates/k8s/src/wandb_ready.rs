@@ -9,7 +9,7 @@ use crate::ready::{job_complete, workload_progress, workload_ready};
 use crate::release_ready::Awaited;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::time::SystemTime;
 use wbstack_engine::StepError;
 
@@ -22,14 +22,13 @@ pub(crate) async fn unready_workloads(
     let mut live: BTreeMap<(&str, &str), Vec<Value>> = BTreeMap::new();
     for a in awaited {
         let key = (a.kind.as_str(), a.namespace.as_str());
-        if !live.contains_key(&key) {
+        if let Entry::Vacant(slot) = live.entry(key) {
             let api = if a.kind == "Job" {
                 "batch/v1"
             } else {
                 "apps/v1"
             };
-            let objs = kube.list(api, &a.kind, Some(&a.namespace), "").await?;
-            live.insert(key, objs);
+            slot.insert(kube.list(api, &a.kind, Some(&a.namespace), "").await?);
         }
     }
     let mut waiting = Vec::new();

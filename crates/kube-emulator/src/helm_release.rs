@@ -4,16 +4,17 @@
 
 use crate::controllers::{meta_str, rt, Controllers};
 use serde_json::Value;
-use wbstack_chart::{HelmRelease, Hook, LastRun};
+use wbstack_chart::{ChartMetadata, ChartRef, HelmRelease, Hook, LastRun};
 
 impl Controllers {
     /// Records a new deployed revision of `release` in `ns`: `objects` as its manifest (hook
-    /// objects as its hooks, succeeded), `values` as its config.
+    /// objects as its hooks, succeeded), `values` as its config, the chart's version if known.
     pub(crate) fn record_release(
         &self,
         ns: &str,
         release: &str,
         values: &Value,
+        chart_version: Option<&str>,
         objects: &[Value],
     ) {
         let Some(r) = rt(&self.cluster, "", "v1", "secrets") else {
@@ -47,6 +48,12 @@ impl Controllers {
             values.clone(),
             &manifest,
         );
+        rel.chart = chart_version.map(|v| ChartRef {
+            metadata: ChartMetadata {
+                name: "operator-wandb".into(),
+                version: v.to_owned(),
+            },
+        });
         rel.hooks = hooks
             .into_iter()
             .map(|h| Hook {

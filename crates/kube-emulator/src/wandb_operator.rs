@@ -293,7 +293,8 @@ impl Controllers {
         let keep: Vec<String> = expected.iter().map(|w| w.name.clone()).collect();
         self.prune(ns, release, &keep);
         if managed_by == "Helm" {
-            self.record_release(ns, release, values, &objects);
+            let version = owner["spec"]["chart"]["version"].as_str();
+            self.record_release(ns, release, values, version, &objects);
         }
         expected
     }
