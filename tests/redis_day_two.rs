@@ -205,3 +205,86 @@ fn the_engine_is_upgraded_in_place_and_the_auth_token_rotates_without_a_gap() {
         assert!(!shown.contains(t.as_str()), "a token in the output");
     }
 }
+
+/// A wait that cannot converge ends at once, and one that is retrying says why at the default
+/// verbosity: against the proxy, a ModifyReplicationGroup answered 500 every time shows in the
+/// output with its error; a change AWS accepts and then drops (the group available, still
+/// differing, nothing pending) ends the wait within a poll or two; a change AWS queues (pending)
+/// keeps it waiting, and the timeout says what was pending.
+#[test]
+fn a_wait_that_cannot_converge_ends_and_a_retried_call_says_why() {
+    let env = Env::new(50);
+    let moto = moto::Moto::start();
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        moto::Moto::point(&moto.url, &mut c);
+        c.output().unwrap()
+    };
+    let base = plan_text(&moto).replace(
+        "  aws:\n    region: us-west-2\n",
+        "  aws:\n    region: us-west-2\n    applyChanges: immediately\n",
+    );
+    assert!(base.contains("applyChanges"));
+    let plan = env.plan_from("prod.yaml", &base);
+    let out = run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let bigger = env.plan_from(
+        "bigger.yaml",
+        &base.replace(
+            "  redis:\n    mode: elasticache\n",
+            "  redis:\n    mode: elasticache\n    nodeType: cache.m6g.2xlarge\n",
+        ),
+    );
+
+    moto.caches.fail("ModifyReplicationGroup");
+    let out = run(&["up", "--plan", &bigger, "--timeout", "20"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let retried = t
+        .lines()
+        .find(|l| l.contains("aws.redis: retrying") && l.contains("ModifyReplicationGroup"))
+        .unwrap_or_else(|| panic!("no retry line at the default verbosity:\n{t}"));
+    assert!(retried.contains("InternalFailure"), "{retried}");
+    println!("{retried}");
+
+    moto.caches.heal();
+    moto.caches.stall_changes(false);
+    let start = std::time::Instant::now();
+    let out = run(&["up", "--plan", &bigger, "--timeout", "300"]);
+    let t = text(&out);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let failed = t
+        .lines()
+        .find(|l| l.contains("aws.redis: FAILED"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        failed.contains("nothing pending") && failed.contains("cache.m6g.2xlarge"),
+        "{failed}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "{took:?}: {failed}"
+    );
+    println!(
+        "a dropped change ended the wait in {:.1} s: {failed}",
+        took.as_secs_f64()
+    );
+
+    moto.caches.stall_changes(true);
+    let out = run(&["up", "--plan", &bigger, "--timeout", "15"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let failed = t
+        .lines()
+        .find(|l| l.contains("aws.redis: FAILED"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        failed.contains("not ready after 15 s") && failed.contains("pending: automatic failover"),
+        "{failed}"
+    );
+
+    moto.caches.heal();
+    let out = run(&["up", "--plan", &bigger]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

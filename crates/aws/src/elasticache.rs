@@ -149,7 +149,40 @@ pub(crate) enum Group {
         outputs: Outputs,
         arn: String,
         settings: crate::elasticache_changes::Settings,
+        /// What the group says it has still to do (`PendingModifiedValues`), if anything.
+        pending: Option<String>,
     },
+}
+
+/// The changes a group reports as pending, named (`automatic failover enabling`), or None.
+fn pending_of(g: &aws_sdk_elasticache::types::ReplicationGroup) -> Option<String> {
+    let p = g.pending_modified_values()?;
+    let mut out = Vec::new();
+    if let Some(id) = p.primary_cluster_id() {
+        out.push(format!("primary {id}"));
+    }
+    if let Some(f) = p.automatic_failover_status() {
+        out.push(format!("automatic failover {}", f.as_str()));
+    }
+    if p.resharding().is_some() {
+        out.push("resharding".to_owned());
+    }
+    if let Some(a) = p.auth_token_status() {
+        out.push(format!("AUTH token {}", a.as_str()));
+    }
+    if p.user_groups().is_some() {
+        out.push("user groups".to_owned());
+    }
+    if !p.log_delivery_configurations().is_empty() {
+        out.push("log delivery".to_owned());
+    }
+    if p.transit_encryption_enabled().is_some() || p.transit_encryption_mode().is_some() {
+        out.push("transit encryption".to_owned());
+    }
+    if p.cluster_mode().is_some() {
+        out.push("cluster mode".to_owned());
+    }
+    (!out.is_empty()).then(|| out.join(", "))
 }
 
 const GROUP_ABSENT: [&str; 1] = ["ReplicationGroupNotFoundFault"];
@@ -191,6 +224,7 @@ impl RedisCacheStep {
             outputs,
             arn: g.arn().unwrap_or_default().to_owned(),
             settings: crate::elasticache_changes::Settings::of(g, version.as_deref()),
+            pending: pending_of(g),
         })
     }
 
@@ -344,6 +378,10 @@ impl Step for RedisCacheStep {
             .map(|_| ())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        // How many polls in a row found the group available, still differing from the plan and
+        // with nothing pending: twice means AWS did not take the change, and waiting cannot
+        // help (once could be the moment before it starts).
+        let idle = std::sync::atomic::AtomicU32::new(0);
         poll(ctx, || async {
             Ok(match self.look().await? {
                 // A change is done when the group shows it, not when it is accepted.
@@ -351,6 +389,7 @@ impl Step for RedisCacheStep {
                     status,
                     outputs,
                     settings,
+                    pending,
                     ..
                 } if status == "available" => {
                     let c = if self.aws.adopts(&self.step) {
@@ -358,12 +397,23 @@ impl Step for RedisCacheStep {
                     } else {
                         self.still_to_apply(ctx, &settings)
                     };
-                    match c.first() {
-                        Some(first) => {
+                    match (c.first(), pending) {
+                        (Some(first), Some(p)) => {
+                            idle.store(0, std::sync::atomic::Ordering::Relaxed);
+                            ctx.progress(format!("applying {first} (pending: {p})"));
+                            None
+                        }
+                        (Some(first), None) => {
+                            if idle.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1 {
+                                return Err(StepError::permanent(format!(
+                                    "replication group {} is available with {first} still to apply and nothing pending: AWS did not take the change (run `up` again to apply it)",
+                                    self.spec.id
+                                )));
+                            }
                             ctx.progress(format!("applying {first}"));
                             None
                         }
-                        None => Some(self.with_auth(ctx, outputs, &settings)),
+                        (None, _) => Some(self.with_auth(ctx, outputs, &settings)),
                     }
                 }
                 Group::Present { status, .. } if status == "create-failed" => {
@@ -373,6 +423,7 @@ impl Step for RedisCacheStep {
                     )))
                 }
                 Group::Present { status, .. } => {
+                    idle.store(0, std::sync::atomic::Ordering::Relaxed);
                     ctx.progress(status);
                     None
                 }

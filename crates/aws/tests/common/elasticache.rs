@@ -5,7 +5,9 @@
 //! node count, node type, Multi-AZ setting, engine version and the AUTH tokens it accepts from
 //! the requests (`ROTATE` adds a token, `SET` leaves only the new one, as AWS documents), writes
 //! them into moto's DescribeReplicationGroups answers and answers DescribeCacheClusters for the
-//! members; everything else goes to moto unchanged.
+//! members; everything else goes to moto unchanged. A test can make it accept changes without
+//! making them (reported pending, as AWS queues one, or not, as AWS drops one) or fail an
+//! operation with a 500 every time.
 
 use super::{forward, operation, read_request};
 use std::collections::HashMap;
@@ -33,6 +35,11 @@ pub struct Caches {
     auth_log: Arc<Mutex<Vec<String>>>,
     /// How many `SET`s to refuse yet (AccessDenied, as a policy without the right would).
     refuse_set: Arc<Mutex<u32>>,
+    /// Changes accepted and not made: `Some(true)` reports them pending (as a change AWS has
+    /// queued), `Some(false)` forgets them (as a change AWS dropped).
+    stall: Arc<Mutex<Option<bool>>>,
+    /// An operation answered with AWS's 500 InternalFailure every time.
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 impl Caches {
@@ -50,6 +57,22 @@ impl Caches {
     /// Refuses the next `n` `SET`s (AccessDenied: the run stops there).
     pub fn refuse_set(&self, n: u32) {
         *self.refuse_set.lock().unwrap() = n;
+    }
+
+    /// Accepts changes from now on without making them; `pending` reports them as pending.
+    pub fn stall_changes(&self, pending: bool) {
+        *self.stall.lock().unwrap() = Some(pending);
+    }
+
+    /// Answers every `op` with a 500 InternalFailure from now on.
+    pub fn fail(&self, op: &str) {
+        *self.failing.lock().unwrap() = Some(op.to_owned());
+    }
+
+    /// Back to answering as AWS does.
+    pub fn heal(&self) {
+        *self.stall.lock().unwrap() = None;
+        *self.failing.lock().unwrap() = None;
     }
 
     /// The engine version group `id` runs.
@@ -137,7 +160,14 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
     let op = operation(&text, &body);
     let p = params(&body);
     let id = p.get("ReplicationGroupId").cloned().unwrap_or_default();
+    let stalled = *caches.stall.lock().unwrap();
+    let changes = matches!(
+        op.as_str(),
+        "ModifyReplicationGroup" | "IncreaseReplicaCount" | "DecreaseReplicaCount"
+    );
     let answer = match op.as_str() {
+        o if caches.failing.lock().unwrap().as_deref() == Some(o) => Some(internal_failure()),
+        _ if changes && stalled.is_some() => Some(result(&op, &id)),
         "ModifyReplicationGroup" => {
             let mut refused = false;
             if let Some(g) = groups.lock().unwrap().get_mut(&id) {
@@ -198,7 +228,7 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
                 groups.lock().unwrap().insert(id, g);
             }
             if op == "DescribeReplicationGroups" {
-                rewrite(&resp, &groups.lock().unwrap())
+                rewrite(&resp, &groups.lock().unwrap(), stalled == Some(true))
             } else {
                 resp
             }
@@ -223,8 +253,19 @@ fn http(body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// moto's answer with each known group's member clusters and node type as AWS would list them.
-fn rewrite(resp: &[u8], groups: &HashMap<String, Group>) -> Vec<u8> {
+/// AWS's answer to a request it failed to handle.
+fn internal_failure() -> Vec<u8> {
+    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>We encountered an internal error. Please try again.</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+    format!(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// moto's answer with each known group's member clusters and node type as AWS would list them
+/// (and, with `pending`, a queued change in its `PendingModifiedValues`).
+fn rewrite(resp: &[u8], groups: &HashMap<String, Group>, pending: bool) -> Vec<u8> {
     let text = String::from_utf8_lossy(resp);
     let Some((_, body)) = text.split_once("\r\n\r\n") else {
         return resp.to_vec();
@@ -252,6 +293,13 @@ fn rewrite(resp: &[u8], groups: &HashMap<String, Group>) -> Vec<u8> {
                         "<AuthTokenLastModifiedDate>",
                         "</AuthTokenLastModifiedDate>",
                         at,
+                    );
+                }
+                if pending {
+                    part = part.replacen(
+                        "<MemberClusters>",
+                        "<PendingModifiedValues><AutomaticFailoverStatus>enabled</AutomaticFailoverStatus></PendingModifiedValues><MemberClusters>",
+                        1,
                     );
                 }
                 for (a, b, with) in [
