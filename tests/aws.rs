@@ -62,6 +62,11 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     // The first run logs at the highest verbosity: every library at trace level.
     let out = run(&["up", "--plan", &prod, "-vvv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let awaited = env.release_workloads("wandb", "wandb-prod");
+    assert!(
+        awaited.contains(&"Deployment/wandb-prod-app-bc".to_owned()),
+        "{awaited:?}"
+    );
     let logs = String::from_utf8_lossy(&out.stderr).into_owned();
     // `output` names the endpoints and identifiers, and the passwords only by reference.
     let o = run(&["output", "--env", "wandb-prod", "--output", "json"]);

@@ -14,6 +14,12 @@ fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource(back:
     // At the highest verbosity, so the logs can be scanned for the license too.
     let out = env.run(&["up", "--plan", &poc, "-vvv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // What readiness awaited: the workloads of the release the operator installed.
+    let awaited = env.release_workloads("wandb", "wandb-dev");
+    assert!(
+        awaited.contains(&"Deployment/wandb-dev-app-bc".to_owned()),
+        "{awaited:?}"
+    );
     let logs = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         logs.contains("TRACE wbstack_engine::journal")

@@ -28,6 +28,24 @@ fn plan_text(moto: &moto::Moto) -> String {
     moto.production_plan(&plan)
 }
 
+/// A wbstack command against this cluster and moto.
+fn on_moto(env: &Env, moto: &moto::Moto, args: &[&str]) -> std::process::Output {
+    let mut c = env.cmd(args);
+    moto::Moto::point(&moto.url, &mut c);
+    c.output().unwrap()
+}
+
+/// The line that says why `aws.redis` failed, in a run that must have failed (exit 1).
+#[track_caller]
+fn redis_failed(out: &std::process::Output) -> String {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    t.lines()
+        .find(|l| l.contains("aws.redis: FAILED"))
+        .unwrap_or_else(|| panic!("{t}"))
+        .to_owned()
+}
+
 /// Every file under `dir`, read as text.
 fn all_text(dir: &std::path::Path) -> String {
     let mut out = String::new();
@@ -46,11 +64,7 @@ fn all_text(dir: &std::path::Path) -> String {
 fn the_engine_is_upgraded_in_place_and_the_auth_token_rotates_without_a_gap() {
     let env = Env::new(50);
     let moto = moto::Moto::start();
-    let run = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        moto::Moto::point(&moto.url, &mut c);
-        c.output().unwrap()
-    };
+    let run = |args: &[&str]| on_moto(&env, &moto, args);
     let mut shown = String::new();
     let mut record = |out: &std::process::Output| shown.push_str(&text(out));
     let base = plan_text(&moto);
@@ -215,11 +229,7 @@ fn the_engine_is_upgraded_in_place_and_the_auth_token_rotates_without_a_gap() {
 fn a_wait_that_cannot_converge_ends_and_a_retried_call_says_why() {
     let env = Env::new(50);
     let moto = moto::Moto::start();
-    let run = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        moto::Moto::point(&moto.url, &mut c);
-        c.output().unwrap()
-    };
+    let run = |args: &[&str]| on_moto(&env, &moto, args);
     let base = plan_text(&moto).replace(
         "  aws:\n    region: us-west-2\n",
         "  aws:\n    region: us-west-2\n    applyChanges: immediately\n",
@@ -250,14 +260,8 @@ fn a_wait_that_cannot_converge_ends_and_a_retried_call_says_why() {
     moto.caches.heal();
     moto.caches.stall_changes(false);
     let start = std::time::Instant::now();
-    let out = run(&["up", "--plan", &bigger, "--timeout", "300"]);
-    let t = text(&out);
+    let failed = redis_failed(&run(&["up", "--plan", &bigger, "--timeout", "300"]));
     let took = start.elapsed();
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    let failed = t
-        .lines()
-        .find(|l| l.contains("aws.redis: FAILED"))
-        .unwrap_or_else(|| panic!("{t}"));
     assert!(
         failed.contains("nothing pending") && failed.contains("cache.m6g.2xlarge"),
         "{failed}"
@@ -272,13 +276,7 @@ fn a_wait_that_cannot_converge_ends_and_a_retried_call_says_why() {
     );
 
     moto.caches.stall_changes(true);
-    let out = run(&["up", "--plan", &bigger, "--timeout", "15"]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    let failed = t
-        .lines()
-        .find(|l| l.contains("aws.redis: FAILED"))
-        .unwrap_or_else(|| panic!("{t}"));
+    let failed = redis_failed(&run(&["up", "--plan", &bigger, "--timeout", "15"]));
     assert!(
         failed.contains("not ready after 15 s") && failed.contains("pending: automatic failover"),
         "{failed}"

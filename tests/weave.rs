@@ -9,6 +9,11 @@ fn weave_with_bundled_clickhouse_comes_up_and_goes_away(back: Back) {
     let plan = env.plan("weave-clickhouse-s3.yaml");
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let awaited = env.release_workloads("wandb", "wandb");
+    assert!(
+        awaited.contains(&"Deployment/wandb-weave-bc".to_owned()),
+        "{awaited:?}"
+    );
     // Keeper and the shard are StatefulSets, ready, with the replicas the plan asks for.
     let sts = env.kubectl(&[
         "get",
@@ -79,6 +84,17 @@ fn weave_with_altinity_clickhouse_waits_for_the_installation(back: Back) {
     let plan = env.plan("weave-altinity.yaml");
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Release `wandb-weave` contains the alias `weave`: the chart names weave's Deployment
+    // `wandb-weave-bc`, and that is what was awaited.
+    let awaited = env.release_workloads("wandb", "wandb-weave");
+    assert!(
+        awaited.contains(&"Deployment/wandb-weave-bc".to_owned()),
+        "{awaited:?}"
+    );
+    assert!(
+        !awaited.iter().any(|w| w.contains("weave-weave-bc")),
+        "{awaited:?}"
+    );
     assert_eq!(
         env.kubectl(&[
             "get",

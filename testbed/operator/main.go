@@ -1,7 +1,7 @@
 // Command operator reconciles apps.wandb.com/v1 WeightsAndBiases resources the way the W&B
 // operator v1.22.0 does (finalizer, status.phase Loading / Completed / Invalid Config, a Helm
 // release named after the resource in its namespace, helm uninstall on delete), with the real
-// Helm library and client-go. It runs out of cluster, as the test bed's operator: the W&B
+// Helm library (Helm 4, the major version v1.22.0 links) and client-go. It runs out of cluster, as the test bed's operator: the W&B
 // operator's own module is not served by the Go module proxy here.
 package main
 

@@ -9,11 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/kube"
-	"helm.sh/helm/v3/pkg/storage/driver"
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	"helm.sh/helm/v4/pkg/cli"
+	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/storage/driver"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -92,10 +93,14 @@ func (r *reconciler) setPhase(ctx context.Context, u *unstructured.Unstructured,
 	return nil
 }
 
+// helm is Helm's SDK for namespace ns with the `secrets` storage driver, as the W&B operator
+// v1.22.0 configures it (Helm 4, the major version it links).
 func (r *reconciler) helm(ns string) (*action.Configuration, error) {
+	settings := cli.New()
+	settings.KubeConfig = r.kubeconfig
+	settings.SetNamespace(ns)
 	cfg := new(action.Configuration)
-	getter := kube.GetConfig(r.kubeconfig, "", ns)
-	if err := cfg.Init(getter, ns, "secret", func(string, ...any) {}); err != nil {
+	if err := cfg.Init(settings.RESTClientGetter(), ns, "secret"); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -119,6 +124,8 @@ func (r *reconciler) apply(u *unstructured.Unstructured) error {
 		i := action.NewInstall(cfg)
 		i.ReleaseName = u.GetName()
 		i.Namespace = u.GetNamespace()
+		// The operator waits for hooks only, never for the workloads.
+		i.WaitStrategy = kube.HookOnlyStrategy
 		_, err = i.Run(ch, values)
 		return err
 	}
@@ -127,12 +134,13 @@ func (r *reconciler) apply(u *unstructured.Unstructured) error {
 	}
 	up := action.NewUpgrade(cfg)
 	up.Namespace = u.GetNamespace()
+	up.WaitStrategy = kube.HookOnlyStrategy
 	_, err = up.Run(u.GetName(), ch, values)
 	return err
 }
 
 // loadChart reads spec.chart: a local archive (`path`), as the operator does when air-gapped.
-func loadChart(u *unstructured.Unstructured) (*chart.Chart, error) {
+func loadChart(u *unstructured.Unstructured) (chart.Charter, error) {
 	path, _, _ := unstructured.NestedString(u.Object, "spec", "chart", "path")
 	if path == "" {
 		url, _, _ := unstructured.NestedString(u.Object, "spec", "chart", "url")
@@ -153,7 +161,7 @@ func (r *reconciler) finalize(ctx context.Context, u *unstructured.Unstructured)
 		return err
 	}
 	un := action.NewUninstall(cfg)
-	un.Wait = true
+	un.WaitStrategy = kube.StatusWatcherStrategy
 	un.Timeout = 600 * time.Second
 	if _, err := un.Run(u.GetName()); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		return fmt.Errorf("helm uninstall: %w", err)

@@ -57,6 +57,19 @@ fn rendered(snapshot: &Path) -> Vec<Rendered> {
     out
 }
 
+/// Each rendered workload as (kind, name).
+fn kinds_and_names(objects: &[Rendered]) -> BTreeSet<(String, String)> {
+    objects
+        .iter()
+        .map(|r| {
+            (
+                r.object["kind"].as_str().unwrap().to_owned(),
+                r.object["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn snapshots() -> Vec<(String, PathBuf)> {
     let dir = fixtures().join("test-configs/__snapshots__");
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
@@ -320,15 +333,7 @@ fn for_every_value_set_the_table_predicts_exactly_the_rendered_workloads() {
             .map(|e| (e.kind.clone(), e.name.clone()))
             .collect();
         let objects = rendered(&snap);
-        let actual: BTreeSet<(String, String)> = objects
-            .iter()
-            .map(|r| {
-                (
-                    r.object["kind"].as_str().unwrap().to_owned(),
-                    r.object["metadata"]["name"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let actual = kinds_and_names(&objects);
         let missing: Vec<_> = required.difference(&actual).collect();
         let extra: Vec<_> = actual.difference(&optional).collect();
         assert!(
@@ -447,15 +452,7 @@ fn names_follow_helms_rule_under_every_release_name() {
             .map(|e| (e.kind.clone(), e.name.clone()))
             .collect();
         let objects = release_render(release);
-        let actual: BTreeSet<(String, String)> = objects
-            .iter()
-            .map(|r| {
-                (
-                    r.object["kind"].as_str().unwrap().to_owned(),
-                    r.object["metadata"]["name"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let actual = kinds_and_names(&objects);
         // What the table predicts and this render lacks is a template condition the table
         // does not model (prometheus' server here), not a naming question: it must be the same
         // under every release name.
