@@ -32,9 +32,21 @@ pub fn diagnostics_text(e: &PlanError) -> String {
     s
 }
 
+/// The largest plan file read (the shipped plans are under 4 KiB).
+pub const MAX_PLAN_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Reads and validates a plan file.
 pub fn load(path: &Path) -> Result<Loaded, CliError> {
     let file = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .map_err(|e| CliError::invalid(format!("{file}: cannot read the plan: {e}")))?
+        .len();
+    if size > MAX_PLAN_BYTES {
+        return Err(CliError::invalid(format!(
+            "{file}: the plan is {size} bytes; a plan is at most {} MiB",
+            MAX_PLAN_BYTES / 1024 / 1024
+        )));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::invalid(format!("{file}: cannot read the plan: {e}")))?;
     parse(file, text)

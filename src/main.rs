@@ -21,6 +21,9 @@ mod wiring;
 use clap::Parser;
 
 fn main() {
+    // What wbstack writes (state, journals, plan copies, the sandbox's cluster and kubeconfig,
+    // reports) is for its user alone: directories 0700, files 0600.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     // One TLS crypto backend for the whole binary (kube and the AWS SDK share rustls).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = cli::Cli::parse();

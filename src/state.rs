@@ -89,11 +89,15 @@ impl Store {
     /// One environment's state (`sandbox/NAME` for a sandbox).
     pub fn env(&self, name: &str, sandbox: bool) -> Result<EnvState, CliError> {
         match self {
-            Store::Local(root) => Ok(EnvState::Local(if sandbox {
-                root.join("sandbox").join(name)
-            } else {
-                root.join(name)
-            })),
+            Store::Local(root) => {
+                let dir = if sandbox {
+                    root.join("sandbox").join(name)
+                } else {
+                    root.join(name)
+                };
+                private(root, &dir);
+                Ok(EnvState::Local(dir))
+            }
             #[cfg(feature = "aws")]
             Store::S3(b) => {
                 if sandbox {
@@ -311,4 +315,31 @@ impl Held {
 /// Where a local state directory keeps the events of run `run`.
 pub fn events_file(dir: &Path, run: u64) -> PathBuf {
     dir.join("runs").join(format!("run-{run}.events.jsonl"))
+}
+
+/// Makes state an earlier version left readable by others private: the state root, the
+/// environment's directory (0700) and its files (0600). What is new is made so by the umask.
+fn private(root: &Path, dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &Path, mode: u32| {
+        if let Ok(m) = std::fs::symlink_metadata(p) {
+            if !m.file_type().is_symlink() && m.permissions().mode() & 0o777 != mode {
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+            }
+        }
+    };
+    let mut dirs = vec![root.to_path_buf()];
+    if let Some(parent) = dir.parent().filter(|p| *p != root) {
+        dirs.push(parent.to_path_buf());
+    }
+    dirs.push(dir.to_path_buf());
+    for d in &dirs {
+        set(d, 0o700);
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_file() {
+            set(&p, 0o600);
+        }
+    }
 }

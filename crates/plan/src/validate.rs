@@ -121,6 +121,14 @@ mod tests {
     }
 
     #[test]
+    fn the_sandboxs_own_directory_is_no_environment_name() {
+        let text = plan("wandb").replace("metadata: {name: dev}", "metadata: {name: sandbox}");
+        let e = parse("p.yaml", &text).unwrap_err();
+        assert_eq!(e.0[0].path, "metadata.name");
+        assert!(e.0[0].message.contains("keeps for itself"), "{:?}", e.0);
+    }
+
+    #[test]
     fn a_name_helm_refuses_is_refused() {
         let long = "w".repeat(54);
         let e = parse("p.yaml", &plan(&long)).unwrap_err();

@@ -9,6 +9,10 @@ use crate::model::API_VERSION;
 use crate::resolve::Resolved;
 use serde_json::json;
 
+/// Environment names wbstack uses itself: the local state's `sandbox/` holds the sandbox's
+/// environments.
+const RESERVED_NAMES: [&str; 1] = ["sandbox"];
+
 pub(super) fn check(c: &mut Checker, r: &Resolved) {
     let p = r.plan;
     if let Some(reg) = &r.spec.images.registry {
@@ -40,6 +44,12 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
     }
     if !is_dns_label(&p.metadata.name, 40) {
         c.value_help("metadata.name", format!("`{}` is not a valid environment name", p.metadata.name), "use at most 40 lowercase letters, digits and '-', starting and ending with a letter or digit");
+    } else if RESERVED_NAMES.contains(&p.metadata.name.as_str()) {
+        c.value_help(
+            "metadata.name",
+            format!("`{}` is a name wbstack keeps for itself", p.metadata.name),
+            "the local state keeps the sandbox's environments under `sandbox/`: choose another name",
+        );
     }
     let s = r.spec;
     if !is_dns_label(&s.kubernetes.namespace, 63) {
