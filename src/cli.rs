@@ -3,6 +3,9 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The image `render --job` runs by default: this release's, never a moving tag.
+pub const JOB_IMAGE: &str = concat!("ghcr.io/wbstack/wbstack:", env!("CARGO_PKG_VERSION"));
+
 #[derive(Parser, Debug)]
 #[command(
     name = "wbstack",
@@ -204,12 +207,9 @@ pub enum Command {
         /// The Job's namespace.
         #[arg(long, default_value = "wbstack", requires = "job")]
         job_namespace: String,
-        /// The wbstack image the Job runs.
-        #[arg(
-            long,
-            default_value = "ghcr.io/wbstack/wbstack:latest",
-            requires = "job"
-        )]
+        /// The wbstack image the Job runs (this release's, by default; a digest pins it:
+        /// `ghcr.io/wbstack/wbstack@sha256:...`).
+        #[arg(long, default_value = JOB_IMAGE, requires = "job")]
         image: String,
         /// An IAM role for the Job's ServiceAccount (IRSA), for the AWS steps.
         #[arg(long, requires = "job")]

@@ -48,10 +48,40 @@ fn the_job_role_lets_up_and_down_do_every_call_they_make() {
     // kube-apiserver admits every manifest (schema, RBAC escalation rules, the Job's spec); a
     // dry run makes nothing, so the namespace the others go in is made first.
     env.kubectl(&["create", "namespace", "wbstack"]);
+    // The namespace enforces Pod Security `restricted`, as the rendered Namespace asks; the
+    // Job's pod template must not draw a warning from the admission plugin.
+    let ns = docs.iter().find(|d| d["kind"] == "Namespace").unwrap();
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    env.kubectl(&[
+        "label",
+        "namespace",
+        "wbstack",
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    ]);
     let all = env.dir.path().join("job.json");
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
     std::fs::write(&all, list.to_string()).unwrap();
-    env.kubectl(&["apply", "--dry-run=server", "-f", all.to_str().unwrap()]);
+    let applied = std::process::Command::new(common::testbed::Testbed::kubectl_bin())
+        .args(["apply", "--dry-run=server", "-f", all.to_str().unwrap()])
+        .env("KUBECONFIG", &env.admin)
+        .output()
+        .unwrap();
+    let said = text(&applied);
+    assert!(applied.status.success(), "{said}");
+    assert!(!said.contains("PodSecurity"), "{said}");
+    // The image is this release's, not a moving tag.
+    let job = docs.iter().find(|d| d["kind"] == "Job").unwrap();
+    let image = job["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        image,
+        concat!("ghcr.io/wbstack/wbstack:", env!("CARGO_PKG_VERSION"))
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains(common::LICENSE));
     // With the state in S3 (rendering reads nothing there): no claim, and it is admitted too.
     let out = env.run(&[

@@ -123,13 +123,14 @@ pub fn job(s: &JobSpec) -> Vec<Value> {
         "args": ["up", "--plan", "/plan/plan.yaml", "--state-dir", state_dir, "--output", "json"],
         "env": env,
         "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+            "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}},
         "volumeMounts": [{"name": "plan", "mountPath": "/plan", "readOnly": true}, {"name": "state", "mountPath": mount}],
     });
     let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(&format!("{name}-state")),
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
     let docs = vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": namespace_labels(&labels)}}),
         sa,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": name, "labels": labels}, "rules": job_rules()}),
@@ -150,6 +151,16 @@ pub fn job(s: &JobSpec) -> Vec<Value> {
     docs.into_iter()
         .filter(|d| remote.is_none() || d["kind"] != "PersistentVolumeClaim")
         .collect()
+}
+
+/// The Job's namespace enforces Pod Security `restricted` (the Job's pod meets it: non-root, no
+/// privilege escalation, no capabilities, the runtime's seccomp profile).
+fn namespace_labels(labels: &Value) -> Value {
+    let mut l = labels.clone();
+    for mode in ["enforce", "warn", "audit"] {
+        l[format!("pod-security.kubernetes.io/{mode}")] = json!("restricted");
+    }
+    l
 }
 
 #[cfg(test)]
