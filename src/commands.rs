@@ -200,7 +200,9 @@ fn render_job(
     state: &str,
     fmt: OutputFormat,
 ) -> Result<Exit, CliError> {
+    let scope = wbstack_k8s::render::JobScope::of(&wbstack_plan::compile(&l.plan));
     let spec = wbstack_k8s::render::JobSpec {
+        scope: &scope,
         environment: &l.plan.metadata.name,
         namespace,
         plan: &l.text,

@@ -36,43 +36,119 @@ fn requests(env: &Env, user: &str, refused: bool) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The Job's manifests for a plan (`render --job`), one JSON document each.
+fn bundle(env: &Env, plan: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["render", "--plan", plan, "--job", "--output", "json"];
+    args.extend(extra);
+    let out = env.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(common::LICENSE));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn apply(env: &Env, docs: &[&Value], file: &str, extra: &[&str]) -> std::process::Output {
+    let path = env.dir.path().join(file);
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
+    std::fs::write(&path, list.to_string()).unwrap();
+    std::process::Command::new(common::testbed::Testbed::kubectl_bin())
+        .args(["apply", "-f", path.to_str().unwrap()])
+        .args(extra)
+        .env("KUBECONFIG", &env.admin)
+        .output()
+        .unwrap()
+}
+
+/// Applies the Job's manifests as an administrator would, with the test bed's `wbstack-job`
+/// user bound beside the Job's ServiceAccount; the Job itself is only dry-run (the test bed
+/// runs no container), and must draw no Pod Security warning.
+fn install_bundle(env: &Env, docs: &[Value]) {
+    let mut docs = docs.to_vec();
+    for d in &mut docs {
+        if d["kind"] == "ClusterRoleBinding" || d["kind"] == "RoleBinding" {
+            let user = serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "wbstack-job"});
+            d["subjects"].as_array_mut().unwrap().push(user);
+        }
+    }
+    let (job, rest): (Vec<&Value>, Vec<&Value>) = docs.iter().partition(|d| d["kind"] == "Job");
+    let out = apply(env, &rest, "bundle.json", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = apply(env, &job, "job.json", &["--dry-run=server"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("PodSecurity"), "{said}");
+}
+
+/// What `user` may do in `ns` ("" for cluster-scoped), as the test bed's authorizer answers a
+/// SelfSubjectRulesReview (what `kubectl auth can-i --list` asks).
+fn granted(env: &Env, user: &str, ns: &str) -> Vec<Value> {
+    let review = serde_json::json!({"apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectRulesReview", "spec": {"namespace": ns}});
+    let path = env.dir.path().join("review.json");
+    std::fs::write(&path, review.to_string()).unwrap();
+    let out = env.kubectl(&[
+        "create",
+        "-f",
+        path.to_str().unwrap(),
+        "--validate=false",
+        "--as",
+        user,
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["status"]["resourceRules"].as_array().unwrap().clone()
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The grants among `rules` outside what the plan's objects need: any `*`, `escalate` or
+/// `impersonate`; `bind` but on the operator's ClusterRole; and outside the plan's namespaces,
+/// any Secret and any write not limited to named objects (`names`).
+fn outside(rules: &[Value], in_plan: bool, names: &[&str]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for r in rules {
+        let (verbs, resources, objects) = (
+            strings(&r["verbs"]),
+            strings(&r["resources"]),
+            strings(&r["resourceNames"]),
+        );
+        // Every authenticated user may ask what it may do.
+        if resources.iter().all(|x| x.starts_with("selfsubject")) {
+            continue;
+        }
+        let wild = verbs.iter().chain(&resources).any(|v| *v == "*")
+            || verbs.contains(&"escalate")
+            || verbs.contains(&"impersonate");
+        let bind = verbs.contains(&"bind")
+            && (resources != ["clusterroles"] || objects != ["wandb-operator"]);
+        let writes = verbs.iter().any(|v| !["get", "list", "watch"].contains(v));
+        let unnamed_write = !in_plan && writes && objects.is_empty();
+        let stray_names = objects.iter().any(|o| !names.contains(o));
+        let secrets = !in_plan && resources.contains(&"secrets");
+        if wild || bind || unnamed_write || stray_names || secrets {
+            bad.push(r.to_string());
+        }
+    }
+    bad
+}
+
 fn the_job_role_lets_up_and_down_do_every_call_they_make() {
     let env = Env::testbed();
     let plan = env.plan("poc.yaml");
-    let out = env.run(&["render", "--plan", &plan, "--job", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let docs: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    // kube-apiserver admits every manifest (schema, RBAC escalation rules, the Job's spec); a
-    // dry run makes nothing, so the namespace the others go in is made first.
-    env.kubectl(&["create", "namespace", "wbstack"]);
-    // The namespace enforces Pod Security `restricted`, as the rendered Namespace asks; the
-    // Job's pod template must not draw a warning from the admission plugin.
+    let docs = bundle(&env, &plan, &[]);
+    // The Job's namespace enforces Pod Security `restricted`.
     let ns = docs.iter().find(|d| d["kind"] == "Namespace").unwrap();
     assert_eq!(
         ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
         "restricted"
     );
-    env.kubectl(&[
-        "label",
-        "namespace",
-        "wbstack",
-        "pod-security.kubernetes.io/enforce=restricted",
-        "pod-security.kubernetes.io/warn=restricted",
-    ]);
-    let all = env.dir.path().join("job.json");
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
-    std::fs::write(&all, list.to_string()).unwrap();
-    let applied = std::process::Command::new(common::testbed::Testbed::kubectl_bin())
-        .args(["apply", "--dry-run=server", "-f", all.to_str().unwrap()])
-        .env("KUBECONFIG", &env.admin)
-        .output()
-        .unwrap();
-    let said = text(&applied);
-    assert!(applied.status.success(), "{said}");
-    assert!(!said.contains("PodSecurity"), "{said}");
     // The image is this release's, not a moving tag.
     let job = docs.iter().find(|d| d["kind"] == "Job").unwrap();
     let image = job["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -82,38 +158,78 @@ fn the_job_role_lets_up_and_down_do_every_call_they_make() {
         image,
         concat!("ghcr.io/wbstack/wbstack:", env!("CARGO_PKG_VERSION"))
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(common::LICENSE));
-    // With the state in S3 (rendering reads nothing there): no claim, and it is admitted too.
-    let out = env.run(&[
-        "render",
-        "--plan",
-        &plan,
-        "--job",
-        "--output",
-        "json",
-        "--state-dir",
-        "s3://team-state/wbstack",
+    install_bundle(&env, &docs);
+    // What the Job is granted, as the authorizer answers: in the plan's namespaces (`wandb`,
+    // and `wandb-cr` where the operator goes), in two others and cluster-wide.
+    let names = [
+        "wandb",
+        "wandb-cr",
+        "weightsandbiases.apps.wandb.com",
+        "wandb-operator",
+    ];
+    for (ns, in_plan) in [
+        ("wandb", true),
+        ("wandb-cr", true),
+        ("kube-system", false),
+        ("default", false),
+    ] {
+        let rules = granted(&env, "wbstack-job", ns);
+        assert_eq!(
+            outside(&rules, in_plan, &names),
+            Vec::<String>::new(),
+            "in {ns}"
+        );
+        eprintln!("granted in {ns}:");
+        for r in &rules {
+            eprintln!("  {r}");
+        }
+    }
+    let listing = env.kubectl(&[
+        "auth",
+        "can-i",
+        "--list",
+        "-n",
+        "kube-system",
+        "--as",
+        "wbstack-job",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let remote: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    eprintln!("kubectl auth can-i --list -n kube-system --as wbstack-job:\n{listing}");
+    // The same authorizer, asked the questions that matter one by one.
+    for (verb, what, ns) in [
+        ("list", "secrets", "kube-system"),
+        ("get", "secrets", "default"),
+        ("bind", "clusterroles/cluster-admin", ""),
+        ("escalate", "clusterroles/wandb-operator", ""),
+        ("create", "clusterrolebindings", ""),
+        ("delete", "namespaces/kube-system", ""),
+        (
+            "delete",
+            "customresourcedefinitions/clickhouseinstallations.clickhouse.altinity.com",
+            "",
+        ),
+        ("create", "deployments", "kube-system"),
+    ] {
+        let mut args = vec!["auth", "can-i", verb, what, "--as", "wbstack-job"];
+        if !ns.is_empty() {
+            args.extend(["-n", ns]);
+        }
+        let out = std::process::Command::new(common::testbed::Testbed::kubectl_bin())
+            .args(&args)
+            .env("KUBECONFIG", &env.admin)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "no",
+            "{args:?}"
+        );
+    }
+    // With the state in S3 (rendering reads nothing there): no claim, and it is admitted too.
+    let remote = bundle(&env, &plan, &["--state-dir", "s3://team-state/wbstack"]);
     assert!(remote.iter().all(|d| d["kind"] != "PersistentVolumeClaim"));
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": remote});
-    std::fs::write(&all, list.to_string()).unwrap();
-    env.kubectl(&["apply", "--dry-run=server", "-f", all.to_str().unwrap()]);
-    // The rendered ClusterRole, bound to the test bed's `wbstack-job` user and nothing else.
-    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
-    let name = role["metadata"]["name"].as_str().unwrap();
-    let binding = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "job-under-test"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "wbstack-job"}]});
-    let rbac = env.dir.path().join("rbac.json");
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [role, binding]});
-    std::fs::write(&rbac, list.to_string()).unwrap();
-    env.kubectl(&["apply", "-f", rbac.to_str().unwrap()]);
+    let all: Vec<&Value> = remote.iter().collect();
+    let out = apply(&env, &all, "remote.json", &["--dry-run=server"]);
+    assert!(out.status.success(), "{}", text(&out));
     let kubeconfig = env
         .testbed
         .as_ref()
@@ -121,29 +237,32 @@ fn the_job_role_lets_up_and_down_do_every_call_they_make() {
         .dir
         .join("kubeconfig/wbstack-job");
     // The PoC, and Weave with bundled ClickHouse (Keeper and shard StatefulSets, Services,
-    // ConfigMaps, claims), each brought up and torn down.
+    // ConfigMaps, claims), each brought up and torn down as the Job's identity, each after its
+    // own manifests are applied.
     let weave = env.plan("weave-clickhouse-s3.yaml");
-    for args in [
-        vec!["up", "--plan", plan.as_str()],
-        vec!["down", "--env", "wandb-dev"],
-        vec!["up", "--plan", weave.as_str()],
-        vec!["down", "--env", "wandb-weave-s3"],
-    ] {
-        let out = env
-            .cmd(&args)
-            .env("KUBECONFIG", &kubeconfig)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?} as wbstack-job; refused: {:?}\n{}",
-            requests(&env, "wbstack-job", true),
-            text(&out)
-        );
+    for (plan, name) in [(&plan, "wandb-dev"), (&weave, "wandb-weave-s3")] {
+        if name != "wandb-dev" {
+            install_bundle(&env, &bundle(&env, plan, &[]));
+        }
+        for args in [
+            vec!["up", "--plan", plan.as_str()],
+            vec!["down", "--env", name],
+        ] {
+            let out = env
+                .cmd(&args)
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?} as wbstack-job; refused: {:?}\n{}",
+                requests(&env, "wbstack-job", true),
+                text(&out)
+            );
+        }
     }
     assert_eq!(requests(&env, "wbstack-job", true), Vec::new());
-    // What the role was used for, printed for the record (the granted set is the role's rules).
     let used: std::collections::BTreeSet<String> = requests(&env, "wbstack-job", false)
         .into_iter()
         .map(|(what, _)| what)

@@ -1,9 +1,14 @@
-//! `wbstack render --job`: wbstack run as a Kubernetes Job, with least privilege. The rules are
-//! every call `up` and `down` make (the test bed's RBAC authorizer checks them: `tests/job.rs`
-//! runs `up` and `down` with an identity bound to exactly this role).
+//! `wbstack render --job`: wbstack run as a Kubernetes Job, with least privilege (`job_rbac`).
+//! The test bed's RBAC authorizer judges it: `tests/job.rs` lists what the Job is granted and
+//! runs `up` and `down` with an identity bound to exactly these roles.
 
+use crate::job_rbac::job_rbac;
+use crate::job_scope::JobScope;
 use crate::operator_manifests::MANAGED_BY;
 use serde_json::{json, Value};
+
+/// The label on the namespaces the Job's manifests make for the plan.
+pub const JOB_LABEL: &str = "wbstack.dev/job-for";
 
 /// What a Job needs to run wbstack for one environment.
 pub struct JobSpec<'a> {
@@ -23,78 +28,13 @@ pub struct JobSpec<'a> {
     /// `s3://BUCKET/PREFIX` to keep the state there (the Job then needs no volume claim and
     /// any later Job, or a laptop, resumes it); otherwise a claim holds it.
     pub state: Option<&'a str>,
+    /// What the plan's steps touch: the Job is granted that and no more.
+    pub scope: &'a JobScope,
 }
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
-    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
-}
-
-const READ: [&str; 3] = ["get", "list", "watch"];
-const WRITE: [&str; 7] = [
-    "get", "list", "watch", "create", "patch", "update", "delete",
-];
-
-/// The cluster-wide rules `up` and `down` need, and no more: the objects wbstack applies, reads
-/// and deletes; the workloads and events readiness reads; and `escalate`/`bind` on the roles,
-/// because installing the W&B operator grants the operator's own permissions.
-pub fn job_rules() -> Vec<Value> {
-    vec![
-        rule(&[""], &["namespaces"], &WRITE),
-        rule(
-            &[""],
-            &[
-                "secrets",
-                "configmaps",
-                "services",
-                "serviceaccounts",
-                "persistentvolumeclaims",
-            ],
-            &WRITE,
-        ),
-        rule(&[""], &["pods", "events"], &READ),
-        // `up`'s preflight: a node large enough, the StorageClass and IngressClass the plan names.
-        rule(&[""], &["nodes"], &["list"]),
-        rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list"]),
-        rule(
-            &["networking.k8s.io"],
-            &["ingressclasses"],
-            &["get", "list"],
-        ),
-        rule(
-            &["apps"],
-            &["deployments", "statefulsets", "daemonsets"],
-            &WRITE,
-        ),
-        rule(&["apps"], &["replicasets"], &READ),
-        rule(&["batch"], &["jobs", "cronjobs"], &READ),
-        rule(
-            &["rbac.authorization.k8s.io"],
-            &[
-                "clusterroles",
-                "clusterrolebindings",
-                "roles",
-                "rolebindings",
-            ],
-            &[
-                "get", "list", "watch", "create", "patch", "update", "delete", "escalate", "bind",
-            ],
-        ),
-        rule(
-            &["apiextensions.k8s.io"],
-            &["customresourcedefinitions"],
-            &WRITE,
-        ),
-        rule(&["apps.wandb.com"], &["weightsandbiases"], &WRITE),
-        rule(
-            &["clickhouse.altinity.com"],
-            &["clickhouseinstallations"],
-            &WRITE,
-        ),
-    ]
-}
-
-/// The manifests: namespace, ServiceAccount, ClusterRole and binding, the plan's ConfigMap, a
-/// claim for the state directory, and the Job running `up`.
+/// The manifests: the Job's namespace and the plan's, the ServiceAccount, its roles
+/// (`job_rbac`), the operator's ClusterRole (which the Job may not write), the plan's
+/// ConfigMap, a claim for the state directory, and the Job running `up`.
 pub fn job(s: &JobSpec) -> Vec<Value> {
     let name = format!("wbstack-{}", s.environment);
     let ns = s.namespace;
@@ -129,15 +69,20 @@ pub fn job(s: &JobSpec) -> Vec<Value> {
     });
     let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(&format!("{name}-state")),
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
-    let docs = vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": namespace_labels(&labels)}}),
-        sa,
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": name, "labels": labels}, "rules": job_rules()}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": name, "labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
+    let mut docs = vec![json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": namespace_labels(&labels)}})];
+    // The plan's namespaces hold the Job's Roles, so they come first and stay the
+    // administrator's: not labelled as wbstack's, `down` keeps them (and the Roles).
+    for n in s.scope.namespaces.iter().filter(|n| *n != ns) {
+        docs.push(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": n, "labels": {JOB_LABEL: s.environment}}}));
+    }
+    docs.push(sa);
+    docs.extend(job_rbac(s.scope, &name, ns, &labels));
+    if let Some(op) = &s.scope.operator {
+        docs.push(crate::operator::cluster_role(op, s.environment));
+    }
+    docs.extend([
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&format!("{name}-plan")),
             "data": {"plan.yaml": s.plan}}),
         claim,
@@ -147,7 +92,7 @@ pub fn job(s: &JobSpec) -> Vec<Value> {
                 "containers": [container],
                 "volumes": [{"name": "plan", "configMap": {"name": format!("{name}-plan")}},
                     state_volume]}}}}),
-    ];
+    ]);
     docs.into_iter()
         .filter(|d| remote.is_none() || d["kind"] != "PersistentVolumeClaim")
         .collect()
@@ -177,6 +122,7 @@ mod tests {
             license_env: Some("WANDB_LICENSE"),
             role_arn: Some("arn:aws:iam::1:role/r"),
             state: None,
+            scope: &JobScope::default(),
         });
         let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
         assert_eq!(
@@ -212,6 +158,7 @@ mod tests {
             license_env: None,
             role_arn: Some("arn:aws:iam::1:role/r"),
             state: Some("s3://team-state/wbstack"),
+            scope: &JobScope::default(),
         });
         assert!(docs.iter().all(|d| d["kind"] != "PersistentVolumeClaim"));
         let pod = &docs.last().unwrap()["spec"]["template"]["spec"];

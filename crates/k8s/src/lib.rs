@@ -14,6 +14,8 @@ mod diff;
 mod explain;
 mod generated_secret;
 mod job_manifests;
+mod job_rbac;
+mod job_scope;
 mod leftovers;
 mod namespace;
 mod objects;

@@ -46,8 +46,10 @@ impl Step for NamespaceStep {
         )
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        // Observed absent: a server-side apply creates it, which RBAC authorizes by the
+        // namespace's name (a POST is authorized without one).
         let obj = crate::objects::namespace_manifest(&self.name);
-        self.kube.create(&obj).await.map(|_| ())
+        self.kube.apply(&obj).await.map(|_| ())
     }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
         let watches = vec![Watch::named("v1", "Namespace", &self.name)];

@@ -3,7 +3,7 @@
 //! adopted; otherwise wbstack installs one as the official chart does.
 
 use crate::client::Kube;
-use crate::objects::{annotated, observed_fp, out, terminating};
+use crate::objects::{annotated, observed_fp, out, terminating, FINGERPRINT_ANNOTATION};
 use crate::ownership::{may_remove_shared, ours_to_remove};
 use crate::ready::{settled, wait_for, workload_progress, workload_ready, Watch};
 use crate::render::{self, is_operator, MANAGED_BY};
@@ -24,17 +24,67 @@ impl OperatorStep {
     }
 
     fn manifests(&self) -> Vec<Value> {
-        let s = &self.spec;
-        let fp = self.fingerprint();
-        render::with_pull_secrets(
-            render::operator(&s.namespace, &s.version, s.airgapped, &s.image),
-            &s.pull_secrets,
-        )
-        .into_iter()
-        .map(|m| annotated(m, &fp))
-        .collect()
+        manifests(&self.spec)
     }
 
+    /// Applies the operator's ClusterRole unless it is there as this step would write it:
+    /// writing it needs the operator's permissions held (an identity with less, such as the
+    /// `render --job` Job, finds it applied with the Job's manifests).
+    async fn apply_role(&self, m: &Value) -> Result<(), StepError> {
+        if let Some(live) = self.kube.get_manifest(m).await? {
+            let fp = FINGERPRINT_ANNOTATION;
+            if ours(&live)
+                && live["rules"] == m["rules"]
+                && live["metadata"]["annotations"][fp] == m["metadata"]["annotations"][fp]
+            {
+                return Ok(());
+            }
+        }
+        self.kube.apply(m).await.map(|_| ()).map_err(|e| {
+            if e.to_string().contains("(403 ") {
+                StepError::permanent(format!(
+                    "{e}: the ClusterRole {} grants the operator's permissions, which this \
+                     identity does not hold; have it applied by one who does (`wbstack render \
+                     --job` prints it)",
+                    render::OPERATOR_RELEASE
+                ))
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// The operator's manifests as the step applies them.
+fn manifests(s: &Operator) -> Vec<Value> {
+    let fp = fingerprint(s);
+    render::with_pull_secrets(
+        render::operator(&s.namespace, &s.version, s.airgapped, &s.image),
+        &s.pull_secrets,
+    )
+    .into_iter()
+    .map(|m| annotated(m, &fp))
+    .collect()
+}
+
+fn fingerprint(s: &Operator) -> Fingerprint {
+    Fingerprint::of(&render::with_pull_secrets(
+        render::operator(&s.namespace, &s.version, s.airgapped, &s.image),
+        &s.pull_secrets,
+    ))
+}
+
+/// The operator's ClusterRole exactly as the step for `environment` applies it.
+pub(crate) fn cluster_role(s: &Operator, environment: &str) -> Value {
+    let mut role = manifests(s)
+        .into_iter()
+        .find(|m| m["kind"] == "ClusterRole")
+        .expect("the operator's manifests hold its ClusterRole");
+    role["metadata"]["labels"][crate::ENVIRONMENT_LABEL] = serde_json::json!(environment);
+    role
+}
+
+impl OperatorStep {
     /// The operator Deployment running in the cluster, if any (in any namespace).
     async fn find(&self) -> Result<Option<Value>, StepError> {
         Ok(self
@@ -89,11 +139,7 @@ impl Step for OperatorStep {
         true
     }
     fn fingerprint(&self) -> Fingerprint {
-        let s = &self.spec;
-        Fingerprint::of(&render::with_pull_secrets(
-            render::operator(&s.namespace, &s.version, s.airgapped, &s.image),
-            &s.pull_secrets,
-        ))
+        fingerprint(&self.spec)
     }
     fn supports_update(&self) -> bool {
         true
@@ -133,7 +179,17 @@ impl Step for OperatorStep {
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         for m in self.manifests() {
-            self.kube.apply(&m).await?;
+            if m["kind"] == "ClusterRole" {
+                self.apply_role(&m).await?;
+            } else if m["kind"] == "Namespace" {
+                // Made if missing; one that exists (made by an administrator with the Job's
+                // manifests, or by anyone else) is used as it is and never removed.
+                if self.kube.get_manifest(&m).await?.is_none() {
+                    self.kube.apply(&m).await?;
+                }
+            } else {
+                self.kube.apply(&m).await?;
+            }
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 //! GitOps users.
 
 pub use crate::clickhouse_manifests::*;
-pub use crate::job_manifests::{job, job_rules, JobSpec};
+pub use crate::job_manifests::{job, JobSpec};
+pub use crate::job_rbac::{cluster_rules, job_rbac, namespace_rules};
+pub use crate::job_scope::JobScope;
 pub use crate::objects::{namespace_manifest as namespace, secret_manifest as secret};
 pub use crate::operator_manifests::*;
 

@@ -1,0 +1,190 @@
+//! The Job's RBAC, judged by what it grants: a Role in each namespace the plan writes in, and a
+//! ClusterRole whose every write names its objects (`resourceNames`). No `escalate`, no `bind`
+//! but on the operator's own ClusterRole, no Secret outside the plan's namespaces.
+//!
+//! The operator's ClusterRole grants what the operator needs cluster-wide (Secrets in every
+//! namespace among it). Writing it needs those permissions held, or `escalate`; the Job has
+//! neither, so that one object comes with the Job's manifests, applied by whoever applies them,
+//! and the Job only reads it, binds it to the operator and deletes it on `down`.
+
+use crate::job_scope::JobScope;
+use serde_json::{json, Value};
+
+const READ: [&str; 3] = ["get", "list", "watch"];
+const WRITE: [&str; 7] = [
+    "get", "list", "watch", "create", "patch", "update", "delete",
+];
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+}
+
+fn named<S: AsRef<str>>(mut r: Value, names: impl IntoIterator<Item = S>) -> Value {
+    let names: Vec<String> = names.into_iter().map(|s| s.as_ref().to_owned()).collect();
+    r["resourceNames"] = json!(names);
+    r
+}
+
+/// The cluster-wide rules: reads of what `up`'s preflight checks (nodes, classes), of where an
+/// operator and other environments' resources run (Deployments and WeightsAndBiases, read
+/// only), and writes by name of the plan's namespaces, CRDs and the operator's binding.
+pub fn cluster_rules(scope: &JobScope) -> Vec<Value> {
+    let mut rules = vec![
+        rule(&[""], &["nodes"], &["list"]),
+        rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list"]),
+        rule(
+            &["networking.k8s.io"],
+            &["ingressclasses"],
+            &["get", "list"],
+        ),
+        rule(&["apps"], &["deployments"], &["list", "watch"]),
+        rule(
+            &["apps.wandb.com"],
+            &["weightsandbiases"],
+            &["list", "watch"],
+        ),
+    ];
+    if !scope.namespaces.is_empty() {
+        rules.push(named(
+            rule(&[""], &["namespaces"], &WRITE),
+            &scope.namespaces,
+        ));
+    }
+    if !scope.crds.is_empty() {
+        rules.push(named(
+            rule(
+                &["apiextensions.k8s.io"],
+                &["customresourcedefinitions"],
+                &WRITE,
+            ),
+            &scope.crds,
+        ));
+    }
+    if let Some(op) = scope.operator_rbac() {
+        let rbac = "rbac.authorization.k8s.io";
+        rules.push(named(
+            rule(
+                &[rbac],
+                &["clusterroles"],
+                &["get", "watch", "delete", "bind"],
+            ),
+            [op],
+        ));
+        rules.push(named(
+            rule(
+                &[rbac],
+                &["clusterrolebindings"],
+                &["get", "watch", "create", "patch", "update", "delete"],
+            ),
+            [op],
+        ));
+    }
+    rules
+}
+
+/// The rules in each namespace the plan writes in: the objects wbstack applies there, and what
+/// readiness reads (pods, events, ReplicaSets, Jobs, the release's Secrets).
+pub fn namespace_rules(scope: &JobScope) -> Vec<Value> {
+    let mut rules = vec![
+        rule(
+            &[""],
+            &[
+                "secrets",
+                "configmaps",
+                "services",
+                "serviceaccounts",
+                "persistentvolumeclaims",
+            ],
+            &WRITE,
+        ),
+        rule(&[""], &["pods", "events"], &READ),
+        rule(
+            &["apps"],
+            &["deployments", "statefulsets", "daemonsets"],
+            &WRITE,
+        ),
+        rule(&["apps"], &["replicasets"], &READ),
+        rule(&["batch"], &["jobs", "cronjobs"], &READ),
+        rule(&["apps.wandb.com"], &["weightsandbiases"], &WRITE),
+    ];
+    if scope.altinity {
+        rules.push(rule(
+            &["clickhouse.altinity.com"],
+            &["clickhouseinstallations"],
+            &WRITE,
+        ));
+    }
+    rules
+}
+
+/// The ClusterRole and its binding, then a Role and RoleBinding in each of the plan's
+/// namespaces, all for the ServiceAccount `name` in `namespace`.
+pub fn job_rbac(scope: &JobScope, name: &str, namespace: &str, labels: &Value) -> Vec<Value> {
+    let rbac = "rbac.authorization.k8s.io";
+    let subjects = json!([{"kind": "ServiceAccount", "name": name, "namespace": namespace}]);
+    let mut docs = vec![
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels}, "rules": cluster_rules(scope)}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, "labels": labels},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": name},
+            "subjects": subjects}),
+    ];
+    for ns in &scope.namespaces {
+        let meta = json!({"name": name, "namespace": ns, "labels": labels});
+        docs.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": meta, "rules": namespace_rules(scope)}),
+        );
+        docs.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": meta, "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
+            "subjects": subjects}),
+        );
+    }
+    docs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> JobScope {
+        JobScope {
+            namespaces: ["wandb".to_owned(), "wandb-operator".to_owned()].into(),
+            crds: ["weightsandbiases.apps.wandb.com".to_owned()].into(),
+            operator: None,
+            altinity: false,
+        }
+    }
+
+    #[test]
+    fn every_cluster_scoped_write_names_its_objects() {
+        for r in cluster_rules(&scope()) {
+            let verbs: Vec<&str> = r["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(!verbs.contains(&"escalate") && !verbs.contains(&"*"), "{r}");
+            let writes = verbs
+                .iter()
+                .any(|v| ["create", "patch", "update", "delete", "bind"].contains(v));
+            assert!(!writes || r["resourceNames"].is_array(), "{r}");
+            assert!(!r["resources"].to_string().contains("secrets"), "{r}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_granted_only_in_the_plans_namespaces() {
+        let docs = job_rbac(&scope(), "wbstack-e", "wbstack", &json!({}));
+        let roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Role").collect();
+        let namespaces: Vec<&str> = roles
+            .iter()
+            .map(|r| r["metadata"]["namespace"].as_str().unwrap())
+            .collect();
+        assert_eq!(namespaces, ["wandb", "wandb-operator"]);
+        assert!(roles[0]["rules"].to_string().contains("secrets"));
+    }
+}

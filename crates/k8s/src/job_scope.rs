@@ -1,0 +1,61 @@
+//! What a plan's Kubernetes steps touch, by namespace and name: the scope `render --job` grants
+//! the Job, and nothing outside it.
+
+use crate::operator_manifests::{OPERATOR_RELEASE, WANDB_CRD};
+use std::collections::BTreeSet;
+use wbstack_plan::{Operator, OperatorInstall, StepKind, StepPlan};
+
+/// The objects a plan's Kubernetes steps write, read and delete.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobScope {
+    /// Every namespace a step writes in: created with the Job's manifests (a Role there needs
+    /// it), deleted by name by `down`.
+    pub namespaces: BTreeSet<String>,
+    /// The CRDs wbstack applies, by name.
+    pub crds: BTreeSet<String>,
+    /// The W&B operator wbstack installs, if the plan may install one: its ClusterRole and
+    /// binding are cluster-scoped writes by name.
+    pub operator: Option<Operator>,
+    /// Whether the plan writes a ClickHouseInstallation (Altinity).
+    pub altinity: bool,
+}
+
+impl JobScope {
+    /// The scope of a compiled plan.
+    pub fn of(steps: &[StepPlan]) -> JobScope {
+        let mut s = JobScope::default();
+        for step in steps {
+            let ns = match &step.kind {
+                StepKind::Namespace(n) => &n.name,
+                StepKind::LicenseSecret(x) => &x.namespace,
+                StepKind::GeneratedSecret(x) => &x.namespace,
+                StepKind::MirroredSecret(x) => &x.namespace,
+                StepKind::ClickhouseBundled(x) => &x.namespace,
+                StepKind::ClickhouseAltinity(x) => {
+                    s.altinity = true;
+                    &x.namespace
+                }
+                StepKind::WandbResource(x) => &x.namespace,
+                StepKind::Operator(o) => {
+                    if o.install != OperatorInstall::Never {
+                        s.operator = Some(o.clone());
+                    }
+                    &o.namespace
+                }
+                StepKind::WandbCrd(_) => {
+                    s.crds.insert(WANDB_CRD.to_owned());
+                    continue;
+                }
+                _ => continue,
+            };
+            s.namespaces.insert(ns.clone());
+        }
+        s
+    }
+
+    /// The cluster-scoped RBAC objects the operator's install writes (its ClusterRole and
+    /// ClusterRoleBinding share the release's name).
+    pub fn operator_rbac(&self) -> Option<&'static str> {
+        self.operator.as_ref().map(|_| OPERATOR_RELEASE)
+    }
+}
