@@ -21,7 +21,7 @@ pub fn diagnostics_text(e: &PlanError) -> String {
     for d in &e.0 {
         s.push_str(&format!("error: {d}\n"));
         if let Ok(src) = std::fs::read_to_string(&d.file) {
-            s.push_str(&snippet(&src, d));
+            s.push_str(&snippet(&redacted(&src), d));
         }
     }
     s.push_str(&format!(
@@ -176,6 +176,57 @@ pub fn license(l: &Loaded) -> Result<Option<Secret>, CliError> {
 }
 
 /// The source around a diagnostic, drawn by miette.
+/// The widest source line a snippet shows.
+const SNIPPET_WIDTH: usize = 160;
+
+/// The plan's text as a snippet may show it: the value of every secret-like key (and of
+/// `value` under `license`) replaced, each line cut to [`SNIPPET_WIDTH`] characters. Line and
+/// column numbers are kept for the lines that are not cut.
+fn redacted(src: &str) -> String {
+    let mut parents: Vec<(usize, String)> = Vec::new();
+    let mut out = String::with_capacity(src.len());
+    for line in src.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let body = line.trim_start().trim_start_matches("- ");
+        let mut shown = line.to_owned();
+        if let Some((key, rest)) = body.split_once(':') {
+            let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+            parents.retain(|(i, _)| *i < indent);
+            let under_license = parents.last().is_some_and(|(_, k)| k == "license");
+            let secret = wbstack_plan::secret_like_key(key) || (under_license && key == "value");
+            if secret && !rest.trim().is_empty() {
+                shown = format!("{}: <redacted>", &line[..line.len() - rest.len() - 1]);
+            }
+            parents.push((indent, key.to_owned()));
+        }
+        let shown = redacted_flow(&shown);
+        out.extend(shown.chars().take(SNIPPET_WIDTH));
+        out.push('\n');
+    }
+    out
+}
+
+/// A line's flow mappings (`{user: u, password: p}`) with secret-like keys' values replaced.
+fn redacted_flow(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find(['{', ',']) {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        if let Some((k, v)) = rest[..end].split_once(':') {
+            let key = k.trim().trim_matches(|c| c == '"' || c == '\'');
+            if wbstack_plan::secret_like_key(key) && !v.trim().is_empty() {
+                out.push_str(k);
+                out.push_str(": <redacted>");
+                rest = &rest[end..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn snippet(src: &str, d: &Diagnostic) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource, SourceSpan};
     #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -206,4 +257,21 @@ fn snippet(src: &str, d: &Diagnostic) -> String {
     }
     // The first line repeats the message; the snippet is what adds to it.
     out.lines().skip(1).map(|l| format!("{l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_snippet_never_shows_a_secret_and_keeps_its_lines() {
+        let src = "spec:\n  wandb:\n    license:\n      value: LIC-123\n    values:\n      global:\n        mysql: {password: hunter2}\n        \"apiKey\": k-9\n        host: db\n";
+        let shown = redacted(src);
+        for secret in ["LIC-123", "hunter2", "k-9"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("host: db"));
+        assert_eq!(shown.lines().count(), src.lines().count());
+        assert!(redacted(&"x".repeat(1000)).len() <= 161);
+    }
 }

@@ -1279,3 +1279,82 @@ fn a_hand_edited_database_parameter_is_shown_and_set_back() {
     let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// The bucket's security settings are drift like any other: opened by hand (public-access
+/// block and encryption removed, the TLS-only policy replaced by a public one, CORS for any
+/// origin), `plan --detailed-exitcode` shows each (exit 2), `up` restores them, and then
+/// nothing is pending.
+#[test]
+fn a_bucket_opened_by_hand_is_shown_by_plan_and_closed_by_up() {
+    let env = Env::new(100);
+    let moto = moto::Moto::start();
+    let plan = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap().replace(
+        "  mysql:\n    mode: in-cluster\n",
+        "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    secretRecoveryDays: 0\n",
+    );
+    std::fs::write(env.dir.path().join("s3.yaml"), plan).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        moto::Moto::point(&moto.url, &mut c);
+        c.env("AWS_REGION", "us-west-2");
+        c.output().unwrap()
+    };
+    let out = run(&["up", "--plan", "s3.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let detailed = ["plan", "--plan", "s3.yaml", "--detailed-exitcode"];
+    let out = run(&detailed);
+    assert_eq!(out.status.code(), Some(0), "converged: {}", text(&out));
+    let bucket = "wandb-dev-wandb-artifacts";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(moto.aws("wandb-dev"));
+    rt.block_on(async {
+        let cors = aws_sdk_s3::types::CorsConfiguration::builder()
+            .cors_rules(
+                aws_sdk_s3::types::CorsRule::builder()
+                    .allowed_methods("PUT")
+                    .allowed_origins("*")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let public = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": "*", "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]});
+        let s3 = &aws.s3;
+        s3.delete_public_access_block().bucket(bucket).send().await.unwrap();
+        s3.delete_bucket_encryption().bucket(bucket).send().await.unwrap();
+        s3.put_bucket_policy().bucket(bucket).policy(public.to_string()).send().await.unwrap();
+        s3.put_bucket_cors().bucket(bucket).cors_configuration(cors).send().await.unwrap();
+    });
+    let out = run(&detailed);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "~ public_access_block: ",
+        "~ encryption: ",
+        "~ policy: another policy -> TLS only",
+        "~ cors: methods PUT from * -> methods GET,HEAD,PUT from https://wandb-dev.company.com",
+    ] {
+        assert!(shown.contains(line), "{line} in\n{shown}");
+    }
+    let out = run(&["up", "--plan", "s3.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&detailed);
+    assert_eq!(out.status.code(), Some(0), "restored: {}", text(&out));
+    rt.block_on(async {
+        let p = aws
+            .s3
+            .get_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        let p: serde_json::Value = serde_json::from_str(p.policy().unwrap()).unwrap();
+        assert_eq!(
+            p["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"],
+            "false"
+        );
+    });
+    let out = run(&["down", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -147,6 +147,9 @@ fn malformed() -> Vec<(&'static str, String, &'static str, usize)> {
         ("empty hook command", format!("{b}  hooks:\n    k8s.wandb:\n    - when: after\n      command: []\n"), "the command is empty", 12),
         ("bad operator version", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    operator: {version: latest}\n"), "not a version", 9),
         ("values not a map", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    values: [1, 2]\n"), "values must be a mapping", 9),
+        ("inline license", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {value: LIC-SECRET-1}\n"), "an inline license would be stored", 8),
+        ("plaintext password in values", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    values:\n      global:\n        mysql: {password: hunter2}\n"), "a secret in plaintext", 11),
+        ("values redirect the license secret", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    values:\n      global:\n        licenseSecret: {name: other, key: k}\n"), "`global.licenseSecret` is the Secret reference wbstack manages", 11),
         ("adopt a step the plan lacks", format!("{b}  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    adopt: [aws.kms, aws.redis]\n"), "no AWS step `aws.redis`", 13),
         ("reserved tag prefix", format!("{b}  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    tags:\n      wbstack:environment: other\n"), "is reserved", 14),
     ]
@@ -194,6 +197,39 @@ fn malformed_plans_fail_with_their_own_error_exit_2_and_no_request() {
             && String::from_utf8_lossy(&out.stderr).contains("WBSTACK_TEST_UNSET_LICENSE")
     );
     assert_eq!(env.requests(), before);
+}
+
+/// A refused plan's diagnostics, at any verbosity and in JSON, never show a secret it holds;
+/// `spec.wandb.allowValues` is the named way to take a key on.
+#[test]
+fn diagnostics_never_echo_a_secret_and_allow_values_is_the_way_out() {
+    let env = Env::new(100);
+    let b = BASE;
+    let secret = b.replace(
+        "    license: {env: WANDB_LICENSE}\n",
+        "    license:\n      value: LIC-SECRET-1\n    values:\n      global:\n        redis: {password: hunter2}\n        apiKey: \"k-999\"\n",
+    );
+    std::fs::write(env.dir.path().join("s.yaml"), &secret).unwrap();
+    for args in [
+        vec!["validate", "s.yaml"],
+        vec!["validate", "s.yaml", "--output", "json"],
+        vec!["-vvv", "up", "--plan", "s.yaml"],
+        vec!["render", "--plan", "s.yaml"],
+    ] {
+        let out = env.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let all = text(&out);
+        for s in ["LIC-SECRET-1", "hunter2", "k-999"] {
+            assert!(!all.contains(s), "{args:?} shows {s}:\n{all}");
+        }
+    }
+    let allowed = b.replace(
+        "    license: {env: WANDB_LICENSE}\n",
+        "    license: {env: WANDB_LICENSE}\n    allowValues: [global.licenseSecret, global.redis.password]\n    values:\n      global:\n        licenseSecret: {name: mine, key: license}\n        redis: {password: hunter2}\n",
+    );
+    std::fs::write(env.dir.path().join("ok.yaml"), &allowed).unwrap();
+    let out = env.run(&["validate", "ok.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 #[test]

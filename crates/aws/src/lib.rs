@@ -19,6 +19,7 @@ mod rds_groups;
 mod rds_mysql;
 mod rotation;
 mod s3;
+mod s3_security;
 mod secrets;
 
 pub use clients::{classify, describe, error_code, Aws, AwsError, AwsSettings};

@@ -1,8 +1,11 @@
 //! The artifacts bucket: SSE-KMS with bucket keys, every public-access block, object ownership
-//! enforced, the CORS W&B needs, versioning per plan, tags. Teardown empties every version.
+//! enforced, a TLS-only policy, the CORS W&B needs (for the plan's host only), versioning per
+//! plan, tags. Those settings are observed (`s3_security`): a hand edit is drift. Teardown
+//! empties every version.
 
 use crate::clients::{classify, Aws};
 use crate::own::{has_code, not_owned, Tolerate};
+use crate::s3_security as security;
 use async_trait::async_trait;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CorsConfiguration, CorsRule,
@@ -12,7 +15,7 @@ use aws_sdk_s3::types::{
     Tag, Tagging, VersioningConfiguration,
 };
 use serde_json::json;
-use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_engine::{Action, Change, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{Kind, S3Bucket};
 
 const NO_SUCH_BUCKET: &str = "NoSuchBucket";
@@ -141,10 +144,13 @@ impl S3BucketStep {
         let cors = CorsConfiguration::builder()
             .cors_rules(
                 CorsRule::builder()
-                    .allowed_methods("GET")
-                    .allowed_methods("HEAD")
-                    .allowed_methods("PUT")
-                    .allowed_origins("*")
+                    .set_allowed_methods(Some(
+                        security::CORS_METHODS
+                            .iter()
+                            .map(|m| m.to_string())
+                            .collect(),
+                    ))
+                    .set_allowed_origins(Some(self.spec.cors_origins.clone()))
                     .allowed_headers("*")
                     .expose_headers("ETag")
                     .max_age_seconds(3000)
@@ -161,6 +167,14 @@ impl S3BucketStep {
             .send()
             .await
             .map_err(|e| classify(e, "PutBucketCors", b))?;
+        self.aws
+            .s3
+            .put_bucket_policy()
+            .bucket(b)
+            .policy(security::tls_only_policy(b).to_string())
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutBucketPolicy", b))?;
         let status = if self.spec.versioning {
             BucketVersioningStatus::Enabled
         } else {
@@ -187,6 +201,13 @@ impl S3BucketStep {
             .await
             .map_err(|e| classify(e, "PutBucketTagging", b))?;
         Ok(())
+    }
+
+    async fn security_changes(&self, kms: &str) -> Result<Vec<Change>, StepError> {
+        let b = &self.spec.name;
+        let want = security::desired(b, kms, &self.spec.cors_origins, self.spec.versioning);
+        let live = security::observe(&self.aws, b).await?;
+        Ok(security::changes(&live, &want))
     }
 
     /// Deletes every object version and delete marker, a page at a time.
@@ -259,6 +280,7 @@ impl Step for S3BucketStep {
             &self.spec.name,
             self.spec.versioning,
             &self.spec.kms_key_arn,
+            &self.spec.cors_origins,
         ))
     }
     fn supports_update(&self) -> bool {
@@ -302,7 +324,25 @@ impl Step for S3BucketStep {
             }
         }
         let kms = self.kms(ctx).unwrap_or_default();
-        Ok(Observation::ready(self.outputs(&kms)))
+        if self.aws.adopts(&self.step) || kms.is_empty() {
+            return Ok(Observation::ready(self.outputs(&kms)));
+        }
+        // Its security settings as the plan has them, or drift that `up` restores.
+        let drifted = !self.security_changes(&kms).await?.is_empty();
+        Ok(Observation::Ready {
+            outputs: self.outputs(&kms),
+            fingerprint: Some(if drifted {
+                Fingerprint::of(&("bucket drifted", &self.spec.name))
+            } else {
+                self.fingerprint()
+            }),
+        })
+    }
+    async fn changes(&self, ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
+        match self.kms(ctx) {
+            Ok(kms) if !self.aws.adopts(&self.step) => self.security_changes(&kms).await,
+            _ => Ok(Vec::new()),
+        }
     }
     async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         let kms = self.kms(ctx)?;

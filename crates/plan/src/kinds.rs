@@ -264,6 +264,8 @@ pub struct S3Bucket {
     pub kms_key_arn: Option<String>,
     /// The key's ARN when none is given.
     pub kms: Option<Input>,
+    /// The origins the bucket's CORS allows: the plan's host.
+    pub cors_origins: Vec<String>,
 }
 
 impl Kind for S3Bucket {

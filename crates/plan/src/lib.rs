@@ -24,6 +24,7 @@ mod locate;
 mod model;
 mod presets;
 mod resolve;
+mod secret_keys;
 mod sections;
 mod validate;
 mod weave_env;
@@ -37,6 +38,7 @@ pub use kinds::*;
 pub use locate::{Locations, Pos};
 pub use model::*;
 pub use presets::{preset, Preset};
+pub use secret_keys::secret_like_key;
 pub use sections::{
     access_policy, artifacts_bucket, grants, pod_access, state_bucket, trust_policy,
     ROLE_ANNOTATION,

@@ -212,6 +212,10 @@ pub struct WandbSpec {
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub values: serde_json::Value,
+    /// Keys of `values` (dotted, `global.licenseSecret`) that may carry a secret in plaintext
+    /// or redirect a Secret reference wbstack manages: both are refused otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_values: Vec<String>,
 }
 
 /// The chart's Ingress.

@@ -52,6 +52,7 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
     crate::sections::check(&mut c, &Resolved::new(&plan));
     if c.out.is_empty() {
         check_release_names(&mut c, &plan);
+        crate::secret_keys::check_values(&mut c, &plan);
     }
     if c.out.is_empty() {
         Ok(plan)

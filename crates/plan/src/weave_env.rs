@@ -98,7 +98,7 @@ mod tests {
 
     fn plan(values: Value) -> crate::Plan {
         let mut p: crate::Plan = serde_yaml_ng::from_str(
-            "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {name: t}\nspec:\n  wandb:\n    host: https://w.example\n    license: {value: x}\n",
+            "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {name: t}\nspec:\n  wandb:\n    host: https://w.example\n    license: {env: WANDB_LICENSE}\n",
         )
         .unwrap();
         p.spec.wandb.values = values;

@@ -1,6 +1,7 @@
 //! Where moto 5.2.5's ElastiCache falls short of AWS, a proxy in front of it answers as AWS
 //! does: moto lists one member cluster whatever `NumCacheClusters` asked for, answers
-//! ModifyReplicationGroup with a 500 HTML page, has no Increase/DecreaseReplicaCount, and does
+//! ModifyReplicationGroup with a 500 HTML page, names GetBucketVersioning's answer
+//! `GetBucketVersioningResponse` (AWS: `VersioningConfiguration`), has no Increase/DecreaseReplicaCount, and does
 //! not know a group's member clusters by DescribeCacheClusters. The proxy keeps each group's
 //! node count, node type, Multi-AZ setting, engine version and the AUTH tokens it accepts from
 //! the requests (`ROTATE` adds a token, `SET` leaves only the new one, as AWS documents), writes
@@ -229,6 +230,8 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
             }
             if op == "DescribeReplicationGroups" {
                 rewrite(&resp, &groups.lock().unwrap(), stalled == Some(true))
+            } else if is_get_versioning(&text) {
+                versioning(&resp)
             } else {
                 resp
             }
@@ -315,6 +318,24 @@ fn rewrite(resp: &[u8], groups: &HashMap<String, Group>, pending: bool) -> Vec<u
         }
     }
     http(&out)
+}
+
+/// A GetBucketVersioning request (`GET /bucket?versioning`).
+fn is_get_versioning(head: &str) -> bool {
+    let line = head.lines().next().unwrap_or("");
+    line.starts_with("GET ") && (line.contains("?versioning ") || line.contains("?versioning="))
+}
+
+/// moto names the answer's root `GetBucketVersioningResponse`; AWS (and the SDK's parser) name
+/// it `VersioningConfiguration`.
+fn versioning(resp: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(resp);
+    match text.split_once("\r\n\r\n") {
+        Some((_, body)) if text.starts_with("HTTP/1.1 200") => {
+            http(&body.replace("GetBucketVersioningResponse", "VersioningConfiguration"))
+        }
+        _ => resp.to_vec(),
+    }
 }
 
 fn between<'a>(s: &'a str, a: &str, b: &str) -> Option<&'a str> {

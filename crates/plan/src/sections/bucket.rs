@@ -136,6 +136,7 @@ fn compile_s3(b: &mut Builder, r: &Resolved) {
             versioning: s.versioning,
             kms_key_arn: s.kms_key_arn.clone(),
             kms: s.kms_key_arn.is_none().then_some(kms),
+            cors_origins: vec![origin(&r.spec.wandb.host)],
         },
     );
     let region = Input::new(ids::BUCKET, outputs::REGION);
@@ -153,4 +154,11 @@ fn compile_s3(b: &mut Builder, r: &Resolved) {
         "/global/defaultBucket/kmsKey",
         Input::new(ids::BUCKET, outputs::KMS_KEY_ARN),
     );
+}
+
+/// The origin of a URL (`https://host[:port]`), as a browser sends it.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    format!("{scheme}://{authority}")
 }

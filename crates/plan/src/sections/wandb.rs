@@ -135,10 +135,14 @@ fn check_license(c: &mut Checker, r: &Resolved) {
             );
         }
     }
-    if let Some(v) = &l.value {
-        if v.trim().is_empty() {
-            c.value("spec.wandb.license.value", "the license is empty");
-        }
+    if l.value.is_some() {
+        // Whatever holds the plan would hold the license: state, plan copies, the Job's
+        // ConfigMap, a GitOps repository.
+        c.value_help(
+            "spec.wandb.license.value",
+            "an inline license would be stored wherever the plan is (its copies in the state, the Job's ConfigMap)",
+            "give it with `env`, `file` or `secret`",
+        );
     }
     if let Some(s) = &l.secret {
         check_secret_ref(c, "spec.wandb.license.secret", s);
