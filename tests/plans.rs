@@ -150,6 +150,8 @@ fn malformed() -> Vec<(&'static str, String, &'static str, usize)> {
         ("inline license", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {value: LIC-SECRET-1}\n"), "an inline license would be stored", 8),
         ("plaintext password in values", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    values:\n      global:\n        mysql: {password: hunter2}\n"), "a secret in plaintext", 11),
         ("values redirect the license secret", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {env: WANDB_LICENSE}\n    values:\n      global:\n        licenseSecret: {name: other, key: k}\n"), "`global.licenseSecret` is the Secret reference wbstack manages", 11),
+        ("license file outside the plan", b.replace("    license: {env: WANDB_LICENSE}\n", "    license: {file: ../../etc/license}\n"), "outside the plan's directory", 8),
+        ("wildcard bucket in an endpoint", format!("{b}  clickhouse:\n    mode: bundled\n    s3:\n      endpoint: https://s3.us-east-1.amazonaws.com/*/\n      useEnvironmentCredentials: true\n"), "is not a valid bucket name", 12),
         ("adopt a step the plan lacks", format!("{b}  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    adopt: [aws.kms, aws.redis]\n"), "no AWS step `aws.redis`", 13),
         ("reserved tag prefix", format!("{b}  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    tags:\n      wbstack:environment: other\n"), "is reserved", 14),
     ]

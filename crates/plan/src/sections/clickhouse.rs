@@ -147,12 +147,42 @@ fn check_weave_names(c: &mut Checker, r: &Resolved) {
     }
 }
 
+/// The endpoint's bucket and folder become the IAM grant of ClickHouse's role: a bucket that
+/// breaks S3's naming rules (`*`) or a folder with a wildcard would widen it.
+fn check_endpoint_bucket(c: &mut Checker, endpoint: &str) {
+    const AT: &str = "spec.clickhouse.s3.endpoint";
+    let Some(g) = super::irsa::endpoint_grant(endpoint) else {
+        c.value_help(
+            AT,
+            format!("`{endpoint}` names no bucket"),
+            "like https://s3.us-east-1.amazonaws.com/BUCKET/FOLDER/",
+        );
+        return;
+    };
+    if let Some(why) = crate::check::s3_bucket_problem(&g.bucket) {
+        c.value(
+            AT,
+            format!(
+                "the bucket `{}` in the endpoint is not a valid bucket name: {why}",
+                g.bucket
+            ),
+        );
+    } else if g.prefix.contains(['*', '?']) {
+        c.value(
+            AT,
+            format!("the folder `{}` in the endpoint has a wildcard, which would widen ClickHouse's grant", g.prefix),
+        );
+    }
+}
+
 fn check_s3(c: &mut Checker, s3: &ClickhouseS3, storage: &str) {
     if !(s3.endpoint.starts_with("https://") || s3.endpoint.starts_with("http://")) {
         c.value(
             "spec.clickhouse.s3.endpoint",
             format!("`{}` is not an http(s) URL", s3.endpoint),
         );
+    } else {
+        check_endpoint_bucket(c, &s3.endpoint);
     }
     if !s3.use_environment_credentials && s3.credentials_secret.is_none() {
         c.value_help(

@@ -112,7 +112,7 @@ fn prefix(path: &str) -> String {
 /// The bucket and folder of a ClickHouse S3 endpoint, path-style
 /// (`https://s3.<region>.amazonaws.com/<bucket>/<folder>/`) or virtual-hosted
 /// (`https://<bucket>.s3.<region>.amazonaws.com/<folder>/`).
-fn endpoint_grant(endpoint: &str) -> Option<BucketGrant> {
+pub(super) fn endpoint_grant(endpoint: &str) -> Option<BucketGrant> {
     let rest = endpoint.split_once("://")?.1;
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let host = host.split(':').next().unwrap_or(host);

@@ -135,6 +135,16 @@ fn check_license(c: &mut Checker, r: &Resolved) {
             );
         }
     }
+    if let Some(f) = &l.file {
+        let p = std::path::Path::new(f);
+        if p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+            c.value_help(
+                "spec.wandb.license.file",
+                format!("`{f}` is outside the plan's directory"),
+                "put the license file beside the plan (or below it), or give the license with `env` or `secret`",
+            );
+        }
+    }
     if l.value.is_some() {
         // Whatever holds the plan would hold the license: state, plan copies, the Job's
         // ConfigMap, a GitOps repository.
