@@ -215,10 +215,14 @@ pub enum Command {
         #[arg(long, requires = "job")]
         role_arn: Option<String>,
     },
-    /// Remove an environment's lock whoever holds it.
+    /// Remove an environment's lock, given its holder's lock id (the error that names the
+    /// holder shows it); only that lease is removed.
     Unlock {
         #[command(flatten)]
         target: Target,
+        /// The holder's lock id.
+        #[arg(long)]
+        lock_id: String,
     },
     /// Every image the plan deploys, through its registry (spec.images.registry), with what
     /// uses it: the list to mirror for an air-gapped install. Nothing is contacted.

@@ -46,9 +46,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         }
         Command::Render { plan, .. } => render(&plan, fmt),
         Command::Images { plan } => crate::images::images(&plan, fmt),
-        Command::Unlock { target } => {
+        Command::Unlock { target, lock_id } => {
             let (loaded, state) = target_plan(flag, &target).await?;
-            let holder = state.unlock().await?;
+            let holder = state.unlock(&lock_id).await?;
             match holder {
                 Some(h) => eprintln!(
                     "removed the lock of {} held by {h}",

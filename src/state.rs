@@ -46,7 +46,7 @@ fn store_error(e: wbstack_state::StoreError) -> CliError {
 
 fn lock_error(e: LockError) -> CliError {
     match e {
-        LockError::Held { .. } => CliError::Locked(e.to_string()),
+        LockError::Held { .. } | LockError::OtherHolder { .. } => CliError::Locked(e.to_string()),
         other => CliError::environment(other.to_string()),
     }
 }
@@ -259,12 +259,14 @@ impl EnvState {
         }
     }
 
-    /// Removes the lock whoever holds it; returns who held it.
-    pub async fn unlock(&self) -> Result<Option<LockInfo>, CliError> {
+    /// Removes the lock held with `lock_id`; returns who held it.
+    pub async fn unlock(&self, lock_id: &str) -> Result<Option<LockInfo>, CliError> {
         match self {
-            EnvState::Local(p) => force_unlock(p).map_err(lock_error),
+            EnvState::Local(p) => force_unlock(p, lock_id).map_err(lock_error),
             #[cfg(feature = "aws")]
-            EnvState::S3(s) => wbstack_state::force_unlock(s).await.map_err(lock_error),
+            EnvState::S3(s) => wbstack_state::force_unlock(s, lock_id)
+                .await
+                .map_err(lock_error),
         }
     }
 

@@ -411,7 +411,16 @@ fn unlock_removes_a_stale_lock() {
     let out = env.run(&["up", "--plan", &poc()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another-host"));
-    let out = env.run(&["unlock", "--env", "wandb-dev"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unlock --lock-id x"),
+        "{}",
+        text(&out)
+    );
+    // Another lock id removes nothing.
+    let out = env.run(&["unlock", "--env", "wandb-dev", "--lock-id", "y"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(lock.exists());
+    let out = env.run(&["unlock", "--env", "wandb-dev", "--lock-id", "x"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another-host"));
     assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));

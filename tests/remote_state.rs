@@ -181,7 +181,7 @@ fn a_live_foreign_lease_refuses_an_expired_one_is_taken_over_and_unlock_works_re
     let lease = |renewed_ago: u64| {
         serde_json::json!({"host": "ci-runner-7", "pid": 4242, "command": "wbstack up --plan poc.yaml",
             "started_at_ms": now - renewed_ago - 5000, "renewed_at_ms": now - renewed_ago,
-            "lease_ms": 60000, "token": "theirs"})
+            "lease_ms": 2000, "token": "theirs"})
         .to_string()
     };
     let put = |body: &str| {
@@ -190,7 +190,7 @@ fn a_live_foreign_lease_refuses_an_expired_one_is_taken_over_and_unlock_works_re
             .raw("PUT", "/team-state/wbstack/wandb-dev/lock.json", body);
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     };
-    put(&lease(1000));
+    put(&lease(500));
     let out = team.run(&["up", "--plan", &poc]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
@@ -203,14 +203,17 @@ fn a_live_foreign_lease_refuses_an_expired_one_is_taken_over_and_unlock_works_re
         .objects()
         .iter()
         .all(|(k, _, _)| k != "WeightsAndBiases"));
-    let out = team.run(&["unlock", "--plan", &poc]);
+    let out = team.run(&["unlock", "--plan", &poc, "--lock-id", "mine"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = team.run(&["unlock", "--plan", &poc, "--lock-id", "theirs"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         text(&out).contains("held by pid 4242 on ci-runner-7"),
         "{}",
         text(&out)
     );
-    // Silent for ten minutes: the lease ran out, and `up` takes over.
+    // Silent for ten minutes by its own clock: `up` watches it stay unrenewed for its length
+    // (two seconds) on this machine's clock, then takes over.
     put(&lease(600_000));
     let out = team.run(&["up", "--plan", &poc]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -61,7 +61,8 @@ pub use journal::{
     WriteFn, JOURNAL_FORMAT, JOURNAL_VERSION,
 };
 pub use lock::{
-    force_unlock, read_holder, this_host, Clock, EnvLock, LockError, LockInfo, LockOptions,
+    force_unlock, read_holder, this_host, this_host_id, Clock, EnvLock, LockError, LockInfo,
+    LockOptions,
 };
 pub use report::{RunReport, StepOutcome, StepReport};
 pub use retry::RetryPolicy;

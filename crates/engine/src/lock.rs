@@ -4,7 +4,8 @@
 //! itself in `<dir>/lock.json` (host, pid, command, start time, last renewal, lease). Another
 //! process on the same host that can take the `flock` knows the holder is dead (the kernel drops
 //! the lock with the process) and takes over. A holder on another host (a shared state directory)
-//! is respected until its lease expires without renewal. `force_unlock` removes both files.
+//! is respected until its lease expires without renewal. `force_unlock` removes both files, given
+//! the holder's lock id.
 
 use crate::journal::now_ms;
 use serde::{Deserialize, Serialize};
@@ -24,8 +25,13 @@ pub struct LockInfo {
     pub started_at_ms: u64,
     pub renewed_at_ms: u64,
     pub lease_ms: u64,
-    /// Distinguishes this holder from a later one with the same pid.
+    /// Distinguishes this holder from a later one with the same pid: the lock id `unlock`
+    /// asks for.
     pub token: String,
+    /// This machine's boot and process namespace: two hosts, or two containers, with one name
+    /// and a pid in common are not taken for one.
+    #[serde(default)]
+    pub host_id: String,
 }
 
 impl LockInfo {
@@ -46,6 +52,7 @@ impl LockInfo {
             renewed_at_ms: now_ms,
             lease_ms: lease.as_millis() as u64,
             token: format!("{:016x}", rand::random::<u64>()),
+            host_id: this_host_id(),
         }
     }
 
@@ -54,9 +61,22 @@ impl LockInfo {
     pub fn is_gone_from_this_host(&self) -> bool {
         cfg!(target_os = "linux")
             && self.host == this_host()
+            && !self.host_id.is_empty()
+            && self.host_id == this_host_id()
             && self.pid != 0
             && !Path::new("/proc").join(self.pid.to_string()).exists()
     }
+}
+
+/// This boot of this machine and this process namespace (Linux: the kernel's boot id and the
+/// pid namespace), or empty where they cannot be read.
+pub fn this_host_id() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap_or_default();
+    if boot.trim().is_empty() || ns.as_os_str().is_empty() {
+        return String::new();
+    }
+    format!("{}/{}", boot.trim(), ns.display())
 }
 
 /// This host's name, as holders record it.
@@ -68,11 +88,12 @@ impl std::fmt::Display for LockInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "pid {} on {} running `{}` since {} (lease {} s, renewed {} ms after start)",
+            "pid {} on {} running `{}` since {} (lock id {}, lease {} s, renewed {} ms after start)",
             self.pid,
             self.host,
             self.command,
             format_ms(self.started_at_ms),
+            self.token,
             self.lease_ms / 1000,
             self.renewed_at_ms.saturating_sub(self.started_at_ms)
         )
@@ -134,8 +155,13 @@ impl Default for Clock {
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("environment is locked by {holder}; if that process is gone for good, run `unlock`")]
-    Held { holder: LockInfo },
+    #[error("environment is locked by {holder}; if that process is gone for good, run `unlock --lock-id {}`", holder.token)]
+    Held { holder: Box<LockInfo> },
+    #[error("the lock is held by {holder}, not by lock id `{given}`: nothing was removed")]
+    OtherHolder {
+        holder: Box<LockInfo>,
+        given: String,
+    },
     #[error("failed to use the lock in {location}: {message}")]
     Store { location: String, message: String },
     #[error("failed to use lock files in {dir}")]
@@ -209,8 +235,14 @@ fn write_info(dir: &Path, info: &LockInfo) -> io::Result<()> {
 }
 
 /// Removes the lock whoever holds it; returns who held it.
-pub fn force_unlock(dir: &Path) -> Result<Option<LockInfo>, LockError> {
+pub fn force_unlock(dir: &Path, lock_id: &str) -> Result<Option<LockInfo>, LockError> {
     let holder = read_holder(dir);
+    if let Some(h) = holder.as_ref().filter(|h| h.token != lock_id) {
+        return Err(LockError::OtherHolder {
+            holder: Box::new(h.clone()),
+            given: lock_id.to_owned(),
+        });
+    }
     for p in [info_path(dir), flock_path(dir)] {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
@@ -255,9 +287,12 @@ impl EnvLock {
                     renewed_at_ms: now,
                     lease_ms: opts.lease.as_millis() as u64,
                     token: String::new(),
+                    host_id: String::new(),
                 });
                 tracing::debug!(dir = %dir.display(), pid = holder.pid, host = %holder.host, "lock held by another process");
-                return Err(LockError::Held { holder });
+                return Err(LockError::Held {
+                    holder: Box::new(holder),
+                });
             }
             Err(TryLockError::Error(e)) => return Err(io_err(e)),
         }
@@ -265,7 +300,9 @@ impl EnvLock {
             // We hold the file lock, so a holder on this host is dead. One elsewhere is alive
             // until its lease runs out.
             if holder.host != host && !holder.is_expired(now) {
-                return Err(LockError::Held { holder });
+                return Err(LockError::Held {
+                    holder: Box::new(holder),
+                });
             }
         }
         let info = LockInfo::this_process(&opts.command, opts.lease, now);
@@ -375,6 +412,7 @@ mod tests {
             renewed_at_ms: clock.now_ms(),
             lease_ms: 30_000,
             token: "t".into(),
+            host_id: String::new(),
         };
         write_info(dir.path(), &foreign).unwrap();
         let opts = LockOptions {
@@ -409,7 +447,12 @@ mod tests {
         let renewed = read_holder(dir.path()).unwrap().renewed_at_ms;
         assert!(renewed >= first + 20_000, "{renewed} vs {first}");
         assert!(!lost.is_cancelled());
-        let holder = force_unlock(dir.path()).unwrap().unwrap();
+        let id = read_holder(dir.path()).unwrap().token;
+        assert!(matches!(
+            force_unlock(dir.path(), "not-its-id"),
+            Err(LockError::OtherHolder { .. })
+        ));
+        let holder = force_unlock(dir.path(), &id).unwrap().unwrap();
         assert_eq!(holder.pid, std::process::id());
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert!(lost.is_cancelled());

@@ -1,8 +1,10 @@
 //! The environment's lease in S3: `lock.json`, taken with `If-None-Match: *`, renewed and
 //! taken over with `If-Match` on the ETag last seen, so two runs can never both believe they
-//! hold it. The holder is named (host, pid, command, start); a lease not renewed within its
-//! length is taken over, and so at once is one whose holder was a process on this host that
-//! has gone.
+//! hold it. The holder is named (host, pid, command, start, lock id). A lease is taken over
+//! when it stayed unchanged for its whole length as the taker's own clock measures it (the
+//! holder's timestamps, from another machine's clock, only ever make a taker refuse sooner),
+//! and at once when its holder was a process on this machine that has gone. `unlock` needs the
+//! holder's lock id and deletes only the lease it read.
 
 use crate::client::{call_error, is_not_found, is_precondition_failed, StoreError};
 use crate::store::EnvStore;
@@ -92,23 +94,71 @@ pub async fn read_holder(store: &EnvStore) -> Result<Option<LockInfo>, LockError
         .map(|(i, _)| i))
 }
 
-/// Removes the lease whoever holds it; returns who held it.
-pub async fn force_unlock(store: &EnvStore) -> Result<Option<LockInfo>, LockError> {
-    let held = read_holder(store).await?;
-    store
+/// Removes the lease held with `lock_id` (and only the lease read: `If-Match`); returns who
+/// held it.
+pub async fn force_unlock(store: &EnvStore, lock_id: &str) -> Result<Option<LockInfo>, LockError> {
+    let Some((held, etag)) = holder(store).await.map_err(|e| store_err(store, e))? else {
+        return Ok(None);
+    };
+    if held.token != lock_id {
+        return Err(LockError::OtherHolder {
+            holder: Box::new(held),
+            given: lock_id.to_owned(),
+        });
+    }
+    match store
         .client
         .delete_object()
         .bucket(store.bucket())
         .key(store.key(KEY))
+        .if_match(etag)
         .send()
         .await
-        .map_err(|e| {
-            store_err(
-                store,
-                call_error(&store.location(), "deleting lock.json", &e),
-            )
-        })?;
-    Ok(held)
+    {
+        Ok(_) => Ok(Some(held)),
+        Err(e) if is_precondition_failed(&e) => Err(LockError::Store {
+            location: store.location(),
+            message: "the lease changed while it was being removed (its holder renewed it, or \
+                      another took it): nothing was removed"
+                .into(),
+        }),
+        Err(e) => Err(store_err(
+            store,
+            call_error(&store.location(), "deleting lock.json", &e),
+        )),
+    }
+}
+
+/// What watching a lease that looks run out came to.
+enum Watched {
+    /// Unchanged for its whole length on this machine's clock: its holder stopped.
+    Stale(String),
+    /// Renewed, taken or released meanwhile.
+    Changed,
+}
+
+/// Watches a lease whose holder's own timestamps say it ran out: it counts as run out only if
+/// it stays the same (its ETag) for the holder's lease length, measured on this clock.
+async fn watch(
+    store: &EnvStore,
+    h: &LockInfo,
+    etag: &str,
+    clock: Clock,
+) -> Result<Watched, StoreError> {
+    let since = clock.now_ms();
+    let step = Duration::from_millis((h.lease_ms / 10).clamp(50, 1000));
+    tracing::info!(at = %store.location(), holder = %h, "waiting {} ms on this machine's clock for the lease to stay unrenewed", h.lease_ms);
+    loop {
+        match holder(store).await? {
+            Some((_, now)) if now == etag => {
+                if clock.now_ms().saturating_sub(since) >= h.lease_ms {
+                    return Ok(Watched::Stale(now));
+                }
+            }
+            _ => return Ok(Watched::Changed),
+        }
+        tokio::time::sleep(step).await;
+    }
 }
 
 impl S3Lock {
@@ -126,9 +176,21 @@ impl S3Lock {
             let Some((h, etag)) = holder(store).await.map_err(err)? else {
                 continue; // released in between: try again
             };
-            if !h.is_expired(opts.clock.now_ms()) && !h.is_gone_from_this_host() {
-                return Err(LockError::Held { holder: h });
-            }
+            let etag = if h.is_gone_from_this_host() {
+                etag
+            } else if !h.is_expired(opts.clock.now_ms()) {
+                return Err(LockError::Held {
+                    holder: Box::new(h),
+                });
+            } else {
+                match watch(store, &h, &etag, opts.clock).await.map_err(err)? {
+                    Watched::Stale(etag) => etag,
+                    Watched::Changed => {
+                        last_holder = Some(h);
+                        continue;
+                    }
+                }
+            };
             tracing::info!(at = %store.location(), holder = %h, "taking over a lease its holder left");
             if let Put::Written(etag) = put(store, &info, Cond::Is(&etag)).await.map_err(err)? {
                 return Ok(Self::held(store, info, etag, opts.clock));
@@ -136,9 +198,11 @@ impl S3Lock {
             last_holder = Some(h); // someone else took it over first
         }
         match holder(store).await.map_err(err)? {
-            Some((h, _)) => Err(LockError::Held { holder: h }),
+            Some((h, _)) => Err(LockError::Held {
+                holder: Box::new(h),
+            }),
             None => Err(LockError::Held {
-                holder: last_holder.unwrap_or(info),
+                holder: Box::new(last_holder.unwrap_or(info)),
             }),
         }
     }

@@ -285,6 +285,7 @@ async fn plant(c: &aws_sdk_s3::Client, holder: &LockInfo) {
         .unwrap();
 }
 
+/// A holder elsewhere (a lease of 1.5 s, renewed `renewed_ago_ms` ago by its clock).
 fn foreign(host: &str, pid: u32, renewed_ago_ms: u64) -> LockInfo {
     let now = wbstack_engine::now_ms();
     LockInfo {
@@ -293,8 +294,17 @@ fn foreign(host: &str, pid: u32, renewed_ago_ms: u64) -> LockInfo {
         command: "wbstack up --plan prod.yaml".into(),
         started_at_ms: now - renewed_ago_ms - 1000,
         renewed_at_ms: now - renewed_ago_ms,
-        lease_ms: 60_000,
+        lease_ms: 1_500,
         token: "theirs".into(),
+        host_id: "another-machine".into(),
+    }
+}
+
+/// A holder that was a process of this machine.
+fn here(pid: u32) -> LockInfo {
+    LockInfo {
+        host_id: wbstack_engine::this_host_id(),
+        ..foreign(&wbstack_engine::this_host(), pid, 0)
     }
 }
 
@@ -303,28 +313,53 @@ async fn leases_of_dead_or_silent_holders_are_taken_over_live_ones_are_not() {
     let moto = moto::Moto::start();
     let (c, dev) = store(&moto).await;
     let o = || opts("wbstack resume", Duration::from_secs(60));
-    // Another machine, renewed a second ago: respected.
-    plant(&c, &foreign("ci-runner-7", 4242, 1000)).await;
+    // Another machine, renewed just now: respected.
+    plant(&c, &foreign("ci-runner-7", 4242, 0)).await;
     let err = S3Lock::acquire(&dev, o()).await.unwrap_err();
     assert!(err.to_string().contains("ci-runner-7"), "{err}");
-    // The same machine, silent for two minutes: its lease ran out.
+    assert!(err.to_string().contains("unlock --lock-id theirs"), "{err}");
+    // Silent for two minutes by its own clock, and unchanged for its lease length on ours: its
+    // lease ran out.
     plant(&c, &foreign("ci-runner-7", 4242, 120_000)).await;
+    let started = std::time::Instant::now();
     let l = S3Lock::acquire(&dev, o()).await.unwrap();
     assert_eq!(l.info().command, "wbstack resume");
+    assert!(started.elapsed() >= Duration::from_millis(1_500));
     l.release().await;
+    // Its clock is behind ours (its lease looks run out) but it renews while watched: it is
+    // alive, and respected.
+    plant(&c, &foreign("ci-runner-7", 4242, 120_000)).await;
+    let renewing = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            // As a holder does: every third of its lease.
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                plant(&c, &foreign("ci-runner-7", 4242, 120_000)).await;
+            }
+        })
+    };
+    let err = S3Lock::acquire(&dev, o()).await.unwrap_err();
+    assert!(matches!(err, LockError::Held { .. }), "{err}");
+    renewing.abort();
+    // A machine of this one's name whose pid 4242 is not running here: another machine (its
+    // boot or pid namespace differs), so not taken at once.
+    let mut twin = foreign(&wbstack_engine::this_host(), u32::MAX - 1, 0);
+    twin.host_id = "another-boot".into();
+    plant(&c, &twin).await;
+    assert!(matches!(
+        S3Lock::acquire(&dev, o()).await,
+        Err(LockError::Held { .. })
+    ));
     // A process on this host that has exited: no need to wait its lease out.
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
-    plant(&c, &foreign(&wbstack_engine::this_host(), pid, 0)).await;
+    plant(&c, &here(pid)).await;
     let l = S3Lock::acquire(&dev, o()).await.unwrap();
     l.release().await;
     // A live process on this host (this one) is respected.
-    plant(
-        &c,
-        &foreign(&wbstack_engine::this_host(), std::process::id(), 0),
-    )
-    .await;
+    plant(&c, &here(std::process::id())).await;
     assert!(matches!(
         S3Lock::acquire(&dev, o()).await,
         Err(LockError::Held { .. })
@@ -356,7 +391,14 @@ async fn the_heartbeat_renews_and_notices_a_takeover() {
     tokio::time::timeout(Duration::from_secs(5), lost.cancelled())
         .await
         .expect("the heartbeat notices the lease was taken");
-    let was = wbstack_state::force_unlock(&dev).await.unwrap().unwrap();
+    assert!(matches!(
+        wbstack_state::force_unlock(&dev, "not-theirs").await,
+        Err(LockError::OtherHolder { .. })
+    ));
+    let was = wbstack_state::force_unlock(&dev, "theirs")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(was.host, "ci-runner-7");
     assert!(wbstack_state::read_holder(&dev).await.unwrap().is_none());
 }
