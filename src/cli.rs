@@ -31,6 +31,10 @@ pub struct Cli {
     /// (`WBSTACK_LOG` takes a full filter instead). Secret values are scrubbed from every line.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Allow a plain-HTTP AWS endpoint on another machine (`WBSTACK_AWS_ENDPOINT`,
+    /// `spec.aws.endpoint`); without it, plain HTTP is for this machine (loopback) only.
+    #[arg(long, global = true)]
+    pub insecure_endpoint: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

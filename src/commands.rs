@@ -18,6 +18,8 @@ use wbstack_engine::{
 pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let fmt = cli.output;
     let flag = cli.state_dir.as_deref();
+    crate::endpoint::allow_insecure(cli.insecure_endpoint);
+    crate::endpoint::check_env()?;
     match cli.command {
         Command::Validate { plans } => validate(&plans, fmt),
         Command::Schema => {

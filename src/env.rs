@@ -55,7 +55,28 @@ pub fn load(path: &Path) -> Result<Loaded, CliError> {
 fn parse(file: String, text: String) -> Result<Loaded, CliError> {
     let plan =
         wbstack_plan::parse(&file, &text).map_err(|e| CliError::invalid(diagnostics_text(&e)))?;
-    Ok(Loaded { plan, text, file })
+    let l = Loaded { plan, text, file };
+    let endpoint = l.plan.spec.aws.as_ref().and_then(|a| a.endpoint.as_deref());
+    if let Some(why) = endpoint.and_then(crate::endpoint::problem) {
+        return Err(at(&l, "spec.aws.endpoint", why));
+    }
+    Ok(l)
+}
+
+/// An error about a field of the loaded plan, at its file:line:column.
+fn at(l: &Loaded, path: &str, message: String) -> CliError {
+    let pos = wbstack_plan::Locations::index(&l.text)
+        .value(path)
+        .unwrap_or(wbstack_plan::Pos { line: 1, column: 1 });
+    let d = Diagnostic {
+        file: l.file.clone(),
+        line: pos.line,
+        column: pos.column,
+        path: path.into(),
+        message,
+        help: None,
+    };
+    CliError::invalid(diagnostics_text(&PlanError(vec![d])))
 }
 
 /// Where the state lives: `--state-dir` (or `WBSTACK_STATE_DIR`), else the plan's
@@ -116,21 +137,7 @@ fn check_state_bucket(at: &str, plan: &Plan) -> Result<(), CliError> {
 /// The license value, read from where the plan says; an error names the field.
 pub fn license(l: &Loaded) -> Result<Option<Secret>, CliError> {
     let src = &l.plan.spec.wandb.license;
-    let loc = wbstack_plan::Locations::index(&l.text);
-    let at = |path: &str, message: String| {
-        let pos = loc
-            .value(path)
-            .unwrap_or(wbstack_plan::Pos { line: 1, column: 1 });
-        let d = Diagnostic {
-            file: l.file.clone(),
-            line: pos.line,
-            column: pos.column,
-            path: path.into(),
-            message,
-            help: None,
-        };
-        CliError::invalid(diagnostics_text(&PlanError(vec![d])))
-    };
+    let at = |path: &str, message: String| at(l, path, message);
     let r = SecretRef::new(
         "kubernetes",
         format!(

@@ -5,6 +5,7 @@ mod aws;
 mod cli;
 mod cluster;
 mod commands;
+mod endpoint;
 mod env;
 mod eventlog;
 mod exit;

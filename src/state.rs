@@ -69,6 +69,9 @@ impl Store {
             let bucket = wbstack_state::StateBucket::connect(url)
                 .await
                 .map_err(store_error)?;
+            for w in bucket.warnings() {
+                eprintln!("warning: {w}");
+            }
             Ok(Store::S3(bucket))
         }
         #[cfg(not(feature = "aws"))]

@@ -317,3 +317,32 @@ fn images_come_from_the_plans_registry() {
     ]);
     assert_eq!(reg, "registry.corp.example/mirror");
 }
+
+/// Plain HTTP to an AWS endpoint is for this machine only: another host is refused (the
+/// plan's `spec.aws.endpoint` at its line, `WBSTACK_AWS_ENDPOINT` before anything is read)
+/// unless `--insecure-endpoint` says so.
+#[test]
+fn plain_http_endpoints_off_this_machine_need_an_explicit_flag() {
+    let env = Env::new(100);
+    let plan = format!("{BASE}  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    endpoint: http://10.0.0.5:4566\n");
+    std::fs::write(env.dir.path().join("http.yaml"), plan).unwrap();
+    let out = env.run(&["validate", "http.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("http.yaml:13:"), "{}", text(&out));
+    assert!(text(&out).contains("plain HTTP to another machine"));
+    let out = env.run(&["validate", "http.yaml", "--insecure-endpoint"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = env.requests();
+    let out = env
+        .cmd(&["up", "--plan", &env.plan("poc.yaml")])
+        .env("WBSTACK_AWS_ENDPOINT", "http://s3.internal:9000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("WBSTACK_AWS_ENDPOINT"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.requests(), before);
+}

@@ -367,3 +367,48 @@ fn an_up_costs_one_put_per_group_commit() {
         local.as_secs_f64()
     );
 }
+
+/// The state bucket is checked at connect: what it lacks is said (no versions, no public-access
+/// block, no default encryption), every state object is written with SSE-KMS whatever the
+/// bucket's default, and a bucket another account owns is refused before anything is written.
+#[test]
+fn the_state_bucket_is_checked_and_state_is_written_with_sse_kms() {
+    let team = Team::new(50);
+    let poc = team.env.plan("poc.yaml");
+    let out = team.run(&["up", "--plan", &poc]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    for warning in [
+        "keeps no versions",
+        "does not block public access",
+        "has no default encryption",
+    ] {
+        assert!(said.contains(warning), "{warning} in\n{said}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(team.moto.aws("wandb-dev"));
+    let keys = team.keys("wbstack/wandb-dev/");
+    assert!(keys.iter().any(|k| k.ends_with("plan.yaml")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains("/journal/")), "{keys:?}");
+    for key in &keys {
+        let head = rt
+            .block_on(aws.s3.head_object().bucket("team-state").key(key).send())
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&aws_sdk_s3::types::ServerSideEncryption::AwsKms),
+            "{key}"
+        );
+    }
+    // The bucket turns out to be another account's: refused, and nothing more is written.
+    team.moto.caches.own_bucket("team-state", "999999999999");
+    let before = team.keys("wbstack/");
+    let out = team.run(&["down", "--env", "wandb-dev"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not owned by this account (123456789012)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(team.keys("wbstack/"), before);
+}

@@ -7,6 +7,8 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 pub enum StoreError {
     #[error("state bucket `{bucket}` does not exist; wbstack never creates or deletes the bucket that holds its state: create it first")]
     NoBucket { bucket: String },
+    #[error("state bucket `{bucket}` is not owned by this account ({account}): wbstack keeps no state in another account's bucket")]
+    ForeignBucket { bucket: String, account: String },
     #[error("{at}: {what} failed: {message}")]
     Call {
         at: String,
@@ -32,6 +34,11 @@ impl StoreError {
 /// (moto, LocalStack), which also serves buckets by path. Without a region from the chain the
 /// store is taken to be in us-east-1.
 pub async fn client() -> aws_sdk_s3::Client {
+    clients().await.0
+}
+
+/// The S3 client, and an STS client of the same configuration (who is calling).
+pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_sts::Client) {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     let endpoint = std::env::var("WBSTACK_AWS_ENDPOINT")
         .ok()
@@ -41,10 +48,15 @@ pub async fn client() -> aws_sdk_s3::Client {
     }
     let conf = loader.load().await;
     let mut b = aws_sdk_s3::config::Builder::from(&conf).force_path_style(endpoint.is_some());
+    let mut sts = aws_sdk_sts::config::Builder::from(&conf);
     if conf.region().is_none() {
         b = b.region(aws_sdk_s3::config::Region::new("us-east-1"));
+        sts = sts.region(aws_sdk_sts::config::Region::new("us-east-1"));
     }
-    aws_sdk_s3::Client::from_conf(b.build())
+    (
+        aws_sdk_s3::Client::from_conf(b.build()),
+        aws_sdk_sts::Client::from_conf(sts.build()),
+    )
 }
 
 /// The error code S3 answered with, if it answered.

@@ -235,10 +235,7 @@ impl EnvStore {
     /// success (a retried request whose first attempt landed); other bytes mean another writer.
     async fn put_new(&self, rest: &str, bytes: Vec<u8>, seq: u64) -> Result<(), StoreError> {
         let res = self
-            .client
-            .put_object()
-            .bucket(self.bucket())
-            .key(self.key(rest))
+            .put(rest)
             .if_none_match("*")
             .body(ByteStream::from(bytes.clone()))
             .send()

@@ -5,12 +5,13 @@
 //! never creates or deletes it.
 
 mod client;
+mod inspect;
 mod journal;
 mod location;
 mod lock;
 mod store;
 
-pub use client::{client, StoreError};
+pub use client::{client, clients, StoreError};
 pub use journal::{Read, COMPACT_AFTER_SEGMENTS};
 pub use location::{BadUrl, S3Url};
 pub use lock::{force_unlock, read_holder, S3Lock};

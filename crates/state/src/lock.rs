@@ -51,10 +51,7 @@ enum Put {
 async fn put(store: &EnvStore, info: &LockInfo, cond: Cond<'_>) -> Result<Put, StoreError> {
     let body = serde_json::to_vec_pretty(info).unwrap_or_default();
     let mut req = store
-        .client
-        .put_object()
-        .bucket(store.bucket())
-        .key(store.key(KEY))
+        .put(KEY)
         .content_type("application/json")
         .body(ByteStream::from(body));
     req = match cond {

@@ -4,35 +4,66 @@
 //! `lock.json` (the lease, see [`crate::lock`]) and `journal/` (see [`crate::journal`]).
 
 use crate::client::{call_error, is_not_found, StoreError};
+use crate::inspect::{check_owner, inspect, Inspection};
 use crate::location::S3Url;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
 
 /// A bucket holding environments' state, checked to exist.
 #[derive(Clone, Debug)]
 pub struct StateBucket {
     pub(crate) client: aws_sdk_s3::Client,
     pub(crate) url: S3Url,
+    inspection: Inspection,
 }
 
 impl StateBucket {
-    /// Connects and checks that the bucket exists and can be read.
+    /// Connects and checks the bucket: it exists, this account owns it, and what it lacks
+    /// (versions, public-access blocks, KMS by default) is in [`StateBucket::warnings`].
     pub async fn connect(url: S3Url) -> Result<StateBucket, StoreError> {
-        let client = crate::client::client().await;
-        Self::with_client(client, url).await
+        let (client, sts) = crate::client::clients().await;
+        let bucket = Self::with_client(client, url).await?;
+        let who = sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| StoreError::Call {
+                at: bucket.url.to_string(),
+                what: "asking STS who is calling".into(),
+                message: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        if let Some(account) = who.account() {
+            check_owner(&bucket.client, &bucket.url.bucket, account).await?;
+        }
+        Ok(bucket)
     }
 
-    /// Uses this client.
+    /// Uses this client (the owner is not checked).
     pub async fn with_client(
         client: aws_sdk_s3::Client,
         url: S3Url,
     ) -> Result<StateBucket, StoreError> {
         match client.head_bucket().bucket(&url.bucket).send().await {
-            Ok(_) => Ok(StateBucket { client, url }),
-            Err(e) if is_not_found(&e) => Err(StoreError::NoBucket {
-                bucket: url.bucket.clone(),
-            }),
-            Err(e) => Err(call_error(&url.to_string(), "reading the state bucket", &e)),
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {
+                return Err(StoreError::NoBucket {
+                    bucket: url.bucket.clone(),
+                })
+            }
+            Err(e) => return Err(call_error(&url.to_string(), "reading the state bucket", &e)),
         }
+        let inspection = inspect(&client, &url.bucket).await?;
+        Ok(StateBucket {
+            client,
+            url,
+            inspection,
+        })
+    }
+
+    /// What the bucket lacks, to be told to the user.
+    pub fn warnings(&self) -> &[String] {
+        &self.inspection.warnings
     }
 
     /// The store's location.
@@ -46,6 +77,7 @@ impl StateBucket {
             client: self.client.clone(),
             url: self.url.clone(),
             base: self.url.key(name),
+            kms_key: self.inspection.kms_key.clone(),
         }
     }
 
@@ -94,6 +126,8 @@ pub struct EnvStore {
     pub(crate) url: S3Url,
     /// The environment's key prefix, without the trailing slash.
     pub(crate) base: String,
+    /// The KMS key objects are written with (the bucket's default; else the AWS managed key).
+    pub(crate) kms_key: Option<String>,
 }
 
 impl EnvStore {
@@ -108,6 +142,16 @@ impl EnvStore {
 
     pub(crate) fn bucket(&self) -> &str {
         &self.url.bucket
+    }
+
+    /// A write of `rest`, encrypted with SSE-KMS.
+    pub(crate) fn put(&self, rest: &str) -> PutObjectFluentBuilder {
+        self.client
+            .put_object()
+            .bucket(self.bucket())
+            .key(self.key(rest))
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .set_ssekms_key_id(self.kms_key.clone())
     }
 
     /// An object's bytes, or `None` when the key is absent.
@@ -147,10 +191,7 @@ impl EnvStore {
 
     /// Saves the plan copy.
     pub async fn put_plan(&self, text: &str) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(self.bucket())
-            .key(self.key("plan.yaml"))
+        self.put("plan.yaml")
             .content_type("application/yaml")
             .body(ByteStream::from(text.as_bytes().to_vec()))
             .send()
@@ -170,10 +211,7 @@ impl EnvStore {
     /// Saves the events a run recorded, one JSON object per line.
     pub async fn put_events(&self, run: u64, lines: &str) -> Result<(), StoreError> {
         let rest = format!("runs/run-{run}.events.jsonl");
-        self.client
-            .put_object()
-            .bucket(self.bucket())
-            .key(self.key(&rest))
+        self.put(&rest)
             .content_type("application/x-ndjson")
             .body(ByteStream::from(lines.as_bytes().to_vec()))
             .send()

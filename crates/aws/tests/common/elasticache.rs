@@ -1,14 +1,15 @@
-//! Where moto 5.2.5's ElastiCache falls short of AWS, a proxy in front of it answers as AWS
-//! does: moto lists one member cluster whatever `NumCacheClusters` asked for, answers
-//! ModifyReplicationGroup with a 500 HTML page, names GetBucketVersioning's answer
-//! `GetBucketVersioningResponse` (AWS: `VersioningConfiguration`), has no Increase/DecreaseReplicaCount, and does
-//! not know a group's member clusters by DescribeCacheClusters. The proxy keeps each group's
-//! node count, node type, Multi-AZ setting, engine version and the AUTH tokens it accepts from
-//! the requests (`ROTATE` adds a token, `SET` leaves only the new one, as AWS documents), writes
-//! them into moto's DescribeReplicationGroups answers and answers DescribeCacheClusters for the
-//! members; everything else goes to moto unchanged. A test can make it accept changes without
-//! making them (reported pending, as AWS queues one, or not, as AWS drops one) or fail an
-//! operation with a 500 every time.
+//! Where moto 5.2.5 falls short of AWS, a proxy in front of it answers as AWS does. ElastiCache:
+//! moto lists one member cluster whatever `NumCacheClusters` asked for, answers
+//! ModifyReplicationGroup with a 500 HTML page, has no Increase/DecreaseReplicaCount, and does
+//! not know a group's member clusters by DescribeCacheClusters. S3: moto names
+//! GetBucketVersioning's answer `GetBucketVersioningResponse` (AWS: `VersioningConfiguration`)
+//! and ignores `x-amz-expected-bucket-owner` (AWS refuses another account's bucket with a 403).
+//! The proxy keeps each group's node count, node type, Multi-AZ setting, engine version and the
+//! AUTH tokens it accepts from the requests (`ROTATE` adds a token, `SET` leaves only the new
+//! one, as AWS documents), writes them into moto's DescribeReplicationGroups answers and answers
+//! DescribeCacheClusters for the members; everything else goes to moto unchanged. A test can
+//! make it accept changes without making them (reported pending, as AWS queues one, or not, as
+//! AWS drops one), fail an operation with a 500 every time, or give a bucket another owner.
 
 use super::{forward, operation, read_request};
 use std::collections::HashMap;
@@ -41,6 +42,8 @@ pub struct Caches {
     stall: Arc<Mutex<Option<bool>>>,
     /// An operation answered with AWS's 500 InternalFailure every time.
     failing: Arc<Mutex<Option<String>>>,
+    /// Buckets owned by an account other than moto's (`123456789012`).
+    owners: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Caches {
@@ -68,6 +71,15 @@ impl Caches {
     /// Answers every `op` with a 500 InternalFailure from now on.
     pub fn fail(&self, op: &str) {
         *self.failing.lock().unwrap() = Some(op.to_owned());
+    }
+
+    /// Bucket `name` belongs to `account`: a request expecting another owner
+    /// (`x-amz-expected-bucket-owner`) is refused with a 403, as S3 refuses it.
+    pub fn own_bucket(&self, name: &str, account: &str) {
+        self.owners
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), account.to_owned());
     }
 
     /// Back to answering as AWS does.
@@ -167,6 +179,7 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
         "ModifyReplicationGroup" | "IncreaseReplicaCount" | "DecreaseReplicaCount"
     );
     let answer = match op.as_str() {
+        _ if !expected_owner_matches(&text, caches) => Some(s3_access_denied()),
         o if caches.failing.lock().unwrap().as_deref() == Some(o) => Some(internal_failure()),
         _ if changes && stalled.is_some() => Some(result(&op, &id)),
         "ModifyReplicationGroup" => {
@@ -318,6 +331,35 @@ fn rewrite(resp: &[u8], groups: &HashMap<String, Group>, pending: bool) -> Vec<u
         }
     }
     http(&out)
+}
+
+/// moto ignores `x-amz-expected-bucket-owner`; S3 refuses a request whose bucket another
+/// account owns.
+fn expected_owner_matches(head: &str, caches: &Caches) -> bool {
+    let Some(expected) = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("x-amz-expected-bucket-owner")
+            .then(|| v.trim().to_owned())
+    }) else {
+        return true;
+    };
+    let path = head.split(' ').nth(1).unwrap_or("/");
+    let bucket = path
+        .trim_start_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("");
+    let owners = caches.owners.lock().unwrap();
+    owners.get(bucket).map_or("123456789012", String::as_str) == expected
+}
+
+fn s3_access_denied() -> Vec<u8> {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+    format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// A GetBucketVersioning request (`GET /bucket?versioning`).
