@@ -66,7 +66,9 @@ pub async fn connect(t: &Target, plan: &Plan, at: &EnvState) -> Result<Connected
             CliError::environment(format!("cannot build a client for the sandbox: {e}"))
         })?;
         return Ok(Connected {
-            kube: Kube::new(client).with_environment(&plan.metadata.name),
+            kube: Kube::new(client)
+                .with_environment(&plan.metadata.name)
+                .with_adopted_secrets(&plan.spec.kubernetes.adopt_secrets),
             sandbox: Some(running),
             description: format!("sandbox cluster at {url}"),
         });
@@ -99,7 +101,9 @@ pub async fn connect(t: &Target, plan: &Plan, at: &EnvState) -> Result<Connected
     let client = kube::Client::try_from(config)
         .map_err(|e| CliError::environment(format!("cannot build a Kubernetes client: {e}")))?;
     Ok(Connected {
-        kube: Kube::new(client).with_environment(&plan.metadata.name),
+        kube: Kube::new(client)
+            .with_environment(&plan.metadata.name)
+            .with_adopted_secrets(&plan.spec.kubernetes.adopt_secrets),
         sandbox: None,
         description,
     })

@@ -207,3 +207,63 @@ on_both!(
     a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up,
     a_deleted_or_changed_password_secret_is_restored_and_a_new_one_rolls_the_workloads,
 );
+
+/// A Secret of the plan's name that someone else made (no wbstack label) is refused, never
+/// overwritten; adopted by name (`spec.kubernetes.adoptSecrets`), it is used as it is, and
+/// `down` leaves it.
+#[test]
+fn an_unlabelled_secret_is_refused_unless_adopted_and_an_adopted_one_is_never_written() {
+    let env = Env::new(50);
+    env.kubectl(&["create", "namespace", "wandb"]);
+    env.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "wbstack-license",
+        "-n",
+        "wandb",
+        "--from-literal=license=their-own-license",
+    ]);
+    let value = || {
+        env.kubectl(&[
+            "get",
+            "secret",
+            "wbstack-license",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.data.license} {.metadata.labels}",
+        ])
+    };
+    let before = value();
+    let plan = env.plan("poc.yaml");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("exists and is not wbstack's"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(value(), before, "refused, not overwritten");
+    let adopting = std::fs::read_to_string(&plan).unwrap().replace(
+        "    namespace: wandb\n",
+        "    namespace: wandb\n    adoptSecrets: [wbstack-license]\n",
+    );
+    let adopting = env.plan_from("adopting.yaml", &adopting);
+    let out = env.run(&["up", "--plan", &adopting]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(value(), before, "adopted: used as it is");
+    let out = env.run(&["down", "--env", "wandb-dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(value(), before, "adopted: never deleted");
+    // A name the plan makes no Secret of is refused at validation.
+    let wrong = env.plan_from(
+        "wrong.yaml",
+        &std::fs::read_to_string(&adopting)
+            .unwrap()
+            .replace("[wbstack-license]", "[not-a-secret-of-the-plan]"),
+    );
+    let out = env.run(&["validate", &wrong]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("the plan makes no Secret `not-a-secret-of-the-plan`"));
+}

@@ -14,6 +14,8 @@ pub struct Kube {
     client: kube::Client,
     /// The environment whose objects these are: stamped on everything applied or created.
     pub(crate) environment: Option<std::sync::Arc<str>>,
+    /// Secrets the plan adopts by name: used as they are, never written.
+    pub(crate) adopted_secrets: std::sync::Arc<[String]>,
 }
 
 impl std::fmt::Debug for Kube {
@@ -148,6 +150,7 @@ impl Kube {
         Kube {
             client,
             environment: None,
+            adopted_secrets: std::sync::Arc::from(Vec::new()),
         }
     }
 

@@ -40,9 +40,21 @@ impl GeneratedSecretStep {
             .get("v1", "Secret", Some(&self.spec.namespace), name)
             .await?;
         if let Some(o) = &live {
-            self.kube.refuse_foreign(o)?;
+            if name == self.spec.name {
+                self.kube.secret_standing(o)?;
+            } else {
+                self.kube.refuse_foreign(o)?;
+            }
         }
         Ok(live.map(|o| o["data"][&self.spec.key].as_str().map(str::to_owned)))
+    }
+
+    /// Whether the plan adopts the Secret: then it is read, never written.
+    fn adopted(&self) -> bool {
+        self.kube
+            .adopted_secrets
+            .iter()
+            .any(|a| *a == self.spec.name)
     }
 
     /// Both values: the Secret's and its origin copy's.
@@ -151,6 +163,26 @@ impl Step for GeneratedSecretStep {
         Ok(self.drift(&main, &origin))
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
+        if self.adopted() {
+            return Ok(match self.value_of(&self.spec.name).await? {
+                Some(Some(v)) => Observation::Ready {
+                    outputs: self.outputs(&v),
+                    fingerprint: Some(self.fingerprint()),
+                },
+                Some(None) => Observation::Failed {
+                    message: format!(
+                        "the adopted Secret {}/{} has no key {}",
+                        self.spec.namespace, self.spec.name, self.spec.key
+                    ),
+                },
+                None => Observation::Failed {
+                    message: format!(
+                        "the adopted Secret {}/{} does not exist",
+                        self.spec.namespace, self.spec.name
+                    ),
+                },
+            });
+        }
         let (main, origin) = self.both().await?;
         let drift = self.drift(&main, &origin);
         Ok(match (&main, &origin) {

@@ -9,6 +9,15 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use wbstack_engine::StepError;
 
+/// How an existing Secret stands with this environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Made by wbstack.
+    Ours,
+    /// The plan adopts it: used as it is, never written.
+    Adopted,
+}
+
 /// The label naming the environment an object belongs to.
 pub const ENVIRONMENT_LABEL: &str = "wbstack.dev/environment";
 
@@ -19,6 +28,33 @@ impl Kube {
     pub fn with_environment(mut self, env: &str) -> Self {
         self.environment = Some(Arc::from(env));
         self
+    }
+
+    /// The same client, using the Secrets the plan adopts (`spec.kubernetes.adoptSecrets`) as
+    /// they are.
+    pub fn with_adopted_secrets(mut self, names: &[String]) -> Self {
+        self.adopted_secrets = Arc::from(names.to_vec());
+        self
+    }
+
+    /// How an existing Secret stands with this environment: its own (wbstack's label), adopted
+    /// by the plan by name (used as it is, never written), or refused (another environment's,
+    /// or anyone else's that wbstack would otherwise overwrite).
+    pub(crate) fn secret_standing(&self, o: &Value) -> Result<Standing, StepError> {
+        self.refuse_foreign(o)?;
+        let name = o["metadata"]["name"].as_str().unwrap_or("");
+        if self.adopted_secrets.iter().any(|a| a == name) {
+            return Ok(Standing::Adopted);
+        }
+        if o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "wbstack" {
+            return Ok(Standing::Ours);
+        }
+        Err(StepError::permanent(format!(
+            "Secret {}/{name} exists and is not wbstack's (no label app.kubernetes.io/managed-by=wbstack): \
+             wbstack would overwrite it; name it in spec.kubernetes.adoptSecrets to use it as it is \
+             (never written nor deleted), or remove it",
+            o["metadata"]["namespace"].as_str().unwrap_or("")
+        )))
     }
 
     /// The environment this client acts for.

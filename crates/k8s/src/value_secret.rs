@@ -2,6 +2,7 @@
 
 use crate::client::Kube;
 use crate::objects::{secret_manifest, secret_outputs};
+use crate::ownership::Standing;
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::Value;
@@ -145,10 +146,33 @@ impl Step for ValueSecretStep {
             .get("v1", "Secret", Some(&self.namespace), &self.name)
             .await?
         else {
+            if self.kube.adopted_secrets.iter().any(|a| *a == self.name) {
+                return Ok(Observation::Failed {
+                    message: format!(
+                        "the adopted Secret {}/{} does not exist",
+                        self.namespace, self.name
+                    ),
+                });
+            }
             return Ok(Observation::Absent);
         };
-        self.kube.refuse_foreign(&o)?;
+        let standing = self.kube.secret_standing(&o)?;
         let b64 = o["data"][&self.key].as_str();
+        if standing == Standing::Adopted {
+            // Used as it is: its value is the plan's business no more.
+            return Ok(match b64 {
+                Some(_) => Observation::Ready {
+                    outputs: self.outputs(ctx, b64),
+                    fingerprint: Some(self.fingerprint()),
+                },
+                None => Observation::Failed {
+                    message: format!(
+                        "the adopted Secret {}/{} has no key {}",
+                        self.namespace, self.name, self.key
+                    ),
+                },
+            });
+        }
         let live = b64.and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
         // Compare with the value it should hold; only the outcome is reported.
         let matches = match &self.value {

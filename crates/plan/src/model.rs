@@ -150,6 +150,11 @@ pub struct KubernetesSpec {
     pub context: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// Secrets of the plan (`wbstack-license`, a password Secret) that already exist without
+    /// wbstack's label and are to be used as they are: never written, never deleted. Any other
+    /// existing Secret of those names is refused rather than overwritten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopt_secrets: Vec<String>,
 }
 
 impl Default for KubernetesSpec {
@@ -159,6 +164,7 @@ impl Default for KubernetesSpec {
             create_namespace: true,
             context: None,
             storage_class: None,
+            adopt_secrets: Vec::new(),
         }
     }
 }
