@@ -51,10 +51,7 @@ impl GeneratedSecretStep {
 
     /// Whether the plan adopts the Secret: then it is read, never written.
     fn adopted(&self) -> bool {
-        self.kube
-            .adopted_secrets
-            .iter()
-            .any(|a| *a == self.spec.name)
+        self.kube.adopted_secrets.contains(&self.spec.name)
     }
 
     /// Both values: the Secret's and its origin copy's.

@@ -146,7 +146,7 @@ impl Step for ValueSecretStep {
             .get("v1", "Secret", Some(&self.namespace), &self.name)
             .await?
         else {
-            if self.kube.adopted_secrets.iter().any(|a| *a == self.name) {
+            if self.kube.adopted_secrets.contains(&self.name) {
                 return Ok(Observation::Failed {
                     message: format!(
                         "the adopted Secret {}/{} does not exist",
