@@ -45,12 +45,15 @@ pub async fn connect(t: &Target, plan: &Plan, at: &EnvState) -> Result<Connected
             CliError::environment(format!("cannot create {}: {e}", state.display()))
         })?;
         let d = sandbox_delay();
+        // A credential of this run only: nothing else on this machine can use the sandbox's API.
+        let token = wbstack_k8s::generate_password(43);
         let emu = Emulator::new(EmuConfig {
             workload_delay: d,
             operator_delay: d,
             clickhouse_delay: d,
             ..EmuConfig::default()
         })
+        .with_token(&token)
         .persisted(&state.join("sandbox-cluster.json"))
         .map_err(|e| CliError::environment(format!("the sandbox cluster cannot be loaded: {e}")))?;
         let running = emu
@@ -58,10 +61,11 @@ pub async fn connect(t: &Target, plan: &Plan, at: &EnvState) -> Result<Connected
             .await
             .map_err(|e| CliError::environment(format!("the sandbox cannot start: {e}")))?;
         let url = running.url();
-        let config = kube::Config::new(
-            url.parse()
-                .map_err(|e| CliError::environment(format!("{e}")))?,
-        );
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&running.kubeconfig())
+            .map_err(|e| CliError::environment(format!("the sandbox's kubeconfig: {e}")))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .map_err(|e| CliError::environment(format!("the sandbox's kubeconfig: {e}")))?;
         let client = kube::Client::try_from(config).map_err(|e| {
             CliError::environment(format!("cannot build a client for the sandbox: {e}"))
         })?;

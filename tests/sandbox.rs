@@ -103,3 +103,49 @@ fn a_second_concurrent_run_is_refused_naming_the_holder() {
     assert_eq!(refused.status.code(), Some(5), "{}", text(&refused));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
 }
+
+/// The sandbox's API answers only its own run: a request without the run's token (or with
+/// another) is refused with a 401, as kube-apiserver refuses it.
+#[test]
+fn the_sandbox_api_refuses_a_request_without_the_runs_token() {
+    use std::io::{BufRead, Read, Write};
+    let env = Env::new(50);
+    let poc = Env::plans().join("poc.yaml").display().to_string();
+    let mut run = env
+        .cmd(&["up", "--plan", &poc, "--sandbox"])
+        .env("WBSTACK_SANDBOX_DELAY_MS", "3000")
+        .env_remove("KUBECONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(run.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the run names its sandbox").unwrap();
+        if let Some(at) = line.find("sandbox cluster at http://") {
+            let rest = &line[at + "sandbox cluster at http://".len()..];
+            break rest
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+    };
+    let ask = |auth: Option<&str>| {
+        let mut s = std::net::TcpStream::connect(&url).unwrap();
+        let header = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        write!(
+            s,
+            "GET /api/v1/namespaces HTTP/1.1\r\nHost: {url}\r\n{header}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    for auth in [None, Some("Bearer kube-emulator"), Some("Bearer guessed")] {
+        let answer = ask(auth);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{auth:?}: {answer}");
+    }
+    for _ in lines.by_ref() {}
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+}

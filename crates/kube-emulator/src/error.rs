@@ -150,6 +150,11 @@ impl ApiError {
         .about(rt, name)
     }
 
+    /// A request without the server's bearer token, as kube-apiserver refuses it.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
     }

@@ -27,6 +27,8 @@ pub(crate) struct App {
     pub(crate) fault_ticks: std::sync::atomic::AtomicU64,
     /// Updates seen while conflicts were on; spreads injected conflicts evenly.
     pub(crate) conflict_ticks: std::sync::atomic::AtomicU64,
+    /// The bearer token every request must carry, if the server was given one.
+    pub(crate) token: Option<String>,
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
@@ -70,6 +72,15 @@ struct Target {
 
 /// The single handler: every request comes here.
 pub(crate) async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    if let Some(t) = &app.token {
+        let given = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(format!("Bearer {t}").as_str()) {
+            return error_response(&ApiError::unauthorized());
+        }
+    }
     let path = req.uri().path().to_owned();
     if let Some(rest) = path.strip_prefix("/emulator/v1/") {
         return emulator_api(&app, rest, req).await;

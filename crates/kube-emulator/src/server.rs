@@ -125,6 +125,7 @@ pub struct Emulator {
     config: Arc<RwLock<Config>>,
     faults: Arc<RwLock<Faults>>,
     persist: Option<PathBuf>,
+    token: Option<String>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -145,6 +146,7 @@ pub struct Running {
     server: JoinHandle<()>,
     saver: Option<JoinHandle<()>>,
     persist: Option<PathBuf>,
+    token: Option<String>,
 }
 
 impl Emulator {
@@ -155,7 +157,15 @@ impl Emulator {
             config: Arc::new(RwLock::new(config)),
             faults: Arc::new(RwLock::new(Faults::default())),
             persist: None,
+            token: None,
         }
+    }
+
+    /// Answers only requests carrying `Authorization: Bearer <token>` (others get a 401); the
+    /// kubeconfig of the running server carries it.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
     }
 
     /// Keeps the cluster in a file: loaded now if it exists, saved after every change.
@@ -204,6 +214,7 @@ impl Emulator {
             addr: addr.to_string(),
             fault_ticks: Default::default(),
             conflict_ticks: Default::default(),
+            token: self.token.clone(),
         });
         let router = axum::Router::new().fallback(handle).with_state(app);
         let server = tokio::spawn(async move {
@@ -233,6 +244,7 @@ impl Emulator {
             server,
             saver,
             persist: self.persist,
+            token: self.token,
         })
     }
 }
@@ -255,7 +267,11 @@ impl Running {
 
     /// A kubeconfig pointing at this server (context `kube-emulator`).
     pub fn kubeconfig(&self) -> String {
-        kubeconfig(&self.url())
+        let k = kubeconfig(&self.url());
+        match &self.token {
+            Some(t) => k.replace("    token: kube-emulator\n", &format!("    token: {t}\n")),
+            None => k,
+        }
     }
 
     /// Sets fault injection.
