@@ -215,16 +215,18 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     let ops = recorder.ops();
     let mutations: Vec<&String> = ops.iter().filter(|o| moto::mutating(o)).collect();
     assert!(mutations.is_empty(), "{mutations:?}");
-    // KMS key, bucket, DB subnet group, 2 parameter groups, 2 secrets, cluster + 2 instances,
-    // cache subnet group, replication group and the engine version of its first member, the
-    // pods' IAM role and its policy, and the values set on the two parameter groups: 18 reads.
+    // Who is calling (up's preflight), KMS key with its rotation and policy, bucket with its
+    // public-access block, encryption, policy, CORS and versioning, DB subnet group, 2
+    // parameter groups, 2 secrets, cluster + 2 instances, cache subnet group, replication group
+    // and the engine version of its first member, the pods' IAM role and its policy, and the
+    // values set on the two parameter groups: 25 reads.
     eprintln!(
         "converged re-run: {} AWS reads, 0 mutations: {ops:?}",
         ops.len()
     );
     assert!(
-        ops.len() <= 18,
-        "{} reads for 18 settings: {ops:?}",
+        ops.len() <= 25,
+        "{} reads for 25 settings: {ops:?}",
         ops.len()
     );
     // Teardown deletes what is ours. moto keeps a deleted replication group `deleting` forever,
@@ -1280,12 +1282,12 @@ fn a_hand_edited_database_parameter_is_shown_and_set_back() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
-/// The bucket's security settings are drift like any other: opened by hand (public-access
-/// block and encryption removed, the TLS-only policy replaced by a public one, CORS for any
-/// origin), `plan --detailed-exitcode` shows each (exit 2), `up` restores them, and then
-/// nothing is pending.
+/// The bucket's and the key's security settings are drift like any other: opened by hand
+/// (public-access block and encryption removed, the TLS-only policy replaced by a public one,
+/// CORS for any origin; the key's rotation off and its policy open to anyone), `plan
+/// --detailed-exitcode` shows each (exit 2), `up` restores them, and then nothing is pending.
 #[test]
-fn a_bucket_opened_by_hand_is_shown_by_plan_and_closed_by_up() {
+fn a_bucket_and_key_opened_by_hand_are_shown_by_plan_and_closed_by_up() {
     let env = Env::new(100);
     let moto = moto::Moto::start();
     let plan = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap().replace(
@@ -1325,6 +1327,26 @@ fn a_bucket_opened_by_hand_is_shown_by_plan_and_closed_by_up() {
         s3.delete_bucket_encryption().bucket(bucket).send().await.unwrap();
         s3.put_bucket_policy().bucket(bucket).policy(public.to_string()).send().await.unwrap();
         s3.put_bucket_cors().bucket(bucket).cors_configuration(cors).send().await.unwrap();
+        // And the key: rotation off, a policy that lets anyone use it.
+        let aliases = aws.kms.list_aliases().send().await.unwrap();
+        let key = aliases
+            .aliases()
+            .iter()
+            .find(|a| a.alias_name().is_some_and(|n| n.contains("wandb-dev")))
+            .and_then(|a| a.target_key_id())
+            .unwrap()
+            .to_owned();
+        aws.kms.disable_key_rotation().key_id(&key).send().await.unwrap();
+        let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}]});
+        aws.kms
+            .put_key_policy()
+            .key_id(&key)
+            .policy_name("default")
+            .policy(open.to_string())
+            .send()
+            .await
+            .unwrap();
     });
     let out = run(&detailed);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -1334,6 +1356,8 @@ fn a_bucket_opened_by_hand_is_shown_by_plan_and_closed_by_up() {
         "~ encryption: ",
         "~ policy: another policy -> TLS only",
         "~ cors: methods PUT from * -> methods GET,HEAD,PUT from https://wandb-dev.company.com",
+        "~ rotation: disabled -> enabled",
+        "~ policy: another policy -> the account's root, administrator arn:aws:",
     ] {
         assert!(shown.contains(line), "{line} in\n{shown}");
     }

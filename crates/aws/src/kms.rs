@@ -1,11 +1,14 @@
-//! A customer-managed KMS key with rotation, a policy naming its administrator, an alias, tags.
+//! A customer-managed KMS key with rotation, a policy naming its administrator (a role, never a
+//! session), an alias, tags. Rotation and the policy are observed (`kms_guard`): a hand edit is
+//! drift that `up` restores.
 
 use crate::clients::{classify, Aws};
+use crate::kms_guard::{self as guard, Admin};
 use crate::own::{not_owned, Tolerate};
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyState, Tag};
 use serde_json::json;
-use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
+use wbstack_engine::{Action, Change, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{Kind, KmsKey};
 
 /// The KMS key everything of an environment is encrypted with.
@@ -122,27 +125,48 @@ impl KmsKeyStep {
         .collect()
     }
 
-    async fn policy(&self) -> Result<String, StepError> {
-        let who = self
-            .aws
-            .sts
-            .get_caller_identity()
+    /// The administrator the key was made with, else the caller.
+    async fn admin(&self, ctx: &StepCtx) -> Result<Admin, StepError> {
+        match ctx.previous().and_then(Admin::recorded) {
+            Some(a) => Ok(a),
+            None => Admin::of_caller(&self.aws).await,
+        }
+    }
+
+    /// The key's outputs, with its administrator.
+    fn outputs_with(&self, f: &Found, admin: &Admin) -> Outputs {
+        let mut o = self.outputs(f);
+        for (k, v) in admin.outputs() {
+            o.insert(k.to_owned(), v);
+        }
+        o
+    }
+
+    /// What differs from the plan in the key's rotation and policy.
+    async fn drift(&self, key_id: &str, admin: &Admin) -> Result<Vec<Change>, StepError> {
+        let (rotation, policy) = guard::observe(&self.aws, key_id).await?;
+        Ok(guard::changes(rotation, &policy, admin))
+    }
+
+    /// Rotation on and the policy as wbstack writes it, on the existing key.
+    async fn secure(&self, key_id: &str, admin: &Admin) -> Result<(), StepError> {
+        self.aws
+            .kms
+            .enable_key_rotation()
+            .key_id(key_id)
             .send()
             .await
-            .map_err(|e| classify(e, "GetCallerIdentity", "caller"))?;
-        let account = who.account().unwrap_or_default();
-        let admin = who.arn().unwrap_or_default();
-        Ok(json!({
-            "Version": "2012-10-17",
-            "Id": "wbstack",
-            "Statement": [
-                {"Sid": "AccountUse", "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
-                {"Sid": "Administrator", "Effect": "Allow", "Principal": {"AWS": admin},
-                 "Action": ["kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"],
-                 "Resource": "*"}
-            ]
-        })
-        .to_string())
+            .map_err(|e| classify(e, "EnableKeyRotation", key_id))?;
+        self.aws
+            .kms
+            .put_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .policy(admin.policy().to_string())
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutKeyPolicy", key_id))
+            .map(|_| ())
     }
 }
 
@@ -162,6 +186,19 @@ impl Step for KmsKeyStep {
     }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&("kms", &self.spec.alias))
+    }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn changes(&self, ctx: &StepCtx) -> Result<Vec<Change>, StepError> {
+        if self.aws.adopts(&self.step) {
+            return Ok(Vec::new());
+        }
+        let Some(key_id) = self.by_alias().await? else {
+            return Ok(Vec::new());
+        };
+        let admin = self.admin(ctx).await?;
+        self.drift(&key_id, &admin).await
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
         // DescribeKey takes the alias: one read.
@@ -189,6 +226,18 @@ impl Step for KmsKeyStep {
         {
             return Ok(not_owned("key", alias, &self.aws));
         }
+        if f.state == Some(KeyState::Enabled) && !self.aws.adopts(&self.step) {
+            let admin = self.admin(ctx).await?;
+            let drifted = !self.drift(&f.key_id, &admin).await?.is_empty();
+            return Ok(Observation::Ready {
+                outputs: self.outputs_with(&f, &admin),
+                fingerprint: Some(if drifted {
+                    Fingerprint::of(&("kms drifted", &self.spec.alias))
+                } else {
+                    self.fingerprint()
+                }),
+            });
+        }
         Ok(match f.state {
             Some(KeyState::Enabled) => Observation::ready(self.outputs(&f)),
             Some(KeyState::Creating) => Observation::InProgress { detail: Some("creating".into()) },
@@ -196,7 +245,14 @@ impl Step for KmsKeyStep {
             other => Observation::Failed { message: format!("key {} is {:?}", f.key_id, other) },
         })
     }
-    async fn apply(&self, ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+    async fn apply(&self, ctx: &StepCtx, a: Action) -> Result<(), StepError> {
+        let admin = self.admin(ctx).await?;
+        if a == Action::Update {
+            let key_id = self.by_alias().await?.ok_or_else(|| {
+                StepError::transient(format!("{} points at no key yet", self.spec.alias))
+            })?;
+            return self.secure(&key_id, &admin).await;
+        }
         let f = match self.interrupted(ctx).await? {
             Some(f) => f,
             None => {
@@ -205,7 +261,7 @@ impl Step for KmsKeyStep {
                     .kms
                     .create_key()
                     .description(format!("wbstack {} ({})", self.aws.environment, self.step))
-                    .policy(self.policy().await?);
+                    .policy(admin.policy().to_string());
                 for (k, v) in self.aws.tags(&self.step) {
                     req = req.tags(
                         Tag::builder()
@@ -238,13 +294,7 @@ impl Step for KmsKeyStep {
                 }
             }
         };
-        self.aws
-            .kms
-            .enable_key_rotation()
-            .key_id(&f.key_id)
-            .send()
-            .await
-            .map_err(|e| classify(e, "EnableKeyRotation", &f.key_id))?;
+        self.secure(&f.key_id, &admin).await?;
         self.aws
             .kms
             .create_alias()

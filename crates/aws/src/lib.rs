@@ -12,6 +12,7 @@ mod elasticache_auth;
 mod elasticache_changes;
 mod iam;
 mod kms;
+mod kms_guard;
 mod own;
 mod poll;
 mod rds_changes;

@@ -66,6 +66,7 @@ fn graph(aws: &wbstack_aws::Aws, bucket: &str) -> Graph {
                     versioning: true,
                     kms_key_arn: None,
                     kms: Some(Input::new("aws.kms", "arn")),
+                    cors_origins: vec!["https://wandb.example.com".into()],
                 },
             )),
         ),
@@ -169,11 +170,19 @@ async fn key_bucket_and_secret_come_up_configured_rerun_idle_and_go_away() {
         .unwrap();
     let c = &cors.cors_rules()[0];
     assert_eq!(c.allowed_methods(), ["GET", "HEAD", "PUT"]);
-    assert_eq!(c.allowed_origins(), ["*"]);
+    assert_eq!(c.allowed_origins(), ["https://wandb.example.com"]);
     assert_eq!(c.expose_headers(), ["ETag"]);
     assert_eq!(c.max_age_seconds(), Some(3000));
-    // moto answers GetBucketVersioning with a root element the SDK rejects
-    // (GetBucketVersioningResponse); read the status from the raw response instead.
+    let p = aws
+        .s3
+        .get_bucket_policy()
+        .bucket("dev-wandb-artifacts")
+        .send()
+        .await
+        .unwrap();
+    assert!(p.policy().unwrap().contains("aws:SecureTransport"));
+    // moto's own answer to GetBucketVersioning, read raw (the proxy renames its root element,
+    // which the SDK would reject, for wbstack's reads).
     let ver = moto.raw_get("/dev-wandb-artifacts?versioning");
     assert!(ver.contains("<Status>Enabled</Status>"), "{ver}");
     let rot = aws

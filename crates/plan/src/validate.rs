@@ -96,6 +96,33 @@ fn check_release_names(c: &mut Checker, plan: &Plan) {
     }
 }
 
+/// Every Secret the plan adopts is one of the plan's own.
+fn check_adopted_secrets(c: &mut Checker, plan: &Plan) {
+    let adopt = &plan.spec.kubernetes.adopt_secrets;
+    if adopt.is_empty() {
+        return;
+    }
+    let steps = crate::compile(plan);
+    let names: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::LicenseSecret(x) => Some(x.name.as_str()),
+            StepKind::GeneratedSecret(x) => Some(x.name.as_str()),
+            StepKind::MirroredSecret(x) => Some(x.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    for a in adopt {
+        if !names.contains(&a.as_str()) {
+            c.value_help(
+                "spec.kubernetes.adoptSecrets",
+                format!("the plan makes no Secret `{a}`"),
+                &format!("its Secrets: {}", names.join(", ")),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,32 +163,5 @@ mod tests {
         let e = parse("p.yaml", &plan(&long)).unwrap_err();
         assert!(e.0[0].message.contains("longer than 53"), "{:?}", e.0);
         assert_eq!(e.0[0].line, 6);
-    }
-}
-
-/// Every Secret the plan adopts is one of the plan's own.
-fn check_adopted_secrets(c: &mut Checker, plan: &Plan) {
-    let adopt = &plan.spec.kubernetes.adopt_secrets;
-    if adopt.is_empty() {
-        return;
-    }
-    let steps = crate::compile(plan);
-    let names: Vec<&str> = steps
-        .iter()
-        .filter_map(|s| match &s.kind {
-            StepKind::LicenseSecret(x) => Some(x.name.as_str()),
-            StepKind::GeneratedSecret(x) => Some(x.name.as_str()),
-            StepKind::MirroredSecret(x) => Some(x.name.as_str()),
-            _ => None,
-        })
-        .collect();
-    for a in adopt {
-        if !names.contains(&a.as_str()) {
-            c.value_help(
-                "spec.kubernetes.adoptSecrets",
-                format!("the plan makes no Secret `{a}`"),
-                &format!("its Secrets: {}", names.join(", ")),
-            );
-        }
     }
 }

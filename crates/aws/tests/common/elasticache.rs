@@ -3,7 +3,8 @@
 //! ModifyReplicationGroup with a 500 HTML page, has no Increase/DecreaseReplicaCount, and does
 //! not know a group's member clusters by DescribeCacheClusters. S3: moto names
 //! GetBucketVersioning's answer `GetBucketVersioningResponse` (AWS: `VersioningConfiguration`)
-//! and ignores `x-amz-expected-bucket-owner` (AWS refuses another account's bucket with a 403).
+//! and ignores `x-amz-expected-bucket-owner` (AWS refuses another account's bucket with a 403);
+//! bucket policies are kept by the proxy (`bucket_policy`).
 //! The proxy keeps each group's node count, node type, Multi-AZ setting, engine version and the
 //! AUTH tokens it accepts from the requests (`ROTATE` adds a token, `SET` leaves only the new
 //! one, as AWS documents), writes them into moto's DescribeReplicationGroups answers and answers
@@ -44,6 +45,8 @@ pub struct Caches {
     failing: Arc<Mutex<Option<String>>>,
     /// Buckets owned by an account other than moto's (`123456789012`).
     owners: Arc<Mutex<HashMap<String, String>>>,
+    /// Bucket policies, kept here (see `bucket_policy`).
+    policies: super::bucket_policy::Policies,
 }
 
 impl Caches {
@@ -180,6 +183,9 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
     );
     let answer = match op.as_str() {
         _ if !expected_owner_matches(&text, caches) => Some(s3_access_denied()),
+        _ if super::bucket_policy::policy_request(&text).is_some() => {
+            super::bucket_policy::answer(&text, &body, &caches.policies)
+        }
         o if caches.failing.lock().unwrap().as_deref() == Some(o) => Some(internal_failure()),
         _ if changes && stalled.is_some() => Some(result(&op, &id)),
         "ModifyReplicationGroup" => {

@@ -16,6 +16,7 @@ pub struct Moto {
     pub caches: elasticache::Caches,
 }
 
+mod bucket_policy;
 mod elasticache;
 pub mod faults;
 
