@@ -346,3 +346,118 @@ fn plain_http_endpoints_off_this_machine_need_an_explicit_flag() {
     );
     assert_eq!(env.requests(), before);
 }
+
+/// Images pinned by digest (`spec.images.digests`, keyed as `images` lists them): `images`
+/// prints the digests, the operator and ClickHouse run `image@digest`, and each W&B service of
+/// that image gets the chart's `<service>.image.digest` (which the chart renders as
+/// `repository@digest`: the chart's own `snap-image-digest-override` snapshot). A malformed
+/// digest, an image the plan does not deploy and one the chart cannot pin are refused.
+#[test]
+fn images_are_pinned_by_digest() {
+    let env = Env::new(50);
+    let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    let yaml = std::fs::read_to_string(Env::plans().join("weave-clickhouse-s3.yaml"))
+        .unwrap()
+        .replacen(
+            "spec:\n",
+            &format!(
+                "spec:\n  images:\n    digests:\n      wandb/controller:1.22.0: {}\n      clickhouse/clickhouse-server:24.8: {}\n      wandb/local:latest: {}\n",
+                d('a'),
+                d('b'),
+                d('c')
+            ),
+            1,
+        );
+    let plan = env.plan_from("pinned.yaml", &yaml);
+    let out = env.run(&["images", "--plan", &plan, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let digest = |image: &str| {
+        rows.iter()
+            .find(|r| r["image"] == image)
+            .map(|r| r["digest"].clone())
+    };
+    assert_eq!(
+        digest("wandb/controller:1.22.0"),
+        Some(serde_json::json!(d('a')))
+    );
+    assert_eq!(
+        digest("wandb/local:latest"),
+        Some(serde_json::json!(d('c')))
+    );
+    assert_eq!(
+        digest("clickhouse/clickhouse-keeper:24.8"),
+        Some(serde_json::Value::Null)
+    );
+    let out = env.run(&["images", "--plan", &plan]);
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("wandb/controller:1.22.0@{}", d('a'))));
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let op = env.kubectl(&[
+        "get",
+        "deploy",
+        "-A",
+        "-l",
+        "control-plane=controller-manager",
+        "-o",
+        "jsonpath={.items[0].spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(op, format!("wandb/controller:1.22.0@{}", d('a')));
+    let sts = env.kubectl(&[
+        "get",
+        "statefulset",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.items[*].spec.template.spec.containers[0].image}",
+    ]);
+    assert!(
+        sts.contains(&format!("clickhouse/clickhouse-server:24.8@{}", d('b'))),
+        "{sts}"
+    );
+    let values = env.kubectl(&[
+        "get",
+        "wandb",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.items[0].spec.values}",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&values).unwrap();
+    let pinned: Vec<&str> = v
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| s["image"]["digest"] == d('c'))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert!(!pinned.is_empty(), "{v}");
+    let short = yaml.replace(&d('a'), "sha256:abc");
+    let unknown = yaml.replacen(
+        "    digests:\n",
+        &format!("    digests:\n      wandb/nope:1: {}\n", d('e')),
+        1,
+    );
+    let unpinnable = yaml.replacen(
+        "    digests:\n",
+        &format!(
+            "    digests:\n      docker.io/bitnamilegacy/redis:7.2.4-debian-12-r9: {}\n",
+            d('e')
+        ),
+        1,
+    );
+    for (wrong, said) in [
+        (short, "is not a digest"),
+        (unknown, "the plan deploys no image wandb/nope:1"),
+        (unpinnable, "cannot be pinned by the plan"),
+    ] {
+        let wrong = env.plan_from("wrong.yaml", &wrong);
+        let out = env.run(&["validate", &wrong]);
+        assert_eq!(out.status.code(), Some(2), "{said}: {}", text(&out));
+        assert!(text(&out).contains(said), "{said}: {}", text(&out));
+    }
+}

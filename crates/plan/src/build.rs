@@ -169,6 +169,7 @@ impl<'a> Builder<'a> {
         if s.wandb.values.is_object() {
             deep_merge(&mut self.values, &s.wandb.values);
         }
+        crate::digests::chart_digests(self.r.plan, &mut self.values);
         self.place_role();
         let resource = WandbResource {
             namespace: self.r.ns.clone(),

@@ -86,6 +86,11 @@ pub struct ImagesSpec {
     /// own. wbstack does not make them; `up` checks they exist before its first change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pull_secrets: Vec<String>,
+    /// Digests pinning images, keyed by the image as `wbstack images` lists it
+    /// (`registry.corp.example/wandb/controller:1.22.0: sha256:...`): the operator and
+    /// ClickHouse run `image@digest`, each W&B service gets the chart's `<service>.image.digest`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub digests: std::collections::BTreeMap<String, String>,
 }
 
 /// `image` as pulled through `registry`, as the chart's `global.imageRegistry` does it (read

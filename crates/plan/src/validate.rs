@@ -54,6 +54,7 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
         check_release_names(&mut c, &plan);
         crate::secret_keys::check_values(&mut c, &plan);
         check_adopted_secrets(&mut c, &plan);
+        crate::digests::check(&mut c, &plan);
     }
     if c.out.is_empty() {
         Ok(plan)

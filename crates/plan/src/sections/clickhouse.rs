@@ -225,7 +225,10 @@ fn generated_password(b: &mut Builder, r: &Resolved) {
 
 /// An image through the plan's registry.
 fn image(r: &Resolved, image: &str) -> String {
-    crate::model::with_registry(r.spec.images.registry.as_deref(), image)
+    crate::digests::pinned(
+        &crate::model::with_registry(r.spec.images.registry.as_deref(), image),
+        &r.spec.images.digests,
+    )
 }
 
 /// W&B's pods carry the generated password's revision, so a new password (made only when the

@@ -255,9 +255,12 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
             version: o.version.clone(),
             install: o.install,
             airgapped: o.airgapped,
-            image: crate::model::with_registry(
-                r.spec.images.registry.as_deref(),
-                &format!("wandb/controller:{}", o.version),
+            image: crate::digests::pinned(
+                &crate::model::with_registry(
+                    r.spec.images.registry.as_deref(),
+                    &format!("wandb/controller:{}", o.version),
+                ),
+                &r.spec.images.digests,
             ),
             pull_secrets: s.images.pull_secrets.clone(),
         },
