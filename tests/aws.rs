@@ -7,21 +7,31 @@ mod moto;
 use common::{text, Back, Env};
 use std::sync::atomic::Ordering;
 
-#[test]
-fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
+/// The PoC with its artifacts in an S3 bucket (`bucket` adds settings to `spec.bucket`),
+/// written as `s3.yaml`, and moto.
+fn poc_with_a_bucket(bucket: &str) -> (Env, moto::Moto) {
     let env = Env::new(100);
     let moto = moto::Moto::start();
     let plan = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap().replace(
         "  mysql:\n    mode: in-cluster\n",
-        "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n    versioning: true\n  aws:\n    region: us-west-2\n    secretRecoveryDays: 0\n",
+        &format!("  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n{bucket}  aws:\n    region: us-west-2\n    secretRecoveryDays: 0\n"),
     );
     std::fs::write(env.dir.path().join("s3.yaml"), plan).unwrap();
-    let run = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        moto::Moto::point(&moto.url, &mut c);
-        c.env("AWS_REGION", "us-west-2");
-        c.output().unwrap()
-    };
+    (env, moto)
+}
+
+/// A command against moto in us-west-2.
+fn on_moto(env: &Env, moto: &moto::Moto, args: &[&str]) -> std::process::Output {
+    let mut c = env.cmd(args);
+    moto::Moto::point(&moto.url, &mut c);
+    c.env("AWS_REGION", "us-west-2");
+    c.output().unwrap()
+}
+
+#[test]
+fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
+    let (env, moto) = poc_with_a_bucket("    versioning: true\n");
+    let run = |args: &[&str]| on_moto(&env, &moto, args);
     let out = run(&["up", "--plan", "s3.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let bucket = env.kubectl(&["get", "wandb", "wandb-dev", "-n", "wandb", "-o", "jsonpath={.spec.values.global.defaultBucket.name} {.spec.values.global.defaultBucket.region} {.spec.values.global.defaultBucket.kmsKey}"]);
@@ -1288,19 +1298,8 @@ fn a_hand_edited_database_parameter_is_shown_and_set_back() {
 /// --detailed-exitcode` shows each (exit 2), `up` restores them, and then nothing is pending.
 #[test]
 fn a_bucket_and_key_opened_by_hand_are_shown_by_plan_and_closed_by_up() {
-    let env = Env::new(100);
-    let moto = moto::Moto::start();
-    let plan = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap().replace(
-        "  mysql:\n    mode: in-cluster\n",
-        "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    secretRecoveryDays: 0\n",
-    );
-    std::fs::write(env.dir.path().join("s3.yaml"), plan).unwrap();
-    let run = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        moto::Moto::point(&moto.url, &mut c);
-        c.env("AWS_REGION", "us-west-2");
-        c.output().unwrap()
-    };
+    let (env, moto) = poc_with_a_bucket("");
+    let run = |args: &[&str]| on_moto(&env, &moto, args);
     let out = run(&["up", "--plan", "s3.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let detailed = ["plan", "--plan", "s3.yaml", "--detailed-exitcode"];

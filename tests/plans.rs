@@ -245,6 +245,16 @@ fn schema_describes_the_plan_format() {
     assert!(String::from_utf8_lossy(&comp.stdout).contains("wbstack"));
 }
 
+/// `images --output json`, one row per image.
+fn images_json(env: &Env, plan: &str) -> Vec<serde_json::Value> {
+    let out = env.run(&["images", "--plan", plan, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// `images` lists every image a plan deploys through `spec.images.registry`, and `up` pulls
 /// wbstack's own workloads (the operator, ClickHouse) from there too, with the chart told the
 /// same registry.
@@ -259,12 +269,7 @@ fn images_come_from_the_plans_registry() {
             1,
         );
     let plan = env.plan_from("mirror.yaml", &yaml);
-    let out = env.run(&["images", "--plan", &plan, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = images_json(&env, &plan);
     let images: Vec<&str> = rows.iter().map(|r| r["image"].as_str().unwrap()).collect();
     for want in [
         "registry.corp.example/mirror/wandb/controller:1.22.0",
@@ -369,12 +374,7 @@ fn images_are_pinned_by_digest() {
             1,
         );
     let plan = env.plan_from("pinned.yaml", &yaml);
-    let out = env.run(&["images", "--plan", &plan, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = images_json(&env, &plan);
     let digest = |image: &str| {
         rows.iter()
             .find(|r| r["image"] == image)

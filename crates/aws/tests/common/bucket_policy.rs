@@ -21,7 +21,8 @@ pub fn policy_request(head: &str) -> Option<(&str, &str)> {
     (is_policy && !bucket.contains('/')).then_some((method, bucket))
 }
 
-fn response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+/// An HTTP answer with `body`.
+pub fn response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

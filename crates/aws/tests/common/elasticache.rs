@@ -139,12 +139,11 @@ fn change_token(c: &Caches, g: &mut Group, token: &str, strategy: &str) -> Optio
 }
 
 fn access_denied() -> Vec<u8> {
-    let body = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/ci is not authorized to perform: elasticache:ModifyReplicationGroup</Message></Error><RequestId>1</RequestId></ErrorResponse>";
-    format!(
-        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    super::bucket_policy::response(
+        "403 Forbidden",
+        "text/xml",
+        "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/ci is not authorized to perform: elasticache:ModifyReplicationGroup</Message></Error><RequestId>1</RequestId></ErrorResponse>",
     )
-    .into_bytes()
 }
 
 /// DescribeCacheClusters for a group's member, as AWS lists it (its version in full).
@@ -360,12 +359,11 @@ fn expected_owner_matches(head: &str, caches: &Caches) -> bool {
 }
 
 fn s3_access_denied() -> Vec<u8> {
-    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
-    format!(
-        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    super::bucket_policy::response(
+        "403 Forbidden",
+        "application/xml",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
     )
-    .into_bytes()
 }
 
 /// A GetBucketVersioning request (`GET /bucket?versioning`).
