@@ -245,6 +245,19 @@ fn schema_describes_the_plan_format() {
     assert!(String::from_utf8_lossy(&comp.stdout).contains("wbstack"));
 }
 
+/// The image the operator's Deployment runs.
+fn operator_image(env: &Env) -> String {
+    env.kubectl(&[
+        "get",
+        "deploy",
+        "-A",
+        "-l",
+        "control-plane=controller-manager",
+        "-o",
+        "jsonpath={.items[0].spec.template.spec.containers[0].image}",
+    ])
+}
+
 /// `images --output json`, one row per image.
 fn images_json(env: &Env, plan: &str) -> Vec<serde_json::Value> {
     let out = env.run(&["images", "--plan", plan, "--output", "json"]);
@@ -288,15 +301,7 @@ fn images_come_from_the_plans_registry() {
     );
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let op = env.kubectl(&[
-        "get",
-        "deploy",
-        "-A",
-        "-l",
-        "control-plane=controller-manager",
-        "-o",
-        "jsonpath={.items[0].spec.template.spec.containers[0].image}",
-    ]);
+    let op = operator_image(&env);
     assert_eq!(op, "registry.corp.example/mirror/wandb/controller:1.22.0");
     let ch = env.kubectl(&[
         "get",
@@ -397,15 +402,7 @@ fn images_are_pinned_by_digest() {
         .contains(&format!("wandb/controller:1.22.0@{}", d('a'))));
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let op = env.kubectl(&[
-        "get",
-        "deploy",
-        "-A",
-        "-l",
-        "control-plane=controller-manager",
-        "-o",
-        "jsonpath={.items[0].spec.template.spec.containers[0].image}",
-    ]);
+    let op = operator_image(&env);
     assert_eq!(op, format!("wandb/controller:1.22.0@{}", d('a')));
     let sts = env.kubectl(&[
         "get",
