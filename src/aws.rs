@@ -61,6 +61,32 @@ pub async fn identity(aws: &Aws) -> Result<String, String> {
     ))
 }
 
+/// The IAM policy wbstack's own credentials need for a plan.
+#[cfg(feature = "aws")]
+pub fn iam_policy(
+    steps: &[StepPlan],
+    environment: &str,
+    state: &str,
+) -> Result<serde_json::Value, CliError> {
+    Ok(wbstack_aws::wbstack_policy(
+        steps,
+        environment,
+        state.starts_with("s3://").then_some(state),
+    ))
+}
+
+/// Without AWS support, there is no policy to publish.
+#[cfg(not(feature = "aws"))]
+pub fn iam_policy(
+    _steps: &[StepPlan],
+    _environment: &str,
+    _state: &str,
+) -> Result<serde_json::Value, CliError> {
+    Err(CliError::invalid(
+        "this build has no AWS support (feature `aws`): it calls no AWS API",
+    ))
+}
+
 /// Without AWS support there are no AWS calls to check.
 #[cfg(not(feature = "aws"))]
 pub async fn identity(aws: &Aws) -> Result<String, String> {

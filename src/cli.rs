@@ -218,6 +218,10 @@ pub enum Command {
         /// An IAM role for the Job's ServiceAccount (IRSA), for the AWS steps.
         #[arg(long, requires = "job")]
         role_arn: Option<String>,
+        /// Instead: the IAM policy wbstack's own credentials need for this plan (every action
+        /// its AWS steps call, on the plan's resources by name), as JSON.
+        #[arg(long, conflicts_with = "job")]
+        iam_policy: bool,
     },
     /// Remove an environment's lock, given its holder's lock id (the error that names the
     /// holder shows it); only that lease is removed.

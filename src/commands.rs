@@ -37,10 +37,26 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Graph { plan, format } => graph(&plan, format),
         Command::Render {
             plan,
+            iam_policy: true,
+            ..
+        } => {
+            let l = env::load(&plan)?;
+            let state = env::location(flag, Some(&l.plan));
+            let steps = wbstack_plan::compile(&l.plan);
+            let policy = crate::aws::iam_policy(&steps, &l.plan.metadata.name, &state)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&policy).unwrap_or_default()
+            );
+            Ok(Exit::Ok)
+        }
+        Command::Render {
+            plan,
             job: true,
             job_namespace,
             image,
             role_arn,
+            ..
         } => {
             let l = env::load(&plan)?;
             let state = env::location(flag, Some(&l.plan));

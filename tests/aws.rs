@@ -1381,3 +1381,132 @@ fn a_bucket_and_key_opened_by_hand_are_shown_by_plan_and_closed_by_up() {
     let out = run(&["down", "--env", "wandb-dev"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// The IAM action(s) an operation the recorder saw may be (its service is told by its name).
+fn iam_actions(op: &str) -> Vec<String> {
+    let s3 = [
+        ("s3:HEAD", "s3:ListBucket"),
+        ("s3:PUT", "s3:CreateBucket"),
+        ("s3:DELETE", "s3:DeleteBucket"),
+        ("s3:GET?versions", "s3:ListBucketVersions"),
+        ("s3:POST?delete", "s3:DeleteObjectVersion"),
+        ("s3:GET?tagging", "s3:GetBucketTagging"),
+        ("s3:PUT?tagging", "s3:PutBucketTagging"),
+        ("s3:GET?encryption", "s3:GetEncryptionConfiguration"),
+        ("s3:PUT?encryption", "s3:PutEncryptionConfiguration"),
+        ("s3:GET?publicAccessBlock", "s3:GetBucketPublicAccessBlock"),
+        ("s3:PUT?publicAccessBlock", "s3:PutBucketPublicAccessBlock"),
+        ("s3:PUT?ownershipControls", "s3:PutBucketOwnershipControls"),
+        ("s3:GET?cors", "s3:GetBucketCORS"),
+        ("s3:PUT?cors", "s3:PutBucketCORS"),
+        ("s3:GET?policy", "s3:GetBucketPolicy"),
+        ("s3:PUT?policy", "s3:PutBucketPolicy"),
+        ("s3:GET?versioning", "s3:GetBucketVersioning"),
+        ("s3:PUT?versioning", "s3:PutBucketVersioning"),
+    ];
+    if op.starts_with("s3:") {
+        return s3
+            .iter()
+            .filter(|(o, _)| *o == op)
+            .map(|(_, a)| a.to_string())
+            .collect();
+    }
+    let kms = [
+        "CreateKey",
+        "DescribeKey",
+        "ListAliases",
+        "ListKeys",
+        "ListResourceTags",
+        "EnableKeyRotation",
+        "GetKeyRotationStatus",
+        "GetKeyPolicy",
+        "PutKeyPolicy",
+        "CreateAlias",
+        "DeleteAlias",
+        "ScheduleKeyDeletion",
+    ];
+    let service = if kms.contains(&op) {
+        vec!["kms"]
+    } else if op.contains("Secret") {
+        vec!["secretsmanager"]
+    } else if op == "GetCallerIdentity" {
+        vec!["sts"]
+    } else if op.contains("Role") {
+        vec!["iam"]
+    } else if op.contains("Cache") || op.contains("Replica") {
+        vec!["elasticache"]
+    } else if op.contains("DB") {
+        vec!["rds"]
+    } else {
+        vec!["rds", "elasticache", "kms", "secretsmanager"]
+    };
+    service.iter().map(|s| format!("{s}:{op}")).collect()
+}
+
+/// The published IAM policy (`render --iam-policy`) is judged by parliament, the IAM policy
+/// linter (every action a real one, each resource of the type the action takes), and covers
+/// every call production's `up` and `down` make, as the recorder in front of moto saw them.
+/// What parliament still says is argued here: managing the bucket's policy (the TLS-only one)
+/// could grant object access (any tool that keeps a bucket policy can), and a key's tags are
+/// written as it is made, before it has an ARN (the statement is held to this environment's
+/// tag by its condition).
+#[test]
+fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_make() {
+    let env = Env::new(100);
+    let moto = moto::Moto::start();
+    let recorder = moto::Recorder::start(&moto);
+    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace("  protected: true\n", "");
+    let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
+    let out = env.run(&["render", "--plan", &prod, "--iam-policy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = env.dir.path().join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let py = common::python::venv("parliament", &["parliament==1.6.4"]).join("python");
+    let lint = std::process::Command::new(py)
+        .arg("-c")
+        .arg("import json,sys\nfrom parliament import analyze_policy_string\np=analyze_policy_string(open(sys.argv[1]).read())\nfor f in p.findings: print(json.dumps({'issue': f.issue, 'detail': str(f.detail)}))")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(lint.status.success(), "{}", text(&lint));
+    let findings: Vec<serde_json::Value> = String::from_utf8_lossy(&lint.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    eprintln!("parliament: {findings:?}");
+    for f in &findings {
+        let (issue, detail) = (f["issue"].as_str().unwrap(), f["detail"].as_str().unwrap());
+        let argued = (issue == "RESOURCE_POLICY_PRIVILEGE_ESCALATION"
+            && detail.contains("arn:aws:s3:::wandb-prod-artifacts")
+            && detail.contains("s3:PutBucketPolicy"))
+            || (issue == "RESOURCE_STAR" && detail == "['kms:TagResource']");
+        assert!(argued, "{f}");
+    }
+    let allowed: std::collections::BTreeSet<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert!(allowed.iter().all(|a| !a.contains('*')), "{allowed:?}");
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        moto::Moto::point(&recorder.url, &mut c);
+        c.output().unwrap()
+    };
+    let out = run(&["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["down", "--env", "wandb-prod", "--timeout", "5"]);
+    assert!(out.status.code().is_some(), "{}", text(&out));
+    let calls: std::collections::BTreeSet<String> = recorder.ops().into_iter().collect();
+    let missing: Vec<&String> = calls
+        .iter()
+        .filter(|op| !iam_actions(op).iter().any(|a| allowed.contains(a)))
+        .collect();
+    assert!(missing.is_empty(), "not allowed by the policy: {missing:?}");
+    eprintln!("{} distinct calls, each allowed: {calls:?}", calls.len());
+}

@@ -14,6 +14,7 @@ mod iam;
 mod kms;
 mod kms_guard;
 mod own;
+mod policy;
 mod poll;
 mod rds_changes;
 mod rds_groups;
@@ -28,6 +29,7 @@ pub use elasticache::{CacheSubnetGroupStep, RedisCacheStep};
 pub use elasticache_auth::RedisAuthCommitStep;
 pub use iam::{IamRoleStep, POLICY as ROLE_POLICY};
 pub use kms::KmsKeyStep;
+pub use policy::wbstack_policy;
 pub use poll::{interval as poll_interval, poll};
 pub use rds_groups::{
     DbParameterGroupsStep, DbSubnetGroupStep, CLUSTER_PARAMETERS, INSTANCE_PARAMETERS,

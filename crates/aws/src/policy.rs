@@ -1,0 +1,351 @@
+//! The IAM policy wbstack's own credentials need for a plan (`render --iam-policy`): every
+//! action the AWS steps call, on the plan's own resources by name (the key by this
+//! environment's tag, since a key's ARN is known only once it exists). Only what cannot be
+//! scoped is on `*`: who is calling, creating a key (then only with this environment's tag),
+//! and listing keys and aliases.
+
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use wbstack_plan::{StepKind, StepPlan};
+
+/// The environment tag wbstack puts on every AWS resource.
+const ENV_TAG: &str = "wbstack:environment";
+
+fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
+    let mut a: Vec<&str> = actions.to_vec();
+    a.sort_unstable();
+    a.dedup();
+    json!({"Sid": sid, "Effect": "Allow", "Action": a, "Resource": resources})
+}
+
+fn with_condition(mut s: Value, c: Value) -> Value {
+    s["Condition"] = c;
+    s
+}
+
+/// The policy for a compiled plan of environment `env`, with its state in `state`
+/// (`s3://BUCKET/PREFIX`), if there.
+pub fn wbstack_policy(steps: &[StepPlan], env: &str, state: Option<&str>) -> Value {
+    let mut st = vec![statement(
+        "WhoIsCalling",
+        &["sts:GetCallerIdentity"],
+        vec!["*".into()],
+    )];
+    let mut service_roles = BTreeSet::new();
+    for s in steps {
+        st.extend(match &s.kind {
+            StepKind::KmsKey(k) => kms(&k.alias, env),
+            StepKind::S3Bucket(b) => bucket(&b.name),
+            StepKind::DbSubnetGroup(g) => vec![statement(
+                "DbSubnetGroup",
+                &[
+                    "rds:CreateDBSubnetGroup",
+                    "rds:DeleteDBSubnetGroup",
+                    "rds:DescribeDBSubnetGroups",
+                    "rds:AddTagsToResource",
+                    "rds:ListTagsForResource",
+                ],
+                vec![format!("arn:aws:rds:*:*:subgrp:{}", g.name)],
+            )],
+            StepKind::DbParameterGroups(g) => db_parameter_groups(&g.name),
+            StepKind::MysqlDatabase(m) => {
+                service_roles.insert("rds.amazonaws.com");
+                database(&m.identifier)
+            }
+            StepKind::AwsSecret(x) => vec![statement(
+                &format!("Secret{}", st_id(&x.name)),
+                &[
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                    "secretsmanager:DeleteSecret",
+                    "secretsmanager:RestoreSecret",
+                    "secretsmanager:TagResource",
+                ],
+                vec![format!(
+                    "arn:aws:secretsmanager:*:*:secret:{}-??????",
+                    x.name
+                )],
+            )],
+            StepKind::CacheSubnetGroup(g) => vec![statement(
+                "CacheSubnetGroup",
+                &[
+                    "elasticache:CreateCacheSubnetGroup",
+                    "elasticache:DeleteCacheSubnetGroup",
+                    "elasticache:DescribeCacheSubnetGroups",
+                    "elasticache:AddTagsToResource",
+                    "elasticache:ListTagsForResource",
+                ],
+                vec![format!("arn:aws:elasticache:*:*:subnetgroup:{}", g.name)],
+            )],
+            StepKind::RedisCache(r) => {
+                service_roles.insert("elasticache.amazonaws.com");
+                redis(&r.id)
+            }
+            StepKind::IamRole(r) => vec![statement(
+                "PodsRole",
+                &[
+                    "iam:CreateRole",
+                    "iam:GetRole",
+                    "iam:DeleteRole",
+                    "iam:TagRole",
+                    "iam:UpdateAssumeRolePolicy",
+                    "iam:PutRolePolicy",
+                    "iam:GetRolePolicy",
+                    "iam:DeleteRolePolicy",
+                    "iam:ListRolePolicies",
+                    "iam:ListRoleTags",
+                ],
+                vec![format!("arn:aws:iam::*:role/{}", r.name)],
+            )],
+            _ => Vec::new(),
+        });
+    }
+    if !service_roles.is_empty() {
+        let names: Vec<&str> = service_roles.into_iter().collect();
+        st.push(with_condition(
+            statement(
+                "ServiceLinkedRoles",
+                &["iam:CreateServiceLinkedRole"],
+                vec!["arn:aws:iam::*:role/aws-service-role/*".into()],
+            ),
+            json!({"StringEquals": {"iam:AWSServiceName": names}}),
+        ));
+    }
+    if let Some(s) = state.and_then(|s| s.strip_prefix("s3://")) {
+        st.extend(state_store(s));
+    }
+    json!({"Version": "2012-10-17", "Statement": dedup_sids(st)})
+}
+
+/// A statement id's part made of a name's letters and digits.
+fn st_id(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Statement ids are unique: a repeated one gets a number.
+fn dedup_sids(mut st: Vec<Value>) -> Vec<Value> {
+    let mut seen = BTreeSet::new();
+    for s in &mut st {
+        let base = s["Sid"].as_str().unwrap_or("S").to_owned();
+        let mut sid = base.clone();
+        let mut n = 2;
+        while !seen.insert(sid.clone()) {
+            sid = format!("{base}{n}");
+            n += 1;
+        }
+        s["Sid"] = json!(sid);
+    }
+    st
+}
+
+fn kms(alias: &str, env: &str) -> Vec<Value> {
+    let tagged = json!({"StringEquals": {format!("aws:ResourceTag/{ENV_TAG}"): env}});
+    vec![
+        statement(
+            "KmsList",
+            &["kms:ListAliases", "kms:ListKeys"],
+            vec!["*".into()],
+        ),
+        with_condition(
+            statement(
+                "KmsCreateTagged",
+                &["kms:CreateKey", "kms:TagResource"],
+                vec!["*".into()],
+            ),
+            json!({"StringEquals": {format!("aws:RequestTag/{ENV_TAG}"): env}}),
+        ),
+        with_condition(
+            statement(
+                "KmsKeyOfThisEnvironment",
+                &[
+                    "kms:DescribeKey",
+                    "kms:ListResourceTags",
+                    "kms:EnableKeyRotation",
+                    "kms:GetKeyRotationStatus",
+                    "kms:GetKeyPolicy",
+                    "kms:PutKeyPolicy",
+                    "kms:ScheduleKeyDeletion",
+                    "kms:CreateGrant",
+                ],
+                vec!["arn:aws:kms:*:*:key/*".into()],
+            ),
+            tagged,
+        ),
+        // An alias is made and removed with permission on it and on its key.
+        statement(
+            "KmsAlias",
+            &["kms:CreateAlias", "kms:DeleteAlias"],
+            vec![
+                format!("arn:aws:kms:*:*:{alias}"),
+                "arn:aws:kms:*:*:key/*".into(),
+            ],
+        ),
+        // The key's administrator: the caller's role, as IAM names it (path included).
+        statement(
+            "KmsAdministratorRole",
+            &["iam:GetRole"],
+            vec!["arn:aws:iam::*:role/*".into()],
+        ),
+    ]
+}
+
+fn bucket(name: &str) -> Vec<Value> {
+    vec![
+        statement(
+            "ArtifactsBucket",
+            &[
+                "s3:CreateBucket",
+                "s3:DeleteBucket",
+                "s3:ListBucket",
+                "s3:ListBucketVersions",
+                "s3:GetEncryptionConfiguration",
+                "s3:PutEncryptionConfiguration",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:GetBucketOwnershipControls",
+                "s3:PutBucketOwnershipControls",
+                "s3:GetBucketCORS",
+                "s3:PutBucketCORS",
+                "s3:GetBucketPolicy",
+                "s3:PutBucketPolicy",
+                "s3:GetBucketVersioning",
+                "s3:PutBucketVersioning",
+                "s3:GetBucketTagging",
+                "s3:PutBucketTagging",
+            ],
+            vec![format!("arn:aws:s3:::{name}")],
+        ),
+        // Teardown empties it, every version.
+        statement(
+            "ArtifactsBucketObjects",
+            &["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            vec![format!("arn:aws:s3:::{name}/*")],
+        ),
+    ]
+}
+
+fn db_parameter_groups(name: &str) -> Vec<Value> {
+    vec![statement(
+        "DbParameterGroups",
+        &[
+            "rds:CreateDBParameterGroup",
+            "rds:ModifyDBParameterGroup",
+            "rds:DeleteDBParameterGroup",
+            "rds:DescribeDBParameterGroups",
+            "rds:DescribeDBParameters",
+            "rds:CreateDBClusterParameterGroup",
+            "rds:ModifyDBClusterParameterGroup",
+            "rds:DeleteDBClusterParameterGroup",
+            "rds:DescribeDBClusterParameterGroups",
+            "rds:DescribeDBClusterParameters",
+            "rds:AddTagsToResource",
+            "rds:ListTagsForResource",
+        ],
+        vec![
+            format!("arn:aws:rds:*:*:pg:{name}"),
+            format!("arn:aws:rds:*:*:cluster-pg:{name}-cluster"),
+        ],
+    )]
+}
+
+fn database(id: &str) -> Vec<Value> {
+    vec![statement(
+        "Database",
+        &[
+            "rds:CreateDBCluster",
+            "rds:ModifyDBCluster",
+            "rds:DeleteDBCluster",
+            "rds:DescribeDBClusters",
+            "rds:CreateDBInstance",
+            "rds:ModifyDBInstance",
+            "rds:DeleteDBInstance",
+            "rds:DescribeDBInstances",
+            "rds:CreateDBClusterSnapshot",
+            "rds:CreateDBSnapshot",
+            "rds:AddTagsToResource",
+            "rds:ListTagsForResource",
+        ],
+        vec![
+            format!("arn:aws:rds:*:*:cluster:{id}"),
+            format!("arn:aws:rds:*:*:db:{id}"),
+            format!("arn:aws:rds:*:*:db:{id}-*"),
+            format!("arn:aws:rds:*:*:cluster-snapshot:{id}-final-*"),
+            format!("arn:aws:rds:*:*:snapshot:{id}-final-*"),
+            // What a new database names: its subnet group, parameter and option groups.
+            "arn:aws:rds:*:*:subgrp:*".into(),
+            "arn:aws:rds:*:*:pg:*".into(),
+            "arn:aws:rds:*:*:cluster-pg:*".into(),
+            "arn:aws:rds:*:*:og:*".into(),
+        ],
+    )]
+}
+
+fn redis(id: &str) -> Vec<Value> {
+    vec![statement(
+        "Redis",
+        &[
+            "elasticache:CreateReplicationGroup",
+            "elasticache:ModifyReplicationGroup",
+            "elasticache:DeleteReplicationGroup",
+            "elasticache:DescribeReplicationGroups",
+            "elasticache:IncreaseReplicaCount",
+            "elasticache:DecreaseReplicaCount",
+            "elasticache:DescribeCacheClusters",
+            "elasticache:AddTagsToResource",
+            "elasticache:ListTagsForResource",
+        ],
+        vec![
+            format!("arn:aws:elasticache:*:*:replicationgroup:{id}"),
+            format!("arn:aws:elasticache:*:*:cluster:{id}-*"),
+            // What a new group names: its subnet group and the engine's default parameters.
+            "arn:aws:elasticache:*:*:subnetgroup:*".into(),
+            "arn:aws:elasticache:*:*:parametergroup:*".into(),
+        ],
+    )]
+}
+
+fn state_store(location: &str) -> Vec<Value> {
+    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+    let objects = if prefix.is_empty() {
+        format!("arn:aws:s3:::{bucket}/*")
+    } else {
+        format!("arn:aws:s3:::{bucket}/{}/*", prefix.trim_end_matches('/'))
+    };
+    vec![
+        statement(
+            "StateBucket",
+            &[
+                "s3:ListBucket",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketVersioning",
+                "s3:GetBucketPublicAccessBlock",
+            ],
+            vec![format!("arn:aws:s3:::{bucket}")],
+        ),
+        statement(
+            "StateObjects",
+            &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            vec![objects],
+        ),
+        // State objects are written with SSE-KMS.
+        with_condition(
+            statement(
+                "StateEncryption",
+                &["kms:GenerateDataKey", "kms:Decrypt"],
+                vec!["arn:aws:kms:*:*:key/*".into()],
+            ),
+            json!({"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}),
+        ),
+    ]
+}
