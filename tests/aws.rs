@@ -1510,3 +1510,46 @@ fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_
     assert!(missing.is_empty(), "not allowed by the policy: {missing:?}");
     eprintln!("{} distinct calls, each allowed: {calls:?}", calls.len());
 }
+
+/// A Secret mirroring a password kept in Secrets Manager, edited by hand, is drift: `plan`
+/// says so (exit 2), `up` writes the source's value back, and then `plan` and `up` agree that
+/// nothing is pending.
+#[test]
+fn a_hand_edited_mirrored_secret_is_repaired_from_its_source() {
+    let (env, _moto, faults, prod) = faulted_production(0.0);
+    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let value = || {
+        env.kubectl(&[
+            "get",
+            "secret",
+            "wbstack-mysql",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.data.MYSQL_PASSWORD}",
+        ])
+    };
+    let good = value();
+    assert!(!good.is_empty());
+    env.kubectl(&[
+        "patch",
+        "secret",
+        "wbstack-mysql",
+        "-n",
+        "wandb",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"stringData":{"MYSQL_PASSWORD":"edited-by-hand"}}"#,
+    ]);
+    assert_ne!(value(), good);
+    let detailed = ["plan", "--plan", prod.as_str(), "--detailed-exitcode"];
+    let out = faulted(&env, &faults, &detailed);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(value(), good, "the source's value is written back");
+    let out = faulted(&env, &faults, &detailed);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

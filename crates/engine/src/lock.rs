@@ -64,8 +64,22 @@ impl LockInfo {
             && !self.host_id.is_empty()
             && self.host_id == this_host_id()
             && self.pid != 0
-            && !Path::new("/proc").join(self.pid.to_string()).exists()
+            && process_gone(self.pid)
     }
+}
+
+/// Whether a process of this machine has ended: no longer listed, or a zombie (ended, not yet
+/// reaped by its parent, as under a container's PID 1 that does not reap).
+pub(crate) fn process_gone(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat"))
+    else {
+        return true;
+    };
+    // `pid (comm) state ...`: the state follows the last ')' (a command may hold parentheses).
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('Z') | Some('X'))
 }
 
 /// This boot of this machine and this process namespace (Linux: the kernel's boot id and the
@@ -456,6 +470,25 @@ mod tests {
         assert_eq!(holder.pid, std::process::id());
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert!(lost.is_cancelled());
+    }
+
+    #[test]
+    fn a_zombie_or_a_reaped_process_is_gone_and_a_live_one_is_not() {
+        assert!(!process_gone(std::process::id()));
+        // A child that exited and is not reaped yet is a zombie.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !process_gone(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(process_gone(pid), "a zombie counts as gone");
+        assert!(
+            Path::new("/proc").join(pid.to_string()).exists(),
+            "still listed"
+        );
+        child.wait().unwrap();
+        assert!(process_gone(pid));
     }
 
     #[test]

@@ -178,12 +178,21 @@ impl Step for ValueSecretStep {
         let matches = match &self.value {
             ValueSource::Known(s) => live.as_deref() == Some(s.expose().as_bytes()),
             // A copy wbstack made of the same source version, and recorded, is trusted without
-            // reading the source again (one read per resource on a converged re-run);
-            // otherwise it is compared.
+            // reading the source again (one read per resource on a converged re-run) while it
+            // still holds what was recorded (its revision, a digest); a copy edited by hand, or
+            // anything else, is compared with the source.
             ValueSource::FromStep { .. }
-                if ctx.attempted() && self.same_source(ctx, ctx.previous()) =>
+                if ctx.attempted()
+                    && self.same_source(ctx, ctx.previous())
+                    && b64.map(revision).as_ref()
+                        == ctx
+                            .previous()
+                            .and_then(|p| p.get(REVISION))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                            .as_ref() =>
             {
-                live.is_some()
+                true
             }
             ValueSource::FromStep { .. } => match self.value(ctx).await {
                 Ok(s) => live.as_deref() == Some(s.expose().as_bytes()),
