@@ -192,6 +192,10 @@ pub enum Command {
         /// journal does not record (a lost state directory; implied when there is no journal).
         #[arg(long)]
         discover: bool,
+        /// Delete the database without its final snapshot and automated backups (by default
+        /// they are kept, and `down` says where).
+        #[arg(long)]
+        skip_final_snapshot: bool,
     },
     /// Print the step graph.
     Graph {

@@ -109,11 +109,13 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             force,
             remove_adopted,
             discover,
+            skip_final_snapshot,
         } => {
             let op = Op::Down {
                 force,
                 remove_adopted,
                 discover,
+                skip_final_snapshot,
             };
             execute(flag, &target, &run, fmt, op).await
         }
@@ -447,6 +449,7 @@ enum Op {
         force: bool,
         remove_adopted: bool,
         discover: bool,
+        skip_final_snapshot: bool,
     },
 }
 
@@ -562,7 +565,16 @@ impl Job<'_> {
                 self.at.location()
             );
         }
-        let aws = crate::aws::connect(plan, &steps, &self.run.rotate).await?;
+        let skip_snapshot = matches!(
+            op,
+            Op::Down {
+                skip_final_snapshot: true,
+                ..
+            }
+        );
+        let aws = crate::aws::connect(plan, &steps, &self.run.rotate)
+            .await?
+            .map(|a| a.skipping_final_snapshot(skip_snapshot));
         if let (Op::Up, Some(a)) = (&op, &aws) {
             if !self.run.skip_preflight.iter().any(|s| s == "aws-identity") {
                 match crate::aws::identity(a).await {
@@ -594,6 +606,7 @@ impl Job<'_> {
                 force,
                 remove_adopted,
                 discover,
+                skip_final_snapshot,
             } if discover || state.steps.is_empty() || discovery_unfinished(&state) => {
                 if fmt == OutputFormat::Text {
                     eprintln!(
@@ -613,6 +626,7 @@ impl Job<'_> {
                     force,
                     remove_adopted,
                     discover: true,
+                    skip_final_snapshot,
                 }
             }
             op => op,

@@ -1513,9 +1513,9 @@ fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_
 
 /// A Secret mirroring a password kept in Secrets Manager, edited by hand, is drift: `plan`
 /// says so (exit 2), `up` writes the source's value back, and then `plan` and `up` agree that
-/// nothing is pending.
+/// nothing is pending. Teardown keeps a final snapshot of the database unless told not to.
 #[test]
-fn a_hand_edited_mirrored_secret_is_repaired_from_its_source() {
+fn a_hand_edited_mirrored_secret_is_repaired_and_teardown_keeps_a_final_snapshot() {
     let (env, _moto, faults, prod) = faulted_production(0.0);
     let out = faulted(&env, &faults, &["up", "--plan", &prod]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -1552,4 +1552,42 @@ fn a_hand_edited_mirrored_secret_is_repaired_from_its_source() {
     assert_eq!(value(), good, "the source's value is written back");
     let out = faulted(&env, &faults, &detailed);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Data is protected by default: `down` keeps a final snapshot and says so;
+    // `--skip-final-snapshot` is the way out.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(_moto.aws("wandb-prod"));
+    let snapshots = || {
+        rt.block_on(async {
+            let s = aws
+                .rds
+                .describe_db_cluster_snapshots()
+                .send()
+                .await
+                .unwrap();
+            s.db_cluster_snapshots()
+                .iter()
+                .filter_map(|s| s.db_cluster_snapshot_identifier().map(str::to_owned))
+                .filter(|id| id.contains("-final-"))
+                .collect::<Vec<_>>()
+        })
+    };
+    let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let kept = snapshots();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].starts_with("wandb-prod-mysql-final-"), "{kept:?}");
+    assert!(
+        text(&out).contains(&format!("keeping a final snapshot {}", kept[0])),
+        "{}",
+        text(&out)
+    );
+    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = faulted(
+        &env,
+        &faults,
+        &["down", "--env", "wandb-prod", "--skip-final-snapshot"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(snapshots(), kept, "no second snapshot");
 }

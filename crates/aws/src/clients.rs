@@ -38,6 +38,8 @@ pub struct Aws {
     pub extra_tags: std::collections::BTreeMap<String, String>,
     /// Secrets `up --rotate` asks a new value of (their users are changed over one by one).
     pub rotate: std::collections::BTreeSet<String>,
+    /// `down --skip-final-snapshot`: no final snapshot, no automated backups kept.
+    pub skip_final_snapshot: bool,
 }
 
 /// Why AWS cannot be used.
@@ -118,6 +120,7 @@ impl Aws {
             adopt: Default::default(),
             extra_tags: Default::default(),
             rotate: Default::default(),
+            skip_final_snapshot: false,
         })
     }
 
@@ -146,6 +149,13 @@ impl Aws {
     /// Lets these steps adopt resources that are not tagged as this environment's.
     pub fn adopting<I: IntoIterator<Item = S>, S: Into<String>>(mut self, steps: I) -> Self {
         self.adopt = steps.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Deletes databases without their final snapshot and automated backups on this run
+    /// (`down --skip-final-snapshot`).
+    pub fn skipping_final_snapshot(mut self, skip: bool) -> Self {
+        self.skip_final_snapshot = skip;
         self
     }
 

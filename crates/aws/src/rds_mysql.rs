@@ -424,6 +424,20 @@ impl MysqlDatabaseStep {
     }
 
     /// The identifier of a final snapshot taken now.
+    /// The final snapshot a teardown takes, named and told (`None` when the plan or
+    /// `--skip-final-snapshot` says none); the automated backups are kept with it.
+    fn final_snapshot(&self, ctx: &StepCtx) -> Option<String> {
+        if !self.spec.final_snapshot || self.aws.skip_final_snapshot {
+            return None;
+        }
+        let name = self.snapshot_name();
+        ctx.progress(format!(
+            "keeping a final snapshot {name} and the automated backups of {} (region {})",
+            self.spec.identifier, self.aws.region
+        ));
+        Some(name)
+    }
+
     fn snapshot_name(&self) -> String {
         format!(
             "{}-final-{}",
@@ -465,10 +479,9 @@ impl MysqlDatabaseStep {
             .rds
             .delete_db_cluster()
             .db_cluster_identifier(&s.identifier);
-        req = if s.final_snapshot {
-            req.final_db_snapshot_identifier(self.snapshot_name())
-        } else {
-            req.skip_final_snapshot(true)
+        req = match self.final_snapshot(ctx) {
+            Some(name) => req.final_db_snapshot_identifier(name),
+            None => req.skip_final_snapshot(true).delete_automated_backups(true),
         };
         req.send()
             .await
@@ -476,7 +489,7 @@ impl MysqlDatabaseStep {
             .map(|_| ())
     }
 
-    async fn destroy_instance(&self) -> Result<(), StepError> {
+    async fn destroy_instance(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let s = &self.spec;
         if !s.deletion_protection {
             let _ = self
@@ -493,12 +506,12 @@ impl MysqlDatabaseStep {
             .aws
             .rds
             .delete_db_instance()
-            .db_instance_identifier(&s.identifier)
-            .delete_automated_backups(true);
-        req = if s.final_snapshot {
-            req.final_db_snapshot_identifier(self.snapshot_name())
-        } else {
-            req.skip_final_snapshot(true)
+            .db_instance_identifier(&s.identifier);
+        req = match self.final_snapshot(ctx) {
+            Some(name) => req
+                .final_db_snapshot_identifier(name)
+                .delete_automated_backups(false),
+            None => req.skip_final_snapshot(true).delete_automated_backups(true),
         };
         req.send()
             .await
@@ -667,7 +680,7 @@ impl Step for MysqlDatabaseStep {
         if self.spec.aurora {
             self.destroy_cluster(ctx).await
         } else {
-            self.destroy_instance().await
+            self.destroy_instance(ctx).await
         }
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {

@@ -481,8 +481,9 @@ pub struct MysqlSpec {
     /// Defaults to `metadata.protected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_protection: Option<bool>,
-    /// Take a final snapshot on teardown.
-    #[serde(default)]
+    /// Take a final snapshot on teardown (`<identifier>-final-<unix time>`), keeping the
+    /// automated backups with it; `down --skip-final-snapshot` skips both.
+    #[serde(default = "yes")]
     pub final_snapshot: bool,
 }
 
