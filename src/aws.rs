@@ -24,6 +24,7 @@ pub async fn connect(
     plan: &Plan,
     steps: &[StepPlan],
     rotate: &[String],
+    skip_final_snapshot: bool,
 ) -> Result<Option<Aws>, CliError> {
     if !steps.iter().any(|s| s.kind.is_aws()) {
         return Ok(None);
@@ -38,7 +39,10 @@ pub async fn connect(
         .await
         .map(|aws| {
             let aws = aws.adopting(a.adopt).tagging(a.tags);
-            Some(aws.rotating(rotate.iter().cloned()))
+            Some(
+                aws.rotating(rotate.iter().cloned())
+                    .skipping_final_snapshot(skip_final_snapshot),
+            )
         })
         .map_err(|e| CliError::environment(e.to_string()))
 }
@@ -99,6 +103,7 @@ pub async fn connect(
     _plan: &Plan,
     steps: &[StepPlan],
     _rotate: &[String],
+    _skip_final_snapshot: bool,
 ) -> Result<Option<Aws>, CliError> {
     let aws: Vec<&str> = steps
         .iter()

@@ -572,9 +572,7 @@ impl Job<'_> {
                 ..
             }
         );
-        let aws = crate::aws::connect(plan, &steps, &self.run.rotate)
-            .await?
-            .map(|a| a.skipping_final_snapshot(skip_snapshot));
+        let aws = crate::aws::connect(plan, &steps, &self.run.rotate, skip_snapshot).await?;
         if let (Op::Up, Some(a)) = (&op, &aws) {
             if !self.run.skip_preflight.iter().any(|s| s == "aws-identity") {
                 match crate::aws::identity(a).await {
@@ -746,7 +744,7 @@ async fn plan(flag: Option<&str>, t: &Target, fmt: OutputFormat) -> Result<Pendi
     let steps = wbstack_plan::compile(&loaded.plan);
     let state = at.read_state().await?;
     let conn = connect(t, &loaded.plan, &at).await?;
-    let aws = crate::aws::connect(&loaded.plan, &steps, &[]).await?;
+    let aws = crate::aws::connect(&loaded.plan, &steps, &[], false).await?;
     let mut rows = Vec::new();
     let mut outputs: BTreeMap<wbstack_engine::StepId, wbstack_engine::Outputs> = BTreeMap::new();
     {
