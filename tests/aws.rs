@@ -60,10 +60,7 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     let env = Env::on(back, 100);
     let moto = moto::Moto::start();
     let recorder = moto::Recorder::start(&moto);
-    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
-        .unwrap()
-        .replace("  protected: true\n", "");
-    let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
+    let prod = unprotected_production(&env, &moto);
     let run = |args: &[&str]| {
         let mut c = env.cmd(args);
         moto::Moto::point(&recorder.url, &mut c);
@@ -313,10 +310,7 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
 fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource(back: Back) {
     let env = Env::on(back, 300);
     let moto = moto::Moto::start();
-    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
-        .unwrap()
-        .replace("  protected: true\n", "");
-    let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
+    let prod = unprotected_production(&env, &moto);
     let cmd = |args: &[&str]| {
         let mut c = env.cmd(args);
         moto::Moto::point(&moto.url, &mut c);
@@ -1147,6 +1141,14 @@ fn faulted_production(rate: f64) -> (Env, moto::Moto, moto::faults::Faults, Stri
     (env, moto, faults, prod)
 }
 
+/// The production plan, unprotected, on `moto`: its file.
+fn unprotected_production(env: &Env, moto: &moto::Moto) -> String {
+    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace("  protected: true\n", "");
+    env.plan_from("prod.yaml", &moto.production_plan(&plan))
+}
+
 /// The production plan, unprotected, with Redis in the cluster, on `moto`: its file.
 fn production_with_redis_in_cluster(env: &Env, moto: &moto::Moto) -> String {
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
@@ -1455,10 +1457,7 @@ fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_
     let env = Env::new(100);
     let moto = moto::Moto::start();
     let recorder = moto::Recorder::start(&moto);
-    let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
-        .unwrap()
-        .replace("  protected: true\n", "");
-    let prod = env.plan_from("prod.yaml", &moto.production_plan(&plan));
+    let prod = unprotected_production(&env, &moto);
     let out = env.run(&["render", "--plan", &prod, "--iam-policy"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
