@@ -1590,3 +1590,35 @@ fn a_hand_edited_mirrored_secret_is_repaired_and_teardown_keeps_a_final_snapshot
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(snapshots(), kept, "no second snapshot");
 }
+
+/// Without AWS credentials, a teardown fails at the first AWS call, saying so, instead of
+/// retrying it: no credentials appear by waiting.
+#[test]
+fn missing_credentials_fail_at_once_naming_the_call() {
+    let (env, _moto, faults, prod) = faulted_production(0.0);
+    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let nowhere = tempfile::tempdir().unwrap();
+    let out = env
+        .cmd(&["down", "--env", "wandb-prod"])
+        .env("WBSTACK_AWS_ENDPOINT", &faults.url)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", nowhere.path())
+        .env("AWS_CONFIG_FILE", nowhere.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            nowhere.path().join("credentials"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no AWS credentials"), "{}", text(&out));
+    assert!(!text(&out).contains("retrying"), "{}", text(&out));
+    // With them back, the teardown completes.
+    let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -225,11 +225,26 @@ where
                 StepError::permanent(text)
             }
         }
+        // No credentials to sign with: nothing a retry changes.
+        SdkError::DispatchFailure(d) if d.is_other() && lacks_credentials(&describe(&e)) => {
+            StepError::permanent(format!(
+                "{ctx} failed: no AWS credentials ({}); set them as the standard chain reads them (environment, profile, SSO, IRSA, instance role)",
+                describe(&e)
+            ))
+        }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StepError::transient(format!("{ctx} failed: {}", describe(&e)))
         }
         _ => StepError::permanent(format!("{ctx} failed: {}", describe(&e))),
     }
+}
+
+/// Whether a dispatch failure says there was nothing to sign the request with.
+fn lacks_credentials(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("no matching auth scheme")
+        || t.contains("failed to select an auth scheme")
+        || t.contains("credentials")
 }
 
 /// The error and its causes on one line.
