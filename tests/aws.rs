@@ -61,11 +61,7 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     let moto = moto::Moto::start();
     let recorder = moto::Recorder::start(&moto);
     let prod = unprotected_production(&env, &moto);
-    let run = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        moto::Moto::point(&recorder.url, &mut c);
-        c.output().unwrap()
-    };
+    let run = |args: &[&str]| via(&env, &recorder.url, args);
     // The first run logs at the highest verbosity: every library at trace level.
     let out = run(&["up", "--plan", &prod, "-vvv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -557,11 +553,7 @@ fn a_discovery_that_cannot_see_stops_naming_it_and_a_key_without_its_alias_is_fo
         "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    secretRecoveryDays: 0\n",
     );
     let plan = env.plan_from("s3.yaml", &plan);
-    let run = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        moto::Moto::point(&recorder.url, &mut c);
-        c.output().unwrap()
-    };
+    let run = |args: &[&str]| via(&env, &recorder.url, args);
     let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     std::fs::remove_dir_all(env.dir.path().join(".wbstack")).unwrap();
@@ -660,11 +652,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
             );
         env.plan_from("prod.yaml", &text)
     };
-    let run = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        moto::Moto::point(&recorder.url, &mut c);
-        c.output().unwrap()
-    };
+    let run = |args: &[&str]| via(&env, &recorder.url, args);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let aws = rt.block_on(moto.aws("wandb-prod"));
     let live = || {
@@ -1162,8 +1150,13 @@ fn production_with_redis_in_cluster(env: &Env, moto: &moto::Moto) -> String {
 }
 
 fn faulted(env: &Env, faults: &moto::faults::Faults, args: &[&str]) -> std::process::Output {
+    via(env, &faults.url, args)
+}
+
+/// A command whose AWS calls go to `url` (moto, or a proxy in front of it).
+fn via(env: &Env, url: &str, args: &[&str]) -> std::process::Output {
     let mut c = env.cmd(args);
-    moto::Moto::point(&faults.url, &mut c);
+    moto::Moto::point(url, &mut c);
     c.output().unwrap()
 }
 
@@ -1492,11 +1485,7 @@ fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_
         .map(|a| a.as_str().unwrap().to_owned())
         .collect();
     assert!(allowed.iter().all(|a| !a.contains('*')), "{allowed:?}");
-    let run = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        moto::Moto::point(&recorder.url, &mut c);
-        c.output().unwrap()
-    };
+    let run = |args: &[&str]| via(&env, &recorder.url, args);
     let out = run(&["up", "--plan", &prod]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = run(&["down", "--env", "wandb-prod", "--timeout", "5"]);
