@@ -370,11 +370,20 @@ fn with_its_remote_state_lost_down_finds_what_the_environment_owns_and_spares_th
     teardown_leaves_nothing_owned(Lost::Remote);
 }
 
+/// The state directory is lost after `up`, and `up` runs again before `down`: what carries the
+/// environment's tags and labels is recorded as its own (never as adopted), so a plain `down`
+/// removes it all, and the resource's finalizer is run by the operator before the operator goes.
+#[test]
+fn with_its_state_lost_up_again_records_its_own_resources_as_its_own_and_down_removes_them() {
+    teardown_leaves_nothing_owned(Lost::LocalThenUp);
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lost {
     Nothing,
     Local,
     Remote,
+    LocalThenUp,
 }
 
 fn teardown_leaves_nothing_owned(lost: Lost) {
@@ -429,6 +438,22 @@ fn teardown_leaves_nothing_owned(lost: Lost) {
             assert!(deleted > 2, "{deleted} keys");
             ["--plan", "prod.yaml"]
         }
+        Lost::LocalThenUp => {
+            std::fs::remove_dir_all(env.dir.path().join(".wbstack")).unwrap();
+            let out = run(&["up", "--plan", "prod.yaml", "--output", "json"]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            let last = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap()
+                .to_owned();
+            let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+            assert_eq!(v["report"]["stats"]["adopted"], 0, "{v}");
+            assert_eq!(v["report"]["stats"]["created"], 0, "{v}");
+            let steps = v["report"]["steps"].as_array().unwrap();
+            assert!(steps.iter().all(|s| s["outcome"] != "adopted"), "{steps:?}");
+            ["--env", "wandb-prod"]
+        }
     };
     // The plan is protected (and so is its database): a plain `down` is refused, touching
     // nothing; `--force` goes ahead and lifts the database's deletion protection on the way.
@@ -442,7 +467,7 @@ fn teardown_leaves_nothing_owned(lost: Lost) {
     assert_eq!(protected, Some(true));
     let out = run(&["down", target[0], target[1], "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    if lost != Lost::Nothing {
+    if matches!(lost, Lost::Local | Lost::Remote) {
         assert!(
             text(&out).contains("no journal: finding what it owns"),
             "{}",
@@ -1477,21 +1502,31 @@ fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_
             || (issue == "RESOURCE_STAR" && detail == "['kms:TagResource']");
         assert!(argued, "{f}");
     }
-    let allowed: std::collections::BTreeSet<String> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().iter())
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect();
+    let allowed = actions(&policy);
     assert!(allowed.iter().all(|a| !a.contains('*')), "{allowed:?}");
     let run = |args: &[&str]| via(&env, &recorder.url, args);
     let out = run(&["up", "--plan", &prod]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = run(&["down", "--env", "wandb-prod", "--timeout", "5"]);
     assert!(out.status.code().is_some(), "{}", text(&out));
-    let calls: std::collections::BTreeSet<String> = recorder.ops().into_iter().collect();
-    let missing: Vec<&String> = calls
+    assert_allowed(&allowed, &recorder.ops());
+}
+
+/// The actions a policy document allows.
+fn actions(policy: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every call in `ops` is allowed by one of `allowed`.
+fn assert_allowed(allowed: &std::collections::BTreeSet<String>, ops: &[String]) {
+    let calls: std::collections::BTreeSet<&String> = ops.iter().collect();
+    let missing: Vec<&&String> = calls
         .iter()
         .filter(|op| !iam_actions(op).iter().any(|a| allowed.contains(a)))
         .collect();
@@ -1610,4 +1645,140 @@ fn missing_credentials_fail_at_once_naming_the_call() {
     // With them back, the teardown completes.
     let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// An Aurora instance-class change rolls through the cluster: the readers first, one at a time,
+/// each waited until available in the new class; then a failover to a changed reader; then the
+/// old writer. `plan` says that order. Cut at the failover (refused once, as a policy without
+/// it would), `resume` goes on from where the cluster stands: it neither changes a reader again
+/// nor restarts the writer in place. Every call is observed at the proxy in front of moto.
+#[test]
+fn an_aurora_class_change_rolls_reader_by_reader_and_a_cut_roll_resumes_where_it_stands() {
+    let env = Env::new(50);
+    let moto = moto::Moto::start();
+    let recorder = moto::Recorder::start(&moto);
+    let base = std::fs::read_to_string(Env::plans().join("production.yaml"))
+        .unwrap()
+        .replace("  protected: true\n", "")
+        .replace("  size: large\n", "  size: medium\n");
+    let base = moto.production_plan(&base);
+    let write = |class: &str| {
+        let text = base.replace(
+            "    backupRetentionDays: 14\n",
+            &format!("    backupRetentionDays: 14\n    instances: 3\n    instanceClass: {class}\n"),
+        );
+        env.plan_from("prod.yaml", &text)
+    };
+    let run = |args: &[&str]| via(&env, &recorder.url, args);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(moto.aws("wandb-prod"));
+    // Each member as `id=class`, the writer marked `*`, listed in moto directly.
+    let members = || {
+        rt.block_on(async {
+            let c = aws.rds.describe_db_clusters().send().await.unwrap();
+            let mut out = Vec::new();
+            for m in c.db_clusters()[0].db_cluster_members() {
+                let id = m.db_instance_identifier().unwrap();
+                let i = aws
+                    .rds
+                    .describe_db_instances()
+                    .db_instance_identifier(id)
+                    .send()
+                    .await
+                    .unwrap();
+                let class = i.db_instances()[0].db_instance_class().unwrap().to_owned();
+                let w = if m.is_cluster_writer() == Some(true) {
+                    "*"
+                } else {
+                    ""
+                };
+                out.push(format!("{id}{w}={class}"));
+            }
+            out.sort();
+            out
+        })
+    };
+    let out = run(&["up", "--plan", &write("db.r6g.large")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        members(),
+        [
+            "wandb-prod-mysql-1*=db.r6g.large",
+            "wandb-prod-mysql-2=db.r6g.large",
+            "wandb-prod-mysql-3=db.r6g.large"
+        ]
+    );
+
+    let plan = write("db.r6g.xlarge");
+    let out = run(&["plan", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let order = "reader wandb-prod-mysql-2, then reader wandb-prod-mysql-3, then failover to \
+                 wandb-prod-mysql-2, then reader wandb-prod-mysql-1";
+    assert!(text(&out).contains(order), "{}", text(&out));
+
+    recorder.deny(&["FailoverDBCluster"]);
+    recorder.clear();
+    let out = run(&["up", "--plan", &plan]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("FailoverDBCluster"), "{}", text(&out));
+    assert_eq!(
+        recorder.rds_changes(),
+        [
+            "ModifyDBInstance wandb-prod-mysql-2",
+            "ModifyDBInstance wandb-prod-mysql-3",
+            "FailoverDBCluster wandb-prod-mysql-2"
+        ]
+    );
+    assert_eq!(
+        members(),
+        [
+            "wandb-prod-mysql-1*=db.r6g.large",
+            "wandb-prod-mysql-2=db.r6g.xlarge",
+            "wandb-prod-mysql-3=db.r6g.xlarge"
+        ]
+    );
+
+    let cut = recorder.ops();
+    println!(
+        "roll cut at the failover: {} AWS calls, {} of them RDS",
+        cut.len(),
+        cut.iter().filter(|o| o.contains("DB")).count()
+    );
+    recorder.deny(&[]);
+    recorder.clear();
+    let out = run(&["resume", "--env", "wandb-prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        recorder.rds_changes(),
+        [
+            "FailoverDBCluster wandb-prod-mysql-2",
+            "ModifyDBInstance wandb-prod-mysql-1"
+        ]
+    );
+    assert_eq!(
+        members(),
+        [
+            "wandb-prod-mysql-1=db.r6g.xlarge",
+            "wandb-prod-mysql-2*=db.r6g.xlarge",
+            "wandb-prod-mysql-3=db.r6g.xlarge"
+        ]
+    );
+    let calls = recorder.ops();
+    let out = run(&["render", "--plan", &plan, "--iam-policy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_allowed(
+        &actions(&serde_json::from_slice(&out.stdout).unwrap()),
+        &calls,
+    );
+    println!(
+        "rolling resume: {} AWS calls, {} of them RDS",
+        calls.len(),
+        calls.iter().filter(|o| o.contains("DB")).count()
+    );
+    assert_eq!(
+        run(&["plan", "--plan", &plan, "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
 }

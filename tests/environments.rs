@@ -235,7 +235,75 @@ fn down_leaves_the_operator_to_a_resource_being_deleted(back: Back) {
     );
 }
 
+/// The state is lost and `up` runs again: the environment's own objects (its label) are recorded
+/// as its own, not adopted; `down` then removes them all, the resource's finalizer run by the
+/// operator before the operator and its CRD go, and nothing is left holding a finalizer.
+fn with_its_state_lost_up_then_down_removes_everything_in_order(back: Back) {
+    let env = Env::on(back, 100);
+    let plan = poc_as(&env, "wandb-dev", "wandb");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
+    let out = env.run(&["up", "--plan", &plan, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = last_json(&out);
+    assert_eq!(report["report"]["stats"]["adopted"], 0, "{report}");
+    let out = env.run(&["down", "--env", "wandb-dev", "--timeout", "120"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
+    assert!(
+        !left.contains("weightsandbiases") && !left.contains("wandb-operator"),
+        "{left}"
+    );
+    let ns = env.kubectl(&["get", "ns", "-o", "name"]);
+    assert!(!ns.contains("namespace/wandb\n"), "{ns}");
+}
+
+/// The operator is removed by hand while the resource is still there: `down` asks for the
+/// resource's deletion, sees that its finalizer has nobody left to run it, and stops at once
+/// naming the finalizer and the way out, instead of waiting out its timeout; once the operator
+/// is back (`up`), `down` finishes.
+fn a_finalizer_with_no_operator_left_is_named_at_once(back: Back) {
+    let env = Env::on(back, 100);
+    let plan = poc_as(&env, "wandb-dev", "wandb");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.kubectl(&[
+        "delete",
+        "deploy",
+        "wandb-operator-controller-manager",
+        "-n",
+        "wandb-cr",
+    ]);
+    let out = env.run(&["down", "--env", "wandb-dev", "--timeout", "3600"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("WeightsAndBiases wandb/wandb-dev is held by its finalizers")
+            && said.contains("finalizer.app.wandb.com")
+            && said.contains("no W&B operator is left"),
+        "{said}"
+    );
+    assert!(!said.contains("timed out"), "{said}");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run(&["down", "--env", "wandb-dev", "--timeout", "120"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
+    assert!(
+        !left.contains("weightsandbiases") && !left.contains("wandb-operator"),
+        "{left}"
+    );
+}
+
+fn last_json(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+}
+
 on_both!(
+    with_its_state_lost_up_then_down_removes_everything_in_order,
+    a_finalizer_with_no_operator_left_is_named_at_once,
     two_environments_share_a_cluster_and_neither_down_breaks_the_other,
     down_leaves_the_operator_to_a_resource_being_deleted,
     with_its_state_lost_down_removes_only_what_carries_the_environments_label,

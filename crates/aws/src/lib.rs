@@ -19,6 +19,7 @@ mod poll;
 mod rds_changes;
 mod rds_groups;
 mod rds_mysql;
+mod rds_roll;
 mod rotation;
 mod s3;
 mod s3_security;

@@ -265,6 +265,7 @@ fn database(id: &str) -> Vec<Value> {
         &[
             "rds:CreateDBCluster",
             "rds:ModifyDBCluster",
+            "rds:FailoverDBCluster",
             "rds:DeleteDBCluster",
             "rds:DescribeDBClusters",
             "rds:CreateDBInstance",

@@ -30,9 +30,12 @@ const CLUSTER_ABSENT: [&str; 1] = ["DBClusterNotFoundFault"];
 
 /// An Aurora MySQL cluster with its instances, or a single RDS MySQL instance.
 pub struct MysqlDatabaseStep {
-    aws: Aws,
+    pub(crate) aws: Aws,
     step: String,
-    spec: MysqlDatabase,
+    pub(crate) spec: MysqlDatabase,
+    /// Whether this process asked for a change: its wait then lasts until RDS shows it (a
+    /// change just accepted may not show as pending yet).
+    asked: std::sync::atomic::AtomicBool,
 }
 
 /// What the database looks like now.
@@ -47,6 +50,8 @@ enum Db {
         incomplete: bool,
         /// Its settings, to compare with the plan's.
         settings: Settings,
+        /// A change RDS has accepted and not yet made (pending modified values).
+        in_flight: bool,
     },
 }
 
@@ -56,10 +61,11 @@ impl MysqlDatabaseStep {
             aws,
             step: step.to_owned(),
             spec,
+            asked: Default::default(),
         }
     }
 
-    fn instance_ids(&self) -> Vec<String> {
+    pub(crate) fn instance_ids(&self) -> Vec<String> {
         let s = &self.spec;
         if s.aurora {
             (1..=s.instances.max(1))
@@ -70,7 +76,7 @@ impl MysqlDatabaseStep {
         }
     }
 
-    async fn instance(&self, id: &str) -> Result<Option<DbInstance>, StepError> {
+    pub(crate) async fn instance(&self, id: &str) -> Result<Option<DbInstance>, StepError> {
         let d = self
             .aws
             .rds
@@ -82,7 +88,7 @@ impl MysqlDatabaseStep {
         Ok(d.and_then(|d| d.db_instances().first().cloned()))
     }
 
-    async fn cluster(&self) -> Result<Option<DbCluster>, StepError> {
+    pub(crate) async fn cluster(&self) -> Result<Option<DbCluster>, StepError> {
         let id = &self.spec.identifier;
         let d = self
             .aws
@@ -147,6 +153,7 @@ impl MysqlDatabaseStep {
             ("arn", json!(c.db_cluster_arn().unwrap_or_default())),
             ("database", json!(self.spec.database)),
         ]);
+        let in_flight = cluster_pending(&c) || instances.iter().any(instance_pending);
         Ok(Db::Status {
             status,
             ready,
@@ -154,6 +161,7 @@ impl MysqlDatabaseStep {
             owned,
             incomplete,
             settings,
+            in_flight,
         })
     }
 
@@ -182,6 +190,7 @@ impl MysqlDatabaseStep {
             owned,
             incomplete: false,
             settings: Settings::of_instance(&i, !self.spec.apply_immediately),
+            in_flight: instance_pending(&i),
         })
     }
 
@@ -292,6 +301,28 @@ impl MysqlDatabaseStep {
         changes(live, &Settings::desired(&self.spec))
     }
 
+    /// How an instance-class change goes, as `plan` tells it.
+    async fn class_order(&self) -> Result<String, StepError> {
+        let s = &self.spec;
+        if !s.aurora {
+            return Ok(if s.instances > 1 {
+                "Multi-AZ: RDS changes the standby, fails over to it, then changes the old primary"
+            } else {
+                "one instance: it restarts in the new class (no standby)"
+            }
+            .to_owned());
+        }
+        if !s.apply_immediately {
+            return Ok("queued for each instance's maintenance window; set spec.aws.applyChanges: immediately to roll it reader by reader with a failover".to_owned());
+        }
+        let members = self.members().await?;
+        let moves: Vec<String> = crate::rds_roll::order(&members, &s.instance_class)
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        Ok(moves.join(", then "))
+    }
+
     /// Applies in place what differs; what only a replacement could do was refused before.
     async fn modify(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let s = &self.spec;
@@ -344,7 +375,10 @@ impl MysqlDatabaseStep {
                 .await
                 .map_err(|e| crate::clients::classify(e, "ModifyDBCluster", &s.identifier))?;
         }
-        if has(c, "instance_class") {
+        if has(c, "instance_class") && s.apply_immediately {
+            self.roll(ctx).await?;
+        } else if has(c, "instance_class") {
+            // Queued for each instance's maintenance window, where RDS applies it.
             for id in self.instance_ids() {
                 if self.instance(&id).await?.is_some() {
                     self.modify_instance(&id, c, false).await?;
@@ -536,7 +570,15 @@ impl Step for MysqlDatabaseStep {
         if self.aws.adopts(&self.step) {
             return Ok(Vec::new());
         }
-        self.live_changes().await
+        let mut c = self.live_changes().await?;
+        if has(&c, "instance_class") {
+            c.push(Change::in_place(
+                "instance_class.order",
+                "",
+                self.class_order().await?,
+            ));
+        }
+        Ok(c)
     }
     fn fingerprint(&self) -> Fingerprint {
         let s = &self.spec;
@@ -615,15 +657,15 @@ impl Step for MysqlDatabaseStep {
     async fn apply(&self, ctx: &StepCtx, a: Action) -> Result<(), StepError> {
         let s = &self.spec;
         if a == Action::Update {
-            self.modify(ctx).await?;
-            if !s.aurora {
-                return Ok(());
+            self.asked.store(true, std::sync::atomic::Ordering::Relaxed);
+            if s.aurora {
+                // New readers first, in the plan's class: a class change then fails over to
+                // one of them instead of restarting the writer.
+                for id in self.instance_ids() {
+                    self.create_instance(&id, ctx, None).await?;
+                }
             }
-            // New readers are made like the first instances.
-            for id in self.instance_ids() {
-                self.create_instance(&id, ctx, None).await?;
-            }
-            return Ok(());
+            return self.modify(ctx).await;
         }
         let pw = ctx.need_secret(s.password.step, s.password.output)?;
         let password = read_secret(&self.aws, &pw).await?;
@@ -655,16 +697,21 @@ impl Step for MysqlDatabaseStep {
                     outputs,
                     owned,
                     settings,
+                    in_flight,
                     ..
                 } => {
                     // A change asked for now is done when RDS shows it, not when it is accepted.
-                    let pending = owned && !self.aws.adopts(&self.step) && {
-                        let c = self.against_plan(&settings);
-                        if !c.is_empty() {
-                            ctx.progress(format!("applying {}", c[0]));
-                        }
-                        !c.is_empty()
-                    };
+                    // Without one asked by this process (a resumed run), the wait ends once
+                    // nothing is in flight: what is left is applied by the run, not waited for.
+                    let asked = self.asked.load(std::sync::atomic::Ordering::Relaxed);
+                    let pending =
+                        owned && !self.aws.adopts(&self.step) && (asked || in_flight) && {
+                            let c = self.against_plan(&settings);
+                            if !c.is_empty() {
+                                ctx.progress(format!("applying {}", c[0]));
+                            }
+                            !c.is_empty()
+                        };
                     (!pending).then_some(outputs)
                 }
                 Db::Status { status, .. } => {
@@ -689,4 +736,24 @@ impl Step for MysqlDatabaseStep {
         })
         .await
     }
+}
+
+/// Whether an instance has a change RDS accepted and has not made yet.
+fn instance_pending(i: &DbInstance) -> bool {
+    i.pending_modified_values().is_some_and(|p| {
+        p.db_instance_class().is_some()
+            || p.allocated_storage().is_some()
+            || p.engine_version().is_some()
+            || p.backup_retention_period().is_some()
+            || p.multi_az().is_some()
+    })
+}
+
+/// Whether a cluster has a change RDS accepted and has not made yet.
+fn cluster_pending(c: &DbCluster) -> bool {
+    c.pending_modified_values().is_some_and(|p| {
+        p.engine_version().is_some()
+            || p.backup_retention_period().is_some()
+            || p.allocated_storage().is_some()
+    })
 }

@@ -793,3 +793,102 @@ async fn a_replacement_happens_only_when_allowed_and_a_cut_one_is_finished_by_re
         .unwrap();
     assert_eq!(r.steps[0].outcome, StepOutcome::Unchanged);
 }
+
+/// A step whose first update gets only halfway (as a roll cut between two instances would
+/// leave a cluster): it writes an intermediate state that takes a while to settle.
+struct Halfway {
+    sim: SimStep,
+    updates: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Step for Halfway {
+    fn kind(&self) -> &str {
+        "sim.halfway"
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        self.sim.fingerprint()
+    }
+    fn supports_update(&self) -> bool {
+        true
+    }
+    async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
+        self.sim.observe(ctx).await
+    }
+    async fn apply(&self, ctx: &StepCtx, action: Action) -> Result<(), StepError> {
+        self.sim.apply(ctx, action).await?;
+        if action == Action::Update && self.updates.fetch_add(1, Ordering::SeqCst) == 0 {
+            let mut r = self.sim.cloud.get(&self.sim.name).unwrap();
+            r.fingerprint = Fingerprint::of(&"halfway").as_str().to_owned();
+            self.sim.cloud.put(&r);
+        }
+        Ok(())
+    }
+    async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
+        self.sim.wait(ctx).await
+    }
+    async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        self.sim.destroy(ctx).await
+    }
+    async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        self.sim.wait_destroyed(ctx).await
+    }
+}
+
+/// An update cut while the resource settles from a first, partial change: `resume` waits for it
+/// to settle, sees what is still not as the plan wants, and applies the rest, instead of taking
+/// the settled resource as done.
+#[tokio::test(start_paused = true)]
+async fn an_update_cut_halfway_is_finished_by_resume_not_taken_as_done() {
+    let cloud = Arc::new(MemCloud::new());
+    let halfway = Arc::new(Halfway {
+        sim: SimStep {
+            ready_ms: 200,
+            updatable: true,
+            ..SimStep::new("db", cloud.clone() as Arc<dyn Cloud>)
+        },
+        updates: AtomicUsize::new(0),
+    });
+    let graph = |input: &str| {
+        let mut sim = halfway.sim.clone();
+        sim.input = input.into();
+        let step = Arc::new(Halfway {
+            sim,
+            updates: AtomicUsize::new(halfway.updates.load(Ordering::SeqCst)),
+        });
+        Graph::new(vec![StepSpec::new("db", &[], step)]).unwrap()
+    };
+    let env = Env::new();
+    let (eng, _) = engine(fast_retries());
+    let (j, st) = env.open();
+    let r = eng
+        .up(&graph("a"), &j, st, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    drop(j);
+    // The change is cut while the partial state settles.
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        c.cancel();
+    });
+    let (j, st) = env.open();
+    let r = eng.up(&graph("b"), &j, st, cancel).await.unwrap();
+    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.steps);
+    assert_eq!(cloud.count("apply-update"), 1);
+    drop(j);
+    // Resume: the first update is now behind the step (a new process); the rest is applied.
+    halfway.updates.store(1, Ordering::SeqCst);
+    let (j, st) = env.open();
+    let r = eng
+        .up(&graph("b"), &j, st, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.steps);
+    assert_eq!(r.steps[0].outcome, StepOutcome::Updated);
+    assert_eq!(cloud.count("apply-update"), 2);
+    let live = cloud.get("db").unwrap().fingerprint;
+    assert_eq!(live, graph("b").spec(0).step.fingerprint().as_str());
+}

@@ -126,10 +126,16 @@ pub(crate) async fn run(input: RunInput<'_>, opts: DownOptions) -> Result<RunRep
 /// Discovery, when asked for: `Some(report)` of the step it could not look at (nothing is then
 /// destroyed), `None` when the teardown can go on.
 async fn discovered(cx: &RunCtx, opts: DownOptions) -> Result<Option<StepReport>, EngineError> {
-    if !opts.discover {
-        return Ok(None);
-    }
-    match crate::discover::discover(cx).await {
+    let found = if opts.discover {
+        crate::discover::discover(cx).await
+    } else {
+        Ok(Vec::new())
+    };
+    let found = match found {
+        Ok(_) if !opts.remove_adopted => crate::discover::reclaim_adopted(cx).await,
+        other => other,
+    };
+    match found {
         Ok(_) => Ok(None),
         Err((_, Halt::Journal(e))) => Err(EngineError::Journal(e)),
         Err((i, Halt::Cancelled)) => Ok(Some(report(
@@ -267,7 +273,7 @@ async fn reverse(
 }
 
 /// The recorded outputs of a step's dependencies (still there: dependencies go after it).
-fn recorded_deps(cx: &RunCtx, i: usize) -> BTreeMap<StepId, Outputs> {
+pub(crate) fn recorded_deps(cx: &RunCtx, i: usize) -> BTreeMap<StepId, Outputs> {
     let state = cx.rec.snapshot();
     cx.graph
         .spec(i)

@@ -274,7 +274,6 @@ async fn converge(
     let spec = cx.graph.spec(i);
     let (id, step) = (&spec.id, spec.step.clone());
     let desired = step.fingerprint();
-    let prior = cx.rec.step(id);
     let observed = {
         let _read = cx.reads_permit().await;
         cx.with_retries(id, "observe", || step.observe(ctx)).await?
@@ -283,6 +282,8 @@ async fn converge(
         step: id.clone(),
         state: observed.label().to_owned(),
     });
+    crate::discover::reclaim(cx, i, ctx, &observed).await?;
+    let prior = cx.rec.step(id);
     match decide(&observed, prior.as_ref(), &desired, step.supports_update()) {
         Decision::Create => {
             mutate(cx, i, ctx, Action::Create, calls).await?;
@@ -367,6 +368,13 @@ async fn converge(
                 record_adopted(cx, i, None).await?;
             }
             let outputs = wait_ready(cx, i, ctx).await?;
+            if interrupted_update(prior.as_ref()) {
+                // An update a crash cut short (a roll half done): once the resource settles,
+                // what the cut call did not reach is applied, not taken as done.
+                if let Some(done) = finish_cut_update(cx, i, ctx, calls).await? {
+                    return Ok(done);
+                }
+            }
             let outputs = finish(cx, i, ctx, outputs, found == Found::Resumed).await?;
             Ok((outcome_of(found), outputs))
         }
@@ -374,6 +382,52 @@ async fn converge(
             "the resource exists in a failed state: {message}"
         ))),
     }
+}
+
+/// Whether the journal shows an update of this environment's resource that did not finish.
+fn interrupted_update(prior: Option<&crate::journal::StepState>) -> bool {
+    prior.is_some_and(|p| {
+        p.is_owned()
+            && matches!(
+                p.phase,
+                Phase::Intent {
+                    action: Action::Update
+                } | Phase::Applied {
+                    action: Action::Update
+                }
+            )
+    })
+}
+
+/// After waiting out a cut update: observes again, and if the resource still differs from the
+/// plan, updates it (`Some`); `None` when the wait finished it.
+async fn finish_cut_update(
+    cx: &Arc<RunCtx>,
+    i: usize,
+    ctx: &StepCtx,
+    calls: &mut u32,
+) -> Result<Option<(StepOutcome, Outputs)>, Halt> {
+    let spec = cx.graph.spec(i);
+    let (id, step) = (&spec.id, spec.step.clone());
+    let observed = cx.with_retries(id, "observe", || step.observe(ctx)).await?;
+    let prior = cx.rec.step(id);
+    let decision = decide(
+        &observed,
+        prior.as_ref(),
+        &step.fingerprint(),
+        step.supports_update(),
+    );
+    if !matches!(decision, Decision::Update { .. }) {
+        return Ok(None);
+    }
+    cx.events.emit(Event::StepObserved {
+        step: id.clone(),
+        state: "an interrupted change, not finished: applying the rest".into(),
+    });
+    mutate(cx, i, ctx, Action::Update, calls).await?;
+    let outputs = wait_ready(cx, i, ctx).await?;
+    let outputs = finish(cx, i, ctx, outputs, true).await?;
+    Ok(Some((StepOutcome::Updated, outputs)))
 }
 
 /// The outcome of a step found there: adopted, a resumed create, or unchanged.

@@ -177,32 +177,32 @@ impl Kube {
         }
     }
 
-    /// The WeightsAndBiases resources of other environments (or of nobody's) in the cluster, or
-    /// in one namespace: what still needs the operator, its CRD or the namespace. One being
-    /// deleted still needs them while it has finalizers: the operator's own must be removed
-    /// by the operator, or the resource never goes.
-    pub(crate) async fn others_resources(&self, ns: Option<&str>) -> Result<Vec<Value>, StepError> {
+    /// The WeightsAndBiases resources in the cluster, or in one namespace, that still need the
+    /// operator, its CRD or the namespace: any environment's (this one's too: one it keeps,
+    /// adopted, or one still being finalized) or nobody's. One being deleted still needs them
+    /// while it has finalizers: the operator's own must be removed by the operator, or the
+    /// resource never goes.
+    pub(crate) async fn needing_resources(
+        &self,
+        ns: Option<&str>,
+    ) -> Result<Vec<Value>, StepError> {
         let all = match self.list(WANDB_V1, "WeightsAndBiases", ns, "").await {
             Ok(l) => l,
             // No CRD, no resource.
             Err(e) if e.message().contains("404") => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        Ok(all
-            .into_iter()
-            .filter(|o| needs_shared(o, self.environment()))
-            .collect())
+        Ok(all.into_iter().filter(needs_shared).collect())
     }
 }
 
-/// Whether a WeightsAndBiases resource needs the shared objects on behalf of someone other than
-/// `env`: it is not `env`'s, and it is not being deleted or still has finalizers to run.
-fn needs_shared(o: &Value, env: Option<&str>) -> bool {
+/// Whether a WeightsAndBiases resource needs the shared objects: it is not being deleted, or it
+/// still has finalizers to run.
+fn needs_shared(o: &Value) -> bool {
     let finalizing = o["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty());
-    o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str() != env
-        && (o["metadata"]["deletionTimestamp"].is_null() || finalizing)
+    o["metadata"]["deletionTimestamp"].is_null() || finalizing
 }
 
 /// What a shared object's `down` does when other resources still need it.
@@ -219,7 +219,7 @@ pub(crate) enum Shared {
 
 /// Decides about a shared object (`what`, e.g. "the W&B operator") in `ns` or cluster-wide.
 pub(crate) async fn shared(kube: &Kube, what: &str, ns: Option<&str>) -> Result<Shared, StepError> {
-    let others = kube.others_resources(ns).await?;
+    let others = kube.needing_resources(ns).await?;
     if others.is_empty() {
         return Ok(Shared::Remove);
     }
@@ -227,15 +227,24 @@ pub(crate) async fn shared(kube: &Kube, what: &str, ns: Option<&str>) -> Result<
         .iter()
         .map(|o| {
             format!(
-                "{}/{}",
+                "{}/{}{}",
                 o["metadata"]["namespace"].as_str().unwrap_or(""),
-                o["metadata"]["name"].as_str().unwrap_or("")
+                o["metadata"]["name"].as_str().unwrap_or(""),
+                if kube.is_mine(o) {
+                    " (this environment's, not removed)"
+                } else {
+                    ""
+                }
             )
         })
         .collect();
+    // Handed to another environment that needs it; this environment's own resource (kept, or
+    // still finalizing) keeps it this environment's.
     let heir = others
         .iter()
-        .find_map(|o| o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str())
+        .filter_map(|o| o["metadata"]["labels"][ENVIRONMENT_LABEL].as_str())
+        .find(|e| Some(*e) != kube.environment())
+        .filter(|_| others.iter().all(|o| !kube.is_mine(o)))
         .map(str::to_owned);
     let message = format!(
         "{what} left in place: still needed by WeightsAndBiases {}{}",
@@ -308,12 +317,14 @@ mod tests {
             o
         };
         let fin = ["finalizer.app.wandb.com"];
-        assert!(needs_shared(&cr("b", false, &[]), Some("a")));
-        assert!(needs_shared(&cr("b", true, &fin), Some("a")));
-        assert!(!needs_shared(&cr("b", true, &[]), Some("a")));
-        assert!(!needs_shared(&cr("a", false, &fin), Some("a")));
+        assert!(needs_shared(&cr("b", false, &[])));
+        assert!(needs_shared(&cr("b", true, &fin)));
+        assert!(!needs_shared(&cr("b", true, &[])));
+        // This environment's own, kept or still finalizing, needs them as much.
+        assert!(needs_shared(&cr("a", false, &fin)));
+        assert!(needs_shared(&cr("a", true, &fin)));
         // Nobody's resource needs them too.
-        assert!(needs_shared(&json!({"metadata": {}}), Some("a")));
+        assert!(needs_shared(&json!({"metadata": {}})));
     }
 
     #[tokio::test]

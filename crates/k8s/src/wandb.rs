@@ -405,6 +405,7 @@ impl Step for WandbStep {
             Duration::from_secs(10),
             || async {
                 if let Some(cr) = self.kube.get(V1, KIND, Some(ns), name).await? {
+                    stuck_finalizer(&self.kube, &cr).await?;
                     ctx.progress(format!(
                         "waiting for the operator to remove its finalizer ({})",
                         cr["metadata"]["finalizers"]
@@ -430,4 +431,32 @@ impl Step for WandbStep {
         )
         .await
     }
+}
+
+/// Fails at once when a resource being deleted holds a finalizer that only the W&B operator
+/// removes and no operator is left in the cluster to remove it: nothing can change any more.
+async fn stuck_finalizer(kube: &Kube, cr: &Value) -> Result<(), StepError> {
+    let finalizers: Vec<&str> = cr["metadata"]["finalizers"]
+        .as_array()
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if finalizers.is_empty() || cr["metadata"]["deletionTimestamp"].is_null() {
+        return Ok(());
+    }
+    let operators = kube.list("apps/v1", "Deployment", None, "").await?;
+    if operators.iter().any(crate::render::is_operator) {
+        return Ok(());
+    }
+    let (ns, name) = (
+        cr["metadata"]["namespace"].as_str().unwrap_or(""),
+        cr["metadata"]["name"].as_str().unwrap_or(""),
+    );
+    Err(StepError::permanent(format!(
+        "WeightsAndBiases {ns}/{name} is held by its finalizers {} and no W&B operator is left \
+         in the cluster to run them: install the operator again (`wbstack up` does) so that it \
+         uninstalls the release and lets the resource go, or, knowing the release's objects \
+         then stay, remove them by hand: kubectl patch weightsandbiases {name} -n {ns} \
+         --type merge -p '{{\"metadata\":{{\"finalizers\":null}}}}'",
+        finalizers.join(", ")
+    )))
 }

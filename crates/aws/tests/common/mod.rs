@@ -220,6 +220,8 @@ fn between(s: &str, a: &str, b: &str) -> String {
 pub struct Recorder {
     pub url: String,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Each RDS instance or cluster operation with the identifier it names (`op id`).
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     denied: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -322,6 +324,20 @@ fn operation(head: &str, body: &[u8]) -> String {
     )
 }
 
+/// The instance an RDS query request names (a failover's target before its cluster), else the
+/// cluster.
+fn rds_target(body: &[u8]) -> Option<String> {
+    let body = String::from_utf8_lossy(body);
+    let param = |name: &str| {
+        body.split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    param("TargetDBInstanceIdentifier")
+        .or_else(|| param("DBInstanceIdentifier"))
+        .or_else(|| param("DBClusterIdentifier"))
+}
+
 /// Whether an operation changes anything.
 pub fn mutating(op: &str) -> bool {
     if let Some(s3) = op.strip_prefix("s3:") {
@@ -330,7 +346,7 @@ pub fn mutating(op: &str) -> bool {
     [
         "Create", "Modify", "Delete", "Put", "Enable", "Schedule", "Restore", "Tag", "Untag",
         "Update", "Disable", "Cancel", "Reboot", "Rotate", "Add", "Remove", "Apply", "Start",
-        "Stop", "Reset",
+        "Stop", "Reset", "Failover",
     ]
     .iter()
     .any(|p| op.starts_with(p))
@@ -343,12 +359,14 @@ impl Recorder {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let denied = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let (l2, d2) = (log.clone(), denied.clone());
+        let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (l2, d2, t2) = (log.clone(), denied.clone(), targets.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { continue };
                 let log = l2.clone();
                 let denied = d2.clone();
+                let targets = t2.clone();
                 std::thread::spawn(move || {
                     // moto closes after each response, so a connection carries one request.
                     let Some((head, body)) = read_request(&mut client) else {
@@ -356,6 +374,9 @@ impl Recorder {
                     };
                     let op = operation(&head, &body);
                     log.lock().unwrap().push(op.clone());
+                    if let Some(id) = rds_target(&body) {
+                        targets.lock().unwrap().push(format!("{op} {id}"));
+                    }
                     let resp = if denied.lock().unwrap().contains(&op) {
                         Some(access_denied(&op))
                     } else {
@@ -367,7 +388,12 @@ impl Recorder {
                 });
             }
         });
-        Recorder { url, log, denied }
+        Recorder {
+            url,
+            log,
+            targets,
+            denied,
+        }
     }
 
     /// Answers these operations with AccessDenied from now on, as AWS does for a caller whose
@@ -383,6 +409,19 @@ impl Recorder {
 
     pub fn clear(&self) {
         self.log.lock().unwrap().clear();
+        self.targets.lock().unwrap().clear();
+    }
+
+    /// The mutating RDS instance and cluster operations so far, each with the identifier it
+    /// names (`ModifyDBInstance db-2`, `FailoverDBCluster db-2` for the failover's target).
+    pub fn rds_changes(&self) -> Vec<String> {
+        self.targets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| mutating(t.split(' ').next().unwrap_or("")))
+            .cloned()
+            .collect()
     }
 }
 
