@@ -412,6 +412,7 @@ fn summarize(r: &RunReport, fmt: OutputFormat) {
         let extra = match &s.outcome {
             StepOutcome::Failed { error } => format!(": {error}"),
             StepOutcome::Skipped { because } => format!(" ({because} failed)"),
+            StepOutcome::LeftTo { environment } => format!(" (to environment {environment})"),
             _ => String::new(),
         };
         eprintln!(

@@ -103,4 +103,15 @@ fn print_text(t: &Timeline) {
         );
     }
     println!("critical path (*): {}", t.critical_path.join(" -> "));
+    for pair in t.marks.chunks(2) {
+        if let [stop, resumed] = pair {
+            println!(
+                "{} at {}, resumed at {} ({} with nothing running, counted in no step)",
+                stop.kind,
+                secs(stop.at_ms.saturating_sub(t.start_ms)),
+                secs(resumed.at_ms.saturating_sub(t.start_ms)),
+                secs(resumed.at_ms.saturating_sub(stop.at_ms))
+            );
+        }
+    }
 }

@@ -232,15 +232,19 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
         "{} reads for 25 settings: {ops:?}",
         ops.len()
     );
-    // Teardown deletes what is ours. moto keeps a deleted replication group `deleting` forever,
-    // so its wait is bounded by --timeout and reported; everything not behind it is gone.
-    let out = run(&["down", "--env", "wandb-prod", "--timeout", "5"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("aws.redis") && text(&out).contains("not gone after 5 s"),
-        "{}",
-        text(&out)
-    );
+    // Teardown deletes what is ours, keeping a final snapshot of the database and of the cache
+    // and saying where (the proxy answers as AWS does where moto keeps a deleted replication
+    // group `deleting` forever and ignores its final snapshot).
+    let out = run(&["down", "--env", "wandb-prod", "--timeout", "60"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for kept in [
+        "keeping a final snapshot wandb-prod-redis-final-",
+        "keeping a final snapshot wandb-prod-mysql-final-",
+    ] {
+        assert!(text(&out).contains(kept), "{kept}: {}", text(&out));
+    }
+    let redis_kept = moto.caches.final_snapshots();
+    assert_eq!(redis_kept.len(), 1, "{redis_kept:?}");
     let ops = recorder.ops();
     for op in [
         "DeleteDBInstance",
@@ -250,45 +254,51 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
         "DeleteDBClusterParameterGroup",
         "DeleteSecret",
         "DeleteReplicationGroup",
+        "DeleteCacheSubnetGroup",
+        "ScheduleKeyDeletion",
         "DeleteRolePolicy",
         "DeleteRole",
         "s3:DELETE",
     ] {
         assert!(ops.iter().any(|o| o == op), "{op} missing from {ops:?}");
     }
-    // Listed in moto independently: nothing owned is left but the replication group moto
-    // keeps `deleting` and what it depends on, which teardown removes only after it is gone:
-    // its AUTH token secret, its KMS key and the cache subnet group (whose deletion moto
-    // answers with a 500 anyway).
+    // Listed in moto independently: nothing owned is left but the snapshots kept.
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let aws = moto.aws("wandb-prod").await;
         assert_no_rds_left(&aws).await;
         let secrets = aws.secrets.list_secrets().send().await.unwrap();
-        let names: Vec<&str> = secrets
-            .secret_list()
-            .iter()
-            .filter_map(|s| s.name())
-            .collect();
-        assert_eq!(names, vec!["wbstack/wandb-prod/redis-auth"]);
+        assert!(secrets.secret_list().is_empty(), "{secrets:?}");
         let buckets = aws.s3.list_buckets().send().await.unwrap();
         assert!(buckets.buckets().is_empty(), "{buckets:?}");
-        let keys = aws.kms.list_keys().send().await.unwrap();
-        assert_eq!(keys.keys().len(), 1, "{keys:?}");
         let rg = aws
             .elasticache
             .describe_replication_groups()
             .send()
             .await
             .unwrap();
-        let states: Vec<&str> = rg
-            .replication_groups()
+        assert!(rg.replication_groups().is_empty(), "{rg:?}");
+        let snaps = aws.elasticache.describe_snapshots().send().await.unwrap();
+        let names: Vec<&str> = snaps
+            .snapshots()
             .iter()
-            .map(|g| g.status().unwrap_or(""))
+            .filter_map(|s| s.snapshot_name())
             .collect();
-        assert_eq!(
-            states,
-            vec!["deleting"],
-            "moto keeps a deleted group deleting"
+        assert_eq!(names, [redis_kept[0].as_str()]);
+        let db = aws
+            .rds
+            .describe_db_cluster_snapshots()
+            .send()
+            .await
+            .unwrap();
+        let manual: Vec<&str> = db
+            .db_cluster_snapshots()
+            .iter()
+            .filter(|s| s.snapshot_type() == Some("manual"))
+            .filter_map(|s| s.db_cluster_snapshot_identifier())
+            .collect();
+        assert!(
+            manual.len() == 1 && manual[0].starts_with("wandb-prod-mysql-final-"),
+            "{db:?}"
         );
     });
     let left: Vec<_> = env
@@ -1567,12 +1577,31 @@ fn a_hand_edited_mirrored_secret_is_repaired_and_teardown_keeps_a_final_snapshot
         r#"{"stringData":{"MYSQL_PASSWORD":"edited-by-hand"}}"#,
     ]);
     assert_ne!(value(), good);
+    // The W&B pods' template carries when the Secret was last written.
+    let written = || {
+        env.kubectl(&[
+            "get",
+            "wandb",
+            "wandb-prod",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.spec.values.global.pod.annotations.wbstack\\.dev/mysql-password-written}",
+        ])
+    };
+    let before = written();
+    assert!(!before.is_empty());
     let detailed = ["plan", "--plan", prod.as_str(), "--detailed-exitcode"];
     let out = faulted(&env, &faults, &detailed);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = faulted(&env, &faults, &["up", "--plan", &prod]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(value(), good, "the source's value is written back");
+    assert_ne!(
+        written(),
+        before,
+        "the pods roll with the repaired password"
+    );
     let out = faulted(&env, &faults, &detailed);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Data is protected by default: `down` keeps a final snapshot and says so;
@@ -1780,5 +1809,83 @@ fn an_aurora_class_change_rolls_reader_by_reader_and_a_cut_roll_resumes_where_it
             .status
             .code(),
         Some(0)
+    );
+}
+
+/// A secret scheduled for deletion under the name a plan uses: anyone else's stops `up` at once,
+/// naming the call, the secret and the ways out (nothing is restored or replaced); once it is
+/// gone, `up` succeeds, and this environment's own secret, deleted by its teardown and still in
+/// its recovery window, is restored by the next `up` with a new value.
+#[test]
+fn a_secret_scheduled_for_deletion_fails_at_once_unless_it_is_this_environments_own() {
+    let env = Env::new(50);
+    let moto = moto::Moto::start();
+    let plan = std::fs::read_to_string(production_with_redis_in_cluster(&env, &moto))
+        .unwrap()
+        .replace("secretRecoveryDays: 0", "secretRecoveryDays: 7");
+    let prod = env.plan_from("prod.yaml", &plan);
+    let run = |args: &[&str]| via(&env, &moto.url, args);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(moto.aws("wandb-prod"));
+    let name = "wbstack/wandb-prod/mysql-master";
+    rt.block_on(async {
+        aws.secrets
+            .create_secret()
+            .name(name)
+            .secret_string("someone-elses")
+            .send()
+            .await
+            .unwrap();
+        aws.secrets
+            .delete_secret()
+            .secret_id(name)
+            .recovery_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
+    });
+    let started = std::time::Instant::now();
+    let out = run(&["up", "--plan", &prod, "--timeout", "1800"]);
+    let took = started.elapsed();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    for part in [
+        "DescribeSecret wbstack/wandb-prod/mysql-master",
+        "scheduled for deletion",
+        "aws secretsmanager restore-secret --secret-id wbstack/wandb-prod/mysql-master",
+    ] {
+        assert!(said.contains(part), "{part}: {said}");
+    }
+    assert!(!said.contains("timed out"), "{said}");
+    eprintln!("refused after {took:?}");
+    rt.block_on(async {
+        let d = aws.secrets.describe_secret().secret_id(name).send().await;
+        assert!(d.unwrap().deleted_date().is_some(), "left scheduled");
+        aws.secrets
+            .delete_secret()
+            .secret_id(name)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = run(&["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["down", "--env", "wandb-prod", "--skip-final-snapshot"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let scheduled = rt.block_on(async {
+        let d = aws.secrets.describe_secret().secret_id(name).send().await;
+        d.unwrap().deleted_date().is_some()
+    });
+    assert!(
+        scheduled,
+        "the teardown scheduled it, with a recovery window"
+    );
+    let out = run(&["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("restoring wbstack/wandb-prod/mysql-master"),
+        "{}",
+        text(&out)
     );
 }

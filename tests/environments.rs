@@ -212,6 +212,17 @@ fn down_leaves_the_operator_to_a_resource_being_deleted(back: Back) {
         "{}",
         text(&out)
     );
+    // Handed over, not destroyed: said so, and counted as kept.
+    let said = text(&out);
+    let operator_line = said
+        .lines()
+        .find(|l| l.trim_start().starts_with("k8s.operator ") && l.contains('s'))
+        .unwrap_or("");
+    assert!(
+        operator_line.contains("left") && operator_line.contains("(to environment wandb-two)"),
+        "{said}"
+    );
+    assert!(!said.contains("k8s.operator: destroyed"), "{said}");
     let owner = env.kubectl(&[
         "get",
         "deploy",

@@ -125,6 +125,22 @@ impl Step for CacheSubnetGroupStep {
     }
 }
 
+impl RedisCacheStep {
+    /// The final snapshot a teardown takes, named and told (`None` when the plan or
+    /// `--skip-final-snapshot` says none).
+    fn final_snapshot(&self, ctx: &StepCtx) -> Option<String> {
+        if !self.spec.final_snapshot || self.aws.skip_final_snapshot {
+            return None;
+        }
+        let name = format!("{}-final-{}", self.spec.id, wbstack_engine::now_ms() / 1000);
+        ctx.progress(format!(
+            "keeping a final snapshot {name} of {} (ElastiCache, region {})",
+            self.spec.id, self.aws.region
+        ));
+        Some(name)
+    }
+}
+
 /// A Redis 7 replication group.
 pub struct RedisCacheStep {
     pub(crate) aws: Aws,
@@ -292,6 +308,7 @@ impl Step for RedisCacheStep {
             s.multi_az,
             &s.engine_version,
             &s.security_group_ids,
+            s.snapshot_retention_days,
         ))
     }
     async fn observe(&self, ctx: &StepCtx) -> Result<Observation, StepError> {
@@ -362,6 +379,8 @@ impl Step for RedisCacheStep {
             .kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?)
             .transit_encryption_enabled(true)
             .auth_token(token.expose())
+            .snapshot_retention_limit(s.snapshot_retention_days as i32)
+            .snapshot_window(&s.snapshot_window)
             .cache_subnet_group_name(ctx.need_str(s.subnets.step, s.subnets.output)?)
             .set_security_group_ids(Some(s.security_group_ids.clone()))
             .set_tags(Some(tags(&self.aws, &self.step, tag)))
@@ -432,12 +451,13 @@ impl Step for RedisCacheStep {
         })
         .await
     }
-    async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+    async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
         self.aws
             .elasticache
             .delete_replication_group()
             .replication_group_id(&self.spec.id)
             .retain_primary_cluster(false)
+            .set_final_snapshot_identifier(self.final_snapshot(ctx))
             .send()
             .await
             // Absent, or already being deleted.

@@ -21,6 +21,8 @@ pub struct Settings {
     pub engine_version: String,
     /// When the AUTH token last changed (seconds since the epoch), as the group reports it.
     pub auth_modified: Option<i64>,
+    /// Days of daily snapshots kept.
+    pub snapshot_days: u32,
 }
 
 impl Settings {
@@ -33,6 +35,7 @@ impl Settings {
                 || g.automatic_failover() == Some(&AutomaticFailoverStatus::Enabled),
             engine_version: engine_version.map(major_minor).unwrap_or_default(),
             auth_modified: g.auth_token_last_modified_date().map(|d| d.secs()),
+            snapshot_days: g.snapshot_retention_limit().unwrap_or(0).max(0) as u32,
         }
     }
 
@@ -82,6 +85,13 @@ pub fn changes(live: &Settings, want: &Settings) -> Vec<Change> {
     if live.multi_az != want.multi_az {
         c.push(Change::in_place("multi_az", live.multi_az, want.multi_az));
     }
+    if live.snapshot_days != want.snapshot_days {
+        c.push(Change::in_place(
+            "snapshot_retention_days",
+            live.snapshot_days,
+            want.snapshot_days,
+        ));
+    }
     c
 }
 
@@ -104,6 +114,7 @@ impl RedisCacheStep {
             multi_az: self.spec.multi_az,
             engine_version: self.spec.engine_version.clone(),
             auth_modified: None,
+            snapshot_days: self.spec.snapshot_retention_days,
         }
     }
 
@@ -171,7 +182,11 @@ impl RedisCacheStep {
             busy = true;
         }
         let version = version_change(&live.engine_version, &want.engine_version);
-        if live.node_type != want.node_type || live.multi_az != want.multi_az || version.is_some() {
+        if live.node_type != want.node_type
+            || live.multi_az != want.multi_az
+            || version.is_some()
+            || live.snapshot_days != want.snapshot_days
+        {
             self.settle(ctx, busy).await?;
             self.aws
                 .elasticache
@@ -181,6 +196,8 @@ impl RedisCacheStep {
                 .multi_az_enabled(want.multi_az)
                 .automatic_failover_enabled(want.multi_az)
                 .set_engine_version(version.map(|_| want.engine_version.clone()))
+                .snapshot_retention_limit(want.snapshot_days as i32)
+                .snapshot_window(&self.spec.snapshot_window)
                 .apply_immediately(self.spec.apply_immediately)
                 .send()
                 .await
@@ -294,6 +311,7 @@ mod tests {
             multi_az: true,
             engine_version: "7.1".into(),
             auth_modified: None,
+            snapshot_days: 7,
         };
         assert!(changes(&live, &live).is_empty());
         let want = Settings {

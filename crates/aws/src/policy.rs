@@ -305,10 +305,13 @@ fn redis(id: &str) -> Vec<Value> {
             "elasticache:DescribeCacheClusters",
             "elasticache:AddTagsToResource",
             "elasticache:ListTagsForResource",
+            "elasticache:CreateSnapshot",
         ],
         vec![
             format!("arn:aws:elasticache:*:*:replicationgroup:{id}"),
             format!("arn:aws:elasticache:*:*:cluster:{id}-*"),
+            // The final snapshot a teardown keeps.
+            format!("arn:aws:elasticache:*:*:snapshot:{id}-final-*"),
             // What a new group names: its subnet group and the engine's default parameters.
             "arn:aws:elasticache:*:*:subnetgroup:*".into(),
             "arn:aws:elasticache:*:*:parametergroup:*".into(),

@@ -116,10 +116,6 @@ impl Step for AwsSecretStep {
         let Some(d) = found else {
             return Ok(Observation::Absent);
         };
-        if d.deleted_date().is_some() {
-            // Scheduled for deletion: gone as far as this environment is concerned.
-            return Ok(Observation::Absent);
-        }
         let tags: Vec<(String, String)> = d
             .tags()
             .iter()
@@ -130,6 +126,17 @@ impl Step for AwsSecretStep {
                 )
             })
             .collect();
+        if let Some(when) = d.deleted_date() {
+            // This environment's own, deleted by an earlier teardown: `apply` restores it.
+            // Anyone else's is not touched: waiting cannot help, so it fails now, saying how.
+            return Ok(if self.aws.owns(&self.step, &tags) {
+                Observation::Absent
+            } else {
+                Observation::Failed {
+                    message: scheduled_for_deletion(name, &when.to_string()),
+                }
+            });
+        }
         if !self.aws.accepts(&self.step, &tags) {
             return Ok(not_owned("secret", name, &self.aws));
         }
@@ -172,7 +179,7 @@ impl Step for AwsSecretStep {
             _ => Vec::new(),
         })
     }
-    async fn apply(&self, _ctx: &StepCtx, a: Action) -> Result<(), StepError> {
+    async fn apply(&self, ctx: &StepCtx, a: Action) -> Result<(), StepError> {
         if a == Action::Update {
             let (name, s) = (&self.spec.name, &self.spec);
             return rotation::put_pending(&self.aws, name, &s.alphabet, s.length).await;
@@ -193,25 +200,13 @@ impl Step for AwsSecretStep {
             .await;
         match created {
             Ok(_) => Ok(()),
-            // Made by an interrupted run: keep its value.
-            Err(e) if has_code(&e, &["ResourceExistsException"]) => Ok(()),
-            // Scheduled for deletion by an earlier teardown: restore it with a fresh value.
-            Err(e) if has_code(&e, &["InvalidRequestException"]) => {
-                self.aws
-                    .secrets
-                    .restore_secret()
-                    .secret_id(&self.spec.name)
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, "RestoreSecret", &self.spec.name))?;
-                self.aws
-                    .secrets
-                    .put_secret_value()
-                    .secret_id(&self.spec.name)
-                    .secret_string(value.expose())
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, "PutSecretValue", &self.spec.name))?;
+            // There already: made by an interrupted run (its value is kept), or scheduled for
+            // deletion by an earlier teardown of this environment (`observe` found it its own;
+            // AWS answers InvalidRequestException, some emulations ResourceExistsException).
+            Err(e) if has_code(&e, &["ResourceExistsException", "InvalidRequestException"]) => {
+                if self.scheduled_for_deletion().await? {
+                    self.restore(ctx, &value).await?;
+                }
                 Ok(())
             }
             Err(e) => Err(classify(e, "CreateSecret", &self.spec.name)),
@@ -229,6 +224,58 @@ impl Step for AwsSecretStep {
             .tolerate(&[NOT_FOUND], "DeleteSecret", &self.spec.name)
             .map(|_| ())
     }
+}
+
+impl AwsSecretStep {
+    /// Whether the secret exists and is scheduled for deletion.
+    async fn scheduled_for_deletion(&self) -> Result<bool, StepError> {
+        let name = &self.spec.name;
+        let d = self
+            .aws
+            .secrets
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .tolerate(&[NOT_FOUND], "DescribeSecret", name)?;
+        Ok(d.is_some_and(|d| d.deleted_date().is_some()))
+    }
+
+    /// Restores this environment's secret that a teardown scheduled for deletion, with a new
+    /// value.
+    async fn restore(&self, ctx: &StepCtx, value: &Secret) -> Result<(), StepError> {
+        let name = &self.spec.name;
+        ctx.progress(format!(
+            "restoring {name} (scheduled for deletion by an earlier teardown) with a new value"
+        ));
+        self.aws
+            .secrets
+            .restore_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| classify(e, "RestoreSecret", name))?;
+        self.aws
+            .secrets
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(value.expose())
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutSecretValue", name))?;
+        Ok(())
+    }
+}
+
+/// Why a secret someone else scheduled for deletion stops the run, and the ways out.
+fn scheduled_for_deletion(name: &str, when: &str) -> String {
+    format!(
+        "DescribeSecret {name}: the secret is scheduled for deletion (deleted {when}) and is not \
+         this environment's, so wbstack neither restores nor replaces it: restore it \
+         (aws secretsmanager restore-secret --secret-id {name}) and list its step in \
+         spec.aws.adopt to use it, delete it for good (aws secretsmanager delete-secret --secret-id {name} \
+         --force-delete-without-recovery), or give the environment another name"
+    )
 }
 
 #[cfg(test)]

@@ -50,7 +50,10 @@ impl Walked for Undone {
     fn advances(&self) -> bool {
         matches!(
             self.outcome,
-            StepOutcome::Destroyed | StepOutcome::RolledBack
+            StepOutcome::Destroyed
+                | StepOutcome::RolledBack
+                | StepOutcome::Kept
+                | StepOutcome::LeftTo { .. }
         ) && self.error.is_none()
     }
     fn halts(&self) -> bool {
@@ -303,6 +306,16 @@ async fn undo_one(
     });
     match undo_calls(cx, i, undo, &ctx, calls).await {
         Ok(()) => {
+            if let Some(left) = ctx.left() {
+                cx.events.emit(Event::StepKept {
+                    step: id,
+                    reason: left.reason,
+                });
+                return Ok(match left.to {
+                    Some(environment) => StepOutcome::LeftTo { environment },
+                    None => StepOutcome::Kept,
+                });
+            }
             cx.events.emit(match undo {
                 Undo::Rollback => Event::StepRolledBack { step: id },
                 Undo::Destroy => Event::StepDestroyed { step: id },

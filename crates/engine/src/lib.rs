@@ -67,5 +67,5 @@ pub use lock::{
 pub use report::{RunReport, StepOutcome, StepReport};
 pub use retry::RetryPolicy;
 pub use secret::{redact, register_redaction, Secret, SecretRef};
-pub use step::{Action, Change, ErrorKind, Observation, Outputs, Step, StepCtx, StepError};
+pub use step::{Action, Change, ErrorKind, Left, Observation, Outputs, Step, StepCtx, StepError};
 pub use tokio_util::sync::CancellationToken;

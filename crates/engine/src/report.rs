@@ -32,6 +32,11 @@ pub enum StepOutcome {
     Destroyed,
     /// Left alone by teardown or rollback (adopted or not ours).
     Kept,
+    /// Left in place by teardown because another environment still needs it, and handed to
+    /// that environment.
+    LeftTo {
+        environment: String,
+    },
     /// Nothing to destroy.
     Absent,
 }
@@ -63,6 +68,7 @@ impl StepOutcome {
             StepOutcome::RolledBack => "rolled-back",
             StepOutcome::Destroyed => "destroyed",
             StepOutcome::Kept => "kept",
+            StepOutcome::LeftTo { .. } => "left",
             StepOutcome::Absent => "absent",
         }
     }
@@ -81,7 +87,7 @@ impl RunStats {
             StepOutcome::NotStarted => self.not_started += 1,
             StepOutcome::RolledBack => self.rolled_back += 1,
             StepOutcome::Destroyed => self.destroyed += 1,
-            StepOutcome::Kept => self.kept += 1,
+            StepOutcome::Kept | StepOutcome::LeftTo { .. } => self.kept += 1,
         }
     }
 

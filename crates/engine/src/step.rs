@@ -215,6 +215,18 @@ pub struct StepCtx {
     attempted: bool,
     cancel: CancellationToken,
     events: EventSink,
+    /// Set by a `destroy` that left its resource in place: why, and the environment it was
+    /// handed to, if one.
+    left: Arc<std::sync::Mutex<Option<Left>>>,
+}
+
+/// A resource a teardown left in place instead of destroying it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Left {
+    /// Why, for the run's output.
+    pub reason: String,
+    /// The environment that now owns it, when it was handed over.
+    pub to: Option<String>,
 }
 
 impl StepCtx {
@@ -235,6 +247,7 @@ impl StepCtx {
             attempted: false,
             cancel,
             events,
+            left: Default::default(),
         }
     }
 
@@ -301,6 +314,20 @@ impl StepCtx {
     /// Cancelled when the run is interrupted. Waits must return promptly when it fires.
     pub fn cancel(&self) -> &CancellationToken {
         &self.cancel
+    }
+
+    /// Says that `destroy` left the resource in place (`to`: the environment it was handed to),
+    /// so that the teardown reports it as left, not destroyed.
+    pub fn leave(&self, reason: impl Into<String>, to: Option<String>) {
+        *self.left.lock().unwrap_or_else(|e| e.into_inner()) = Some(Left {
+            reason: redact(&reason.into()),
+            to,
+        });
+    }
+
+    /// What [`StepCtx::leave`] said, if it was called.
+    pub fn left(&self) -> Option<Left> {
+        self.left.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Reports progress ("3/5 replicas ready") as an event.

@@ -273,9 +273,9 @@ pub(crate) async fn may_remove_shared(
     match shared(kube, what, ns).await? {
         Shared::Remove => Ok(true),
         Shared::Leave { message, heir } => {
-            if let Some(heir) = heir {
+            if let Some(heir) = &heir {
                 for o in live {
-                    kube.relabel(o, ENVIRONMENT_LABEL, &heir).await?;
+                    kube.relabel(o, ENVIRONMENT_LABEL, heir).await?;
                 }
                 if matches!(shared(kube, what, ns).await?, Shared::Remove) {
                     tracing::info!(target: "wbstack_k8s", "{what}: no longer needed by environment {heir}");
@@ -283,7 +283,12 @@ pub(crate) async fn may_remove_shared(
                 }
             }
             tracing::info!(target: "wbstack_k8s", "{message}");
-            ctx.progress(message);
+            let reason = match &heir {
+                Some(env) => format!("left to {env}: {message}"),
+                None => message,
+            };
+            let to = heir;
+            ctx.leave(reason, to);
             Ok(false)
         }
     }

@@ -14,9 +14,13 @@ use wbstack_plan::{Input, Kind, LicenseSecret, MirroredSecret};
 
 use crate::generated_secret::revision;
 
+/// When wbstack last wrote a mirrored Secret (milliseconds since the epoch).
+const WRITTEN_ANNOTATION: &str = "wbstack.dev/written";
+
 /// The output naming the source a copy was made of.
 const SOURCE: &str = "source";
 const REVISION: &str = wbstack_plan::ids::outputs::REVISION;
+const WRITTEN: &str = wbstack_plan::ids::outputs::WRITTEN;
 
 /// A Secret holding a value wbstack was given (the license) or keeps elsewhere (a password in
 /// Secrets Manager). The value is compared, never recorded: a changed value is an update.
@@ -106,21 +110,29 @@ impl ValueSecretStep {
         previous.is_some_and(|p| p.get(SOURCE) == self.source(ctx).as_ref())
     }
 
-    /// The Secret's outputs, with a digest of the value it holds (never the value) and the
-    /// source it copies.
-    fn outputs(&self, ctx: &StepCtx, b64: Option<&str>) -> Outputs {
+    /// The Secret's outputs, with a digest of the value it holds (never the value), when
+    /// wbstack last wrote it and the source it copies.
+    fn outputs(&self, ctx: &StepCtx, live: &Value) -> Outputs {
         let mut o = secret_outputs(&self.namespace, &self.name, &self.key);
-        if let Some(b) = b64 {
+        if let Some(b) = live["data"][&self.key].as_str() {
             o.insert(REVISION.into(), serde_json::json!(revision(b)));
         }
+        let written = live["metadata"]["annotations"][WRITTEN_ANNOTATION]
+            .as_str()
+            .unwrap_or("");
+        o.insert(WRITTEN.into(), serde_json::json!(written));
         if let Some(s) = self.source(ctx) {
             o.insert(SOURCE.into(), s);
         }
         o
     }
 
+    /// The Secret as written now, stamped with the time.
     fn manifest(&self, value: &Secret) -> Value {
-        secret_manifest(&self.namespace, &self.name, &self.key, value)
+        let mut m = secret_manifest(&self.namespace, &self.name, &self.key, value);
+        m["metadata"]["annotations"][WRITTEN_ANNOTATION] =
+            serde_json::json!(wbstack_engine::now_ms().to_string());
+        m
     }
 }
 
@@ -162,7 +174,7 @@ impl Step for ValueSecretStep {
             // Used as it is: its value is the plan's business no more.
             return Ok(match b64 {
                 Some(_) => Observation::Ready {
-                    outputs: self.outputs(ctx, b64),
+                    outputs: self.outputs(ctx, &o),
                     fingerprint: Some(self.fingerprint()),
                 },
                 None => Observation::Failed {
@@ -205,7 +217,7 @@ impl Step for ValueSecretStep {
             Fingerprint::from_hex("value-differs")
         };
         Ok(Observation::Ready {
-            outputs: self.outputs(ctx, b64),
+            outputs: self.outputs(ctx, &o),
             fingerprint: Some(fp),
         })
     }
@@ -219,7 +231,7 @@ impl Step for ValueSecretStep {
             .get("v1", "Secret", Some(&self.namespace), &self.name)
             .await?
             .unwrap_or_default();
-        Ok(self.outputs(ctx, o["data"][&self.key].as_str()))
+        Ok(self.outputs(ctx, &o))
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         self.kube

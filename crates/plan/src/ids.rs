@@ -82,6 +82,10 @@ pub mod outputs {
     /// A digest of a credential's value (never the value): workloads that read the credential
     /// carry it in their pod template, so they roll when it changes.
     pub const REVISION: &str = "revision";
+    /// When wbstack last wrote a mirrored credential (from the Secret's own annotation): the
+    /// workloads that read it carry it in their pod template, so a rewrite (a new value, or one
+    /// edited by hand and set back) rolls them.
+    pub const WRITTEN: &str = "written";
     /// The version of a credential its users are to be given now (a reference, never a value).
     pub const AUTH: &str = "auth";
 }

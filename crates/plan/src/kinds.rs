@@ -383,6 +383,12 @@ pub struct RedisCache {
     pub security_group_ids: Vec<String>,
     /// Node type changes take effect now, not in the group's maintenance window.
     pub apply_immediately: bool,
+    /// Days of daily snapshots kept (0: none).
+    pub snapshot_retention_days: u32,
+    /// The daily snapshot window (UTC, `hh:mm-hh:mm`).
+    pub snapshot_window: String,
+    /// A final snapshot on teardown.
+    pub final_snapshot: bool,
     pub kms: Input,
     pub subnets: Input,
     pub auth: Input,

@@ -519,6 +519,14 @@ pub struct RedisSpec {
     /// an in-place upgrade; an older one needs a new group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<String>,
+    /// For `elasticache`: days of daily snapshots kept, taken in the 05:00-06:00 UTC window
+    /// (by size: 1, 7 or 14); 0 keeps none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_retention_days: Option<u32>,
+    /// For `elasticache`: take a final snapshot on teardown (`<group>-final-<unix time>`;
+    /// default true); `down --skip-final-snapshot` skips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_snapshot: Option<bool>,
 }
 
 /// Where artifacts go.

@@ -17,6 +17,8 @@ pub struct Preset {
     pub cache_node_type: &'static str,
     /// Cache nodes (primary and replicas); more than one means Multi-AZ with failover.
     pub cache_nodes: u32,
+    /// Days of the cache's daily snapshots kept.
+    pub cache_snapshot_days: u32,
     pub clickhouse_replicas: u32,
     /// (component, replicas, resources).
     pub components: Vec<(&'static str, u32, Option<Resources>)>,
@@ -52,6 +54,7 @@ pub fn preset(size: Size) -> Preset {
             db_backup_retention_days: 7,
             cache_node_type: "cache.m6g.large",
             cache_nodes: 1,
+            cache_snapshot_days: 1,
             clickhouse_replicas: 1,
             components: vec![
                 ("api", 1, None),
@@ -73,6 +76,7 @@ pub fn preset(size: Size) -> Preset {
             db_backup_retention_days: 14,
             cache_node_type: "cache.m6g.large",
             cache_nodes: 2,
+            cache_snapshot_days: 7,
             clickhouse_replicas: 3,
             components: vec![
                 ("api", 2, None),
@@ -94,6 +98,7 @@ pub fn preset(size: Size) -> Preset {
             db_backup_retention_days: 30,
             cache_node_type: "cache.m6g.xlarge",
             cache_nodes: 3,
+            cache_snapshot_days: 14,
             clickhouse_replicas: 3,
             components: vec![
                 ("api", 3, res("500m", "1Gi", "2000m", "4Gi")),

@@ -135,6 +135,16 @@ pub fn html(t: &Timeline) -> String {
                     ", " (t.steps.len()) " steps; critical path: "
                     span id="critical-path" { (t.critical_path.join(" → ")) }
                 }
+                @for pair in t.marks.chunks(2) {
+                    @if let [stop, resumed] = pair {
+                        p class="mark" {
+                            (stop.kind) " at " (secs(stop.at_ms.saturating_sub(t.start_ms)))
+                            ", resumed at " (secs(resumed.at_ms.saturating_sub(t.start_ms)))
+                            " (" (secs(resumed.at_ms.saturating_sub(stop.at_ms)))
+                            " with nothing running, counted in no step)"
+                        }
+                    }
+                }
                 (legend())
                 h2 { "Timeline" }
                 (gantt(t))

@@ -67,6 +67,16 @@ pub struct StepLine {
     pub outputs: Value,
 }
 
+/// Where a run stopped and where it was taken up again (a run continued by `resume` records
+/// its events after the ones it continues).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Mark {
+    /// `cut` (the process ended without finishing), `stopped` (it finished, failed or
+    /// cancelled) or `resumed`.
+    pub kind: String,
+    pub at_ms: u64,
+}
+
 /// A run's timeline.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Timeline {
@@ -79,6 +89,10 @@ pub struct Timeline {
     pub steps: Vec<StepLine>,
     /// Step ids of the critical path, first to last.
     pub critical_path: Vec<String>,
+    /// Where the run was cut or stopped and resumed, in order.
+    pub marks: Vec<Mark>,
+    /// The time between each stop and its resume: no step ran then.
+    pub paused_ms: u64,
     /// The events as recorded.
     pub events: Vec<Value>,
 }
@@ -94,6 +108,8 @@ fn ms(e: &Value, k: &str) -> u64 {
 /// Segments of one step from its events, in order.
 #[derive(Default)]
 struct Builder {
+    /// No segment of this step starts before it (the last resume).
+    since: u64,
     first: Option<u64>,
     last: u64,
     start: Option<u64>,
@@ -116,6 +132,14 @@ impl Builder {
         }
     }
 
+    /// The run stopped at `cut` and was resumed at `resumed`: what was under way ends at the
+    /// cut, and nothing counts the time between.
+    fn cut(&mut self, cut: u64, resumed: u64) {
+        self.close(cut);
+        self.start = None;
+        self.since = resumed;
+    }
+
     fn open(&mut self, kind: SegmentKind, t: u64) {
         self.close(t);
         self.open = Some((kind, t));
@@ -127,7 +151,10 @@ impl Builder {
         self.last = self.last.max(t);
         match e["event"].as_str().unwrap_or("") {
             "step_observed" => {
-                let start = self.start.unwrap_or_else(|| self.first.unwrap_or(t));
+                let start = self
+                    .start
+                    .unwrap_or_else(|| self.first.unwrap_or(t))
+                    .max(self.since);
                 self.segments.push(Segment {
                     kind: SegmentKind::Observe,
                     start_ms: start.min(t),
@@ -196,7 +223,27 @@ impl Timeline {
         outputs: &BTreeMap<String, Value>,
     ) -> Timeline {
         let mut by: BTreeMap<&str, Builder> = BTreeMap::new();
+        let (mut marks, mut last_at, mut part_finished) = (Vec::new(), None::<u64>, false);
         for e in events {
+            if e["event"] == "run_started" {
+                if let Some(cut) = last_at {
+                    let kind = if part_finished { "stopped" } else { "cut" };
+                    marks.push(Mark {
+                        kind: kind.into(),
+                        at_ms: cut,
+                    });
+                    marks.push(Mark {
+                        kind: "resumed".into(),
+                        at_ms: at(e),
+                    });
+                    for b in by.values_mut() {
+                        b.cut(cut, at(e));
+                    }
+                }
+                part_finished = false;
+            }
+            part_finished |= e["event"] == "run_finished";
+            last_at = Some(last_at.unwrap_or(0).max(at(e)));
             if let Some(step) = e["step"].as_str() {
                 let b = by.entry(step).or_default();
                 // A step's time starts when its ready event says it did (`duration`).
@@ -207,7 +254,12 @@ impl Timeline {
             }
         }
         let started = events.iter().find(|e| e["event"] == "run_started");
-        let finished = events.iter().rev().find(|e| e["event"] == "run_finished");
+        // The run's status is its last part's: a part cut short has none.
+        let finished = events
+            .iter()
+            .rev()
+            .take_while(|e| e["event"] != "run_started")
+            .find(|e| e["event"] == "run_finished");
         let start_ms = started
             .map(at)
             .unwrap_or_else(|| events.first().map(at).unwrap_or(0));
@@ -239,6 +291,11 @@ impl Timeline {
             end_ms,
             steps,
             critical_path,
+            paused_ms: marks
+                .chunks(2)
+                .map(|m| m[m.len() - 1].at_ms.saturating_sub(m[0].at_ms))
+                .sum(),
+            marks,
             events: events.to_vec(),
         }
     }
@@ -359,5 +416,36 @@ mod tests {
         assert_eq!(t.critical_path, ["a", "c"]);
         assert!(t.steps[0].critical && !t.steps[1].critical && t.steps[2].critical);
         assert_eq!((t.status.as_str(), t.end_ms), ("failed", 171));
+    }
+
+    #[test]
+    fn a_cut_and_resumed_run_is_marked_and_its_dead_time_is_no_step_s_work() {
+        let ev = [
+            json!({"event": "run_started", "operation": "up", "resumed": false, "at_ms": 0}),
+            json!({"event": "step_observed", "step": "a", "at_ms": 10}),
+            json!({"event": "step_applying", "step": "a", "at_ms": 10}),
+            json!({"event": "step_waiting", "step": "a", "at_ms": 20}),
+            // Killed here; resumed 600 s later.
+            json!({"event": "run_started", "operation": "up", "resumed": true, "at_ms": 600_020}),
+            json!({"event": "step_observed", "step": "a", "at_ms": 600_030}),
+            json!({"event": "step_waiting", "step": "a", "at_ms": 600_030}),
+            json!({"event": "step_ready", "step": "a", "outcome": "created", "duration": 50, "at_ms": 600_080}),
+            json!({"event": "run_finished", "status": "succeeded", "at_ms": 600_081}),
+        ];
+        let t = Timeline::build("e", 1, &ev, &[node("a", &[])], &BTreeMap::new());
+        let marks: Vec<(&str, u64)> = t.marks.iter().map(|m| (m.kind.as_str(), m.at_ms)).collect();
+        assert_eq!(marks, [("cut", 20), ("resumed", 600_020)]);
+        assert_eq!(t.paused_ms, 600_000);
+        let worked: u64 = t.steps[0]
+            .segments
+            .iter()
+            .map(|s| s.end_ms - s.start_ms)
+            .sum();
+        assert!(worked < 200, "{:?}", t.steps[0].segments);
+        assert!(t.steps[0]
+            .segments
+            .iter()
+            .all(|s| s.end_ms <= 20 || s.start_ms >= 600_020));
+        assert_eq!(t.status, "succeeded");
     }
 }

@@ -1,14 +1,19 @@
 //! Where moto 5.2.5 falls short of AWS, a proxy in front of it answers as AWS does. ElastiCache:
 //! moto lists one member cluster whatever `NumCacheClusters` asked for, answers
-//! ModifyReplicationGroup with a 500 HTML page, has no Increase/DecreaseReplicaCount, and does
-//! not know a group's member clusters by DescribeCacheClusters. S3: moto names
+//! ModifyReplicationGroup and DeleteCacheSubnetGroup with a 500, has no
+//! Increase/DecreaseReplicaCount, does not know a group's member clusters by
+//! DescribeCacheClusters, ignores a final snapshot and keeps a deleted group `deleting` forever.
+//! The proxy answers those as AWS does: a deleted group is listed `deleting` for a second, then
+//! no longer (ReplicationGroupNotFoundFault by name), and a cache subnet group is deleted. S3: moto names
 //! GetBucketVersioning's answer `GetBucketVersioningResponse` (AWS: `VersioningConfiguration`)
 //! and ignores `x-amz-expected-bucket-owner` (AWS refuses another account's bucket with a 403);
 //! bucket policies are kept by the proxy (`bucket_policy`).
 //! The proxy keeps each group's node count, node type, Multi-AZ setting, engine version and the
 //! AUTH tokens it accepts from the requests (`ROTATE` adds a token, `SET` leaves only the new
-//! one, as AWS documents), writes them into moto's DescribeReplicationGroups answers and answers
-//! DescribeCacheClusters for the members; everything else goes to moto unchanged. A test can
+//! one, as AWS documents) and the snapshot retention, writes them into moto's
+//! DescribeReplicationGroups answers and answers DescribeCacheClusters for the members; a
+//! DeleteReplicationGroup with a final snapshot (which moto ignores) first takes that snapshot
+//! in moto (CreateSnapshot), as AWS does; everything else goes to moto unchanged. A test can
 //! make it accept changes without making them (reported pending, as AWS queues one, or not, as
 //! AWS drops one), fail an operation with a 500 every time, or give a bucket another owner.
 
@@ -28,6 +33,8 @@ struct Group {
     tokens: Vec<String>,
     /// When the token last changed (the SDK's date-time format), once changed by the proxy.
     auth_modified: Option<String>,
+    /// Days of daily snapshots kept.
+    snapshot_days: u32,
 }
 
 /// What the proxy knows of the groups, for a test to read.
@@ -47,6 +54,32 @@ pub struct Caches {
     owners: Arc<Mutex<HashMap<String, String>>>,
     /// Bucket policies, kept here (see `bucket_policy`).
     policies: super::bucket_policy::Policies,
+    /// The final snapshots taken for deleted groups.
+    final_snapshots: Arc<Mutex<Vec<String>>>,
+    /// Deleted replication groups (`rg/<id>`) and cache subnet groups (`sg/<name>`), with
+    /// when: gone once `DELETION` has passed.
+    deleted: Arc<Mutex<HashMap<String, std::time::Instant>>>,
+}
+
+/// How long a deleted group stays `deleting` before AWS no longer lists it.
+const DELETION: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Caches {
+    fn delete(&self, key: String) {
+        self.deleted
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_insert_with(std::time::Instant::now);
+    }
+
+    fn gone(&self, key: &str) -> bool {
+        self.deleted
+            .lock()
+            .unwrap()
+            .get(key)
+            .is_some_and(|at| at.elapsed() >= DELETION)
+    }
 }
 
 impl Caches {
@@ -89,6 +122,11 @@ impl Caches {
     pub fn heal(&self) {
         *self.stall.lock().unwrap() = None;
         *self.failing.lock().unwrap() = None;
+    }
+
+    /// The final snapshots taken as groups were deleted.
+    pub fn final_snapshots(&self) -> Vec<String> {
+        self.final_snapshots.lock().unwrap().clone()
     }
 
     /// The engine version group `id` runs.
@@ -199,6 +237,9 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
                 if let Some(v) = p.get("EngineVersion") {
                     g.engine_version = v.clone();
                 }
+                if let Some(d) = p.get("SnapshotRetentionLimit").and_then(|d| d.parse().ok()) {
+                    g.snapshot_days = d;
+                }
                 if let Some(t) = p.get("AuthToken") {
                     let strategy = p.get("AuthTokenUpdateStrategy").map_or("ROTATE", |s| s);
                     refused = change_token(caches, g, t, strategy).is_none();
@@ -211,6 +252,50 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
             })
         }
         "DescribeCacheClusters" => p.get("CacheClusterId").and_then(|c| member(caches, c)),
+        "DescribeReplicationGroups" if caches.gone(&format!("rg/{id}")) => Some(not_found(
+            "ReplicationGroupNotFoundFault",
+            &format!("ReplicationGroup {id} not found."),
+        )),
+        // moto answers it with a 500; AWS deletes a group no replication group uses.
+        "DeleteCacheSubnetGroup" => {
+            let name = p.get("CacheSubnetGroupName").cloned().unwrap_or_default();
+            caches.delete(format!("sg/{name}"));
+            Some(http(
+                "<DeleteCacheSubnetGroupResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\"><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></DeleteCacheSubnetGroupResponse>",
+            ))
+        }
+        "DescribeCacheSubnetGroups"
+            if p.get("CacheSubnetGroupName")
+                .is_some_and(|n| caches.gone(&format!("sg/{n}"))) =>
+        {
+            Some(not_found(
+                "CacheSubnetGroupNotFoundFault",
+                &format!("CacheSubnetGroup {} not found.", p["CacheSubnetGroupName"]),
+            ))
+        }
+        // moto ignores a final snapshot: AWS takes it before the group goes.
+        "DeleteReplicationGroup" if p.contains_key("FinalSnapshotIdentifier") => {
+            let snapshot = format!(
+                "Action=CreateSnapshot&Version=2015-02-02&SnapshotName={}&ReplicationGroupId={id}",
+                p["FinalSnapshotIdentifier"]
+            );
+            let taken = forward(
+                upstream,
+                &with_length(&text, snapshot.len()),
+                snapshot.as_bytes(),
+            )
+            .is_some_and(|r| r.starts_with(b"HTTP/1.1 200"));
+            if taken {
+                caches
+                    .final_snapshots
+                    .lock()
+                    .unwrap()
+                    .push(p["FinalSnapshotIdentifier"].clone());
+                None
+            } else {
+                Some(internal_failure())
+            }
+        }
         "IncreaseReplicaCount" | "DecreaseReplicaCount" => {
             let replicas: u32 = p
                 .get("NewReplicaCount")
@@ -243,11 +328,25 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
                     engine_version: p.get("EngineVersion").cloned().unwrap_or_default(),
                     tokens: p.get("AuthToken").cloned().into_iter().collect(),
                     auth_modified: None,
+                    snapshot_days: p
+                        .get("SnapshotRetentionLimit")
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(0),
                 };
-                groups.lock().unwrap().insert(id, g);
+                groups.lock().unwrap().insert(id.clone(), g);
+            }
+            if op == "DeleteReplicationGroup" && resp.starts_with(b"HTTP/1.1 200") {
+                caches.delete(format!("rg/{id}"));
             }
             if op == "DescribeReplicationGroups" {
-                rewrite(&resp, &groups.lock().unwrap(), stalled == Some(true))
+                let gone: Vec<String> = groups
+                    .lock()
+                    .unwrap()
+                    .keys()
+                    .filter(|g| caches.gone(&format!("rg/{g}")))
+                    .cloned()
+                    .collect();
+                rewrite(&resp, &groups.lock().unwrap(), stalled == Some(true), &gone)
             } else if is_get_versioning(&text) {
                 versioning(&resp)
             } else {
@@ -274,6 +373,16 @@ fn http(body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// AWS's answer for a group that does not exist.
+fn not_found(code: &str, message: &str) -> Vec<u8> {
+    let body = format!("<ErrorResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>1</RequestId></ErrorResponse>");
+    format!(
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// AWS's answer to a request it failed to handle.
 fn internal_failure() -> Vec<u8> {
     let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>We encountered an internal error. Please try again.</Message></Error><RequestId>1</RequestId></ErrorResponse>";
@@ -286,7 +395,12 @@ fn internal_failure() -> Vec<u8> {
 
 /// moto's answer with each known group's member clusters and node type as AWS would list them
 /// (and, with `pending`, a queued change in its `PendingModifiedValues`).
-fn rewrite(resp: &[u8], groups: &HashMap<String, Group>, pending: bool) -> Vec<u8> {
+fn rewrite(
+    resp: &[u8],
+    groups: &HashMap<String, Group>,
+    pending: bool,
+    gone: &[String],
+) -> Vec<u8> {
     let text = String::from_utf8_lossy(resp);
     let Some((_, body)) = text.split_once("\r\n\r\n") else {
         return resp.to_vec();
@@ -296,10 +410,17 @@ fn rewrite(resp: &[u8], groups: &HashMap<String, Group>, pending: bool) -> Vec<u
     }
     let mut out = String::new();
     for (i, part) in body.split("<ReplicationGroup>").enumerate() {
+        let id = between(part, "<ReplicationGroupId>", "</ReplicationGroupId>");
+        if i > 0 && id.is_some_and(|id| gone.iter().any(|g| g == id)) {
+            // Deleted and gone: not listed (what follows its closing tag stays).
+            if let Some((_, rest)) = part.split_once("</ReplicationGroup>") {
+                out.push_str(rest);
+            }
+            continue;
+        }
         if i > 0 {
             out.push_str("<ReplicationGroup>");
         }
-        let id = between(part, "<ReplicationGroupId>", "</ReplicationGroupId>");
         match id.and_then(|id| groups.get(id).map(|g| (id, g))) {
             Some((id, g)) => {
                 let members: String = (1..=g.nodes)
@@ -323,7 +444,13 @@ fn rewrite(resp: &[u8], groups: &HashMap<String, Group>, pending: bool) -> Vec<u
                         1,
                     );
                 }
+                let days = g.snapshot_days.to_string();
                 for (a, b, with) in [
+                    (
+                        "<SnapshotRetentionLimit>",
+                        "</SnapshotRetentionLimit>",
+                        days.as_str(),
+                    ),
                     ("<CacheNodeType>", "</CacheNodeType>", g.node_type.as_str()),
                     ("<MultiAZ>", "</MultiAZ>", az),
                     ("<AutomaticFailover>", "</AutomaticFailover>", az),
@@ -382,6 +509,21 @@ fn versioning(resp: &[u8]) -> Vec<u8> {
         }
         _ => resp.to_vec(),
     }
+}
+
+/// A request head with its `Content-Length` set to `len`.
+fn with_length(head: &str, len: usize) -> String {
+    head.lines()
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {len}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
 }
 
 fn between<'a>(s: &'a str, a: &str, b: &str) -> Option<&'a str> {

@@ -253,6 +253,12 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
         },
     );
     b.need(Input::new(ids::MYSQL_PASSWORD, outputs::SECRET));
+    // W&B's pods carry when the password's Secret was last written, so a rewrite (one edited
+    // by hand and set back) restarts them with the right password.
+    let written = Input::new(ids::MYSQL_PASSWORD, outputs::WRITTEN);
+    let at = "/global/pod/annotations/wbstack.dev~1mysql-password-written";
+    b.set(at, json!(crate::build::placeholder(written)));
+    b.bind(at, written);
     let host = Input::new(ids::MYSQL, outputs::ENDPOINT);
     b.set(
         "/global/mysql",

@@ -38,6 +38,30 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
         }
         RedisMode::Elasticache => check_elasticache(c, r),
     }
+    if s.mode != RedisMode::Elasticache {
+        for (field, set) in [
+            ("nodeType", s.node_type.is_some()),
+            ("engineVersion", s.engine_version.is_some()),
+            ("snapshotRetentionDays", s.snapshot_retention_days.is_some()),
+            ("finalSnapshot", s.final_snapshot.is_some()),
+        ] {
+            if set {
+                c.at(
+                    &format!("spec.redis.{field}"),
+                    true,
+                    format!("`{field}` is only used with mode elasticache"),
+                    Some("set mode to elasticache, or remove it"),
+                );
+            }
+        }
+    }
+    if s.snapshot_retention_days.is_some_and(|d| d > 35) {
+        c.value_help(
+            "spec.redis.snapshotRetentionDays",
+            "ElastiCache keeps snapshots at most 35 days",
+            "use 0 to 35",
+        );
+    }
 }
 
 /// The Redis version an ElastiCache group runs.
@@ -115,6 +139,10 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     }
 }
 
+/// The daily snapshot window of an ElastiCache group (UTC), away from RDS's default backup
+/// windows in the busiest regions.
+const SNAPSHOT_WINDOW: &str = "05:00-06:00";
+
 fn compile_elasticache(b: &mut Builder, r: &Resolved) {
     let (env, pre) = (r.env, &r.preset);
     b.step(
@@ -148,6 +176,13 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
             engine_version: engine_version(r).into(),
             security_group_ids: r.aws.security_group_ids.clone(),
             apply_immediately: r.apply_immediately(),
+            snapshot_retention_days: r
+                .spec
+                .redis
+                .snapshot_retention_days
+                .unwrap_or(pre.cache_snapshot_days),
+            snapshot_window: SNAPSHOT_WINDOW.into(),
+            final_snapshot: r.spec.redis.final_snapshot.unwrap_or(true),
             kms: Input::new(ids::KMS, outputs::ARN),
             subnets: Input::new(ids::CACHE_SUBNETS, outputs::NAME),
             auth: Input::new(ids::REDIS_AUTH, outputs::SECRET),
@@ -164,8 +199,9 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
         },
     );
     b.need(Input::new(ids::REDIS_PASSWORD, outputs::SECRET));
-    // W&B's pods carry the token's revision, so a new token restarts them with it.
-    let rev = Input::new(ids::REDIS_PASSWORD, outputs::REVISION);
+    // W&B's pods carry when the token's Secret was last written, so a new token (or one
+    // edited by hand and set back) restarts them with it.
+    let rev = Input::new(ids::REDIS_PASSWORD, outputs::WRITTEN);
     let at = "/global/pod/annotations/wbstack.dev~1redis-auth-revision";
     b.set(at, json!(placeholder(rev)));
     b.bind(at, rev);
