@@ -151,6 +151,40 @@ pub enum Command {
         #[command(flatten)]
         run: RunOpts,
     },
+    /// Bring up a new environment from another's data: its database from a point in time or
+    /// a snapshot of the source's, its Redis from a snapshot, the source's bucket used as it is,
+    /// with the new environment's own KMS key, IAM role and Secrets. The new environment is a
+    /// plan like any other, derived from the source's saved plan: `resume`, `status`, `report`
+    /// and `down` take `--env NEW`.
+    Restore {
+        /// The new environment's name.
+        #[arg(long, short = 'e')]
+        env: String,
+        /// The environment whose data is restored (its saved plan is the base).
+        #[arg(long)]
+        from: String,
+        /// A point in time of the source's database (RFC 3339), or `latest`.
+        #[arg(
+            long,
+            required_unless_present = "snapshot",
+            conflicts_with = "snapshot"
+        )]
+        to_time: Option<String>,
+        /// A snapshot of the source's database instead (such as the final snapshot `down` kept).
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// The ElastiCache snapshot Redis starts from (default: the newest of the source's).
+        #[arg(long)]
+        redis_snapshot: Option<String>,
+        /// The new environment's namespace (default: its name).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// The kubeconfig context (default: the plan's, then the current one).
+        #[arg(long)]
+        context: Option<String>,
+        #[command(flatten)]
+        run: RunOpts,
+    },
     /// Show each step's state, age and endpoint, from the journal.
     Status {
         #[command(flatten)]

@@ -103,6 +103,27 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Up { target, run } | Command::Resume { target, run } => {
             execute(flag, &target, &run, fmt, Op::Up).await
         }
+        Command::Restore {
+            env,
+            from,
+            to_time,
+            snapshot,
+            redis_snapshot,
+            namespace,
+            context,
+            run,
+        } => {
+            let ask = crate::restore::Ask {
+                env,
+                from,
+                to_time,
+                snapshot,
+                redis_snapshot,
+                namespace,
+            };
+            let target = crate::restore::prepare(flag, &ask, context).await?;
+            execute(flag, &target, &run, fmt, Op::Up).await
+        }
         Command::Down {
             target,
             run,

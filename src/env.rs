@@ -52,7 +52,7 @@ pub fn load(path: &Path) -> Result<Loaded, CliError> {
     parse(file, text)
 }
 
-fn parse(file: String, text: String) -> Result<Loaded, CliError> {
+pub fn parse(file: String, text: String) -> Result<Loaded, CliError> {
     let plan =
         wbstack_plan::parse(&file, &text).map_err(|e| CliError::invalid(diagnostics_text(&e)))?;
     let l = Loaded { plan, text, file };

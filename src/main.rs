@@ -16,6 +16,7 @@ mod output;
 mod preflight;
 mod report;
 mod reporter;
+mod restore;
 mod state;
 mod wiring;
 

@@ -243,6 +243,11 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     ] {
         assert!(text(&out).contains(kept), "{kept}: {}", text(&out));
     }
+    assert!(
+        text(&out).contains("it encrypts the snapshots wandb-prod-mysql-final-"),
+        "{}",
+        text(&out)
+    );
     let redis_kept = moto.caches.final_snapshots();
     assert_eq!(redis_kept.len(), 1, "{redis_kept:?}");
     let ops = recorder.ops();
@@ -255,14 +260,14 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
         "DeleteSecret",
         "DeleteReplicationGroup",
         "DeleteCacheSubnetGroup",
-        "ScheduleKeyDeletion",
         "DeleteRolePolicy",
         "DeleteRole",
         "s3:DELETE",
     ] {
         assert!(ops.iter().any(|o| o == op), "{op} missing from {ops:?}");
     }
-    // Listed in moto independently: nothing owned is left but the snapshots kept.
+    // Listed in moto independently: nothing owned is left but the snapshots kept and the key
+    // that encrypts them.
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let aws = moto.aws("wandb-prod").await;
         assert_no_rds_left(&aws).await;
@@ -290,6 +295,20 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
             .send()
             .await
             .unwrap();
+        // The key that encrypts the kept snapshot is kept with it, and the run said so.
+        let keys = aws.kms.list_keys().send().await.unwrap();
+        assert_eq!(keys.keys().len(), 1, "{keys:?}");
+        let key = aws
+            .kms
+            .describe_key()
+            .key_id(keys.keys()[0].key_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            key.key_metadata().unwrap().key_state().map(|s| s.as_str()),
+            Some("Enabled")
+        );
         let manual: Vec<&str> = db
             .db_cluster_snapshots()
             .iter()
@@ -475,7 +494,15 @@ fn teardown_leaves_nothing_owned(lost: Lost) {
         c.db_clusters()[0].deletion_protection()
     });
     assert_eq!(protected, Some(true));
-    let out = run(&["down", target[0], target[1], "--force"]);
+    // Without the final snapshot (which would keep the key that encrypts it): nothing owned
+    // is left.
+    let out = run(&[
+        "down",
+        target[0],
+        target[1],
+        "--force",
+        "--skip-final-snapshot",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     if matches!(lost, Lost::Local | Lost::Remote) {
         assert!(
@@ -1215,7 +1242,8 @@ async fn enabled_keys(aws: &wbstack_aws::Aws) -> usize {
 
 /// No duplicate, whatever the faults did: at most one DB cluster, bucket and secret of each
 /// name, and at most one enabled key.
-/// After a teardown: no database, bucket, secret or enabled key of the environment is left.
+/// After a teardown: no database, bucket or secret of the environment is left, and no enabled
+/// key but the one that encrypts the final snapshot the teardown kept (one snapshot, one key).
 async fn assert_nothing_owned_on_aws(moto: &moto::Moto) {
     let aws = moto.aws("wandb-prod").await;
     assert_no_rds_left(&aws).await;
@@ -1223,7 +1251,16 @@ async fn assert_nothing_owned_on_aws(moto: &moto::Moto) {
     assert!(buckets.buckets().is_empty(), "{buckets:?}");
     let secrets = aws.secrets.list_secrets().send().await.unwrap();
     assert!(secrets.secret_list().is_empty(), "{secrets:?}");
-    assert_eq!(enabled_keys(&aws).await, 0);
+    let kept = aws
+        .rds
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    let kept = kept.db_cluster_snapshots();
+    assert_eq!(kept.len(), 1, "one final snapshot: {kept:?}");
+    assert_eq!(enabled_keys(&aws).await, 1, "the key of {kept:?}");
 }
 
 async fn assert_one_of_each(moto: &moto::Moto) {
@@ -1888,4 +1925,151 @@ fn a_secret_scheduled_for_deletion_fails_at_once_unless_it_is_this_environments_
         "{}",
         text(&out)
     );
+}
+
+/// `restore`: a new environment from production's data. Bad input changes nothing. From a point
+/// in time, the database is RestoreDBClusterToPointInTime of production's cluster (moto's), into
+/// the new environment's name, tags and key, with its own master password; Redis starts from
+/// production's newest cache snapshot; the bucket is production's, used as it is. The new
+/// environment is a plan like any other: `down --env` removes what it made and leaves
+/// production's. Then production goes down, keeping its final snapshot (and the key that
+/// encrypts it), and a second environment is restored from that snapshot.
+#[test]
+fn restore_brings_up_a_new_environment_from_a_point_in_time_or_the_final_snapshot() {
+    let env = Env::new(50);
+    let moto = moto::Moto::start();
+    let recorder = moto::Recorder::start(&moto);
+    let prod = unprotected_production(&env, &moto);
+    let run = |args: &[&str]| via(&env, &recorder.url, args);
+    let out = run(&["up", "--plan", &prod]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    recorder.clear();
+    let restore = |new: &str, how: &[&str]| {
+        let args = [&["restore", "--env", new, "--from", "wandb-prod"][..], how].concat();
+        run(&args)
+    };
+    let out = restore("wandb-dr", &["--to-time", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("spec.restore.toTime"), "{}", text(&out));
+    let out = restore("wandb-dr", &["--to-time", "latest", "--from", "nobody"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(recorder.ops().is_empty(), "{:?}", recorder.ops());
+
+    // A daily snapshot of production's cache, as ElastiCache takes in its window.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(moto.aws("wandb-prod"));
+    rt.block_on(
+        aws.elasticache
+            .create_snapshot()
+            .replication_group_id("wandb-prod-redis")
+            .snapshot_name("wandb-prod-redis-daily")
+            .send(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = restore("wandb-dr", &["--to-time", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    eprintln!("restored to ready in {:?}", started.elapsed());
+    let said = text(&out);
+    assert!(
+        said.contains(
+            "seeding wandb-dr-redis from wandb-prod-redis's snapshot wandb-prod-redis-daily"
+        ),
+        "{said}"
+    );
+    let changes = recorder.rds_changes();
+    assert!(
+        changes.contains(&"RestoreDBClusterToPointInTime wandb-dr-mysql".to_owned())
+            && changes.contains(&"ModifyDBCluster wandb-dr-mysql".to_owned()),
+        "{changes:?}"
+    );
+    assert!(
+        !changes
+            .iter()
+            .any(|c| c.ends_with(" wandb-prod-mysql") || c.contains("wandb-prod-mysql-")),
+        "production's database is not touched: {changes:?}"
+    );
+    let tags_of = |id: &str| {
+        rt.block_on(async {
+            let c = aws
+                .rds
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .unwrap();
+            c.db_clusters()[0]
+                .tag_list()
+                .iter()
+                .map(|t| format!("{}={}", t.key().unwrap(), t.value().unwrap()))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert!(
+        tags_of("wandb-dr-mysql").contains(&"wbstack:environment=wandb-dr".to_owned()),
+        "{:?}",
+        tags_of("wandb-dr-mysql")
+    );
+    // The restored W&B reads production's bucket, with the new environment's own role.
+    let bucket = env.kubectl(&[
+        "get",
+        "wandb",
+        "wandb-dr",
+        "-n",
+        "wandb-dr",
+        "-o",
+        "jsonpath={.spec.values.global.defaultBucket.name}",
+    ]);
+    assert_eq!(bucket, "wandb-prod-artifacts");
+    let out = run(&["status", "--env", "wandb-dr"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = run(&["down", "--env", "wandb-dr", "--skip-final-snapshot"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    rt.block_on(async {
+        let c = aws.rds.describe_db_clusters().send().await.unwrap();
+        let ids: Vec<&str> = c
+            .db_clusters()
+            .iter()
+            .filter_map(|c| c.db_cluster_identifier())
+            .collect();
+        assert_eq!(ids, ["wandb-prod-mysql"]);
+        let b = aws.s3.list_buckets().send().await.unwrap();
+        assert_eq!(b.buckets().len(), 1, "production's bucket stays");
+    });
+
+    // Production goes; its final snapshot stays, and a new environment comes from it.
+    let out = run(&["down", "--env", "wandb-prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let snapshot = rt.block_on(async {
+        let s = aws
+            .rds
+            .describe_db_cluster_snapshots()
+            .snapshot_type("manual")
+            .send()
+            .await
+            .unwrap();
+        s.db_cluster_snapshots()[0]
+            .db_cluster_snapshot_identifier()
+            .unwrap()
+            .to_owned()
+    });
+    recorder.clear();
+    let out = restore("wandb-dr2", &["--snapshot", &snapshot]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        recorder
+            .rds_changes()
+            .contains(&"RestoreDBClusterFromSnapshot wandb-dr2-mysql".to_owned()),
+        "{:?}",
+        recorder.rds_changes()
+    );
+    assert!(
+        text(&out).contains("gets a new, empty one"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["down", "--env", "wandb-dr2", "--skip-final-snapshot"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -126,6 +126,54 @@ impl Step for CacheSubnetGroupStep {
 }
 
 impl RedisCacheStep {
+    /// The snapshot a restored group starts from: the one named, else the newest of the
+    /// source's group (its final snapshot, or a daily one); none, and it starts empty.
+    async fn seed(
+        &self,
+        ctx: &StepCtx,
+        source: &str,
+        named: Option<&str>,
+    ) -> Result<Option<String>, StepError> {
+        if let Some(n) = named {
+            ctx.progress(format!("seeding {} from snapshot {n}", self.spec.id));
+            return Ok(Some(n.to_owned()));
+        }
+        let all = self
+            .aws
+            .elasticache
+            .describe_snapshots()
+            .send()
+            .await
+            .map_err(|e| crate::clients::classify(e, "DescribeSnapshots", source))?;
+        let newest = all
+            .snapshots()
+            .iter()
+            .filter(|sn| {
+                sn.replication_group_id() == Some(source)
+                    || sn
+                        .snapshot_name()
+                        .is_some_and(|n| n.starts_with(&format!("{source}-final-")))
+            })
+            .filter(|sn| sn.snapshot_status() != Some("failed"))
+            .max_by_key(|sn| {
+                sn.node_snapshots()
+                    .iter()
+                    .filter_map(|n| n.snapshot_create_time().map(|t| t.secs()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .and_then(|sn| sn.snapshot_name())
+            .map(str::to_owned);
+        ctx.progress(match &newest {
+            Some(n) => format!("seeding {} from {source}'s snapshot {n}", self.spec.id),
+            None => format!(
+                "no snapshot of {source} found: {} starts empty (W&B refills its cache)",
+                self.spec.id
+            ),
+        });
+        Ok(newest)
+    }
+
     /// The final snapshot a teardown takes, named and told (`None` when the plan or
     /// `--skip-final-snapshot` says none).
     fn final_snapshot(&self, ctx: &StepCtx) -> Option<String> {
@@ -364,9 +412,14 @@ impl Step for RedisCacheStep {
         let s = &self.spec;
         let auth = ctx.need_secret(s.auth.step, s.auth.output)?;
         let token = read_secret(&self.aws, &auth).await?;
+        let seed = match &s.restore {
+            Some((source, named)) => self.seed(ctx, source, named.as_deref()).await?,
+            None => None,
+        };
         self.aws
             .elasticache
             .create_replication_group()
+            .set_snapshot_name(seed)
             .replication_group_id(&s.id)
             .replication_group_description(format!("wbstack {}", self.aws.environment))
             .engine("redis")

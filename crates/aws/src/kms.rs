@@ -321,6 +321,18 @@ impl Step for KmsKeyStep {
         let Some(key_id) = key_id else {
             return Ok(());
         };
+        let kept = crate::kms_keep::snapshots_under(&self.aws, &key_id).await?;
+        if !kept.is_empty() {
+            ctx.leave(
+                format!(
+                    "key {key_id} kept ({}): it encrypts the snapshots {}, which are readable only with it; once they are deleted, `wbstack down` again schedules its deletion",
+                    self.spec.alias,
+                    kept.join(", ")
+                ),
+                None,
+            );
+            return Ok(());
+        }
         // Deletion is scheduled before the alias goes, so the alias finds the key until then.
         self.aws
             .kms

@@ -50,7 +50,9 @@ pub fn wbstack_policy(steps: &[StepPlan], env: &str, state: Option<&str>) -> Val
             StepKind::DbParameterGroups(g) => db_parameter_groups(&g.name),
             StepKind::MysqlDatabase(m) => {
                 service_roles.insert("rds.amazonaws.com");
-                database(&m.identifier)
+                let mut st = database(&m.identifier);
+                st.extend(m.restore.as_ref().map(|r| db_restore(&m.identifier, r)));
+                st
             }
             StepKind::AwsSecret(x) => vec![statement(
                 &format!("Secret{}", st_id(&x.name)),
@@ -82,7 +84,9 @@ pub fn wbstack_policy(steps: &[StepPlan], env: &str, state: Option<&str>) -> Val
             )],
             StepKind::RedisCache(r) => {
                 service_roles.insert("elasticache.amazonaws.com");
-                redis(&r.id)
+                let mut st = redis(&r.id);
+                st.extend(r.restore.as_ref().map(|_| cache_seed()));
+                st
             }
             StepKind::IamRole(r) => vec![statement(
                 "PodsRole",
@@ -181,6 +185,20 @@ fn kms(alias: &str, env: &str) -> Vec<Value> {
                 vec!["arn:aws:kms:*:*:key/*".into()],
             ),
             tagged,
+        ),
+        // Teardown keeps the key while it encrypts a kept snapshot: it lists them.
+        statement(
+            "SnapshotsUnderTheKey",
+            &[
+                "rds:DescribeDBClusterSnapshots",
+                "rds:DescribeDBSnapshots",
+                "elasticache:DescribeSnapshots",
+            ],
+            vec![
+                "arn:aws:rds:*:*:cluster-snapshot:*".into(),
+                "arn:aws:rds:*:*:snapshot:*".into(),
+                "arn:aws:elasticache:*:*:snapshot:*".into(),
+            ],
         ),
         // An alias is made and removed with permission on it and on its key.
         statement(
@@ -290,6 +308,41 @@ fn database(id: &str) -> Vec<Value> {
             "arn:aws:rds:*:*:og:*".into(),
         ],
     )]
+}
+
+/// Restoring `id` from a point in time or a snapshot of another cluster.
+fn db_restore(id: &str, r: &wbstack_plan::DbRestore) -> Value {
+    let mut resources = vec![
+        format!("arn:aws:rds:*:*:cluster:{id}"),
+        format!("arn:aws:rds:*:*:cluster:{}", r.source),
+        "arn:aws:rds:*:*:subgrp:*".into(),
+        "arn:aws:rds:*:*:cluster-pg:*".into(),
+    ];
+    if let Some(snapshot) = &r.snapshot {
+        resources.push(format!("arn:aws:rds:*:*:cluster-snapshot:{snapshot}"));
+    }
+    statement(
+        "DatabaseRestore",
+        &[
+            "rds:RestoreDBClusterToPointInTime",
+            "rds:RestoreDBClusterFromSnapshot",
+            "rds:AddTagsToResource",
+        ],
+        resources,
+    )
+}
+
+/// Seeding a group from a snapshot (of the source's group, or the one named).
+fn cache_seed() -> Value {
+    statement(
+        "CacheSeed",
+        &[
+            "elasticache:DescribeSnapshots",
+            "elasticache:CreateReplicationGroup",
+        ],
+        // DescribeSnapshots lists them all; the group is made from the one found.
+        vec!["arn:aws:elasticache:*:*:snapshot:*".into()],
+    )
 }
 
 fn redis(id: &str) -> Vec<Value> {

@@ -31,7 +31,7 @@ const CLUSTER_ABSENT: [&str; 1] = ["DBClusterNotFoundFault"];
 /// An Aurora MySQL cluster with its instances, or a single RDS MySQL instance.
 pub struct MysqlDatabaseStep {
     pub(crate) aws: Aws,
-    step: String,
+    pub(crate) step: String,
     pub(crate) spec: MysqlDatabase,
     /// Whether this process asked for a change: its wait then lasts until RDS shows it (a
     /// change just accepted may not show as pending yet).
@@ -676,7 +676,10 @@ impl Step for MysqlDatabaseStep {
         }
         // A cluster an interrupted run made is completed, not created again.
         if !matches!(self.look().await?, Db::Status { .. }) {
-            self.create_cluster(ctx, password.expose()).await?;
+            match &s.restore {
+                Some(r) => self.restore_cluster(ctx, r, password.expose()).await?,
+                None => self.create_cluster(ctx, password.expose()).await?,
+            }
         }
         for id in self.instance_ids() {
             self.create_instance(&id, ctx, None).await?;

@@ -383,8 +383,17 @@ pub(crate) async fn undo_calls(
     })
     .await?;
     drop(permit);
-    let limit = spec.timeout.unwrap_or(cx.config.wait_timeout);
-    wait_until(cx, id, limit, || spec.step.wait_destroyed(ctx), "gone").await?;
+    match ctx.left() {
+        // Kept, and still this environment's: recorded as it was, so a later teardown tries
+        // again and `up` finds it its own.
+        Some(crate::step::Left { to: None, .. }) => return keep_recorded(cx, i).await,
+        // Handed to another environment: no longer this one's, nothing to wait for.
+        Some(_) => {}
+        None => {
+            let limit = spec.timeout.unwrap_or(cx.config.wait_timeout);
+            wait_until(cx, id, limit, || spec.step.wait_destroyed(ctx), "gone").await?;
+        }
+    }
     cx.rec
         .record(Record::Applied {
             run: cx.run,
@@ -402,5 +411,24 @@ pub(crate) async fn undo_calls(
                 .map_err(|e| Halt::Failed(e.full_message()))?;
         }
     }
+    Ok(())
+}
+
+/// Records a step that teardown left in place as Ready again, with what was recorded before.
+async fn keep_recorded(cx: &RunCtx, i: usize) -> Result<(), Halt> {
+    let spec = cx.graph.spec(i);
+    let prior = cx.rec.step(&spec.id);
+    cx.rec
+        .record(Record::Ready {
+            run: cx.run,
+            step: spec.id.clone(),
+            fingerprint: prior
+                .as_ref()
+                .and_then(|p| p.fingerprint.clone())
+                .unwrap_or_else(|| spec.step.fingerprint()),
+            outputs: prior.and_then(|p| p.outputs).unwrap_or_default(),
+            at_ms: now_ms(),
+        })
+        .await?;
     Ok(())
 }

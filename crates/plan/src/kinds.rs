@@ -337,6 +337,8 @@ pub struct MysqlDatabase {
     pub security_group_ids: Vec<String>,
     /// Changes to the running database take effect now, not in its maintenance window.
     pub apply_immediately: bool,
+    /// Made from another database's data instead of empty.
+    pub restore: Option<DbRestore>,
     pub kms: Input,
     pub subnets: Input,
     pub instance_params: Input,
@@ -355,6 +357,17 @@ impl Kind for MysqlDatabase {
             self.password,
         ]
     }
+}
+
+/// Where a restored database's data comes from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DbRestore {
+    /// The source cluster's identifier.
+    pub source: String,
+    /// RFC 3339, or `None` for the latest restorable time (unless `snapshot`).
+    pub to_time: Option<String>,
+    /// A cluster snapshot instead of a point in time.
+    pub snapshot: Option<String>,
 }
 
 /// The ElastiCache subnet group.
@@ -389,6 +402,8 @@ pub struct RedisCache {
     pub snapshot_window: String,
     /// A final snapshot on teardown.
     pub final_snapshot: bool,
+    /// Seeded from a snapshot of another group: (source group, snapshot name if given).
+    pub restore: Option<(String, Option<String>)>,
     pub kms: Input,
     pub subnets: Input,
     pub auth: Input,

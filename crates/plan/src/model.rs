@@ -57,6 +57,11 @@ pub struct Spec {
     /// AWS settings; required when a data store is on AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsSpec>,
+    /// Bring this environment up from another's data (`wbstack restore` writes it): its
+    /// database from a point in time or a snapshot, its Redis from a snapshot, and the
+    /// source's bucket used as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
     /// Commands run around steps, by step id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hooks: BTreeMap<String, Vec<HookSpec>>,
@@ -485,6 +490,25 @@ pub struct MysqlSpec {
     /// automated backups with it; `down --skip-final-snapshot` skips both.
     #[serde(default = "yes")]
     pub final_snapshot: bool,
+}
+
+/// Where an environment's data comes from when it is restored from another's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// The environment whose data is restored.
+    pub from: String,
+    /// The point in time of its database (RFC 3339, e.g. `2026-12-05T10:30:00Z`), or
+    /// `latest` (the latest restorable time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_time: Option<String>,
+    /// A snapshot of its database instead (a final snapshot `down` kept, or any other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// The ElastiCache snapshot Redis starts from (default: the newest of the source's group;
+    /// none found, Redis starts empty, as a cache may).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_snapshot: Option<String>,
 }
 
 /// Where Redis runs.

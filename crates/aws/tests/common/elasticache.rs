@@ -59,6 +59,20 @@ pub struct Caches {
     /// Deleted replication groups (`rg/<id>`) and cache subnet groups (`sg/<name>`), with
     /// when: gone once `DELETION` has passed.
     deleted: Arc<Mutex<HashMap<String, std::time::Instant>>>,
+    /// How long AWS takes to make each kind of resource available, when a test paces it.
+    pace: Arc<Mutex<Option<Pace>>>,
+    /// When each paced resource was asked for (`cluster/<id>`, `instance/<id>`, `rg/<id>`).
+    born: Arc<Mutex<HashMap<String, std::time::Instant>>>,
+}
+
+/// How long AWS takes to make a resource available: a restored or new Aurora cluster, one of
+/// its instances, a replication group. moto makes them at once; a paced proxy reports them
+/// `creating` until their time has passed.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    pub cluster: std::time::Duration,
+    pub instance: std::time::Duration,
+    pub cache: std::time::Duration,
 }
 
 /// How long a deleted group stays `deleting` before AWS no longer lists it.
@@ -122,6 +136,28 @@ impl Caches {
     pub fn heal(&self) {
         *self.stall.lock().unwrap() = None;
         *self.failing.lock().unwrap() = None;
+    }
+
+    /// Reports resources made from now on as `creating` for as long as `pace` says.
+    pub fn pace(&self, pace: Pace) {
+        *self.pace.lock().unwrap() = Some(pace);
+    }
+
+    /// Whether a paced resource (`cluster/<id>`, ...) is still being made.
+    fn creating(&self, key: &str) -> bool {
+        let Some(pace) = *self.pace.lock().unwrap() else {
+            return false;
+        };
+        let took = match key.split('/').next() {
+            Some("cluster") => pace.cluster,
+            Some("instance") => pace.instance,
+            _ => pace.cache,
+        };
+        self.born
+            .lock()
+            .unwrap()
+            .get(key)
+            .is_some_and(|at| at.elapsed() < took)
     }
 
     /// The final snapshots taken as groups were deleted.
@@ -335,6 +371,55 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
                 };
                 groups.lock().unwrap().insert(id.clone(), g);
             }
+            let born = match op.as_str() {
+                "CreateDBCluster"
+                | "RestoreDBClusterToPointInTime"
+                | "RestoreDBClusterFromSnapshot" => {
+                    p.get("DBClusterIdentifier").map(|i| format!("cluster/{i}"))
+                }
+                "CreateDBInstance" => p
+                    .get("DBInstanceIdentifier")
+                    .map(|i| format!("instance/{i}")),
+                "CreateReplicationGroup" => Some(format!("rg/{id}")),
+                _ => None,
+            };
+            if let Some(key) = born.filter(|_| resp.starts_with(b"HTTP/1.1 200")) {
+                caches
+                    .born
+                    .lock()
+                    .unwrap()
+                    .entry(key)
+                    .or_insert_with(std::time::Instant::now);
+            }
+            let paced = match op.as_str() {
+                "DescribeDBClusters" => p
+                    .get("DBClusterIdentifier")
+                    .filter(|i| caches.creating(&format!("cluster/{i}")))
+                    .map(|_| ("<Status>available</Status>", "<Status>creating</Status>")),
+                "DescribeDBInstances" => p
+                    .get("DBInstanceIdentifier")
+                    .filter(|i| caches.creating(&format!("instance/{i}")))
+                    .map(|_| {
+                        (
+                            "<DBInstanceStatus>available</DBInstanceStatus>",
+                            "<DBInstanceStatus>creating</DBInstanceStatus>",
+                        )
+                    }),
+                "DescribeReplicationGroups" if caches.creating(&format!("rg/{id}")) => {
+                    Some(("<Status>available</Status>", "<Status>creating</Status>"))
+                }
+                _ => None,
+            };
+            let resp = match paced {
+                Some((from, to)) => {
+                    let text = String::from_utf8_lossy(&resp).into_owned();
+                    match text.split_once("\r\n\r\n") {
+                        Some((_, body)) => http(&body.replacen(from, to, 1)),
+                        None => resp,
+                    }
+                }
+                None => resp,
+            };
             if op == "DeleteReplicationGroup" && resp.starts_with(b"HTTP/1.1 200") {
                 caches.delete(format!("rg/{id}"));
             }

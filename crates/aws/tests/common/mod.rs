@@ -17,7 +17,7 @@ pub struct Moto {
 }
 
 mod bucket_policy;
-mod elasticache;
+pub mod elasticache;
 pub mod faults;
 
 // The workspace's Python helper; the root's end-to-end tests load it as their own module too.

@@ -10,6 +10,7 @@ mod irsa;
 mod mysql;
 mod redis;
 mod references;
+mod restore;
 mod state;
 mod wandb;
 
@@ -36,6 +37,7 @@ pub(crate) fn check(c: &mut Checker, r: &Resolved) {
     irsa::check(c, r);
     references::check(c, r);
     state::check(c, r);
+    restore::check(c, r);
 }
 
 /// Every section's steps and values, dependencies first.

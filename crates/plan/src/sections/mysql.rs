@@ -236,6 +236,7 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
             final_snapshot: m.final_snapshot,
             security_group_ids: r.aws.security_group_ids.clone(),
             apply_immediately: r.apply_immediately(),
+            restore: r.spec.restore.as_ref().map(super::restore::database),
             kms: Input::new(ids::KMS, outputs::ARN),
             subnets: Input::new(ids::DB_SUBNETS, outputs::NAME),
             instance_params: Input::new(ids::DB_PARAMS, outputs::INSTANCE_GROUP),

@@ -183,6 +183,7 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
                 .unwrap_or(pre.cache_snapshot_days),
             snapshot_window: SNAPSHOT_WINDOW.into(),
             final_snapshot: r.spec.redis.final_snapshot.unwrap_or(true),
+            restore: r.spec.restore.as_ref().map(super::restore::cache),
             kms: Input::new(ids::KMS, outputs::ARN),
             subnets: Input::new(ids::CACHE_SUBNETS, outputs::NAME),
             auth: Input::new(ids::REDIS_AUTH, outputs::SECRET),
