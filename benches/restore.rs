@@ -15,6 +15,7 @@
 #[allow(unused)]
 #[path = "../crates/aws/tests/common/mod.rs"]
 mod moto;
+#[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};
