@@ -8,7 +8,8 @@
 //! least twice the records, else half the trials at boundaries spread evenly), and the others at
 //! a random moment of the run. Each trial then runs `resume` and checks an independent inventory (every AWS
 //! resource by listing, every object of the cluster) against the first run's, runs `up` again
-//! (it must make no apply call), tears down with `down --force`, and checks that nothing the
+//! (it must make no apply call), tears down with `down --force --skip-final-snapshot` (a kept
+//! snapshot keeps the key that encrypts it), and checks that nothing the
 //! environment owned is left.
 
 #[allow(unused)]
@@ -303,7 +304,16 @@ fn baseline(moto: &moto::Moto, delay_ms: u64) -> Baseline {
         objects: w.objects(),
         aws: aws_inventory(&w.rt, moto),
     };
-    let out = w.run(moto, &["down", "--env", "wandb-prod", "--force"]);
+    let out = w.run(
+        moto,
+        &[
+            "down",
+            "--env",
+            "wandb-prod",
+            "--force",
+            "--skip-final-snapshot",
+        ],
+    );
     assert!(out.status.success(), "the first teardown: {}", text(&out));
     b
 }
@@ -362,7 +372,19 @@ fn trial(moto: &moto::Moto, base: &Baseline, i: usize, kill: Kill, delay_ms: u64
             }
         }
     }
-    if step("down", &["down", "--env", "wandb-prod", "--force"], &mut r).is_some() {
+    if step(
+        "down",
+        &[
+            "down",
+            "--env",
+            "wandb-prod",
+            "--force",
+            "--skip-final-snapshot",
+        ],
+        &mut r,
+    )
+    .is_some()
+    {
         let aws = aws_inventory(&w.rt, moto);
         if !aws.is_empty() {
             r.problems.push(format!("left on AWS: {aws:?}"));

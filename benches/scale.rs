@@ -220,7 +220,7 @@ fn main() {
         };
         let disturbed = fleet.all(&recorder.url, plan).failures;
         let down = |name: &str, _: &Path| {
-            ["down", "--env", name, "--force"]
+            ["down", "--env", name, "--force", "--skip-final-snapshot"]
                 .map(String::from)
                 .to_vec()
         };

@@ -721,22 +721,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
         rt.block_on(async {
             let c = aws.rds.describe_db_clusters().send().await.unwrap();
             let c = c.db_clusters()[0].clone();
-            let mut classes = Vec::new();
-            for m in c.db_cluster_members() {
-                let id = m.db_instance_identifier().unwrap();
-                let i = aws
-                    .rds
-                    .describe_db_instances()
-                    .db_instance_identifier(id)
-                    .send()
-                    .await
-                    .unwrap();
-                classes.push(format!(
-                    "{id}={}",
-                    i.db_instances()[0].db_instance_class().unwrap()
-                ));
-            }
-            classes.sort();
+            let classes = member_classes(&aws, false).await;
             (
                 c.db_cluster_arn().unwrap().to_owned(),
                 c.backup_retention_period().unwrap(),
@@ -1738,32 +1723,7 @@ fn an_aurora_class_change_rolls_reader_by_reader_and_a_cut_roll_resumes_where_it
     let run = |args: &[&str]| via(&env, &recorder.url, args);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let aws = rt.block_on(moto.aws("wandb-prod"));
-    // Each member as `id=class`, the writer marked `*`, listed in moto directly.
-    let members = || {
-        rt.block_on(async {
-            let c = aws.rds.describe_db_clusters().send().await.unwrap();
-            let mut out = Vec::new();
-            for m in c.db_clusters()[0].db_cluster_members() {
-                let id = m.db_instance_identifier().unwrap();
-                let i = aws
-                    .rds
-                    .describe_db_instances()
-                    .db_instance_identifier(id)
-                    .send()
-                    .await
-                    .unwrap();
-                let class = i.db_instances()[0].db_instance_class().unwrap().to_owned();
-                let w = if m.is_cluster_writer() == Some(true) {
-                    "*"
-                } else {
-                    ""
-                };
-                out.push(format!("{id}{w}={class}"));
-            }
-            out.sort();
-            out
-        })
-    };
+    let members = || rt.block_on(member_classes(&aws, true));
     let out = run(&["up", "--plan", &write("db.r6g.large")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
@@ -2072,4 +2032,30 @@ fn restore_brings_up_a_new_environment_from_a_point_in_time_or_the_final_snapsho
     );
     let out = run(&["down", "--env", "wandb-dr2", "--skip-final-snapshot"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// The first cluster's members as `id=class` (the writer marked `id*` when `writer`), sorted,
+/// listed in moto directly.
+async fn member_classes(aws: &wbstack_aws::Aws, writer: bool) -> Vec<String> {
+    let c = aws.rds.describe_db_clusters().send().await.unwrap();
+    let mut out = Vec::new();
+    for m in c.db_clusters()[0].db_cluster_members() {
+        let id = m.db_instance_identifier().unwrap();
+        let i = aws
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .unwrap();
+        let class = i.db_instances()[0].db_instance_class().unwrap();
+        let w = if writer && m.is_cluster_writer() == Some(true) {
+            "*"
+        } else {
+            ""
+        };
+        out.push(format!("{id}{w}={class}"));
+    }
+    out.sort();
+    out
 }

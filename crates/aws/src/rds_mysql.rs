@@ -498,15 +498,21 @@ impl MysqlDatabaseStep {
             .await?;
         }
         if !s.deletion_protection {
-            let _ = self
-                .aws
+            // Lifted (it may have been set by hand); a refusal names this call, not the delete.
+            self.aws
                 .rds
                 .modify_db_cluster()
                 .db_cluster_identifier(&s.identifier)
                 .deletion_protection(false)
                 .apply_immediately(true)
                 .send()
-                .await;
+                .await
+                // Gone, or already changing (a teardown resumed): the delete says what it is.
+                .tolerate(
+                    &["DBClusterNotFoundFault", "InvalidDBClusterStateFault"],
+                    "ModifyDBCluster",
+                    &s.identifier,
+                )?;
         }
         let mut req = self
             .aws
@@ -526,15 +532,24 @@ impl MysqlDatabaseStep {
     async fn destroy_instance(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let s = &self.spec;
         if !s.deletion_protection {
-            let _ = self
-                .aws
+            self.aws
                 .rds
                 .modify_db_instance()
                 .db_instance_identifier(&s.identifier)
                 .deletion_protection(false)
                 .apply_immediately(true)
                 .send()
-                .await;
+                .await
+                .tolerate(
+                    &[
+                        "DBInstanceNotFound",
+                        "DBInstanceNotFoundFault",
+                        "InvalidDBInstanceState",
+                        "InvalidDBInstanceStateFault",
+                    ],
+                    "ModifyDBInstance",
+                    &s.identifier,
+                )?;
         }
         let mut req = self
             .aws

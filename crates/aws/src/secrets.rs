@@ -105,15 +105,7 @@ impl Step for AwsSecretStep {
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
         let name = &self.spec.name;
-        let found = self
-            .aws
-            .secrets
-            .describe_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .tolerate(&[NOT_FOUND], "DescribeSecret", name)?;
-        let Some(d) = found else {
+        let Some(d) = self.describe().await? else {
             return Ok(Observation::Absent);
         };
         let tags: Vec<(String, String)> = d
@@ -227,18 +219,29 @@ impl Step for AwsSecretStep {
 }
 
 impl AwsSecretStep {
-    /// Whether the secret exists and is scheduled for deletion.
-    async fn scheduled_for_deletion(&self) -> Result<bool, StepError> {
+    /// The secret as Secrets Manager describes it, if it exists (scheduled for deletion too).
+    async fn describe(
+        &self,
+    ) -> Result<
+        Option<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput>,
+        StepError,
+    > {
         let name = &self.spec.name;
-        let d = self
-            .aws
+        self.aws
             .secrets
             .describe_secret()
             .secret_id(name)
             .send()
             .await
-            .tolerate(&[NOT_FOUND], "DescribeSecret", name)?;
-        Ok(d.is_some_and(|d| d.deleted_date().is_some()))
+            .tolerate(&[NOT_FOUND], "DescribeSecret", name)
+    }
+
+    /// Whether the secret exists and is scheduled for deletion.
+    async fn scheduled_for_deletion(&self) -> Result<bool, StepError> {
+        Ok(self
+            .describe()
+            .await?
+            .is_some_and(|d| d.deleted_date().is_some()))
     }
 
     /// Restores this environment's secret that a teardown scheduled for deletion, with a new
