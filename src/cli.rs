@@ -111,6 +111,7 @@ impl Command {
                 | Command::Status { .. }
                 | Command::Output { .. }
                 | Command::Report { .. }
+                | Command::Verify { .. }
                 | Command::List
                 | Command::Graph { .. }
                 | Command::Render { .. }
@@ -184,6 +185,14 @@ pub enum Command {
         context: Option<String>,
         #[command(flatten)]
         run: RunOpts,
+    },
+    /// Prove the data paths work, as the W&B pods use them: one probe per path, each with a
+    /// verdict (pass, warn, fail, skip), what it checked, what it saw and what to do; exit 7
+    /// when one failed. The probes run from where wbstack runs and read only the live resource,
+    /// its workloads and the Secrets they name.
+    Verify {
+        #[command(flatten)]
+        target: Target,
     },
     /// Show each step's state, age and endpoint, from the journal.
     Status {

@@ -77,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         Command::Status { target } => status(flag, &target, fmt).await,
+        Command::Verify { target } => crate::verify::verify(flag, &target, fmt).await,
         Command::List => crate::list::list(flag, fmt).await,
         Command::Output { target } => crate::output::output(flag, &target, fmt).await,
         Command::Report { target, run, html } => {

@@ -23,6 +23,8 @@ pub enum Exit {
     Interrupted,
     /// `plan --detailed-exitcode`: `up` would change something.
     ChangesPending,
+    /// `verify`: a probe failed.
+    VerifyFailed,
 }
 
 impl Exit {
@@ -38,6 +40,7 @@ impl Exit {
             Exit::Environment => 6,
             Exit::Interrupted => 130,
             Exit::ChangesPending => 2,
+            Exit::VerifyFailed => 7,
         }
     }
 }

@@ -18,6 +18,7 @@ mod report;
 mod reporter;
 mod restore;
 mod state;
+mod verify;
 mod wiring;
 
 use clap::Parser;
