@@ -8,6 +8,11 @@ if ! command -v kubectl >/dev/null; then
   # The emulator tier's independent client (the test bed tier uses the kubectl it builds).
   apt-get update && apt-get install -y kubernetes-client
 fi
+if ! command -v redis-server >/dev/null || ! command -v mariadbd >/dev/null; then
+  # Real servers the verify probes meet: Redis 7 (TLS and AUTH) and MariaDB (the MySQL
+  # protocol, with TLS). The tests start their own; the packages' services stay off.
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server mariadb-server
+fi
 if ! command -v chromium >/dev/null; then
   # Headless Chromium checks the HTML report (tests/report.rs).
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium

@@ -60,6 +60,18 @@ pub struct Target {
     pub context: Option<String>,
 }
 
+/// `verify` at the end of `up` and `resume`.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct VerifyOpts {
+    /// Once the run succeeds, run `verify` (as `spec.verify: true` does every time); a failed
+    /// probe makes the exit code 7.
+    #[arg(long)]
+    pub verify: bool,
+    /// With `--verify` or `spec.verify`: do not check the W&B host's certificate.
+    #[arg(long)]
+    pub skip_certificate: bool,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunOpts {
     /// Concurrent mutating calls at most.
@@ -144,6 +156,8 @@ pub enum Command {
         target: Target,
         #[command(flatten)]
         run: RunOpts,
+        #[command(flatten)]
+        check: VerifyOpts,
     },
     /// Continue an interrupted or failed run from its journal.
     Resume {
@@ -151,6 +165,8 @@ pub enum Command {
         target: Target,
         #[command(flatten)]
         run: RunOpts,
+        #[command(flatten)]
+        check: VerifyOpts,
     },
     /// Bring up a new environment from another's data: its database from a point in time or
     /// a snapshot of the source's, its Redis from a snapshot, the source's bucket used as it is,
@@ -193,6 +209,9 @@ pub enum Command {
     Verify {
         #[command(flatten)]
         target: Target,
+        /// Do not check the W&B host's certificate (said in the findings).
+        #[arg(long)]
+        skip_certificate: bool,
     },
     /// Show each step's state, age and endpoint, from the journal.
     Status {

@@ -1,6 +1,6 @@
 //! The commands.
 
-use crate::cli::{Cli, Command, GraphFormat, OnFailure, OutputFormat, RunOpts, Target};
+use crate::cli::{Cli, Command, GraphFormat, OnFailure, OutputFormat, RunOpts, Target, VerifyOpts};
 use crate::cluster::connect;
 use crate::env::{self, target_plan};
 use crate::exit::{CliError, Exit};
@@ -77,7 +77,10 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         Command::Status { target } => status(flag, &target, fmt).await,
-        Command::Verify { target } => crate::verify::verify(flag, &target, fmt).await,
+        Command::Verify {
+            target,
+            skip_certificate,
+        } => crate::verify::verify(flag, &target, skip_certificate, fmt).await,
         Command::List => crate::list::list(flag, fmt).await,
         Command::Output { target } => crate::output::output(flag, &target, fmt).await,
         Command::Report { target, run, html } => {
@@ -101,8 +104,8 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 }
             })
         }
-        Command::Up { target, run } | Command::Resume { target, run } => {
-            execute(flag, &target, &run, fmt, Op::Up).await
+        Command::Up { target, run, check } | Command::Resume { target, run, check } => {
+            execute(flag, &target, &run, fmt, Op::Up(check)).await
         }
         Command::Restore {
             env,
@@ -123,7 +126,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 namespace,
             };
             let target = crate::restore::prepare(flag, &ask, context).await?;
-            execute(flag, &target, &run, fmt, Op::Up).await
+            execute(flag, &target, &run, fmt, Op::Up(VerifyOpts::default())).await
         }
         Command::Down {
             target,
@@ -466,7 +469,8 @@ fn summarize(r: &RunReport, fmt: OutputFormat) {
 
 /// Which engine operation a run performs.
 enum Op {
-    Up,
+    /// `check`: `verify` once the run succeeds.
+    Up(VerifyOpts),
     /// `force` overrides protection; `remove_adopted` also removes adopted resources.
     Down {
         force: bool,
@@ -509,7 +513,7 @@ async fn execute(
     }
     let name = loaded.plan.metadata.name.clone();
     let license = match op {
-        Op::Up => env::license(&loaded)?,
+        Op::Up(_) => env::license(&loaded)?,
         Op::Down { force, .. } => {
             if loaded.plan.metadata.protected && !force {
                 return Err(CliError::refused(format!("{name} is protected (metadata.protected: true); run `down --force` to tear it down anyway")));
@@ -568,11 +572,11 @@ impl Job<'_> {
     ) -> Result<Exit, CliError> {
         let (plan, fmt, name) = (&self.loaded.plan, self.fmt, &self.loaded.plan.metadata.name);
         let steps = wbstack_plan::compile(plan);
-        if matches!(op, Op::Up) {
+        if matches!(op, Op::Up(_)) {
             self.at.save_plan(&self.loaded.text).await?;
         }
         let conn = connect(self.t, plan, self.at).await?;
-        if matches!(op, Op::Up) {
+        if matches!(op, Op::Up(_)) {
             if let Err(e) =
                 crate::preflight::run(&conn.kube, plan, &steps, &self.run.skip_preflight).await
             {
@@ -583,7 +587,11 @@ impl Job<'_> {
         if fmt == OutputFormat::Text {
             eprintln!(
                 "{name}: {} on the {}, state in {}",
-                if matches!(op, Op::Up) { "up" } else { "down" },
+                if matches!(op, Op::Up(_)) {
+                    "up"
+                } else {
+                    "down"
+                },
                 conn.description,
                 self.at.location()
             );
@@ -596,7 +604,7 @@ impl Job<'_> {
             }
         );
         let aws = crate::aws::connect(plan, &steps, &self.run.rotate, skip_snapshot).await?;
-        if let (Op::Up, Some(a)) = (&op, &aws) {
+        if let (Op::Up(_), Some(a)) = (&op, &aws) {
             if !self.run.skip_preflight.iter().any(|s| s == "aws-identity") {
                 match crate::aws::identity(a).await {
                     Ok(who) if fmt == OutputFormat::Text => eprintln!("{name}: AWS {who}"),
@@ -657,7 +665,7 @@ impl Job<'_> {
         let log = crate::eventlog::EventLog::attach(&sink, self.at);
         let engine = Engine::new(config, sink);
         let report = match op {
-            Op::Up => engine.up(&graph, &journal, state, cancel).await,
+            Op::Up(_) => engine.up(&graph, &journal, state, cancel).await,
             Op::Down {
                 remove_adopted,
                 discover,
@@ -669,6 +677,17 @@ impl Job<'_> {
                 };
                 engine.down(&graph, &journal, state, opts, cancel).await
             }
+        };
+        let checked = match (&op, &report) {
+            (Op::Up(check), Ok(r))
+                if r.status == RunStatus::Succeeded && (check.verify || plan.spec.verify) =>
+            {
+                let probed =
+                    crate::verify::probe(&conn.kube, plan, self.t.sandbox, check.skip_certificate)
+                        .await;
+                Some(probed)
+            }
+            _ => None,
         };
         conn.close();
         if let Err(e) = log.save(self.at).await {
@@ -686,7 +705,10 @@ impl Job<'_> {
                 "{name}: nothing carrying its tags or labels was found: nothing to tear down"
             );
         }
-        Ok(report.status.into())
+        match checked {
+            Some(probed) => Ok(crate::verify::show(name, &probed, fmt)),
+            None => Ok(report.status.into()),
+        }
     }
 }
 

@@ -1,41 +1,75 @@
-//! `verify` on a running environment: each reference the resource and its workloads read is
-//! checked in the live cluster; a deleted or emptied Secret fails alone, named, with exit 7, and
-//! passes again once `up` writes it back.
+//! `verify` on a running environment: the resource's references are checked in the live
+//! cluster and W&B's host over HTTPS (a real HTTPS server with a test CA's certificate); the
+//! stores the chart runs itself are skipped, with the reason. A deleted Secret fails alone,
+//! named, with exit 7, and passes again once `up` writes it back. In the sandbox, `up --verify`
+//! and `spec.verify` run the same probes and say which cannot run there and why.
 
 mod common;
+#[path = "../crates/verify/tests/servers/mod.rs"]
+mod servers;
 use common::{text, Env};
 
+fn findings(out: &std::process::Output) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["findings"].as_array().unwrap().clone()
+}
+
+fn verdict_of(f: &[serde_json::Value], probe: &str) -> Vec<String> {
+    f.iter()
+        .filter(|x| x["probe"] == probe)
+        .map(|x| x["verdict"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[test]
-fn references_pass_on_a_healthy_environment_and_a_deleted_secret_fails_alone() {
+fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
     let env = Env::new(50);
-    let plan = env.plan("poc.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = servers::pki(dir.path(), &["localhost"]);
+    let https = servers::Https::start(&pki, 200);
+    let poc = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap();
+    let host = format!("https://localhost:{}", https.port);
+    let poc = poc.replace("https://wandb-dev.company.com", &host);
+    assert!(poc.contains(&host), "the PoC plan names its host");
+    let plan = env.plan_from("poc.yaml", &poc);
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("SSL_CERT_FILE", &pki.ca);
+        c.output().unwrap()
+    };
+    let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
-    let out = env.run(&["verify", "--env", "wandb-dev", "--output", "json"]);
+    let out = run(&["verify", "--env", "wandb-dev", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let findings = v["findings"].as_array().unwrap();
-    let checked: Vec<&str> = findings
-        .iter()
-        .map(|f| f["checked"].as_str().unwrap())
-        .collect();
+    let f = findings(&out);
     assert!(
-        checked
-            .iter()
-            .any(|c| c.starts_with("Secret wandb/wbstack-license key")),
-        "{checked:?}"
+        verdict_of(&f, "references").iter().all(|v| v == "pass"),
+        "{f:#?}"
     );
-    assert!(findings.iter().all(|f| f["verdict"] == "pass"), "{v}");
+    assert_eq!(verdict_of(&f, "host"), ["pass"], "{f:#?}");
+    for store in ["mysql", "redis"] {
+        let skipped: Vec<&serde_json::Value> = f.iter().filter(|x| x["probe"] == store).collect();
+        assert_eq!(skipped.len(), 1, "{f:#?}");
+        assert_eq!(skipped[0]["verdict"], "skip");
+        assert!(
+            skipped[0]["seen"]
+                .as_str()
+                .unwrap()
+                .contains("the chart runs its own"),
+            "{f:#?}"
+        );
+    }
     assert!(!String::from_utf8_lossy(&out.stdout).contains(common::LICENSE));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!(
         "verify on a healthy PoC: {} ms, {} findings",
         v["ms"],
-        findings.len()
+        f.len()
     );
 
     env.kubectl(&["delete", "secret", "wbstack-license", "-n", "wandb"]);
-    let out = env.run(&["verify", "--env", "wandb-dev"]);
+    let out = run(&["verify", "--env", "wandb-dev"]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     let said = text(&out);
     let failed: Vec<&str> = said.lines().filter(|l| l.starts_with("fail")).collect();
@@ -45,8 +79,57 @@ fn references_pass_on_a_healthy_environment_and_a_deleted_secret_fails_alone() {
         "{said}"
     );
 
-    let out = env.run(&["up", "--plan", &plan]);
+    // W&B answers 503 behind the same certificate: the host fails, alone.
+    let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = env.run(&["verify", "--env", "wandb-dev"]);
+    drop(https);
+    let out = run(&["verify", "--env", "wandb-dev", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let f = findings(&out);
+    let failing: Vec<&serde_json::Value> = f.iter().filter(|x| x["verdict"] == "fail").collect();
+    assert_eq!(failing.len(), 1, "{f:#?}");
+    assert_eq!(failing[0]["probe"], "host");
+}
+
+#[test]
+fn in_the_sandbox_up_verify_and_spec_verify_say_what_cannot_be_probed_there() {
+    let env = Env::new(50);
+    let sandbox = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("WBSTACK_SANDBOX_DELAY_MS", "100")
+            .env_remove("KUBECONFIG");
+        c.output().unwrap()
+    };
+    let poc = Env::plans().join("poc.yaml").display().to_string();
+    let out = sandbox(&["up", "--plan", &poc, "--sandbox", "--verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "skip  mysql       MySQL: the chart runs its own MySQL, and the sandbox runs no pods",
+        "skip  redis       Redis: the chart runs its own Redis, and the sandbox runs no pods",
+        "skip  host        the W&B host: the sandbox has no ingress or load balancer: the host is not served",
+    ] {
+        assert!(said.lines().any(|l| l == line), "{line}\n{said}");
+    }
+    assert!(
+        said.lines().any(|l| l.starts_with("pass  references")),
+        "{said}"
+    );
+    assert!(
+        said.contains("wandb-dev: ") && said.contains(" 0 failed, "),
+        "{said}"
+    );
+
+    // `spec.verify: true` runs it at the end of every up, without the flag.
+    let text_plan = std::fs::read_to_string(&poc).unwrap();
+    let with = text_plan.replacen("spec:\n", "spec:\n  verify: true\n", 1);
+    assert_ne!(with, text_plan);
+    let path = env.dir.path().join("verified.yaml");
+    std::fs::write(&path, with).unwrap();
+    let out = sandbox(&["up", "--plan", path.to_str().unwrap(), "--sandbox"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.lines().any(|l| l.starts_with("skip  host")), "{said}");
+    let out = sandbox(&["down", "--env", "wandb-dev", "--sandbox"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -75,6 +75,10 @@ pub struct Spec {
     /// Where images come from, for clusters that pull only from a registry of their own.
     #[serde(default)]
     pub images: ImagesSpec,
+    /// Run `wbstack verify` at the end of every `up` and `resume`: a probe per data path, with
+    /// the credentials the W&B pods use; a failed probe fails the run (exit 7).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify: bool,
 }
 
 /// Images from a registry of the plan's choosing (an air-gapped mirror).

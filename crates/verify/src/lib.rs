@@ -2,10 +2,28 @@
 //! read (the resource's values, the Secrets they name), never wbstack's memory of what it made,
 //! and report a verdict each; values of secrets never reach a finding.
 
+#[cfg(feature = "aws")]
+mod bucket_access;
+#[cfg(feature = "aws")]
+mod bucket_probe;
+mod host_probe;
+mod mysql_probe;
+mod redis_probe;
 mod references;
 mod run;
+mod select;
 mod verdict;
+mod wiring;
 
+#[cfg(feature = "aws")]
+pub use bucket_access::{access, Refused};
+#[cfg(feature = "aws")]
+pub use bucket_probe::{Bucket, S3Access};
+pub use host_probe::Host;
+pub use mysql_probe::Mysql;
+pub use redis_probe::Redis;
 pub use references::References;
 pub use run::{run_all, Probe};
+pub use select::{choose, Chosen, Options};
 pub use verdict::{Finding, Summary, Verdict};
+pub use wiring::{BucketTarget, Endpoint, MysqlTarget, RedisTarget, Wiring};

@@ -62,6 +62,18 @@ impl Finding {
         }
     }
 
+    pub fn warn(
+        probe: &str,
+        checked: impl Into<String>,
+        seen: impl Into<String>,
+        todo: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            verdict: Verdict::Warn,
+            ..Finding::fail(probe, checked, seen, todo)
+        }
+    }
+
     pub fn skip(probe: &str, checked: impl Into<String>, why: impl Into<String>) -> Finding {
         Finding {
             probe: probe.to_owned(),

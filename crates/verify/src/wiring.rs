@@ -1,0 +1,220 @@
+//! What the pods are told: the endpoints in the live resource's values and the values of the
+//! Secrets they name, read as the pods read them. Never wbstack's memory of what it made.
+
+use base64::Engine as _;
+use serde_json::Value;
+use wbstack_engine::{Secret, SecretRef};
+use wbstack_k8s::Kube;
+
+/// A store's address and the credentials the pods use for it.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    /// The user, where the store has users.
+    pub user: Option<String>,
+    /// The password the pods read, and where from; `Err` says why it could not be read.
+    pub password: Result<Secret, String>,
+    /// A CA bundle (PEM) the chart is given for this store, if any.
+    pub ca: Option<String>,
+}
+
+/// Where the values put MySQL.
+#[derive(Clone, Debug)]
+pub struct MysqlTarget {
+    pub at: Endpoint,
+    pub database: String,
+}
+
+/// Where the values put Redis.
+#[derive(Clone, Debug)]
+pub struct RedisTarget {
+    pub at: Endpoint,
+    pub tls: bool,
+}
+
+/// The bucket the values name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketTarget {
+    pub name: String,
+    pub region: String,
+    pub kms_key: Option<String>,
+    pub path: Option<String>,
+}
+
+/// A `WeightsAndBiases` resource as its pods see it.
+#[derive(Clone, Debug)]
+pub struct Wiring {
+    pub namespace: String,
+    pub resource: String,
+    pub values: Value,
+}
+
+impl Wiring {
+    /// Reads the live resource.
+    pub async fn read(kube: &Kube, namespace: &str, resource: &str) -> Result<Wiring, String> {
+        let cr = kube
+            .get(
+                "apps.wandb.com/v1",
+                "WeightsAndBiases",
+                Some(namespace),
+                resource,
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("WeightsAndBiases {namespace}/{resource} does not exist"))?;
+        Ok(Wiring {
+            namespace: namespace.to_owned(),
+            resource: resource.to_owned(),
+            values: cr["spec"]["values"].clone(),
+        })
+    }
+
+    fn global(&self, key: &str) -> &Value {
+        &self.values["global"][key]
+    }
+
+    /// MySQL, unless the chart runs its own (`mysql.install`) or no host is set.
+    pub async fn mysql(&self, kube: &Kube) -> Option<MysqlTarget> {
+        let m = self.global("mysql");
+        let host = text(&m["host"])?;
+        let secret = &m["passwordSecret"];
+        let password = match text(&secret["name"]) {
+            Some(name) => {
+                let key = text(&secret["passwordKey"]).unwrap_or_else(|| "MYSQL_PASSWORD".into());
+                read_secret(kube, &self.namespace, &name, &key).await
+            }
+            None => plain(&m["password"], "global.mysql.password"),
+        };
+        Some(MysqlTarget {
+            at: Endpoint {
+                host,
+                port: port(&m["port"], 3306),
+                user: Some(text(&m["user"]).unwrap_or_else(|| "wandb".into())),
+                password,
+                ca: text(&m["caCert"]),
+            },
+            database: text(&m["database"]).unwrap_or_else(|| "wandb_local".into()),
+        })
+    }
+
+    /// Redis, unless no host is set.
+    pub async fn redis(&self, kube: &Kube) -> Option<RedisTarget> {
+        let r = self.global("redis");
+        let host = text(&r["host"])?;
+        let secret = &r["secret"];
+        let password = match text(&secret["secretName"]) {
+            Some(name) => {
+                let key = text(&secret["secretKey"]).unwrap_or_else(|| "REDIS_PASSWORD".into());
+                read_secret(kube, &self.namespace, &name, &key).await
+            }
+            None => plain(&r["password"], "global.redis.password"),
+        };
+        let tls = r["params"]["tls"] == true || r["params"]["tls"] == "true";
+        Some(RedisTarget {
+            at: Endpoint {
+                host,
+                port: port(&r["port"], 6379),
+                user: None,
+                password,
+                ca: text(&r["caCert"]),
+            },
+            tls,
+        })
+    }
+
+    /// The default bucket, when it is S3.
+    pub fn bucket(&self) -> Option<BucketTarget> {
+        let b = self.global("defaultBucket");
+        if text(&b["provider"]).is_some_and(|p| p != "s3") {
+            return None;
+        }
+        Some(BucketTarget {
+            name: text(&b["name"])?,
+            region: text(&b["region"]).unwrap_or_else(|| "us-east-1".into()),
+            kms_key: text(&b["kmsKey"]),
+            path: text(&b["path"]),
+        })
+    }
+
+    /// The URL users reach W&B at.
+    pub fn host(&self) -> Option<String> {
+        text(self.global("host"))
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn port(v: &Value, default: u16) -> u16 {
+    text(v).and_then(|p| p.parse().ok()).unwrap_or(default)
+}
+
+/// A password written into the values themselves (the chart allows it; wbstack never does).
+fn plain(v: &Value, at: &str) -> Result<Secret, String> {
+    let value = text(v).ok_or_else(|| format!("neither a Secret nor {at} is set"))?;
+    Ok(Secret::new(SecretRef::new("values", at), value))
+}
+
+/// One key of a Secret, as the pods read it.
+pub(crate) async fn read_secret(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    key: &str,
+) -> Result<Secret, String> {
+    let s = kube
+        .get("v1", "Secret", Some(ns), name)
+        .await
+        .map_err(|e| format!("Secret {ns}/{name}: {e}"))?
+        .ok_or_else(|| format!("Secret {ns}/{name} does not exist"))?;
+    let bytes = s["data"][key]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .ok_or_else(|| format!("Secret {ns}/{name} has no key {key}"))?;
+    let value = String::from_utf8(bytes)
+        .map_err(|_| format!("Secret {ns}/{name} key {key} is not UTF-8"))?;
+    let reference = SecretRef::new("kubernetes", format!("{ns}/{name}")).with_key(key);
+    Ok(Secret::new(reference, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_bucket_and_host_are_read_from_the_values_as_the_chart_reads_them() {
+        let w = Wiring {
+            namespace: "wandb".into(),
+            resource: "wandb".into(),
+            values: json!({"global": {
+                "host": "https://wandb.example.com",
+                "defaultBucket": {"provider": "s3", "name": "b", "region": "eu-west-1", "kmsKey": "arn:k", "path": ""}
+            }}),
+        };
+        assert_eq!(
+            w.bucket(),
+            Some(BucketTarget {
+                name: "b".into(),
+                region: "eu-west-1".into(),
+                kms_key: Some("arn:k".into()),
+                path: None
+            })
+        );
+        assert_eq!(w.host().as_deref(), Some("https://wandb.example.com"));
+        let gcs = Wiring {
+            values: json!({"global": {"defaultBucket": {"provider": "gcs", "name": "b"}}}),
+            ..w
+        };
+        assert_eq!(gcs.bucket(), None);
+        assert_eq!(port(&json!("3307"), 3306), 3307);
+        assert_eq!(port(&json!(6380), 6379), 6380);
+        assert_eq!(port(&Value::Null, 6379), 6379);
+    }
+}
