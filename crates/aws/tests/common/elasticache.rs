@@ -60,6 +60,9 @@ pub struct Caches {
     /// Deleted replication groups (`rg/<id>`) and cache subnet groups (`sg/<name>`), with
     /// when: gone once `DELETION` has passed.
     deleted: Arc<Mutex<HashMap<String, std::time::Instant>>>,
+    /// Where a real server stands in for the Aurora cluster (`rds`) and the replication group
+    /// (`redis`): the address their endpoints are answered with.
+    served: Arc<Mutex<HashMap<String, String>>>,
     /// How long AWS takes to make each kind of resource available, when a test paces it.
     pace: Arc<Mutex<Option<Pace>>>,
     /// When each paced resource was asked for (`cluster/<id>`, `instance/<id>`, `rg/<id>`).
@@ -159,6 +162,32 @@ impl Caches {
             .unwrap()
             .get(key)
             .is_some_and(|at| at.elapsed() < took)
+    }
+
+    /// Answers the endpoints of Aurora clusters (`rds`) or replication groups (`redis`) with
+    /// `address`, where a real server listens (on the plan's port).
+    pub fn serve_at(&self, kind: &str, address: &str) {
+        self.served
+            .lock()
+            .unwrap()
+            .insert(kind.to_owned(), address.to_owned());
+    }
+
+    fn served_at(&self, op: &str, resp: Vec<u8>) -> Vec<u8> {
+        let (kind, tag) = match op {
+            "DescribeDBClusters" => ("rds", "Endpoint"),
+            _ => ("redis", "Address"),
+        };
+        let Some(address) = self.served.lock().unwrap().get(kind).cloned() else {
+            return resp;
+        };
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        match text.split_once("\r\n\r\n") {
+            Some((head, body)) if head.starts_with("HTTP/1.1 200") => {
+                http(&replace_tag(body, tag, &address))
+            }
+            _ => resp,
+        }
     }
 
     /// The final snapshots taken as groups were deleted.
@@ -442,7 +471,27 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
             }
         }
     };
+    let resp = match op.as_str() {
+        "DescribeDBClusters" | "DescribeReplicationGroups" => caches.served_at(&op, resp),
+        _ => resp,
+    };
     let _ = client.write_all(&resp);
+}
+
+/// Every `<tag>...</tag>` in `text` with `value` inside.
+fn replace_tag(text: &str, tag: &str, value: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push_str(&rest[..i + open.len()]);
+        out.push_str(value);
+        rest = &after[j..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The answer AWS gives to a change it accepted: the group, now modifying.

@@ -52,9 +52,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for(port: u16, what: &str, child: &mut Child) {
+fn wait_for(ip: &str, port: u16, what: &str, child: &mut Child) {
     let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while TcpStream::connect((ip, port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited before it listened: {status}");
         }
@@ -71,16 +71,25 @@ fn wait_for(port: u16, what: &str, child: &mut Child) {
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    ip: String,
+    /// The CA file, when on TLS.
+    ca: Option<PathBuf>,
+    /// A password the server accepts now, if it has AUTH.
+    password: Option<String>,
     _dir: TempDir,
 }
 
 impl RedisServer {
     pub fn start(tls: Option<&Pki>, password: Option<&str>) -> RedisServer {
+        RedisServer::start_at("127.0.0.1", free_port(), tls, password)
+    }
+
+    /// On `ip:port` (any loopback address: 127.0.0.0/8 is all this machine's).
+    pub fn start_at(ip: &str, port: u16, tls: Option<&Pki>, password: Option<&str>) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let mut args: Vec<String> = vec![
             "--bind".into(),
-            "127.0.0.1".into(),
+            ip.into(),
             "--save".into(),
             String::new(),
             "--appendonly".into(),
@@ -114,12 +123,39 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (Debian's redis-server package)");
-        wait_for(port, "redis-server", &mut child);
+        wait_for(ip, port, "redis-server", &mut child);
         RedisServer {
             child,
             port,
+            ip: ip.into(),
+            ca: tls.map(|p| p.ca.clone()),
+            password: password.map(str::to_owned),
             _dir: dir,
         }
+    }
+
+    /// From now on the default user's passwords are `tokens` exactly, as ElastiCache's AUTH
+    /// tokens are (two while a rotation is in progress).
+    pub fn accept(&mut self, tokens: &[String]) {
+        let mut c = Command::new("redis-cli");
+        c.args(["-h", &self.ip, "-p", &self.port.to_string()]);
+        if let Some(ca) = &self.ca {
+            // The test sets its own server up: no need to check the certificate here.
+            c.arg("--tls").arg("--cacert").arg(ca).arg("--insecure");
+        }
+        if let Some(pw) = &self.password {
+            c.env("REDISCLI_AUTH", pw);
+        }
+        c.args(["ACL", "SETUSER", "default", "on", "resetpass"]);
+        c.args(tokens.iter().map(|t| format!(">{t}")));
+        let out = c.output().expect("redis-cli (Debian's redis-tools)");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.trim() == "OK",
+            "ACL SETUSER: {said} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.password = tokens.first().cloned();
     }
 }
 
@@ -141,6 +177,21 @@ pub struct Mariadb {
 
 impl Mariadb {
     pub fn start(tls: Option<&Pki>, db: &str, user: &str, password: &str) -> Mariadb {
+        let m = Mariadb::start_at("127.0.0.1", free_port(), tls);
+        m.add(db, user, password);
+        m
+    }
+
+    /// With database `db` and user `user` (all rights on it).
+    pub fn add(&self, db: &str, user: &str, password: &str) {
+        self.sql(&format!(
+            "CREATE DATABASE IF NOT EXISTS {db}; CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; \
+             GRANT ALL ON {db}.* TO '{user}'@'%';"
+        ));
+    }
+
+    /// On `ip:port`, with no database or user of its own yet.
+    pub fn start_at(ip: &str, port: u16, tls: Option<&Pki>) -> Mariadb {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let out = Command::new("mariadb-install-db")
@@ -156,14 +207,13 @@ impl Mariadb {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
         let socket = dir.path().join("mysqld.sock");
         let mut cmd = Command::new("mariadbd");
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--bind-address={ip}"))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
             .arg(format!("--user={}", whoami()))
             .arg("--skip-log-bin")
@@ -180,18 +230,13 @@ impl Mariadb {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        wait_for(port, "mariadbd", &mut child);
-        let m = Mariadb {
+        wait_for(ip, port, "mariadbd", &mut child);
+        Mariadb {
             child,
             port,
             socket,
             _dir: dir,
-        };
-        m.sql(&format!(
-            "CREATE DATABASE {db}; CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; \
-             GRANT ALL ON {db}.* TO '{user}'@'%';"
-        ));
-        m
+        }
     }
 
     /// Runs `sql` as root over the socket.
@@ -255,7 +300,7 @@ s.serve_forever()
             .spawn()
             .unwrap();
         let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 start.elapsed().as_secs() < 30,
                 "the HTTPS server did not start"
