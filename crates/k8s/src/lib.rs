@@ -44,6 +44,6 @@ pub use ownership::ENVIRONMENT_LABEL;
 pub use ready::{
     chi_ready, wait_for, wandb_phase_v1, wandb_phase_v2, workload_ready, WandbPhase, Watch,
 };
-pub use url_ready::UrlReadyStep;
+pub use url_ready::{chain as error_chain, rustls_provider, UrlReadyStep};
 pub use value_secret::{SecretResolver, ValueSecretStep, ValueSource};
 pub use wandb::WandbStep;

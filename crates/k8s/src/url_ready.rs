@@ -57,14 +57,14 @@ impl UrlReadyStep {
 }
 
 /// The process's TLS provider (the binary installs aws-lc-rs), else aws-lc-rs.
-fn rustls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+pub fn rustls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
 /// An error and its causes, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -153,14 +153,7 @@ fn same_key(used: &str, named: &str) -> bool {
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    wbstack_engine::redact(&s)
+    wbstack_engine::redact(&wbstack_k8s::error_chain(e))
 }
 
 type Preflight = (u16, Option<String>, Option<String>, String);
@@ -175,11 +168,8 @@ fn message(body: &[u8]) -> String {
 }
 
 async fn preflight(url: &str, origin: &str) -> Result<Preflight, String> {
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider)
+        .with_provider_and_native_roots(wbstack_k8s::rustls_provider())
         .map_err(|e| format!("no TLS roots: {e}"))?
         .https_or_http()
         .enable_http1()

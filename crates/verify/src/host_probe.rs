@@ -14,6 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
+use wbstack_k8s::{error_chain as chain, rustls_provider as provider};
 
 const NAME: &str = "host";
 
@@ -25,12 +26,6 @@ pub struct Host {
     pub ca: Option<String>,
     /// Do not check the certificate (said in the findings).
     pub skip_certificate: bool,
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
 impl Host {
@@ -74,17 +69,6 @@ impl Host {
         let _body = res.into_body().collect().await;
         Ok(status)
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[async_trait]

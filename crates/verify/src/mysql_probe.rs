@@ -161,12 +161,9 @@ impl Probe for Mysql {
     }
     async fn run(&self) -> Vec<Finding> {
         let checked = self.checked();
-        let password = match &self.target.at.password {
-            Ok(p) => p.expose().to_owned(),
-            Err(why) => {
-                let todo = "run `wbstack up` to write the Secret again";
-                return vec![Finding::fail(NAME, checked, why.clone(), todo)];
-            }
+        let password = match self.target.at.password_or_finding(NAME, &checked) {
+            Ok(p) => p,
+            Err(f) => return vec![f],
         };
         let mut c = match Conn::new(self.opts(&password)).await {
             Ok(c) => c,

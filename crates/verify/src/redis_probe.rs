@@ -114,16 +114,9 @@ impl Probe for Redis {
     }
     async fn run(&self) -> Vec<Finding> {
         let checked = self.checked();
-        let password = match &self.target.at.password {
-            Ok(p) => p.expose().to_owned(),
-            Err(why) => {
-                return vec![Finding::fail(
-                    NAME,
-                    checked,
-                    why.clone(),
-                    "run `wbstack up` to write the Secret again",
-                )]
-            }
+        let password = match self.target.at.password_or_finding(NAME, &checked) {
+            Ok(p) => p,
+            Err(f) => return vec![f],
         };
         let mut out = Vec::new();
         let mut conn = match self.connect(&password).await {

@@ -19,6 +19,23 @@ pub struct Endpoint {
     pub ca: Option<String>,
 }
 
+impl Endpoint {
+    /// The password's value, or the failing finding of `probe` when it could not be read.
+    pub(crate) fn password_or_finding(
+        &self,
+        probe: &str,
+        checked: &str,
+    ) -> Result<String, crate::Finding> {
+        self.password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .map_err(|why| {
+                let todo = "run `wbstack up` to write the Secret again";
+                crate::Finding::fail(probe, checked, why.clone(), todo)
+            })
+    }
+}
+
 /// Where the values put MySQL.
 #[derive(Clone, Debug)]
 pub struct MysqlTarget {
