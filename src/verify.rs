@@ -56,6 +56,7 @@ pub async fn probe(kube: &Kube, plan: &Plan, sandbox: bool, skip_certificate: bo
     let o = Options {
         sandbox,
         skip_certificate,
+        clickhouse_replicas: clickhouse_replicas(plan),
     };
     let mut chosen = choose(kube, &wiring, &o).await;
     bucket(kube, plan, &wiring, &mut chosen).await;
@@ -65,6 +66,17 @@ pub async fn probe(kube: &Kube, plan: &Plan, sandbox: bool, skip_certificate: bo
         findings,
         took: started.elapsed(),
     }
+}
+
+/// How many ClickHouse replicas the plan deploys (shards times replicas), if it deploys one.
+fn clickhouse_replicas(plan: &Plan) -> Option<u32> {
+    wbstack_plan::compile(plan)
+        .into_iter()
+        .find_map(|s| match s.kind {
+            wbstack_plan::StepKind::ClickhouseBundled(c) => Some(c.shards * c.replicas),
+            wbstack_plan::StepKind::ClickhouseAltinity(c) => Some(c.shards * c.replicas),
+            _ => None,
+        })
 }
 
 /// The bucket probe, as the pods' identity.

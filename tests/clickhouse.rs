@@ -452,3 +452,174 @@ fn the_configuration_of_the_earlier_release_is_refused_by_current_clickhouse() {
     );
     println!("ClickHouse {} refuses it: {error}", ENGINES[1].0);
 }
+
+/// ClickHouse's HTTP interface served from a real engine (chdb at 26.9) that loaded one replica's
+/// rendered configuration and environment; killed when dropped.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Served {
+    fn start(server: &str, users: &str, env: &BTreeMap<String, String>) -> Served {
+        use std::io::{BufRead, Write};
+        let bin = venv("chdb-26.9", ENGINES[1].1);
+        let mut child = std::process::Command::new(bin.join("python"))
+            .arg(python::script("clickhouse_http.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let input = json!({"config": [server], "users": [IMAGE_USERS, users], "env": env});
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.to_string().as_bytes()).unwrap();
+        drop(stdin);
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("the harness did not start: {line:?}"))
+            .parse()
+            .unwrap();
+        Served { child, port }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn probe(
+    port: u16,
+    user: &str,
+    password: &str,
+    cluster: Option<&str>,
+    replicas: u32,
+) -> Vec<wbstack_verify::Finding> {
+    use wbstack_verify::Probe as _;
+    let r = wbstack_engine::SecretRef::new("kubernetes", "wandb/wbstack-clickhouse")
+        .with_key("CLICKHOUSE_PASSWORD");
+    let probe = wbstack_verify::Clickhouse {
+        target: wbstack_verify::ClickhouseTarget {
+            at: wbstack_verify::Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+                user: Some(user.into()),
+                password: Ok(wbstack_engine::Secret::new(r, password)),
+                ca: None,
+            },
+            database: "weave_trace_db".into(),
+            cluster: cluster.map(str::to_owned),
+            expected_replicas: Some(replicas),
+        },
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(probe.run())
+}
+
+fn verdict(f: &[wbstack_verify::Finding], checked: &str) -> wbstack_verify::Verdict {
+    f.iter()
+        .find(|x| x.checked.starts_with(checked))
+        .unwrap_or_else(|| panic!("no {checked:?} in {f:#?}"))
+        .verdict
+}
+
+/// The probe meets a real engine: a replica of the production plan (replicated, 3 replicas) and
+/// a replica of the Weave S3 plan writing through `s3_main` to moto. The embedded engine reaches
+/// no other replica and no Keeper, so those checks fail here, named; everything the one server
+/// answers passes, and a replica removed from the cluster's configuration, a wrong password and
+/// a wrong user each fail for their reason.
+#[test]
+fn the_clickhouse_probe_meets_a_replica_served_by_a_real_engine() {
+    use wbstack_verify::Verdict::{Fail, Pass, Warn};
+    let c = bundled(&plan_text("production"));
+    let (server, users, sts) = rendered(&c);
+    let secrets = BTreeMap::from([(c.password_key.as_str(), PASSWORD)]);
+    let env = pod_env(&sts[0], 0, &secrets);
+    let replicas = c.shards * c.replicas;
+    let weave = "weave_cluster";
+    {
+        let served = Served::start(&server, &users, &env);
+        let f = probe(served.port, &c.user, PASSWORD, Some(weave), replicas);
+        assert!(f[0].seen.starts_with("ClickHouse 26.9"), "{f:#?}");
+        assert_eq!(f[0].verdict, Pass);
+        assert_eq!(verdict(&f, "a wrong password is refused"), Pass);
+        assert_eq!(verdict(&f, "database weave_trace_db"), Warn);
+        assert_eq!(
+            verdict(&f, &format!("cluster {weave} in system.clusters")),
+            Pass,
+            "{f:#?}"
+        );
+        assert_eq!(verdict(&f, "each replica answers"), Fail, "{f:#?}");
+        assert_eq!(verdict(&f, "Keeper answers"), Fail, "{f:#?}");
+
+        let f = probe(
+            served.port,
+            &c.user,
+            "not-the-password",
+            Some(weave),
+            replicas,
+        );
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].seen.contains("516"), "{f:#?}");
+        assert!(f[0].todo.as_deref().unwrap().contains("not the server's"));
+    }
+    // One replica removed from the cluster Weave uses, by hand.
+    let last = format!("<host>{}-2.", sts[0]["metadata"]["name"].as_str().unwrap());
+    let start = server
+        .rfind(&last)
+        .expect("the third replica is in remote_servers");
+    let open = server[..start].rfind("<replica>").unwrap();
+    let close = server[start..].find("</replica>").unwrap() + start + "</replica>".len();
+    let mut fewer = server.clone();
+    fewer.replace_range(open..close, "");
+    let served = Served::start(&fewer, &users, &env);
+    let f = probe(served.port, &c.user, PASSWORD, Some(weave), replicas);
+    let members = f
+        .iter()
+        .find(|x| x.checked == format!("cluster {weave} in system.clusters"))
+        .unwrap();
+    assert_eq!(members.verdict, Fail, "{f:#?}");
+    assert_eq!(
+        members.seen,
+        format!("{} of the plan's {replicas} replicas", replicas - 1)
+    );
+}
+
+#[test]
+fn the_clickhouse_probe_writes_through_s3_main_to_moto() {
+    use wbstack_verify::Verdict::Pass;
+    let moto = moto::Moto::start();
+    make_bucket(&moto, "weave");
+    let shipped = plan_text("weave-clickhouse-s3");
+    let endpoint = "https://s3.us-east-1.amazonaws.com/bucketname/foldername/";
+    let c = bundled(&shipped.replace(endpoint, &format!("{}/weave/probe/", moto.url)));
+    let (server, users, sts) = rendered(&c);
+    let secrets = BTreeMap::from([(c.password_key.as_str(), PASSWORD)]);
+    let mut env = pod_env(&sts[0], 0, &secrets);
+    env.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
+    env.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+    let served = Served::start(&server, &users, &env);
+    let f = probe(served.port, &c.user, PASSWORD, None, c.shards * c.replicas);
+    let s3 = f
+        .iter()
+        .find(|x| x.checked == "rows written through the s3_main policy read back")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!(s3.verdict, Pass, "{f:#?}");
+    // Under the replica's own folder, and removed again.
+    let pod = &env["CLICKHOUSE_REPLICA_ID"];
+    assert!(s3.seen.contains(&format!("probe/{pod}/")), "{s3:?}");
+    assert_eq!(
+        count(&moto, "weave", "probe/"),
+        0,
+        "the probe left data behind"
+    );
+}

@@ -6,6 +6,7 @@
 mod bucket_access;
 #[cfg(feature = "aws")]
 mod bucket_probe;
+mod clickhouse_probe;
 mod host_probe;
 mod mysql_probe;
 mod redis_probe;
@@ -19,6 +20,7 @@ mod wiring;
 pub use bucket_access::{access, Refused};
 #[cfg(feature = "aws")]
 pub use bucket_probe::{Bucket, S3Access};
+pub use clickhouse_probe::Clickhouse;
 pub use host_probe::Host;
 pub use mysql_probe::Mysql;
 pub use redis_probe::Redis;
@@ -26,4 +28,4 @@ pub use references::References;
 pub use run::{run_all, Probe};
 pub use select::{choose, Chosen, Options};
 pub use verdict::{Finding, Summary, Verdict};
-pub use wiring::{BucketTarget, Endpoint, MysqlTarget, RedisTarget, Wiring};
+pub use wiring::{BucketTarget, ClickhouseTarget, Endpoint, MysqlTarget, RedisTarget, Wiring};

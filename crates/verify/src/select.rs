@@ -1,5 +1,6 @@
 //! Which probes can run from here, and why the others cannot.
 
+use crate::clickhouse_probe::Clickhouse;
 use crate::host_probe::Host;
 use crate::mysql_probe::Mysql;
 use crate::redis_probe::Redis;
@@ -16,6 +17,8 @@ pub struct Options {
     pub sandbox: bool,
     /// Do not check the host's certificate (said in the findings).
     pub skip_certificate: bool,
+    /// How many ClickHouse replicas the plan asks for, when it deploys ClickHouse.
+    pub clickhouse_replicas: Option<u32>,
 }
 
 /// The probes to run, and a skip finding for each data path that cannot be probed.
@@ -34,6 +37,12 @@ fn in_cluster(what: &str, o: &Options) -> String {
     }
 }
 
+/// A name only the cluster's DNS answers (`<service>.<namespace>.svc[.cluster.local]`).
+fn cluster_local(host: &str) -> bool {
+    let h = host.trim_end_matches('.');
+    h.ends_with(".svc") || h.ends_with(".svc.cluster.local") || !h.contains('.') && h != "localhost"
+}
+
 /// Chooses the probes for the resource as its values wire it.
 pub async fn choose(kube: &Kube, w: &Wiring, o: &Options) -> Chosen {
     let mut c = Chosen::default();
@@ -43,16 +52,47 @@ pub async fn choose(kube: &Kube, w: &Wiring, o: &Options) -> Chosen {
         resource: w.resource.clone(),
     }));
     match w.mysql(kube).await {
+        Some(t) if cluster_local(&t.at.host) => c.skipped.push(Finding::skip(
+            "mysql",
+            format!("MySQL at {}", t.at.host),
+            "a Service inside the cluster, out of reach from here",
+        )),
         Some(target) => c.probes.push(Box::new(Mysql { target })),
         None => c
             .skipped
             .push(Finding::skip("mysql", "MySQL", in_cluster("MySQL", o))),
     }
     match w.redis(kube).await {
+        Some(t) if cluster_local(&t.at.host) => c.skipped.push(Finding::skip(
+            "redis",
+            format!("Redis at {}", t.at.host),
+            "a Service inside the cluster, out of reach from here",
+        )),
         Some(target) => c.probes.push(Box::new(Redis { target })),
         None => c
             .skipped
             .push(Finding::skip("redis", "Redis", in_cluster("Redis", o))),
+    }
+    match w.clickhouse(kube).await {
+        Some(_) if o.sandbox => c.skipped.push(Finding::skip(
+            "clickhouse",
+            "ClickHouse",
+            "the sandbox runs no ClickHouse server",
+        )),
+        Some(t) if cluster_local(&t.at.host) => c.skipped.push(Finding::skip(
+            "clickhouse",
+            format!("ClickHouse at {}", t.at.host),
+            "a Service inside the cluster, out of reach from here",
+        )),
+        Some(mut target) => {
+            target.expected_replicas = o.clickhouse_replicas;
+            c.probes.push(Box::new(Clickhouse { target }));
+        }
+        None => c.skipped.push(Finding::skip(
+            "clickhouse",
+            "ClickHouse",
+            "the values name no ClickHouse (Weave is off, or the chart runs its own)",
+        )),
     }
     match w.host() {
         Some(_) if o.sandbox => c.skipped.push(Finding::skip(
@@ -72,4 +112,19 @@ pub async fn choose(kube: &Kube, w: &Wiring, o: &Options) -> Chosen {
         )),
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_local;
+
+    #[test]
+    fn names_only_the_clusters_dns_answers_are_told_apart() {
+        assert!(cluster_local("wbstack-clickhouse.wandb.svc.cluster.local"));
+        assert!(cluster_local("redis.wandb.svc"));
+        assert!(cluster_local("wandb-mysql"));
+        assert!(!cluster_local("localhost"));
+        assert!(!cluster_local("127.0.0.1"));
+        assert!(!cluster_local("db.cluster-abc.us-west-2.rds.amazonaws.com"));
+    }
 }

@@ -50,6 +50,18 @@ pub struct RedisTarget {
     pub tls: bool,
 }
 
+/// Where the values put ClickHouse, and the cluster Weave is told to use.
+#[derive(Clone, Debug)]
+pub struct ClickhouseTarget {
+    pub at: Endpoint,
+    pub database: String,
+    /// The replicated cluster Weave runs its DDL on (`WF_CLICKHOUSE_REPLICATED_CLUSTER`, else
+    /// Weave's `weave_cluster`); `None` when not replicated.
+    pub cluster: Option<String>,
+    /// How many replicas the plan asks for (shards times replicas), when known.
+    pub expected_replicas: Option<u32>,
+}
+
 /// The bucket the values name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BucketTarget {
@@ -137,6 +149,35 @@ impl Wiring {
                 ca: text(&r["caCert"]),
             },
             tls,
+        })
+    }
+
+    /// ClickHouse, unless no host is set.
+    pub async fn clickhouse(&self, kube: &Kube) -> Option<ClickhouseTarget> {
+        let c = self.global("clickhouse");
+        let host = text(&c["host"])?;
+        let secret = &c["passwordSecret"];
+        let password = match text(&secret["name"]) {
+            Some(name) => {
+                let key =
+                    text(&secret["passwordKey"]).unwrap_or_else(|| "CLICKHOUSE_PASSWORD".into());
+                read_secret(kube, &self.namespace, &name, &key).await
+            }
+            None => plain(&c["password"], "global.clickhouse.password"),
+        };
+        let replicated = c["replicated"] == true;
+        let named = text(&self.values["weave-trace"]["env"]["WF_CLICKHOUSE_REPLICATED_CLUSTER"]);
+        Some(ClickhouseTarget {
+            at: Endpoint {
+                host,
+                port: port(&c["port"], 8123),
+                user: Some(text(&c["user"]).unwrap_or_else(|| "default".into())),
+                password,
+                ca: None,
+            },
+            database: text(&c["database"]).unwrap_or_else(|| "weave_trace_db".into()),
+            cluster: replicated.then(|| named.unwrap_or_else(|| "weave_cluster".into())),
+            expected_replicas: None,
         })
     }
 
