@@ -5,7 +5,9 @@
 //! from wbstack's request, and Redis accepts exactly the AUTH tokens ElastiCache was given.
 //! W&B's host is a real HTTPS server. Every probe passes but MySQL's version (MariaDB is not
 //! MySQL 8.0.28+, as it must say); then one path at a time is broken by hand, `verify` fails
-//! exactly that probe, named, and passes again once `up` repairs it.
+//! exactly that probe, named, and passes again once `up` repairs it. The bucket is probed as the
+//! pods' IAM role, taken on with a token the cluster issues for their ServiceAccount; the proxy
+//! answers `AssumeRoleWithWebIdentity` against the role's trust as STS does.
 
 mod common;
 #[path = "../crates/aws/tests/common/mod.rs"]
@@ -44,11 +46,20 @@ fn failures(f: &[Value]) -> Vec<String> {
 }
 
 const VERSION: &str = "mysql: the server's version";
+/// The OIDC issuer of the cluster the production plan names (`spec.aws.irsa.oidcProviderArn`).
+const ISSUER: &str = "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 
 #[test]
 fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_repairs_it() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let env = Env::new(50);
+    // The cluster's ServiceAccount tokens name its OIDC issuer, as an EKS cluster's do: the one
+    // whose provider the plan's IRSA role trusts.
+    let running = env.running();
+    running.set_config(kube_emulator::Config {
+        service_account_issuer: Some(format!("https://{ISSUER}")),
+        ..running.config()
+    });
     let moto = moto::Moto::start();
     let (db_ip, redis_ip) = (loopback(0), loopback(1));
     let dir = tempfile::tempdir().unwrap();
@@ -115,6 +126,17 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
             "{probe}: {f:#?}"
         );
     }
+    // The bucket, as the pods' own IAM role: taken on with a token the cluster issued for the
+    // API's ServiceAccount, which the role trusts.
+    assert!(f.iter().all(|x| x["verdict"] != "warn"), "{f:#?}");
+    let trip = f.iter().find(|x| x["probe"] == "bucket").unwrap();
+    assert!(
+        trip["checked"]
+            .as_str()
+            .unwrap()
+            .contains(" as ServiceAccount wandb/wandb-prod-api"),
+        "{trip}"
+    );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         !said.contains(&tokens[0]) && !said.contains(common::LICENSE),
@@ -177,7 +199,45 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     assert_eq!(failures(&findings(&out)), [VERSION]);
 
-    // 3. The database user's password changed on the server alone.
+    // 3. The role's trust changed by hand to another ServiceAccount.
+    let role = env.kubectl(&[
+        "get",
+        "sa",
+        "wandb-prod-api",
+        "-n",
+        "wandb",
+        "-o",
+        "jsonpath={.metadata.annotations.eks\\.amazonaws\\.com/role-arn}",
+    ]);
+    let role_name = role.trim().rsplit('/').next().unwrap().to_owned();
+    let other = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::123456789012:oidc-provider/{ISSUER}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:other:someone"}}}]});
+    rt.block_on(
+        aws.iam
+            .update_assume_role_policy()
+            .role_name(&role_name)
+            .policy_document(other.to_string())
+            .send(),
+    )
+    .unwrap();
+    let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
+    let f = findings(&out);
+    let failed = failures(&f);
+    assert_eq!(failed.len(), 2, "{f:#?}");
+    assert!(
+        failed
+            .iter()
+            .any(|x| x.starts_with("bucket: take on role ")),
+        "{failed:?}"
+    );
+    let out = run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
+    assert_eq!(failures(&findings(&out)), [VERSION]);
+
+    // 4. The database user's password changed on the server alone.
     db.sql("ALTER USER 'wandb'@'%' IDENTIFIED BY 'changed-by-hand'");
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     let f = findings(&out);

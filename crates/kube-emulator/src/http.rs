@@ -29,9 +29,11 @@ pub(crate) struct App {
     pub(crate) conflict_ticks: std::sync::atomic::AtomicU64,
     /// The bearer token every request must carry, if the server was given one.
     pub(crate) token: Option<String>,
+    /// The server's configuration, as it is now.
+    pub(crate) config: Arc<RwLock<crate::Config>>,
 }
 
-fn json_response(code: u16, v: &Value) -> Response {
+pub(crate) fn json_response(code: u16, v: &Value) -> Response {
     let mut r = Response::new(Body::from(serde_json::to_vec(v).unwrap_or_default()));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
     r.headers_mut().insert(
@@ -63,11 +65,11 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
 }
 
 /// A parsed resource path.
-struct Target {
-    rt: ResourceType,
-    namespace: Option<String>,
-    name: Option<String>,
-    sub: Option<String>,
+pub(crate) struct Target {
+    pub(crate) rt: ResourceType,
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) sub: Option<String>,
 }
 
 /// The single handler: every request comes here.
@@ -223,6 +225,9 @@ async fn route(app: &Arc<App>, req: Request) -> Result<Response, ApiError> {
         return Err(ApiError::not_found_path(&path));
     }
     if let Some(sub) = &target.sub {
+        if sub == "token" && target.rt.plural == "serviceaccounts" && req.method() == Method::POST {
+            return crate::token::request(app, req, target).await;
+        }
         if sub != "status" || !(target.rt.status || target.rt.plural == "namespaces") {
             return Err(ApiError::not_found_path(&path));
         }
@@ -262,7 +267,7 @@ fn manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-async fn body_value(req: Request, yaml_ok: bool) -> Result<Value, ApiError> {
+pub(crate) async fn body_value(req: Request, yaml_ok: bool) -> Result<Value, ApiError> {
     let ct = content_kind(req.headers());
     if ct.contains("protobuf") {
         return Err(ApiError::unsupported_media(&ct));

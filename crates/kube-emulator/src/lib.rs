@@ -30,6 +30,7 @@ mod schema;
 mod selector;
 mod server;
 mod table;
+mod token;
 mod util;
 mod wandb_operator;
 mod workloads;

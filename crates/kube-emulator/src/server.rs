@@ -33,6 +33,10 @@ pub struct Config {
     /// `Invalid Config` and retries, as the real operator does, until the name is removed.
     #[serde(default)]
     pub invalid_config: Vec<String>,
+    /// The issuer (`iss`) of the ServiceAccount tokens the API issues (TokenRequest), as a
+    /// cluster's `--service-account-issuer` sets it: on EKS, its OIDC issuer URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_issuer: Option<String>,
 }
 
 /// A pod failure to simulate for one workload.
@@ -65,6 +69,7 @@ impl Default for Config {
             never_ready: Vec::new(),
             pod_faults: Vec::new(),
             invalid_config: Vec::new(),
+            service_account_issuer: None,
         }
     }
 }
@@ -215,6 +220,7 @@ impl Emulator {
             fault_ticks: Default::default(),
             conflict_ticks: Default::default(),
             token: self.token.clone(),
+            config: self.config.clone(),
         });
         let router = axum::Router::new().fallback(handle).with_state(app);
         let server = tokio::spawn(async move {

@@ -286,11 +286,17 @@ impl Controllers {
             // told from the values.
             .filter(|w| !w.conditional && w.hook.as_deref().is_none_or(|h| h.contains("install")))
             .collect();
-        let objects: Vec<Value> = expected
+        let accounts = accounts(release, values, &expected);
+        let mut objects: Vec<Value> = accounts
             .iter()
-            .map(|w| self.create_workload(owner, w, managed_by))
+            .map(|(name, component)| self.create_account(owner, name, component, managed_by))
             .collect();
-        let keep: Vec<String> = expected.iter().map(|w| w.name.clone()).collect();
+        objects.extend(expected.iter().map(|w| {
+            let sa = accounts.iter().find(|(_, c)| *c == w.component);
+            self.create_workload(owner, w, managed_by, sa.map(|(n, _)| n.as_str()))
+        }));
+        let mut keep: Vec<String> = expected.iter().map(|w| w.name.clone()).collect();
+        keep.extend(accounts.iter().map(|(n, _)| n.clone()));
         self.prune(ns, release, &keep);
         if managed_by == "Helm" {
             let version = owner["spec"]["chart"]["version"].as_str();
@@ -299,9 +305,55 @@ impl Controllers {
         expected
     }
 
-    /// Applies one workload; returns it as rendered.
-    fn create_workload(&self, owner: &Value, w: &Expected, managed_by: &str) -> Value {
-        let body = workload_object(owner, w, managed_by);
+    /// Applies a W&B service's ServiceAccount, with the annotations the values give it
+    /// (`<alias>.serviceAccount.annotations`: an IAM role for IRSA); returns it as rendered.
+    fn create_account(
+        &self,
+        owner: &Value,
+        name: &str,
+        component: &str,
+        managed_by: &str,
+    ) -> Value {
+        let ns = meta_str(owner, "namespace");
+        let annotations =
+            owner["spec"]["values"][component]["serviceAccount"]["annotations"].clone();
+        let body = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+            "name": name, "namespace": ns,
+            "labels": {"app.kubernetes.io/instance": meta_str(owner, "name"), "app.kubernetes.io/managed-by": managed_by},
+            "annotations": if annotations.is_object() { annotations } else { json!({}) },
+            "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": "WeightsAndBiases", "name": meta_str(owner, "name"), "uid": meta_str(owner, "uid"), "controller": true}]}});
+        if let Some(r) = rt(&self.cluster, "", "v1", "serviceaccounts") {
+            let _ = self.cluster.patch(
+                &r,
+                ns,
+                name,
+                PatchKind::Apply,
+                body.clone(),
+                false,
+                "wandb-operator",
+                true,
+            );
+        }
+        body
+    }
+
+    /// Applies one workload (running as `account`, when its service has one); returns it as
+    /// rendered.
+    fn create_workload(
+        &self,
+        owner: &Value,
+        w: &Expected,
+        managed_by: &str,
+        account: Option<&str>,
+    ) -> Value {
+        let mut body = workload_object(owner, w, managed_by);
+        if let Some(sa) = account {
+            let template = match w.kind.as_str() {
+                "CronJob" => &mut body["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+                _ => &mut body["spec"]["template"]["spec"],
+            };
+            template["serviceAccountName"] = json!(sa);
+        }
         let plural = plural(&w.kind);
         let Some(r) = rt(&self.cluster, group(&w.kind), "v1", plural) else {
             return body;
@@ -320,9 +372,16 @@ impl Controllers {
         body
     }
 
-    /// Deletes the release's workloads not in `keep`.
+    /// Deletes the release's workloads and ServiceAccounts not in `keep`.
     fn prune(&self, ns: &str, release: &str, keep: &[String]) {
-        for kind in ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"] {
+        for kind in [
+            "Deployment",
+            "StatefulSet",
+            "DaemonSet",
+            "Job",
+            "CronJob",
+            "ServiceAccount",
+        ] {
             let plural = plural(kind);
             let Some(r) = rt(&self.cluster, group(kind), "v1", plural) else {
                 continue;
@@ -348,6 +407,7 @@ fn plural(kind: &str) -> &'static str {
         "DaemonSet" => "daemonsets",
         "Job" => "jobs",
         "CronJob" => "cronjobs",
+        "ServiceAccount" => "serviceaccounts",
         _ => "deployments",
     }
 }
@@ -355,8 +415,27 @@ fn plural(kind: &str) -> &'static str {
 fn group(kind: &str) -> &'static str {
     match kind {
         "Job" | "CronJob" => "batch",
+        "ServiceAccount" => "",
         _ => "apps",
     }
+}
+
+/// The ServiceAccounts of the W&B services these workloads belong to, by the chart's naming
+/// (`Component::service_account`), each with its component.
+fn accounts(release: &str, values: &Value, expected: &[Expected]) -> Vec<(String, String)> {
+    let chart = operator_wandb();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for w in expected {
+        let Some(c) = chart.component(&w.component) else {
+            continue;
+        };
+        if let Some(sa) = c.service_account(release, values) {
+            if !out.iter().any(|(n, _)| *n == sa) {
+                out.push((sa, w.component.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// The v2 operator's status shape.

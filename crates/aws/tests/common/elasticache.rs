@@ -8,7 +8,8 @@
 //! GetBucketVersioning's answer `GetBucketVersioningResponse` (AWS: `VersioningConfiguration`)
 //! and ignores `x-amz-expected-bucket-owner` (AWS refuses another account's bucket with a 403);
 //! bucket policies are kept by the proxy (`bucket_policy`); CORS preflights and SSE-KMS keys are
-//! answered as S3 does (`s3_answers`).
+//! answered as S3 does (`s3_answers`), and a web identity against the role's trust as STS does
+//! (`sts_answers`).
 //! The proxy keeps each group's node count, node type, Multi-AZ setting, engine version and the
 //! AUTH tokens it accepts from the requests (`ROTATE` adds a token, `SET` leaves only the new
 //! one, as AWS documents) and the snapshot retention, writes them into moto's
@@ -284,7 +285,8 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
         op.as_str(),
         "ModifyReplicationGroup" | "IncreaseReplicaCount" | "DecreaseReplicaCount"
     );
-    let s3 = super::s3_answers::answer(&text, upstream);
+    let s3 = super::s3_answers::answer(&text, upstream)
+        .or_else(|| super::sts_answers::answer(&body, upstream));
     let answer = match op.as_str() {
         _ if !expected_owner_matches(&text, caches) => Some(s3_access_denied()),
         _ if s3.is_some() => s3,

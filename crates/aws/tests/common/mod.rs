@@ -20,6 +20,7 @@ mod bucket_policy;
 pub mod elasticache;
 pub mod faults;
 mod s3_answers;
+mod sts_answers;
 
 // The workspace's Python helper; the root's end-to-end tests load it as their own module too.
 #[allow(clippy::duplicate_mod)]
