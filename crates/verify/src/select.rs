@@ -40,7 +40,18 @@ fn in_cluster(what: &str, o: &Options) -> String {
 /// A name only the cluster's DNS answers (`<service>.<namespace>.svc[.cluster.local]`).
 fn cluster_local(host: &str) -> bool {
     let h = host.trim_end_matches('.');
-    h.ends_with(".svc") || h.ends_with(".svc.cluster.local") || !h.contains('.') && h != "localhost"
+    h.ends_with(".svc")
+        || h.ends_with(".svc.cluster.local")
+        || (!h.contains('.') && h != "localhost")
+}
+
+/// The skip of a store whose host is a cluster Service.
+fn unreachable(probe: &str, what: &str, host: &str) -> Finding {
+    Finding::skip(
+        probe,
+        format!("{what} at {host}"),
+        "a Service inside the cluster, out of reach from here",
+    )
 }
 
 /// Chooses the probes for the resource as its values wire it.
@@ -52,22 +63,18 @@ pub async fn choose(kube: &Kube, w: &Wiring, o: &Options) -> Chosen {
         resource: w.resource.clone(),
     }));
     match w.mysql(kube).await {
-        Some(t) if cluster_local(&t.at.host) => c.skipped.push(Finding::skip(
-            "mysql",
-            format!("MySQL at {}", t.at.host),
-            "a Service inside the cluster, out of reach from here",
-        )),
+        Some(t) if cluster_local(&t.at.host) => {
+            c.skipped.push(unreachable("mysql", "MySQL", &t.at.host))
+        }
         Some(target) => c.probes.push(Box::new(Mysql { target })),
         None => c
             .skipped
             .push(Finding::skip("mysql", "MySQL", in_cluster("MySQL", o))),
     }
     match w.redis(kube).await {
-        Some(t) if cluster_local(&t.at.host) => c.skipped.push(Finding::skip(
-            "redis",
-            format!("Redis at {}", t.at.host),
-            "a Service inside the cluster, out of reach from here",
-        )),
+        Some(t) if cluster_local(&t.at.host) => {
+            c.skipped.push(unreachable("redis", "Redis", &t.at.host))
+        }
         Some(target) => c.probes.push(Box::new(Redis { target })),
         None => c
             .skipped
@@ -79,11 +86,10 @@ pub async fn choose(kube: &Kube, w: &Wiring, o: &Options) -> Chosen {
             "ClickHouse",
             "the sandbox runs no ClickHouse server",
         )),
-        Some(t) if cluster_local(&t.at.host) => c.skipped.push(Finding::skip(
-            "clickhouse",
-            format!("ClickHouse at {}", t.at.host),
-            "a Service inside the cluster, out of reach from here",
-        )),
+        Some(t) if cluster_local(&t.at.host) => {
+            c.skipped
+                .push(unreachable("clickhouse", "ClickHouse", &t.at.host))
+        }
         Some(mut target) => {
             target.expected_replicas = o.clickhouse_replicas;
             c.probes.push(Box::new(Clickhouse { target }));

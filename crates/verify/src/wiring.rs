@@ -103,18 +103,40 @@ impl Wiring {
         &self.values["global"][key]
     }
 
+    /// A store's password as the chart reads it: from the Secret its section names
+    /// (`fields`: the section, its name key and its key key; `default_key` when no key is
+    /// named), else the plain `password` of `global.<store>`.
+    async fn password(
+        &self,
+        kube: &Kube,
+        section: &Value,
+        fields: [&str; 3],
+        default_key: &str,
+        store: &str,
+    ) -> Result<Secret, String> {
+        let secret = &section[fields[0]];
+        match text(&secret[fields[1]]) {
+            Some(name) => {
+                let key = text(&secret[fields[2]]).unwrap_or_else(|| default_key.into());
+                read_secret(kube, &self.namespace, &name, &key).await
+            }
+            None => plain(&section["password"], &format!("global.{store}.password")),
+        }
+    }
+
     /// MySQL, unless the chart runs its own (`mysql.install`) or no host is set.
     pub async fn mysql(&self, kube: &Kube) -> Option<MysqlTarget> {
         let m = self.global("mysql");
         let host = text(&m["host"])?;
-        let secret = &m["passwordSecret"];
-        let password = match text(&secret["name"]) {
-            Some(name) => {
-                let key = text(&secret["passwordKey"]).unwrap_or_else(|| "MYSQL_PASSWORD".into());
-                read_secret(kube, &self.namespace, &name, &key).await
-            }
-            None => plain(&m["password"], "global.mysql.password"),
-        };
+        let password = self
+            .password(
+                kube,
+                m,
+                ["passwordSecret", "name", "passwordKey"],
+                "MYSQL_PASSWORD",
+                "mysql",
+            )
+            .await;
         Some(MysqlTarget {
             at: Endpoint {
                 host,
@@ -131,14 +153,15 @@ impl Wiring {
     pub async fn redis(&self, kube: &Kube) -> Option<RedisTarget> {
         let r = self.global("redis");
         let host = text(&r["host"])?;
-        let secret = &r["secret"];
-        let password = match text(&secret["secretName"]) {
-            Some(name) => {
-                let key = text(&secret["secretKey"]).unwrap_or_else(|| "REDIS_PASSWORD".into());
-                read_secret(kube, &self.namespace, &name, &key).await
-            }
-            None => plain(&r["password"], "global.redis.password"),
-        };
+        let password = self
+            .password(
+                kube,
+                r,
+                ["secret", "secretName", "secretKey"],
+                "REDIS_PASSWORD",
+                "redis",
+            )
+            .await;
         let tls = r["params"]["tls"] == true || r["params"]["tls"] == "true";
         Some(RedisTarget {
             at: Endpoint {
@@ -156,15 +179,15 @@ impl Wiring {
     pub async fn clickhouse(&self, kube: &Kube) -> Option<ClickhouseTarget> {
         let c = self.global("clickhouse");
         let host = text(&c["host"])?;
-        let secret = &c["passwordSecret"];
-        let password = match text(&secret["name"]) {
-            Some(name) => {
-                let key =
-                    text(&secret["passwordKey"]).unwrap_or_else(|| "CLICKHOUSE_PASSWORD".into());
-                read_secret(kube, &self.namespace, &name, &key).await
-            }
-            None => plain(&c["password"], "global.clickhouse.password"),
-        };
+        let password = self
+            .password(
+                kube,
+                c,
+                ["passwordSecret", "name", "passwordKey"],
+                "CLICKHOUSE_PASSWORD",
+                "clickhouse",
+            )
+            .await;
         let replicated = c["replicated"] == true;
         let named = text(&self.values["weave-trace"]["env"]["WF_CLICKHOUSE_REPLICATED_CLUSTER"]);
         Some(ClickhouseTarget {
