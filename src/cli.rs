@@ -61,15 +61,31 @@ pub struct Target {
 }
 
 /// `verify` at the end of `up` and `resume`.
-#[derive(Args, Debug, Clone, Copy, Default)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct VerifyOpts {
     /// Once the run succeeds, run `verify` (as `spec.verify: true` does every time); a failed
     /// probe makes the exit code 7.
     #[arg(long)]
     pub verify: bool,
-    /// With `--verify` or `spec.verify`: do not check the W&B host's certificate.
+    #[command(flatten)]
+    pub probe: ProbeOpts,
+}
+
+/// How `verify` probes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ProbeOpts {
+    /// Do not check the W&B host's certificate (said in the findings).
     #[arg(long)]
     pub skip_certificate: bool,
+    /// Probe from where wbstack runs rather than from a Job inside the cluster: the stores
+    /// only the cluster reaches are then skipped, and the bucket is probed with a token issued
+    /// for the pods' ServiceAccount.
+    #[arg(long)]
+    pub from_here: bool,
+    /// The probe Job's image (default: this release's wbstack image, as `render --job`; the
+    /// Job `render --job` makes runs its probe Job with its own image).
+    #[arg(long, value_name = "IMAGE", env = "WBSTACK_PROBE_IMAGE")]
+    pub probe_image: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -209,9 +225,11 @@ pub enum Command {
     Verify {
         #[command(flatten)]
         target: Target,
-        /// Do not check the W&B host's certificate (said in the findings).
-        #[arg(long)]
-        skip_certificate: bool,
+        #[command(flatten)]
+        probe: ProbeOpts,
+        /// The probe Job's side: run the probes its environment orders and print the findings.
+        #[arg(long, hide = true)]
+        in_pod: bool,
     },
     /// Show each step's state, age and endpoint, from the journal.
     Status {

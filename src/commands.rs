@@ -77,10 +77,10 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         Command::Status { target } => status(flag, &target, fmt).await,
-        Command::Verify {
-            target,
-            skip_certificate,
-        } => crate::verify::verify(flag, &target, skip_certificate, fmt).await,
+        Command::Verify { in_pod: true, .. } => crate::verify::in_pod().await,
+        Command::Verify { target, probe, .. } => {
+            crate::verify::verify(flag, &target, &probe, fmt).await
+        }
         Command::List => crate::list::list(flag, fmt).await,
         Command::Output { target } => crate::output::output(flag, &target, fmt).await,
         Command::Report { target, run, html } => {
@@ -245,7 +245,8 @@ fn render_job(
     state: &str,
     fmt: OutputFormat,
 ) -> Result<Exit, CliError> {
-    let scope = wbstack_k8s::render::JobScope::of(&wbstack_plan::compile(&l.plan));
+    let scope =
+        wbstack_k8s::render::JobScope::of(&wbstack_plan::compile(&l.plan), l.plan.spec.verify);
     let spec = wbstack_k8s::render::JobSpec {
         scope: &scope,
         environment: &l.plan.metadata.name,
@@ -683,8 +684,7 @@ impl Job<'_> {
                 if r.status == RunStatus::Succeeded && (check.verify || plan.spec.verify) =>
             {
                 let probed =
-                    crate::verify::probe(&conn.kube, plan, self.t.sandbox, check.skip_certificate)
-                        .await;
+                    crate::verify::probe(&conn.kube, plan, self.t.sandbox, &check.probe).await;
                 Some(probed)
             }
             _ => None,

@@ -1,6 +1,8 @@
 //! `render --job` against a real RBAC authorizer: the test bed's kube-apiserver validates the
 //! Job's manifests (a server-side dry run), and `up` and `down` of the PoC run with an identity
-//! bound to exactly the rendered ClusterRole (no group, no other permission).
+//! bound to exactly the rendered ClusterRole (no group, no other permission). With
+//! `spec.verify`, the Job may also make and remove `verify`'s probe Job and read its log in the
+//! resource's namespace, and nowhere else; the probe Job passes Pod Security `restricted`.
 
 mod common;
 use common::{text, Env};
@@ -11,6 +13,11 @@ mod testbed {
     #[test]
     fn the_job_role_lets_up_and_down_do_every_call_they_make() {
         super::the_job_role_lets_up_and_down_do_every_call_they_make();
+    }
+
+    #[test]
+    fn with_spec_verify_the_job_may_run_its_probe_job_and_nothing_more() {
+        super::with_spec_verify_the_job_may_run_its_probe_job_and_nothing_more();
     }
 }
 
@@ -270,5 +277,90 @@ fn the_job_role_lets_up_and_down_do_every_call_they_make() {
     eprintln!(
         "job role: {} (verb group/resource) pairs used by up and down: {used:?}",
         used.len()
+    );
+}
+
+/// `kubectl auth can-i` as the Job's identity.
+fn can(env: &Env, verb: &str, what: &str, ns: &str, sub: Option<&str>) -> bool {
+    let mut args = vec!["auth", "can-i", verb, what, "--as", "wbstack-job", "-n", ns];
+    if let Some(s) = sub {
+        args.extend(["--subresource", s]);
+    }
+    let out = std::process::Command::new(common::testbed::Testbed::kubectl_bin())
+        .args(&args)
+        .env("KUBECONFIG", &env.admin)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "yes"
+}
+
+fn with_spec_verify_the_job_may_run_its_probe_job_and_nothing_more() {
+    let env = Env::testbed();
+    let poc = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap();
+    let verified = poc.replacen("spec:\n", "spec:\n  verify: true\n", 1);
+    assert_ne!(poc, verified);
+    let plan = env.plan_from("verified.yaml", &verified);
+    let docs = bundle(&env, &plan, &[]);
+    let job = docs.iter().find(|d| d["kind"] == "Job").unwrap();
+    let env_vars = &job["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env_vars
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "WBSTACK_PROBE_IMAGE"
+                && e["value"] == concat!("ghcr.io/wbstack/wbstack:", env!("CARGO_PKG_VERSION"))),
+        "the probe Job runs the Job's own image: {env_vars}"
+    );
+    install_bundle(&env, &docs);
+    // In the resource's namespace: make and remove the probe Job, read its pod's log.
+    assert!(can(&env, "create", "jobs", "wandb", None));
+    assert!(can(&env, "delete", "jobs", "wandb", None));
+    assert!(can(&env, "get", "pods", "wandb", Some("log")));
+    // Nowhere else, and no token for another ServiceAccount.
+    for ns in ["wandb-cr", "default", "kube-system"] {
+        assert!(!can(&env, "create", "jobs", ns, None), "{ns}");
+        assert!(!can(&env, "get", "pods", ns, Some("log")), "{ns}");
+    }
+    assert!(!can(
+        &env,
+        "create",
+        "serviceaccounts",
+        "wandb",
+        Some("token")
+    ));
+    // The probe Job itself, as `verify` makes it, passes the API server's validation and Pod
+    // Security `restricted` (the Job's own namespace enforces it), made as the Job's identity.
+    let w = wbstack_verify::Wiring {
+        namespace: "wbstack".into(),
+        resource: "wandb".into(),
+        values: serde_json::json!({"global": {"mysql": {"host": "db.example", "passwordSecret": {"name": "wbstack-mysql"}}}}),
+        source: wbstack_verify::Source::Env(Default::default()),
+        withheld: Vec::new(),
+    };
+    let order = wbstack_verify::Order::new(&w, wbstack_verify::Options::default(), None);
+    let probe = wbstack_verify::ProbeJob {
+        image: concat!("ghcr.io/wbstack/wbstack:", env!("CARGO_PKG_VERSION")).into(),
+        limit: std::time::Duration::from_secs(120),
+    };
+    let manifest = serde_json::to_value(wbstack_verify::manifest(
+        "wbstack-verify-check",
+        "default",
+        &order,
+        &probe,
+    ))
+    .unwrap();
+    let path = env.dir.path().join("probe.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let out = std::process::Command::new(common::testbed::Testbed::kubectl_bin())
+        .args(["create", "--dry-run=server", "-f", path.to_str().unwrap()])
+        .env("KUBECONFIG", &env.admin)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        !said.contains("PodSecurity") && !said.contains("violate"),
+        "{said}"
     );
 }

@@ -1,6 +1,8 @@
 //! `verify` on a running environment: the resource's references are checked in the live
-//! cluster and W&B's host over HTTPS (a real HTTPS server with a test CA's certificate); the
-//! stores the chart runs itself are skipped, with the reason. A deleted Secret fails alone,
+//! cluster, and the data paths from a probe Job inside it (the emulator's kubelet runs the
+//! Job's pod as this build's binary with the pod's environment), W&B's host over HTTPS (a real
+//! HTTPS server with a test CA's certificate); the stores the chart runs itself are skipped,
+//! with the reason. The Job is gone afterwards; `--from-here` gives the same verdicts. A deleted Secret fails alone,
 //! named, with exit 7, and passes again once `up` writes it back. In the sandbox, `up --verify`
 //! and `spec.verify` run the same probes and say which cannot run there and why.
 
@@ -37,12 +39,45 @@ fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
         c.env("SSL_CERT_FILE", &pki.ca);
         c.output().unwrap()
     };
+    // The image's own CA bundle, in the test: the test CA.
+    env.run_wbstack_image(&[("SSL_CERT_FILE", pki.ca.to_str().unwrap())]);
     let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let out = run(&["verify", "--env", "wandb-dev", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let f = findings(&out);
+    let from: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        from["from"]
+            .as_str()
+            .unwrap()
+            .starts_with("Job wandb/wbstack-verify-"),
+        "{from}"
+    );
+    let jobs = env.kubectl(&["get", "jobs", "-n", "wandb", "-o", "name"]);
+    assert!(
+        !jobs.contains("wbstack-verify"),
+        "the probe Job is removed: {jobs}"
+    );
+    let here = run(&[
+        "verify",
+        "--env",
+        "wandb-dev",
+        "--from-here",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(here.status.code(), Some(0), "{}", text(&here));
+    let verdicts = |f: &[serde_json::Value]| {
+        let mut v: Vec<(String, String)> = f
+            .iter()
+            .map(|x| (x["probe"].to_string(), x["verdict"].to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(verdicts(&f), verdicts(&findings(&here)), "{f:#?}");
     assert!(
         verdict_of(&f, "references").iter().all(|v| v == "pass"),
         "{f:#?}"

@@ -3,11 +3,14 @@
 //! (TLS and AUTH) for the replication group: the proxy in front of moto answers their endpoints
 //! with the servers' loopback addresses, the database gets the user and password RDS would make
 //! from wbstack's request, and Redis accepts exactly the AUTH tokens ElastiCache was given.
-//! W&B's host is a real HTTPS server. Every probe passes but MySQL's version (MariaDB is not
-//! MySQL 8.0.28+, as it must say); then one path at a time is broken by hand, `verify` fails
-//! exactly that probe, named, and passes again once `up` repairs it. The bucket is probed as the
-//! pods' IAM role, taken on with a token the cluster issues for their ServiceAccount; the proxy
-//! answers `AssumeRoleWithWebIdentity` against the role's trust as STS does.
+//! W&B's host is a real HTTPS server. The data paths are probed from the probe Job, whose pod
+//! the emulator's kubelet runs as this build's binary with the pod's environment: the Secret
+//! keys by reference, and the role and token file EKS's pod identity webhook adds for the
+//! API's ServiceAccount, so the bucket is probed as the pods' IAM role; the proxy answers
+//! `AssumeRoleWithWebIdentity` against the role's trust as STS does. Every probe passes but
+//! MySQL's version (MariaDB is not MySQL 8.0.28+, as it must say) and ClickHouse's Service name,
+//! which only a cluster's DNS answers; then one path at a time is broken by hand, `verify`
+//! fails exactly that probe, named, and passes again once `up` repairs it.
 
 mod common;
 #[path = "../crates/aws/tests/common/mod.rs"]
@@ -46,6 +49,9 @@ fn failures(f: &[Value]) -> Vec<String> {
 }
 
 const VERSION: &str = "mysql: the server's version";
+/// The probe Job tries the bundled ClickHouse at its Service name, as it would in a cluster;
+/// the emulator has no cluster DNS, so the name does not resolve for the pod run here.
+const CLICKHOUSE: &str = "clickhouse: wbstack-clickhouse.wandb.svc.cluster.local:8123 as wandb";
 /// The OIDC issuer of the cluster the production plan names (`spec.aws.irsa.oidcProviderArn`).
 const ISSUER: &str = "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 
@@ -85,6 +91,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
             .env("SSL_CERT_FILE", &pki.ca);
         c.output().unwrap()
     };
+    env.run_wbstack_image(&[("SSL_CERT_FILE", pki.ca.to_str().unwrap())]);
     let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
@@ -118,7 +125,31 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     let f = findings(&out);
-    assert_eq!(failures(&f), [VERSION], "{f:#?}");
+    assert_eq!(failures(&f), [VERSION, CLICKHOUSE], "{f:#?}");
+    let probed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        probed["from"]
+            .as_str()
+            .unwrap()
+            .starts_with("Job wandb/wbstack-verify-"),
+        "{probed}"
+    );
+    // From here, the cluster-local ClickHouse is out of reach and said so; the rest alike.
+    let here = run(&[
+        "verify",
+        "--env",
+        "wandb-prod",
+        "--from-here",
+        "--output",
+        "json",
+    ]);
+    let h = findings(&here);
+    assert_eq!(failures(&h), [VERSION], "{h:#?}");
+    assert!(
+        h.iter()
+            .any(|x| x["probe"] == "clickhouse" && x["verdict"] == "skip"),
+        "{h:#?}"
+    );
     for probe in ["references", "mysql", "redis", "bucket", "host"] {
         assert!(
             f.iter()
@@ -163,15 +194,15 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     let f = findings(&out);
     let failed = failures(&f);
-    assert_eq!(failed.len(), 2, "{f:#?}");
+    assert_eq!(failed.len(), 3, "{f:#?}");
     assert!(
-        failed[1].starts_with("redis: ") || failed[0].starts_with("redis: "),
+        failed.iter().any(|x| x.starts_with("redis: ")),
         "{failed:?}"
     );
     let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
-    assert_eq!(failures(&findings(&out)), [VERSION]);
+    assert_eq!(failures(&findings(&out)), [VERSION, CLICKHOUSE]);
 
     // 2. The bucket's CORS rule removed by hand.
     rt.block_on(
@@ -187,6 +218,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
         failures(&f),
         [
             VERSION.to_owned(),
+            CLICKHOUSE.to_owned(),
             format!(
                 "bucket: CORS preflight of a PUT from https://localhost:{}",
                 https.port
@@ -197,7 +229,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
-    assert_eq!(failures(&findings(&out)), [VERSION]);
+    assert_eq!(failures(&findings(&out)), [VERSION, CLICKHOUSE]);
 
     // 3. The role's trust changed by hand to another ServiceAccount.
     let role = env.kubectl(&[
@@ -225,7 +257,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     let f = findings(&out);
     let failed = failures(&f);
-    assert_eq!(failed.len(), 2, "{f:#?}");
+    assert_eq!(failed.len(), 3, "{f:#?}");
     assert!(
         failed
             .iter()
@@ -235,18 +267,19 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     let out = run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
-    assert_eq!(failures(&findings(&out)), [VERSION]);
+    assert_eq!(failures(&findings(&out)), [VERSION, CLICKHOUSE]);
 
     // 4. The database user's password changed on the server alone.
     db.sql("ALTER USER 'wandb'@'%' IDENTIFIED BY 'changed-by-hand'");
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     let f = findings(&out);
     let failed = failures(&f);
-    assert_eq!(failed.len(), 1, "{f:#?}");
+    assert_eq!(failed.len(), 2, "{f:#?}");
     assert!(
         failed[0].starts_with("mysql: ") && failed[0].ends_with("over TLS"),
         "{f:#?}"
     );
+    assert_eq!(failed[1], CLICKHOUSE);
 
     let out = run(&["down", "--env", "wandb-prod", "--skip-final-snapshot"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

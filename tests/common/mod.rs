@@ -19,6 +19,9 @@ pub enum Back {
     Testbed,
 }
 
+/// The image `render --job` and the probe Job run: this release's.
+pub const WBSTACK_IMAGE: &str = concat!("ghcr.io/wbstack/wbstack:", env!("CARGO_PKG_VERSION"));
+
 pub struct Env {
     pub rt: tokio::runtime::Runtime,
     pub running: Option<Running>,
@@ -121,6 +124,22 @@ impl Env {
     }
 
     /// The emulator (for tests that steer it).
+    /// Lets the emulator's kubelet run wbstack's own image as this build's binary (a probe
+    /// Job's pod), with `image_env` standing for the image's own environment.
+    pub fn run_wbstack_image(&self, image_env: &[(&str, &str)]) {
+        let running = self.running();
+        let image = kube_emulator::LocalImage {
+            program: env!("CARGO_BIN_EXE_wbstack").into(),
+            env: image_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let mut config = running.config();
+        config.local_images.insert(WBSTACK_IMAGE.into(), image);
+        running.set_config(config);
+    }
+
     pub fn running(&self) -> &Running {
         self.running
             .as_ref()

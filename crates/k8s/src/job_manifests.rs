@@ -44,7 +44,11 @@ pub fn job(s: &JobSpec) -> Vec<Value> {
     if let Some(arn) = s.role_arn {
         sa["metadata"]["annotations"] = json!({"eks.amazonaws.com/role-arn": arn});
     }
-    let mut env = vec![json!({"name": "NO_COLOR", "value": "1"})];
+    // `verify`'s probe Job runs the image this Job runs.
+    let mut env = vec![
+        json!({"name": "NO_COLOR", "value": "1"}),
+        json!({"name": "WBSTACK_PROBE_IMAGE", "value": s.image}),
+    ];
     if let Some(var) = s.license_env {
         env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": format!("{}-license", s.environment), "key": "license"}}}));
     }
@@ -139,7 +143,7 @@ mod tests {
         );
         let c = &docs[6]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(
-            c["env"][1]["valueFrom"]["secretKeyRef"]["name"],
+            c["env"][2]["valueFrom"]["secretKeyRef"]["name"],
             "e-license"
         );
         assert_eq!(

@@ -83,8 +83,10 @@ pub fn cluster_rules(scope: &JobScope) -> Vec<Value> {
 }
 
 /// The rules in each namespace the plan writes in: the objects wbstack applies there, and what
-/// readiness reads (pods, events, ReplicaSets, Jobs, the release's Secrets).
-pub fn namespace_rules(scope: &JobScope) -> Vec<Value> {
+/// readiness reads (pods, events, ReplicaSets, Jobs, the release's Secrets). In the namespace
+/// `verify` probes from: its probe Job made and removed, and its pod's log read (the probe pod
+/// itself gets no API access).
+pub fn namespace_rules(scope: &JobScope, ns: &str) -> Vec<Value> {
     let mut rules = vec![
         rule(
             &[""],
@@ -107,6 +109,10 @@ pub fn namespace_rules(scope: &JobScope) -> Vec<Value> {
         rule(&["batch"], &["jobs", "cronjobs"], &READ),
         rule(&["apps.wandb.com"], &["weightsandbiases"], &WRITE),
     ];
+    if scope.verify.as_deref() == Some(ns) {
+        rules.push(rule(&["batch"], &["jobs"], &["create", "delete"]));
+        rules.push(rule(&[""], &["pods/log"], &["get"]));
+    }
     if scope.altinity {
         rules.push(rule(
             &["clickhouse.altinity.com"],
@@ -134,7 +140,7 @@ pub fn job_rbac(scope: &JobScope, name: &str, namespace: &str, labels: &Value) -
         let meta = json!({"name": name, "namespace": ns, "labels": labels});
         docs.push(
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": meta, "rules": namespace_rules(scope)}),
+            "metadata": meta, "rules": namespace_rules(scope, ns)}),
         );
         docs.push(
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -155,6 +161,7 @@ mod tests {
             crds: ["weightsandbiases.apps.wandb.com".to_owned()].into(),
             operator: None,
             altinity: false,
+            verify: None,
         }
     }
 
@@ -186,5 +193,25 @@ mod tests {
             .collect();
         assert_eq!(namespaces, ["wandb", "wandb-operator"]);
         assert!(roles[0]["rules"].to_string().contains("secrets"));
+        assert!(!roles[0]["rules"].to_string().contains("pods/log"));
+    }
+
+    #[test]
+    fn verify_may_make_its_probe_job_and_read_its_log_in_the_resources_namespace_only() {
+        let s = JobScope {
+            verify: Some("wandb".into()),
+            ..scope()
+        };
+        let granted = |ns: &str, res: &str, verb: &str| {
+            namespace_rules(&s, ns).iter().any(|r| {
+                r["resources"].as_array().unwrap().iter().any(|x| x == res)
+                    && r["verbs"].as_array().unwrap().iter().any(|v| v == verb)
+            })
+        };
+        assert!(granted("wandb", "jobs", "create") && granted("wandb", "jobs", "delete"));
+        assert!(granted("wandb", "pods/log", "get"));
+        assert!(!granted("wandb-operator", "jobs", "create"));
+        assert!(!granted("wandb-operator", "pods/log", "get"));
+        assert!(!granted("wandb", "serviceaccounts/token", "create"));
     }
 }

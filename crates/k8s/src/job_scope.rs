@@ -18,11 +18,14 @@ pub struct JobScope {
     pub operator: Option<Operator>,
     /// Whether the plan writes a ClickHouseInstallation (Altinity).
     pub altinity: bool,
+    /// The namespace `verify` runs its probe Job in (the W&B resource's), when the plan's
+    /// `spec.verify` makes every `up` end with it.
+    pub verify: Option<String>,
 }
 
 impl JobScope {
-    /// The scope of a compiled plan.
-    pub fn of(steps: &[StepPlan]) -> JobScope {
+    /// The scope of a compiled plan; `verify`: the plan's `spec.verify`.
+    pub fn of(steps: &[StepPlan], verify: bool) -> JobScope {
         let mut s = JobScope::default();
         for step in steps {
             let ns = match &step.kind {
@@ -35,7 +38,12 @@ impl JobScope {
                     s.altinity = true;
                     &x.namespace
                 }
-                StepKind::WandbResource(x) => &x.namespace,
+                StepKind::WandbResource(x) => {
+                    if verify {
+                        s.verify = Some(x.namespace.clone());
+                    }
+                    &x.namespace
+                }
                 StepKind::Operator(o) => {
                     if o.install != OperatorInstall::Never {
                         s.operator = Some(o.clone());

@@ -24,13 +24,15 @@ pub const NEVER_READY_ANNOTATION: &str = "kube-emulator.wbstack.dev/never-ready"
 
 pub(crate) struct Controllers {
     pub(crate) cluster: Arc<Cluster>,
-    config: Arc<RwLock<Config>>,
+    pub(crate) config: Arc<RwLock<Config>>,
     /// Work done once per object and generation (`kind/uid/generation`).
     pub(crate) scheduled: Mutex<HashSet<String>>,
     pub(crate) finalizing: Mutex<HashSet<String>>,
     /// The spec each W&B resource's release was last applied with (the operator's "active
     /// spec"), by uid.
     pub(crate) active: Mutex<HashMap<String, Value>>,
+    /// What the pods run here printed.
+    pub(crate) logs: crate::kubelet::Logs,
 }
 
 pub(crate) fn rt(c: &Cluster, g: &str, v: &str, p: &str) -> Option<ResourceType> {
@@ -42,13 +44,18 @@ pub(crate) fn meta_str<'a>(o: &'a Value, k: &str) -> &'a str {
 }
 
 impl Controllers {
-    pub(crate) fn start(cluster: Arc<Cluster>, config: Arc<RwLock<Config>>) {
+    pub(crate) fn start(
+        cluster: Arc<Cluster>,
+        config: Arc<RwLock<Config>>,
+        logs: crate::kubelet::Logs,
+    ) {
         let me = Arc::new(Controllers {
             cluster: cluster.clone(),
             config,
             scheduled: Mutex::new(HashSet::new()),
             finalizing: Mutex::new(HashSet::new()),
             active: Mutex::new(HashMap::new()),
+            logs,
         });
         let mut rx = cluster.subscribe();
         // Reconcile what exists (a restored cluster), then follow changes.

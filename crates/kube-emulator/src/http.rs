@@ -31,6 +31,8 @@ pub(crate) struct App {
     pub(crate) token: Option<String>,
     /// The server's configuration, as it is now.
     pub(crate) config: Arc<RwLock<crate::Config>>,
+    /// What the pods run here printed (`pods/{name}/log`).
+    pub(crate) logs: crate::kubelet::Logs,
 }
 
 pub(crate) fn json_response(code: u16, v: &Value) -> Response {
@@ -227,6 +229,9 @@ async fn route(app: &Arc<App>, req: Request) -> Result<Response, ApiError> {
     if let Some(sub) = &target.sub {
         if sub == "token" && target.rt.plural == "serviceaccounts" && req.method() == Method::POST {
             return crate::token::request(app, req, target).await;
+        }
+        if sub == "log" && target.rt.plural == "pods" && req.method() == Method::GET {
+            return crate::kubelet::log(app, target);
         }
         if sub != "status" || !(target.rt.status || target.rt.plural == "namespaces") {
             return Err(ApiError::not_found_path(&path));

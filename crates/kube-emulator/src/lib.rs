@@ -6,7 +6,8 @@
 //! with history replay and bookmarks, finalizers, namespace deletion, and CRDs that make their
 //! kinds servable. Controllers make Deployments and StatefulSets ready after a delay, stand in
 //! for the W&B operator (`WeightsAndBiases`) and the Altinity operator
-//! (`ClickHouseInstallation`). Faults (500 / 429, dropped watches) can be injected, and the
+//! (`ClickHouseInstallation`), and run a Job's pod as a local process when its image is mapped
+//! to a program here. Faults (500 / 429, dropped watches) can be injected, and the
 //! cluster can be persisted to a file.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@ mod discovery;
 mod error;
 mod helm_release;
 mod http;
+mod kubelet;
 mod patch;
 mod registry;
 mod schema;
@@ -43,5 +45,5 @@ pub use error::{ApiError, Details};
 pub use registry::{Registry, ResourceType};
 pub use selector::{FieldSelector, LabelSelector};
 pub use server::{
-    kubeconfig, save, Config, Emulator, EmulatorError, Fault, Faults, PodFault, Running,
+    kubeconfig, save, Config, Emulator, EmulatorError, Fault, Faults, LocalImage, PodFault, Running,
 };

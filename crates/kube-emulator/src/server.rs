@@ -37,6 +37,22 @@ pub struct Config {
     /// cluster's `--service-account-issuer` sets it: on EKS, its OIDC issuer URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_issuer: Option<String>,
+    /// Images whose Job pods the kubelet runs as processes on this machine, by image
+    /// reference: the program the image's entrypoint names and the image's own environment.
+    /// The pod's environment is resolved as a kubelet resolves it (Secret keys included), and
+    /// the EKS pod identity webhook's is added for a ServiceAccount that names an IAM role.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub local_images: std::collections::BTreeMap<String, LocalImage>,
+}
+
+/// An image run as a local process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalImage {
+    /// The program the image's entrypoint (`command[0]`) names.
+    pub program: PathBuf,
+    /// The image's own environment (its configuration's `Env`), under the pod's.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// A pod failure to simulate for one workload.
@@ -70,6 +86,7 @@ impl Default for Config {
             pod_faults: Vec::new(),
             invalid_config: Vec::new(),
             service_account_issuer: None,
+            local_images: Default::default(),
         }
     }
 }
@@ -212,8 +229,10 @@ impl Emulator {
         let addr = listener
             .local_addr()
             .map_err(|source| EmulatorError::Bind { addr, source })?;
-        Controllers::start(self.cluster.clone(), self.config.clone());
+        let logs = crate::kubelet::Logs::default();
+        Controllers::start(self.cluster.clone(), self.config.clone(), logs.clone());
         let app = Arc::new(App {
+            logs,
             cluster: self.cluster.clone(),
             faults: self.faults.clone(),
             addr: addr.to_string(),

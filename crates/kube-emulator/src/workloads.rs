@@ -266,6 +266,10 @@ impl Controllers {
         if !self.once(format!("job/{}", meta_str(o, "uid"))) {
             return;
         }
+        if let Some(image) = self.local_image(o) {
+            self.run_here(o, image);
+            return;
+        }
         let Some(r) = rt(&self.cluster, "batch", "v1", "jobs") else {
             return;
         };

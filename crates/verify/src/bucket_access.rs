@@ -4,12 +4,11 @@
 //! else (the pods use the node's role) wbstack's own credentials, said as a warning.
 
 use crate::bucket_probe::S3Access;
-use crate::wiring::{read_secret, Wiring};
+use crate::wiring::{Source, Wiring};
 use aws_sdk_s3::config::Credentials;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::PostParams;
-use serde_json::Value;
 use wbstack_k8s::Kube;
 
 const ROLE: &str = "eks.amazonaws.com/role-arn";
@@ -32,7 +31,6 @@ fn client(base: &aws_sdk_s3::Client, creds: Credentials) -> aws_sdk_s3::Client {
 
 /// The pods' identity for S3.
 pub async fn access(
-    kube: &Kube,
     w: &Wiring,
     s3: &aws_sdk_s3::Client,
     sts: &aws_sdk_sts::Client,
@@ -41,20 +39,8 @@ pub async fn access(
     if let Some(name) = secret["secretName"].as_str().filter(|n| !n.is_empty()) {
         let key = |k: &str, d: &str| secret[k].as_str().unwrap_or(d).to_owned();
         let who = format!("the access keys in Secret {}/{name}", w.namespace);
-        let id = read_secret(
-            kube,
-            &w.namespace,
-            name,
-            &key("accessKeyName", "ACCESS_KEY"),
-        )
-        .await;
-        let sk = read_secret(
-            kube,
-            &w.namespace,
-            name,
-            &key("secretKeyName", "SECRET_KEY"),
-        )
-        .await;
+        let id = w.secret(name, &key("accessKeyName", "ACCESS_KEY")).await;
+        let sk = w.secret(name, &key("secretKeyName", "SECRET_KEY")).await;
         return match (id, sk) {
             (Ok(id), Ok(sk)) => Ok(S3Access {
                 client: client(
@@ -67,6 +53,19 @@ pub async fn access(
             (Err(why), _) | (_, Err(why)) => Err(Refused { who, why }),
         };
     }
+    match &w.source {
+        Source::Api(kube) => as_the_pods(kube, w, s3, sts).await,
+        Source::Env(_) => in_the_pod(s3, sts).await,
+    }
+}
+
+/// From outside: the role on the pods' ServiceAccount, with a token the cluster issues for it.
+async fn as_the_pods(
+    kube: &Kube,
+    w: &Wiring,
+    s3: &aws_sdk_s3::Client,
+    sts: &aws_sdk_sts::Client,
+) -> Result<S3Access, Refused> {
     let ambient = |why: String| S3Access {
         client: s3.clone(),
         who: "wbstack's own credentials".into(),
@@ -87,12 +86,50 @@ pub async fn access(
             )))
         }
     };
-    wbstack_engine::register_redaction(&token);
+    assume(s3, sts, &role, &token, who).await
+}
+
+/// Inside the probe pod: the role EKS gave the pod's ServiceAccount (the token file and role
+/// its webhook put in the environment), else the pod's own credentials (the node's role).
+async fn in_the_pod(
+    s3: &aws_sdk_s3::Client,
+    sts: &aws_sdk_sts::Client,
+) -> Result<S3Access, Refused> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(role), Some(file)) = (var("AWS_ROLE_ARN"), var("AWS_WEB_IDENTITY_TOKEN_FILE")) else {
+        return Ok(S3Access {
+            client: s3.clone(),
+            who: "the probe pod's own credentials (its ServiceAccount names no role)".into(),
+            not_the_pods: None,
+        });
+    };
+    let who = match (
+        var(crate::job::POD_NAMESPACE),
+        var(crate::job::POD_SERVICE_ACCOUNT),
+    ) {
+        (Some(ns), Some(sa)) => format!("role {role} as ServiceAccount {ns}/{sa}"),
+        _ => format!("role {role} as the probe pod's ServiceAccount"),
+    };
+    let token = std::fs::read_to_string(&file).map_err(|e| Refused {
+        who: who.clone(),
+        why: format!("{file}: {e}"),
+    })?;
+    assume(s3, sts, &role, token.trim(), who).await
+}
+
+async fn assume(
+    s3: &aws_sdk_s3::Client,
+    sts: &aws_sdk_sts::Client,
+    role: &str,
+    token: &str,
+    who: String,
+) -> Result<S3Access, Refused> {
+    wbstack_engine::register_redaction(token);
     let assumed = sts
         .assume_role_with_web_identity()
-        .role_arn(&role)
+        .role_arn(role)
         .role_session_name("wbstack-verify")
-        .web_identity_token(&token)
+        .web_identity_token(token)
         .duration_seconds(900)
         .send()
         .await
@@ -126,31 +163,15 @@ pub async fn access(
 /// The ServiceAccount and role of the workload that writes the bucket (the API, else the app,
 /// else any of the resource's workloads whose ServiceAccount names a role).
 async fn pods_role(kube: &Kube, w: &Wiring) -> Option<(String, String)> {
-    let selector = format!("app.kubernetes.io/instance={}", w.resource);
-    let deployments = kube
-        .list("apps/v1", "Deployment", Some(&w.namespace), &selector)
-        .await
-        .ok()?;
-    let rank = |d: &Value| {
-        let name = d["metadata"]["name"].as_str().unwrap_or("");
-        [name.ends_with("-api"), name.ends_with("-app"), true]
-            .iter()
-            .position(|m| *m)
-    };
-    let mut ordered: Vec<&Value> = deployments.iter().collect();
-    ordered.sort_by_key(|d| rank(d));
-    for d in ordered {
-        let Some(sa) = d["spec"]["template"]["spec"]["serviceAccountName"].as_str() else {
-            continue;
-        };
+    for sa in crate::pods::service_accounts(kube, &w.namespace, &w.resource).await {
         let Ok(Some(obj)) = kube
-            .get("v1", "ServiceAccount", Some(&w.namespace), sa)
+            .get("v1", "ServiceAccount", Some(&w.namespace), &sa)
             .await
         else {
             continue;
         };
         if let Some(role) = obj["metadata"]["annotations"][ROLE].as_str() {
-            return Some((sa.to_owned(), role.to_owned()));
+            return Some((sa, role.to_owned()));
         }
     }
     None

@@ -8,7 +8,10 @@ mod bucket_access;
 mod bucket_probe;
 mod clickhouse_probe;
 mod host_probe;
+mod job;
 mod mysql_probe;
+mod order;
+mod pods;
 mod redis_probe;
 mod references;
 mod run;
@@ -22,10 +25,14 @@ pub use bucket_access::{access, Refused};
 pub use bucket_probe::{Bucket, S3Access};
 pub use clickhouse_probe::Clickhouse;
 pub use host_probe::Host;
+pub use job::{in_cluster, manifest, ProbeJob};
 pub use mysql_probe::Mysql;
+pub use order::{Order, ORDER_VAR};
 pub use redis_probe::Redis;
 pub use references::References;
 pub use run::{run_all, Probe};
-pub use select::{choose, Chosen, Options};
+pub use select::{choose, references, Chosen, Options};
 pub use verdict::{Finding, Summary, Verdict};
-pub use wiring::{BucketTarget, ClickhouseTarget, Endpoint, MysqlTarget, RedisTarget, Wiring};
+pub use wiring::{
+    BucketTarget, ClickhouseTarget, Endpoint, MysqlTarget, RedisTarget, Source, Wiring,
+};

@@ -7,12 +7,15 @@ use crate::redis_probe::Redis;
 use crate::references::References;
 use crate::run::Probe;
 use crate::verdict::Finding;
-use crate::wiring::Wiring;
-use wbstack_k8s::Kube;
+use crate::wiring::{Source, Wiring};
+use serde::{Deserialize, Serialize};
 
 /// Where verify runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
+    /// Inside the cluster (the probe Job): its Services are in reach.
+    #[serde(default)]
+    pub in_cluster: bool,
     /// Against the sandbox's emulated cluster: no pod runs, no ingress serves.
     pub sandbox: bool,
     /// Do not check the host's certificate (said in the findings).
@@ -30,7 +33,9 @@ pub struct Chosen {
 
 /// Why a store the chart runs itself cannot be reached from here.
 fn in_cluster(what: &str, o: &Options) -> String {
-    if o.sandbox {
+    if o.in_cluster {
+        format!("the chart runs its own {what}: verify probes the stores the values name")
+    } else if o.sandbox {
         format!("the chart runs its own {what}, and the sandbox runs no pods")
     } else {
         format!("the chart runs its own {what} inside the cluster, out of reach from here")
@@ -54,16 +59,26 @@ fn unreachable(probe: &str, what: &str, host: &str) -> Finding {
     )
 }
 
-/// Chooses the probes for the resource as its values wire it.
-pub async fn choose(kube: &Kube, w: &Wiring, o: &Options) -> Chosen {
-    let mut c = Chosen::default();
-    c.probes.push(Box::new(References {
+/// The references probe: it reads the cluster's API, so it runs where wbstack runs.
+pub fn references(w: &Wiring) -> Option<Box<dyn Probe>> {
+    let Source::Api(kube) = &w.source else {
+        return None;
+    };
+    Some(Box::new(References {
         kube: kube.clone(),
         namespace: w.namespace.clone(),
         resource: w.resource.clone(),
-    }));
-    match w.mysql(kube).await {
-        Some(t) if cluster_local(&t.at.host) => {
+    }))
+}
+
+/// Chooses the probes for the resource as its values wire it: the references when the API is
+/// in reach, and each store the values name.
+pub async fn choose(w: &Wiring, o: &Options) -> Chosen {
+    let mut c = Chosen::default();
+    c.probes.extend(references(w));
+    let out_of_reach = |host: &str| !o.in_cluster && cluster_local(host);
+    match w.mysql().await {
+        Some(t) if out_of_reach(&t.at.host) => {
             c.skipped.push(unreachable("mysql", "MySQL", &t.at.host))
         }
         Some(target) => c.probes.push(Box::new(Mysql { target })),
@@ -71,8 +86,8 @@ pub async fn choose(kube: &Kube, w: &Wiring, o: &Options) -> Chosen {
             .skipped
             .push(Finding::skip("mysql", "MySQL", in_cluster("MySQL", o))),
     }
-    match w.redis(kube).await {
-        Some(t) if cluster_local(&t.at.host) => {
+    match w.redis().await {
+        Some(t) if out_of_reach(&t.at.host) => {
             c.skipped.push(unreachable("redis", "Redis", &t.at.host))
         }
         Some(target) => c.probes.push(Box::new(Redis { target })),
@@ -80,13 +95,13 @@ pub async fn choose(kube: &Kube, w: &Wiring, o: &Options) -> Chosen {
             .skipped
             .push(Finding::skip("redis", "Redis", in_cluster("Redis", o))),
     }
-    match w.clickhouse(kube).await {
+    match w.clickhouse().await {
         Some(_) if o.sandbox => c.skipped.push(Finding::skip(
             "clickhouse",
             "ClickHouse",
             "the sandbox runs no ClickHouse server",
         )),
-        Some(t) if cluster_local(&t.at.host) => {
+        Some(t) if out_of_reach(&t.at.host) => {
             c.skipped
                 .push(unreachable("clickhouse", "ClickHouse", &t.at.host))
         }

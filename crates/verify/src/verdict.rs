@@ -1,9 +1,9 @@
 //! What a probe found.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A probe's verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
@@ -26,13 +26,13 @@ impl Verdict {
 }
 
 /// One verdict: the probe, what it checked, what it saw and, unless it passed, what to do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub probe: String,
     pub verdict: Verdict,
     pub checked: String,
     pub seen: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub todo: Option<String>,
 }
 

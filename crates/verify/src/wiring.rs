@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use wbstack_engine::{Secret, SecretRef};
 use wbstack_k8s::Kube;
 
@@ -71,13 +72,56 @@ pub struct BucketTarget {
     pub path: Option<String>,
 }
 
+/// Where the values of the Secrets the resource names are read.
+#[derive(Clone)]
+pub enum Source {
+    /// From the API, as the kubelet reads them for the pods (verify from where wbstack runs).
+    Api(Kube),
+    /// From the probe pod's own environment: each Secret key (`name/key`) was put into the
+    /// variable named by a `secretKeyRef`, as the W&B pods get theirs.
+    Env(BTreeMap<String, String>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Api(_) => f.write_str("Api"),
+            Source::Env(vars) => f.debug_tuple("Env").field(vars).finish(),
+        }
+    }
+}
+
 /// A `WeightsAndBiases` resource as its pods see it.
 #[derive(Clone, Debug)]
 pub struct Wiring {
     pub namespace: String,
     pub resource: String,
     pub values: Value,
+    pub source: Source,
+    /// Passwords the values hold themselves (`global.<store>.password`), which are not copied
+    /// into a probe Job.
+    pub withheld: Vec<String>,
 }
+
+/// The Secret and key a section names for its password (`fields`: the section's Secret
+/// object, its name key and its key key; `default_key` when no key is named).
+fn secret_ref(section: &Value, fields: [&str; 3], default_key: &str) -> Option<(String, String)> {
+    let secret = &section[fields[0]];
+    let name = text(&secret[fields[1]])?;
+    let key = text(&secret[fields[2]]).unwrap_or_else(|| default_key.into());
+    Some((name, key))
+}
+
+const MYSQL: ([&str; 3], &str) = (["passwordSecret", "name", "passwordKey"], "MYSQL_PASSWORD");
+const REDIS: ([&str; 3], &str) = (["secret", "secretName", "secretKey"], "REDIS_PASSWORD");
+const CLICKHOUSE: ([&str; 3], &str) = (
+    ["passwordSecret", "name", "passwordKey"],
+    "CLICKHOUSE_PASSWORD",
+);
+const BUCKET_KEYS: [([&str; 3], &str); 2] = [
+    (["secret", "secretName", "accessKeyName"], "ACCESS_KEY"),
+    (["secret", "secretName", "secretKeyName"], "SECRET_KEY"),
+];
 
 impl Wiring {
     /// Reads the live resource.
@@ -96,47 +140,79 @@ impl Wiring {
             namespace: namespace.to_owned(),
             resource: resource.to_owned(),
             values: cr["spec"]["values"].clone(),
+            source: Source::Api(kube.clone()),
+            withheld: Vec::new(),
         })
+    }
+
+    /// Every Secret key (name, key) the probes read: the stores' passwords and the bucket's
+    /// access keys.
+    pub fn secret_refs(&self) -> Vec<(String, String)> {
+        let mut refs: Vec<(String, String)> = [
+            ("mysql", MYSQL),
+            ("redis", REDIS),
+            ("clickhouse", CLICKHOUSE),
+        ]
+        .into_iter()
+        .chain(BUCKET_KEYS.map(|k| ("bucket", k)))
+        .filter_map(|(store, (fields, key))| secret_ref(self.global(store), fields, key))
+        .collect();
+        refs.dedup();
+        refs
+    }
+
+    /// One key of a Secret, as the pods get it.
+    pub(crate) async fn secret(&self, name: &str, key: &str) -> Result<Secret, String> {
+        match &self.source {
+            Source::Api(kube) => read_secret(kube, &self.namespace, name, key).await,
+            Source::Env(vars) => {
+                let ns = &self.namespace;
+                let var = vars.get(&format!("{name}/{key}")).ok_or_else(|| {
+                    format!("Secret {ns}/{name} key {key} was not given to the probe pod")
+                })?;
+                let value = std::env::var(var)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "Secret {ns}/{name} has no key {key} (the probe pod's {var} is empty)"
+                        )
+                    })?;
+                let reference = SecretRef::new("kubernetes", format!("{ns}/{name}")).with_key(key);
+                Ok(Secret::new(reference, value))
+            }
+        }
     }
 
     fn global(&self, key: &str) -> &Value {
         &self.values["global"][key]
     }
 
-    /// A store's password as the chart reads it: from the Secret its section names
-    /// (`fields`: the section, its name key and its key key; `default_key` when no key is
-    /// named), else the plain `password` of `global.<store>`.
+    /// A store's password as the chart reads it: from the Secret its section names, else the
+    /// plain `password` of `global.<store>`.
     async fn password(
         &self,
-        kube: &Kube,
-        section: &Value,
-        fields: [&str; 3],
-        default_key: &str,
         store: &str,
+        (fields, default_key): ([&str; 3], &str),
     ) -> Result<Secret, String> {
-        let secret = &section[fields[0]];
-        match text(&secret[fields[1]]) {
-            Some(name) => {
-                let key = text(&secret[fields[2]]).unwrap_or_else(|| default_key.into());
-                read_secret(kube, &self.namespace, &name, &key).await
+        let section = self.global(store);
+        match secret_ref(section, fields, default_key) {
+            Some((name, key)) => self.secret(&name, &key).await,
+            None => {
+                let at = format!("global.{store}.password");
+                if self.withheld.contains(&at) {
+                    return Err(format!("{at} is written into the values, and verify does not copy it into the probe Job: run `verify --from-here`, or keep the password in a Secret"));
+                }
+                plain(&section["password"], &at)
             }
-            None => plain(&section["password"], &format!("global.{store}.password")),
         }
     }
 
     /// MySQL, unless the chart runs its own (`mysql.install`) or no host is set.
-    pub async fn mysql(&self, kube: &Kube) -> Option<MysqlTarget> {
+    pub async fn mysql(&self) -> Option<MysqlTarget> {
         let m = self.global("mysql");
         let host = text(&m["host"])?;
-        let password = self
-            .password(
-                kube,
-                m,
-                ["passwordSecret", "name", "passwordKey"],
-                "MYSQL_PASSWORD",
-                "mysql",
-            )
-            .await;
+        let password = self.password("mysql", MYSQL).await;
         Some(MysqlTarget {
             at: Endpoint {
                 host,
@@ -150,18 +226,10 @@ impl Wiring {
     }
 
     /// Redis, unless no host is set.
-    pub async fn redis(&self, kube: &Kube) -> Option<RedisTarget> {
+    pub async fn redis(&self) -> Option<RedisTarget> {
         let r = self.global("redis");
         let host = text(&r["host"])?;
-        let password = self
-            .password(
-                kube,
-                r,
-                ["secret", "secretName", "secretKey"],
-                "REDIS_PASSWORD",
-                "redis",
-            )
-            .await;
+        let password = self.password("redis", REDIS).await;
         let tls = r["params"]["tls"] == true || r["params"]["tls"] == "true";
         Some(RedisTarget {
             at: Endpoint {
@@ -176,18 +244,10 @@ impl Wiring {
     }
 
     /// ClickHouse, unless no host is set.
-    pub async fn clickhouse(&self, kube: &Kube) -> Option<ClickhouseTarget> {
+    pub async fn clickhouse(&self) -> Option<ClickhouseTarget> {
         let c = self.global("clickhouse");
         let host = text(&c["host"])?;
-        let password = self
-            .password(
-                kube,
-                c,
-                ["passwordSecret", "name", "passwordKey"],
-                "CLICKHOUSE_PASSWORD",
-                "clickhouse",
-            )
-            .await;
+        let password = self.password("clickhouse", CLICKHOUSE).await;
         let replicated = c["replicated"] == true;
         let named = text(&self.values["weave-trace"]["env"]["WF_CLICKHOUSE_REPLICATED_CLUSTER"]);
         Some(ClickhouseTarget {
@@ -274,6 +334,8 @@ mod tests {
         let w = Wiring {
             namespace: "wandb".into(),
             resource: "wandb".into(),
+            source: Source::Env(Default::default()),
+            withheld: Vec::new(),
             values: json!({"global": {
                 "host": "https://wandb.example.com",
                 "defaultBucket": {"provider": "s3", "name": "b", "region": "eu-west-1", "kmsKey": "arn:k", "path": ""}
