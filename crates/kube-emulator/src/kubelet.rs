@@ -11,7 +11,7 @@ use crate::controllers::{meta_str, rt, Controllers};
 use crate::error::ApiError;
 use crate::http::{App, Target};
 use crate::util::{now_secs, rfc3339};
-use crate::{LocalImage, PatchKind};
+use crate::LocalImage;
 use axum::body::Body;
 use axum::response::Response;
 use base64::Engine as _;
@@ -130,19 +130,7 @@ impl Controllers {
                 "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": template["spec"].clone(),
         });
-        let (pod, _) = self
-            .cluster
-            .patch(
-                &pods,
-                ns,
-                &name,
-                PatchKind::Apply,
-                body,
-                false,
-                "kube-controller-manager",
-                true,
-            )
-            .ok()?;
+        let pod = self.apply_pod(&pods, ns, &name, body, "kube-controller-manager")?;
         Some((pod, name))
     }
 

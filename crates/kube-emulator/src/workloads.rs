@@ -223,17 +223,7 @@ impl Controllers {
                     "ownerReferences": [{"apiVersion": o["apiVersion"], "kind": o["kind"], "name": meta_str(o, "name"), "uid": meta_str(o, "uid"), "controller": true}]},
                 "spec": template["spec"].clone(),
             });
-            let applied = self.cluster.patch(
-                &pods,
-                ns,
-                &name,
-                PatchKind::Apply,
-                body,
-                false,
-                "kube-emulator-kubelet",
-                true,
-            );
-            if let Ok((pod, _)) = applied {
+            if let Some(pod) = self.apply_pod(&pods, ns, &name, body, "kube-emulator-kubelet") {
                 self.set_status(&pods, &pod, status);
             }
             if let Some(f) = fault {
@@ -304,6 +294,21 @@ impl Controllers {
             };
             me.set_status(&r, &cur, status);
         });
+    }
+
+    /// Applies a pod as `manager`; the pod as stored.
+    pub(crate) fn apply_pod(
+        &self,
+        pods: &ResourceType,
+        ns: &str,
+        name: &str,
+        body: Value,
+        manager: &str,
+    ) -> Option<Value> {
+        self.cluster
+            .patch(pods, ns, name, PatchKind::Apply, body, false, manager, true)
+            .ok()
+            .map(|(pod, _)| pod)
     }
 
     /// A deleted workload's pods go with it.

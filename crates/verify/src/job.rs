@@ -299,13 +299,9 @@ mod tests {
 
     #[test]
     fn the_job_runs_as_the_pods_with_secrets_by_reference_and_nothing_more() {
-        let w = Wiring {
-            namespace: "wandb".into(),
-            resource: "wandb".into(),
-            source: crate::Source::Env(Default::default()),
-            withheld: Vec::new(),
-            values: json!({"global": {"mysql": {"host": "db", "passwordSecret": {"name": "s", "passwordKey": "k"}}}}),
-        };
+        let w = crate::wiring::of_values(
+            json!({"global": {"mysql": {"host": "db", "passwordSecret": {"name": "s", "passwordKey": "k"}}}}),
+        );
         let order = Order::new(&w, Options::default(), None);
         let job = ProbeJob {
             image: "ghcr.io/wbstack/wbstack:0.1.0".into(),

@@ -137,19 +137,13 @@ mod tests {
 
     #[test]
     fn an_order_names_secrets_by_reference_and_carries_no_password() {
-        let w = Wiring {
-            namespace: "wandb".into(),
-            resource: "wandb".into(),
-            source: Source::Env(Default::default()),
-            withheld: Vec::new(),
-            values: json!({"global": {
+        let w = crate::wiring::of_values(json!({"global": {
                 "host": "https://wandb.example.com",
                 "license": "a-license-value",
                 "mysql": {"host": "db", "passwordSecret": {"name": "wbstack-mysql", "passwordKey": "MYSQL_PASSWORD"}},
                 "redis": {"host": "r", "password": "plain-redis-password"},
                 "bucket": {"secret": {"secretName": "keys", "accessKeyName": "id", "secretKeyName": "sk"}}
-            }, "weave-trace": {"env": {"WF_CLICKHOUSE_REPLICATED_CLUSTER": "c", "OTHER": "x"}}}),
-        };
+            }, "weave-trace": {"env": {"WF_CLICKHOUSE_REPLICATED_CLUSTER": "c", "OTHER": "x"}}}));
         let o = Order::new(&w, Options::default(), None);
         let text = serde_json::to_string(&o).unwrap();
         assert!(!text.contains("a-license-value") && !text.contains("plain-redis-password"));

@@ -324,6 +324,18 @@ pub(crate) async fn read_secret(
     Ok(Secret::new(reference, value))
 }
 
+/// A wiring of `values` in namespace `wandb`, with no Secret to read.
+#[cfg(test)]
+pub(crate) fn of_values(values: Value) -> Wiring {
+    Wiring {
+        namespace: "wandb".into(),
+        resource: "wandb".into(),
+        source: Source::Env(Default::default()),
+        withheld: Vec::new(),
+        values,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,16 +343,10 @@ mod tests {
 
     #[test]
     fn the_bucket_and_host_are_read_from_the_values_as_the_chart_reads_them() {
-        let w = Wiring {
-            namespace: "wandb".into(),
-            resource: "wandb".into(),
-            source: Source::Env(Default::default()),
-            withheld: Vec::new(),
-            values: json!({"global": {
-                "host": "https://wandb.example.com",
-                "defaultBucket": {"provider": "s3", "name": "b", "region": "eu-west-1", "kmsKey": "arn:k", "path": ""}
-            }}),
-        };
+        let w = of_values(json!({"global": {
+            "host": "https://wandb.example.com",
+            "defaultBucket": {"provider": "s3", "name": "b", "region": "eu-west-1", "kmsKey": "arn:k", "path": ""}
+        }}));
         assert_eq!(
             w.bucket(),
             Some(BucketTarget {
