@@ -623,3 +623,143 @@ fn the_clickhouse_probe_writes_through_s3_main_to_moto() {
         "the probe left data behind"
     );
 }
+
+/// One live object, as the cluster holds it.
+fn live(env: &Env, kind: &str, ns: &str, name: &str) -> Value {
+    serde_json::from_str(&env.kubectl(&["get", kind, name, "-n", ns, "-o", "json"])).unwrap()
+}
+
+/// The live ClickHouse of an environment: its server configuration and users (the ConfigMap),
+/// the first shard's StatefulSet, and the password its pods read.
+fn live_clickhouse(env: &Env, c: &BundledClickhouse) -> (String, String, Value, String) {
+    let objects = wbstack_k8s::render::clickhouse_bundled(c);
+    let named = |kind: &str| {
+        let o = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == kind
+                    && (kind != "StatefulSet"
+                        || o["metadata"]["labels"]["app.kubernetes.io/component"] == "server")
+            })
+            .unwrap();
+        live(
+            env,
+            kind,
+            &c.namespace,
+            o["metadata"]["name"].as_str().unwrap(),
+        )
+    };
+    let config = named("ConfigMap");
+    let sts = named("StatefulSet");
+    let secret = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["valueFrom"]["secretKeyRef"]["key"] == c.password_key.as_str())
+        .map(|e| {
+            e["valueFrom"]["secretKeyRef"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .unwrap();
+    let data = &live(env, "secret", &c.namespace, &secret)["data"][&c.password_key];
+    use base64::Engine as _;
+    let password = base64::engine::general_purpose::STANDARD
+        .decode(data.as_str().unwrap())
+        .unwrap();
+    (
+        config["data"]["wbstack.xml"].as_str().unwrap().to_owned(),
+        config["data"]["users.xml"].as_str().unwrap().to_owned(),
+        sts,
+        String::from_utf8(password).unwrap(),
+    )
+}
+
+/// The live configuration of a running Weave environment, served by a real engine: the probe
+/// finds every replica of the plan in the cluster Weave uses. A replica deleted from the live
+/// ConfigMap by hand fails that check alone, named; `up` writes the configuration back and the
+/// check passes again.
+#[test]
+fn a_replica_deleted_from_the_live_cluster_config_fails_alone_until_up_restores_it() {
+    let env = Env::new(50);
+    let moto = moto::Moto::start();
+    make_bucket(&moto, "weave");
+    let endpoint = "https://s3.us-east-1.amazonaws.com/bucketname/foldername/";
+    let text =
+        plan_text("weave-clickhouse-s3").replace(endpoint, &format!("{}/weave/probe/", moto.url));
+    let c = bundled(&text);
+    let plan = env.plan_from("weave.yaml", &text);
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let replicas = c.shards * c.replicas;
+    // The cluster Weave is told to use, as the live resource tells it (verify reads it there).
+    let cr: Value =
+        serde_json::from_str(&env.kubectl(&["get", "weightsandbiases", "-A", "-o", "json"]))
+            .unwrap();
+    let told =
+        &cr["items"][0]["spec"]["values"]["weave-trace"]["env"]["WF_CLICKHOUSE_REPLICATED_CLUSTER"];
+    let cluster = told.as_str().unwrap_or("weave_cluster").to_owned();
+    let verdicts = || {
+        let (server, users, sts, password) = live_clickhouse(&env, &c);
+        let secrets = BTreeMap::from([(c.password_key.as_str(), password.as_str())]);
+        let mut pod = pod_env(&sts, 0, &secrets);
+        pod.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
+        pod.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+        let served = Served::start(&server, &users, &pod);
+        let f = probe(served.port, &c.user, &password, Some(&cluster), replicas);
+        f.into_iter()
+            .map(|x| (x.checked, x.verdict, x.seen))
+            .collect::<Vec<_>>()
+    };
+    let members = format!("cluster {cluster} in system.clusters");
+    let healthy = verdicts();
+    let seen = |v: &[(String, wbstack_verify::Verdict, String)]| {
+        v.iter().find(|x| x.0 == members).cloned().unwrap()
+    };
+    assert_eq!(
+        seen(&healthy).1,
+        wbstack_verify::Verdict::Pass,
+        "{healthy:#?}"
+    );
+
+    // By hand: the last replica out of the live ConfigMap's cluster.
+    let objects = wbstack_k8s::render::clickhouse_bundled(&c);
+    let cm = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+    let name = cm["metadata"]["name"].as_str().unwrap();
+    let mut edited = live(&env, "configmap", &c.namespace, name);
+    let server = edited["data"]["wbstack.xml"].as_str().unwrap().to_owned();
+    let open = server.rfind("<replica>").unwrap();
+    let close = server[open..].find("</replica>").unwrap() + open + "</replica>".len();
+    let mut fewer = server.clone();
+    fewer.replace_range(open..close, "");
+    edited["data"]["wbstack.xml"] = json!(fewer);
+    let path = env.dir.path().join("edited.json");
+    std::fs::write(&path, edited.to_string()).unwrap();
+    env.kubectl(&["replace", "-f", path.to_str().unwrap()]);
+    let broken = verdicts();
+    let differ: Vec<_> = healthy
+        .iter()
+        .zip(&broken)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(healthy.len(), broken.len(), "{broken:#?}");
+    assert_eq!(
+        differ,
+        [(
+            members.clone(),
+            wbstack_verify::Verdict::Fail,
+            format!("{} of the plan's {replicas} replicas", replicas - 1)
+        )],
+        "{broken:#?}"
+    );
+
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let restored = live(&env, "configmap", &c.namespace, name);
+    assert_eq!(restored["data"]["wbstack.xml"], json!(server));
+    assert_eq!(seen(&verdicts()).1, wbstack_verify::Verdict::Pass);
+    let out = env.run(&["down", "--env", "wandb-weave-s3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+}

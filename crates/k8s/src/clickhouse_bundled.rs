@@ -147,10 +147,16 @@ impl Step for ClickhouseBundledStep {
         let mut present = 0;
         let mut fp = None;
         let mut waiting = Vec::new();
+        let mut edited = Vec::new();
         for m in &ms {
             if let Some(live) = self.kube.get_manifest(m).await? {
                 self.kube.refuse_foreign(&live)?;
                 present += 1;
+                if m["kind"] == "ConfigMap" && m["data"] != live["data"] {
+                    // The server's or the users' configuration edited by hand (a replica out of
+                    // the cluster, a user's networks opened): written back.
+                    edited.push(live["data"].clone());
+                }
                 let want = &m["spec"]["template"]["metadata"]["annotations"][REVISION];
                 let has = &live["spec"]["template"]["metadata"]["annotations"][REVISION];
                 if want.is_string() && want != has {
@@ -173,6 +179,9 @@ impl Step for ClickhouseBundledStep {
                     }
                 }
             }
+        }
+        if !edited.is_empty() {
+            fp = Some(Fingerprint::of(&("edited", &edited)));
         }
         // Some objects but not all: an apply was cut short (a kill between two of its calls).
         // Nothing will finish it but applying again, so it counts as absent, not as in progress.
