@@ -86,7 +86,10 @@ pub async fn probe(kube: &Kube, plan: &Plan, sandbox: bool, opts: &ProbeOpts) ->
             image: opts.probe_image.clone().unwrap_or_else(|| JOB_IMAGE.into()),
             limit: JOB_LIMIT,
         };
-        let (job, mut inside) = in_cluster(kube, &wiring, &order, &job).await;
+        let (job, mut inside) = in_cluster(kube, &wiring, &order, &job, |m| {
+            eprintln!("{}: {m}", plan.metadata.name)
+        })
+        .await;
         findings.append(&mut inside);
         (format!("Job {job}"), findings)
     };

@@ -107,6 +107,10 @@ fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
     let out = run(&["verify", "--env", "wandb-dev"]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     let said = text(&out);
+    assert!(
+        said.contains("wandb-dev: waiting for Job wandb/wbstack-verify-"),
+        "the wait says what it waits for: {said}"
+    );
     let failed: Vec<&str> = said.lines().filter(|l| l.starts_with("fail")).collect();
     assert_eq!(failed.len(), 1, "{said}");
     assert!(

@@ -155,12 +155,14 @@ pub fn manifest(name: &str, sa: &str, order: &Order, job: &ProbeJob) -> Job {
     }
 }
 
-/// Runs the probes in a Job and brings back their findings; the Job's `namespace/name`.
+/// Runs the probes in a Job and brings back their findings; the Job's `namespace/name`. `say`
+/// is told what is waited for.
 pub async fn in_cluster(
     kube: &Kube,
     w: &Wiring,
     order: &Order,
     job: &ProbeJob,
+    say: impl Fn(&str),
 ) -> (String, Vec<Finding>) {
     let ns = &order.namespace;
     let accounts = crate::pods::service_accounts(kube, ns, &w.resource).await;
@@ -176,10 +178,10 @@ pub async fn in_cluster(
         let f = Finding::fail("job", checked, e.to_string(), todo);
         return (format!("{ns}/{name}"), vec![f]);
     }
-    tracing::info!(
+    say(&format!(
         "waiting for Job {ns}/{name}: the probes inside the cluster, as ServiceAccount {sa} (at most {} s)",
         job.limit.as_secs()
-    );
+    ));
     let outcome = finish(kube, ns, &name, job.limit).await;
     let removed = jobs.delete(&name, &DeleteParams::background()).await;
     let mut findings = match outcome {
