@@ -13,6 +13,10 @@ if ! command -v redis-server >/dev/null || ! command -v mariadbd >/dev/null; the
   # protocol, with TLS). The tests start their own; the packages' services stay off.
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server mariadb-server
 fi
+if ! command -v buildah >/dev/null || ! command -v umoci >/dev/null || ! command -v skopeo >/dev/null; then
+  # wbstack's image is built with buildah and checked with umoci and skopeo (tests/image.rs).
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y buildah umoci skopeo
+fi
 if ! command -v chromium >/dev/null; then
   # Headless Chromium checks the HTML report (tests/report.rs).
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
