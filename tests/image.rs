@@ -76,8 +76,9 @@ fn the_image_runs_wbstack_from_its_own_root_filesystem() {
 
     // The image's configuration: its user, entrypoint, path and CA bundle, one layer.
     let layout = format!("oci:{}:{VERSION}", out.join("oci").display());
-    let config: Value = serde_json::from_str(&run(Command::new("skopeo")
-        .args(["inspect", "--config", &layout])))
+    let config: Value = serde_json::from_str(&run(
+        Command::new("skopeo").args(["inspect", "--config", &layout])
+    ))
     .unwrap();
     let c = &config["config"];
     assert_eq!(c["User"], "65532:65532");
@@ -100,12 +101,12 @@ fn the_image_runs_wbstack_from_its_own_root_filesystem() {
         .arg(&root));
     // The binary unchanged (no compile in the image build), the system's CA bundle, the loader
     // and libraries, the users, and nothing more.
-    assert_eq!(sha256(&root.join("usr/local/bin/wbstack")), sha256(Path::new(bin)));
-    let bundle = "/etc/ssl/certs/ca-certificates.crt";
     assert_eq!(
-        sha256(&root.join(&bundle[1..])),
-        sha256(Path::new(bundle))
+        sha256(&root.join("usr/local/bin/wbstack")),
+        sha256(Path::new(bin))
     );
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    assert_eq!(sha256(&root.join(&bundle[1..])), sha256(Path::new(bundle)));
     let all = files(&root);
     let other: Vec<&String> = all
         .iter()
