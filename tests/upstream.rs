@@ -37,6 +37,7 @@ fn plans() -> Vec<(String, Plan)> {
         ("external-stores", "  mysql:\n    mode: aurora\n    database: wandb_prod\n    user: wandb\n    backupRetentionDays: 14\n  redis:\n    mode: elasticache\n", "  mysql:\n    mode: external\n    host: db.internal\n    passwordSecret: {name: db, key: password}\n  redis:\n    mode: external\n    host: redis.internal\n    tls: true\n    passwordSecret: {name: redis, key: password}\n  kafka:\n    brokerHost: kafka.internal\n    passwordSecret: {name: kafka, key: client-passwords}\n"),
         ("external-clickhouse", "  clickhouse:\n    mode: bundled\n    replicas: 3\n", "  clickhouse:\n    mode: external\n    host: ch.internal\n    replicas: 3\n    passwordSecret: {name: ch, key: password}\n"),
         ("more-components", "    monitoring:\n", "    components:\n      glue: {install: true, replicas: 2}\n      nginx: {replicas: 2}\n      flat-run-fields-updater: {install: true}\n    monitoring:\n"),
+        ("sso", "    monitoring:\n", SSO),
     ];
     for (name, from, to) in variants {
         assert!(production.contains(from), "{name}");
@@ -46,6 +47,10 @@ fn plans() -> Vec<(String, Plan)> {
     }
     out
 }
+
+/// SSO as the chart's own `oidc-secret-from-k8s` test configuration sets it up, the client
+/// secret by reference (and the issuer over https, which wbstack requires).
+const SSO: &str = "    sso:\n      issuer: https://keycloak:8080/keycloak/realms/master/\n      clientId: wandb\n      clientSecret: {name: wandb-oidc-secret-user-defined, key: OIDC_SECRET}\n    monitoring:\n";
 
 /// The `spec.values` of a plan's WeightsAndBiases resource.
 fn values(plan: &Plan) -> Value {
@@ -77,6 +82,32 @@ fn unknown(v: &Value, defaults: &[&Value], path: &str, out: &mut Vec<String>) {
         {
             unknown(x, &next, &p, out);
         }
+    }
+}
+
+/// The chart's own OIDC test configuration gives the issuer, client and method, and the secret
+/// both in plaintext and by reference; wbstack gives the same, by reference only, which the
+/// chart's snapshot shows is what its pods read (`GORILLA_OIDC_SECRET` and `OIDC_SECRET` from
+/// the Secret).
+#[test]
+fn sso_is_the_charts_own_oidc_configuration_with_the_secret_by_reference_only() {
+    let dir = fixtures().join("operator-wandb-chart/test-configs");
+    let theirs = yaml(&dir.join("oidc-secret-from-k8s.yaml"))["global"]["auth"]["oidc"].clone();
+    let (_, plan) = plans().into_iter().find(|(n, _)| n == "sso").unwrap();
+    let ours = values(&plan)["global"]["auth"]["oidc"].clone();
+    let mut expected = theirs.clone();
+    expected.as_object_mut().unwrap().remove("secret");
+    expected["issuer"] = json!(theirs["issuer"]
+        .as_str()
+        .unwrap()
+        .replace("http://", "https://"));
+    assert_eq!(ours, expected, "theirs: {theirs}");
+    let snapshot =
+        std::fs::read_to_string(dir.join("__snapshots__/oidc-secret-from-k8s.snap")).unwrap();
+    let secret = theirs["oidcSecret"]["name"].as_str().unwrap();
+    for var in ["GORILLA_OIDC_SECRET", "OIDC_SECRET"] {
+        let read = format!("- name: {var}\n          valueFrom:\n            secretKeyRef:\n              key: OIDC_SECRET\n              name: {secret}");
+        assert!(snapshot.contains(&read), "{var}");
     }
 }
 

@@ -172,3 +172,69 @@ fn in_the_sandbox_up_verify_and_spec_verify_say_what_cannot_be_probed_there() {
     let out = sandbox(&["down", "--env", "wandb-dev", "--sandbox"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// SSO's client secret is named by reference in the resource, never given in it; verify's
+/// references probe fails while the Secret is missing, naming it, and passes once it exists.
+#[test]
+fn the_sso_client_secret_is_a_reference_that_verify_checks() {
+    let env = Env::new(50);
+    let poc = std::fs::read_to_string(Env::plans().join("poc.yaml")).unwrap();
+    let sso = "    sso:\n      issuer: https://login.example.com/realms/wandb\n      clientId: wandb\n      clientSecret: {name: wandb-oidc, key: OIDC_SECRET}\n    components:\n";
+    let with = poc.replacen("    components:\n", sso, 1);
+    assert_ne!(with, poc);
+    let plan = env.plan_from("sso.yaml", &with);
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let cr = env.kubectl(&[
+        "get",
+        "weightsandbiases",
+        "wandb-dev",
+        "-n",
+        "wandb",
+        "-o",
+        "json",
+    ]);
+    let cr: serde_json::Value = serde_json::from_str(&cr).unwrap();
+    assert_eq!(
+        cr["spec"]["values"]["global"]["auth"]["oidc"]["oidcSecret"],
+        serde_json::json!({"name": "wandb-oidc", "secretKey": "OIDC_SECRET"})
+    );
+    let references = || {
+        let out = env.run(&[
+            "verify",
+            "--env",
+            "wandb-dev",
+            "--from-here",
+            "--output",
+            "json",
+        ]);
+        let f = findings(&out);
+        let refs: Vec<(String, String)> = f
+            .iter()
+            .filter(|x| x["probe"] == "references")
+            .map(|x| (x["checked"].to_string(), x["verdict"].to_string()))
+            .collect();
+        (out, refs)
+    };
+    let (_, refs) = references();
+    let failed: Vec<&(String, String)> = refs.iter().filter(|r| r.1 == "\"fail\"").collect();
+    assert_eq!(failed.len(), 1, "{refs:?}");
+    assert!(
+        failed[0]
+            .0
+            .contains("Secret wandb/wandb-oidc key OIDC_SECRET"),
+        "{refs:?}"
+    );
+    env.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "wandb-oidc",
+        "-n",
+        "wandb",
+        "--from-literal=OIDC_SECRET=client-secret-value",
+    ]);
+    let (out, refs) = references();
+    assert!(refs.iter().all(|r| r.1 == "\"pass\""), "{refs:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("client-secret-value"));
+}

@@ -236,6 +236,45 @@ pub struct WandbSpec {
     /// or redirect a Secret reference wbstack manages: both are refused otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_values: Vec<String>,
+    /// Single sign-on through OpenID Connect, as the chart reads it (`global.auth.oidc`): the
+    /// client secret stays in a Secret, never in the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoSpec>,
+}
+
+/// Single sign-on with an OpenID Connect provider.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SsoSpec {
+    /// The provider's issuer URL (https), as its discovery document names it.
+    pub issuer: String,
+    /// The client (application) id W&B is registered under.
+    pub client_id: String,
+    /// How W&B signs users in: `pkce` (authorization code with PKCE) or `implicit`.
+    #[serde(default)]
+    pub auth_method: SsoAuthMethod,
+    /// The client secret, for a confidential client: a key of a Kubernetes Secret in the
+    /// environment's namespace (made by you or by a secret operator from Secrets Manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretKeyRef>,
+}
+
+/// The OIDC flows W&B supports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SsoAuthMethod {
+    #[default]
+    Pkce,
+    Implicit,
+}
+
+impl SsoAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SsoAuthMethod::Pkce => "pkce",
+            SsoAuthMethod::Implicit => "implicit",
+        }
+    }
 }
 
 /// The chart's Ingress.

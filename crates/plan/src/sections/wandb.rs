@@ -71,6 +71,7 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
         );
     }
     check_host(c, &s.wandb.host);
+    check_sso(c, r);
     check_license(c, r);
     check_operator(c, r);
     check_chart(c, r);
@@ -99,6 +100,26 @@ fn check_host(c: &mut Checker, host: &str) {
             c.value("spec.wandb.host", format!("`{host}` has no host name"))
         }
         _ => {}
+    }
+}
+
+fn check_sso(c: &mut Checker, r: &Resolved) {
+    let Some(sso) = &r.spec.wandb.sso else {
+        return;
+    };
+    match sso.issuer.strip_prefix("https://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
+        _ => c.value_help(
+            "spec.wandb.sso.issuer",
+            format!("`{}` is not an https URL", sso.issuer),
+            "the provider's issuer, like https://login.example.com/realms/wandb",
+        ),
+    }
+    if sso.client_id.trim().is_empty() {
+        c.value("spec.wandb.sso.clientId", "the client id is empty");
+    }
+    if let Some(secret) = &sso.client_secret {
+        check_secret_ref(c, "spec.wandb.sso.clientSecret", secret);
     }
 }
 
@@ -241,6 +262,13 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
             );
         }
     }
+    if let Some(sso) = &s.wandb.sso {
+        let mut oidc = json!({"clientId": sso.client_id, "issuer": sso.issuer, "authMethod": sso.auth_method.as_str()});
+        if let Some(secret) = &sso.client_secret {
+            oidc["oidcSecret"] = json!({"name": secret.name, "secretKey": secret.key});
+        }
+        b.set("/global/auth/oidc", oidc);
+    }
     let o = &s.wandb.operator;
     b.step(
         ids::WANDB_CRD,
@@ -273,5 +301,57 @@ pub(crate) fn chart(r: &Resolved) -> serde_json::Value {
     match &c.path {
         Some(path) => json!({"path": path}),
         None => json!({"url": c.url, "name": c.name, "version": c.version}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    const PLAN: &str = "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {name: dev}\nspec:\n  wandb:\n    host: https://wandb.example.com\n    license: {env: WANDB_LICENSE}\n";
+
+    fn values(extra: &str) -> Result<serde_json::Value, crate::PlanError> {
+        let plan = crate::parse("p.yaml", &format!("{PLAN}{extra}"))?;
+        let steps = crate::compile(&plan);
+        let w = steps.iter().find(|s| s.id == crate::ids::WANDB).unwrap();
+        match &w.kind {
+            crate::StepKind::WandbResource(r) => Ok(r.values.clone()),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn sso_names_the_client_secret_by_reference_only() {
+        let v = values("    sso:\n      issuer: https://login.example.com/realms/wandb\n      clientId: wandb\n      clientSecret: {name: wandb-oidc, key: OIDC_SECRET}\n").unwrap();
+        assert_eq!(
+            v["global"]["auth"]["oidc"],
+            serde_json::json!({"clientId": "wandb", "issuer": "https://login.example.com/realms/wandb",
+                "authMethod": "pkce", "oidcSecret": {"name": "wandb-oidc", "secretKey": "OIDC_SECRET"}})
+        );
+        let public = values("    sso:\n      issuer: https://login.example.com\n      clientId: wandb\n      authMethod: implicit\n").unwrap();
+        assert_eq!(public["global"]["auth"]["oidc"]["authMethod"], "implicit");
+        assert!(public["global"]["auth"]["oidc"]["oidcSecret"].is_null());
+    }
+
+    #[test]
+    fn sso_mistakes_are_named_where_they_are() {
+        let e = values("    sso:\n      issuer: http://login.example.com\n      clientId: ' '\n      clientSecret: {name: Bad_Name, key: k}\n").unwrap_err();
+        let at: Vec<(&str, usize)> = e.0.iter().map(|d| (d.path.as_str(), d.line)).collect();
+        assert_eq!(
+            at,
+            [
+                ("spec.wandb.sso.issuer", 9),
+                ("spec.wandb.sso.clientId", 10),
+                ("spec.wandb.sso.clientSecret.name", 11)
+            ],
+            "{e}"
+        );
+        assert!(e.0[0].message.contains("is not an https URL"), "{e}");
+        let e =
+            values("    sso:\n      issuer: https://x\n      clientId: w\n      secret: s3cr3t\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("secret"), "{e}");
+        let e =
+            values("    values:\n      global:\n        auth:\n          oidc: {secret: s3cr3t}\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("global.auth.oidc.secret"), "{e}");
     }
 }
