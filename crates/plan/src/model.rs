@@ -461,6 +461,10 @@ pub struct WeaveSpec {
     /// Install the weave-trace workers (and their `weave-worker-auth` Secret).
     #[serde(default)]
     pub trace_workers: bool,
+    /// The weave component's local cache (the chart's `weave.cache`; its defaults, 24 hours and
+    /// 20Gi, are the seeds').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<WeaveCacheSpec>,
 }
 
 impl Default for WeaveSpec {
@@ -468,8 +472,21 @@ impl Default for WeaveSpec {
         WeaveSpec {
             enabled: true,
             trace_workers: false,
+            cache: None,
         }
     }
+}
+
+/// The weave component's cache.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WeaveCacheSpec {
+    /// How often expired entries are cleared, in hours (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_in_hours: Option<u32>,
+    /// Its size limit (a storage quantity: `20Gi`), shared by cleanup and its emptyDir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
 }
 
 /// Prometheus and OpenTelemetry.

@@ -70,6 +70,21 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
     if let Some(k) = &r.spec.kafka {
         check_secret_ref(c, "spec.kafka.passwordSecret", &k.password_secret);
     }
+    if let Some(cache) = &r.spec.wandb.weave.cache {
+        let at = "spec.wandb.weave.cache";
+        if cache.interval_in_hours == Some(0) {
+            c.value(&format!("{at}.intervalInHours"), "at least 1 hour");
+        }
+        if let Some(size) = &cache.size {
+            if crate::check::quantity_bytes(size).is_none_or(|b| b == 0) {
+                c.value_help(
+                    &format!("{at}.size"),
+                    format!("`{size}` is not a size"),
+                    "a storage quantity, like 20Gi",
+                );
+            }
+        }
+    }
 }
 
 pub(super) fn compile(b: &mut Builder, r: &Resolved) {
@@ -77,6 +92,20 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
     other_components(b, r);
     let s = r.spec;
     b.set("/global/weave-trace/enabled", json!(s.wandb.weave.enabled));
+    if let Some(cache) = s
+        .wandb
+        .weave
+        .cache
+        .as_ref()
+        .filter(|_| s.wandb.weave.enabled)
+    {
+        if let Some(h) = cache.interval_in_hours {
+            b.set("/weave/cache/intervalInHours", json!(h));
+        }
+        if let Some(size) = &cache.size {
+            b.set("/weave/cache/size", json!(size));
+        }
+    }
     if s.wandb.weave.trace_workers {
         b.step(
             ids::WEAVE_WORKER_AUTH,

@@ -355,3 +355,41 @@ mod tests {
         assert!(e.to_string().contains("global.auth.oidc.secret"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod weave_cache_tests {
+    #[test]
+    fn the_weave_cache_is_the_charts_and_mistakes_are_named() {
+        let base = "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {name: dev}\nspec:\n  wandb:\n    host: https://wandb.example.com\n    license: {env: WANDB_LICENSE}\n    weave:\n      cache: ";
+        let plan = crate::parse(
+            "p.yaml",
+            &format!("{base}{{intervalInHours: 12, size: 40Gi}}\n"),
+        )
+        .unwrap();
+        let w = crate::compile(&plan)
+            .into_iter()
+            .find_map(|s| match s.kind {
+                crate::StepKind::WandbResource(r) => Some(r.values),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            w["weave"]["cache"],
+            serde_json::json!({"intervalInHours": 12, "size": "40Gi"})
+        );
+        let e = crate::parse(
+            "p.yaml",
+            &format!("{base}{{intervalInHours: 0, size: lots}}\n"),
+        )
+        .unwrap_err();
+        let at: Vec<(&str, usize)> = e.0.iter().map(|d| (d.path.as_str(), d.line)).collect();
+        assert_eq!(
+            at,
+            [
+                ("spec.wandb.weave.cache.intervalInHours", 9),
+                ("spec.wandb.weave.cache.size", 9)
+            ],
+            "{e}"
+        );
+    }
+}
