@@ -11,6 +11,16 @@ mod common;
 mod servers;
 use common::{text, Env};
 
+/// `verify` of the PoC from here, as JSON.
+const FROM_HERE: [&str; 6] = [
+    "verify",
+    "--env",
+    "wandb-dev",
+    "--from-here",
+    "--output",
+    "json",
+];
+
 fn findings(out: &std::process::Output) -> Vec<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["findings"].as_array().unwrap().clone()
@@ -60,14 +70,7 @@ fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
         !jobs.contains("wbstack-verify"),
         "the probe Job is removed: {jobs}"
     );
-    let here = run(&[
-        "verify",
-        "--env",
-        "wandb-dev",
-        "--from-here",
-        "--output",
-        "json",
-    ]);
+    let here = run(&FROM_HERE);
     assert_eq!(here.status.code(), Some(0), "{}", text(&here));
     let verdicts = |f: &[serde_json::Value]| {
         let mut v: Vec<(String, String)> = f
@@ -200,14 +203,7 @@ fn the_sso_client_secret_is_a_reference_that_verify_checks() {
         serde_json::json!({"name": "wandb-oidc", "secretKey": "OIDC_SECRET"})
     );
     let references = || {
-        let out = env.run(&[
-            "verify",
-            "--env",
-            "wandb-dev",
-            "--from-here",
-            "--output",
-            "json",
-        ]);
+        let out = env.run(&FROM_HERE);
         let f = findings(&out);
         let refs: Vec<(String, String)> = f
             .iter()

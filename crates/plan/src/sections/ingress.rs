@@ -116,17 +116,7 @@ fn alb(i: &IngressSpec, env: &str) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
-    const PLAN: &str = "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {name: dev}\nspec:\n  wandb:\n    host: https://wandb.example.com\n    license: {env: WANDB_LICENSE}\n";
-
-    fn values(extra: &str) -> Result<serde_json::Value, crate::PlanError> {
-        let plan = crate::parse("p.yaml", &format!("{PLAN}{extra}"))?;
-        let steps = crate::compile(&plan);
-        let w = steps.iter().find(|s| s.id == crate::ids::WANDB).unwrap();
-        match &w.kind {
-            crate::StepKind::WandbResource(r) => Ok(r.values.clone()),
-            _ => unreachable!(),
-        }
-    }
+    use crate::sections::test_values as values;
 
     #[test]
     fn an_alb_gets_what_terraform_aws_wandb_gives_it() {

@@ -20,6 +20,19 @@ pub(crate) use irsa::{clickhouse_uses_role, CLICKHOUSE_ACCOUNT};
 pub use state::state_bucket;
 pub(crate) use wandb::chart;
 
+/// The resource's values for a minimal plan with `extra` lines under `spec.wandb` (tests).
+#[cfg(test)]
+pub(crate) fn test_values(extra: &str) -> Result<serde_json::Value, crate::PlanError> {
+    const PLAN: &str = "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {name: dev}\nspec:\n  wandb:\n    host: https://wandb.example.com\n    license: {env: WANDB_LICENSE}\n";
+    let plan = crate::parse("p.yaml", &format!("{PLAN}{extra}"))?;
+    let steps = crate::compile(&plan);
+    let w = steps.iter().find(|s| s.id == crate::ids::WANDB).unwrap();
+    match &w.kind {
+        crate::StepKind::WandbResource(r) => Ok(r.values.clone()),
+        _ => unreachable!(),
+    }
+}
+
 use crate::build::Builder;
 use crate::check::Checker;
 use crate::resolve::Resolved;

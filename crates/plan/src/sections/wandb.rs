@@ -306,17 +306,7 @@ pub(crate) fn chart(r: &Resolved) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    const PLAN: &str = "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {name: dev}\nspec:\n  wandb:\n    host: https://wandb.example.com\n    license: {env: WANDB_LICENSE}\n";
-
-    fn values(extra: &str) -> Result<serde_json::Value, crate::PlanError> {
-        let plan = crate::parse("p.yaml", &format!("{PLAN}{extra}"))?;
-        let steps = crate::compile(&plan);
-        let w = steps.iter().find(|s| s.id == crate::ids::WANDB).unwrap();
-        match &w.kind {
-            crate::StepKind::WandbResource(r) => Ok(r.values.clone()),
-            _ => unreachable!(),
-        }
-    }
+    use crate::sections::test_values as values;
 
     #[test]
     fn sso_names_the_client_secret_by_reference_only() {
@@ -358,30 +348,16 @@ mod tests {
 
 #[cfg(test)]
 mod weave_cache_tests {
+    use crate::sections::test_values as values;
+
     #[test]
     fn the_weave_cache_is_the_charts_and_mistakes_are_named() {
-        let base = "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {name: dev}\nspec:\n  wandb:\n    host: https://wandb.example.com\n    license: {env: WANDB_LICENSE}\n    weave:\n      cache: ";
-        let plan = crate::parse(
-            "p.yaml",
-            &format!("{base}{{intervalInHours: 12, size: 40Gi}}\n"),
-        )
-        .unwrap();
-        let w = crate::compile(&plan)
-            .into_iter()
-            .find_map(|s| match s.kind {
-                crate::StepKind::WandbResource(r) => Some(r.values),
-                _ => None,
-            })
-            .unwrap();
+        let w = values("    weave:\n      cache: {intervalInHours: 12, size: 40Gi}\n").unwrap();
         assert_eq!(
             w["weave"]["cache"],
             serde_json::json!({"intervalInHours": 12, "size": "40Gi"})
         );
-        let e = crate::parse(
-            "p.yaml",
-            &format!("{base}{{intervalInHours: 0, size: lots}}\n"),
-        )
-        .unwrap_err();
+        let e = values("    weave:\n      cache: {intervalInHours: 0, size: lots}\n").unwrap_err();
         let at: Vec<(&str, usize)> = e.0.iter().map(|d| (d.path.as_str(), d.line)).collect();
         assert_eq!(
             at,
