@@ -8,11 +8,13 @@ use serde_json::json;
 use wbstack_engine::{Action, Change, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{DbParameterGroups, DbSubnetGroup, Kind};
 
-/// The cluster-level settings of the official W&B Terraform module.
-pub const CLUSTER_PARAMETERS: [(&str, &str); 3] = [
+/// The cluster-level settings of the official W&B Terraform module, and TLS required of every
+/// client (the seeds' encryption in transit; the chart connects with TLS).
+pub const CLUSTER_PARAMETERS: [(&str, &str); 4] = [
     ("binlog_format", "ROW"),
     ("binlog_row_image", "minimal"),
     ("innodb_online_alter_log_max_size", "268435456"),
+    ("require_secure_transport", "ON"),
 ];
 /// The instance-level settings of the official W&B Terraform module.
 pub const INSTANCE_PARAMETERS: [(&str, &str); 7] = [

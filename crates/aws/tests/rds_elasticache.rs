@@ -284,12 +284,25 @@ async fn up_and_check(aurora: bool) {
             )
         })
         .collect();
-    for (k, v) in INSTANCE_PARAMETERS {
+    // A single instance has no cluster group: the cluster's settings, TLS required among them,
+    // are the instance's.
+    let single = if aurora {
+        &[][..]
+    } else {
+        &CLUSTER_PARAMETERS[..]
+    };
+    for (k, v) in INSTANCE_PARAMETERS.iter().chain(single) {
         assert!(
-            set.contains(&(k.into(), v.into())),
+            set.contains(&(k.to_string(), v.to_string())),
             "{k}={v} missing from {set:?}"
         );
     }
+    assert!(
+        set.iter()
+            .any(|(k, v)| k == "require_secure_transport" && v == "ON")
+            || aurora,
+        "{set:?}"
+    );
     // The cache.
     let rg = aws
         .elasticache
