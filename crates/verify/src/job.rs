@@ -182,7 +182,7 @@ pub async fn in_cluster(
         "waiting for Job {ns}/{name}: the probes inside the cluster, as ServiceAccount {sa} (at most {} s)",
         job.limit.as_secs()
     ));
-    let outcome = finish(kube, ns, &name, job.limit).await;
+    let outcome = finish(kube, ns, &name, job.limit, &say).await;
     let removed = jobs.delete(&name, &DeleteParams::background()).await;
     let mut findings = match outcome {
         Ok(log) => read_findings(&log).unwrap_or_else(|seen| {
@@ -212,24 +212,41 @@ pub async fn in_cluster(
     (format!("{ns}/{name}"), findings)
 }
 
-/// Waits for the Job to finish; its pod's log. Ends at once when the pod cannot start.
-async fn finish(kube: &Kube, ns: &str, name: &str, limit: Duration) -> Result<String, String> {
+/// Waits for the Job to finish; its pod's log. Ends at once when the pod cannot start or the Job
+/// is gone; says every 15 s what it last saw of the pod.
+async fn finish(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    limit: Duration,
+    say: &impl Fn(&str),
+) -> Result<String, String> {
     let jobs: Api<Job> = Api::namespaced(kube.client().clone(), ns);
     let pods: Api<Pod> = Api::namespaced(kube.client().clone(), ns);
     let by_job = ListParams::default().labels(&format!("job-name={name}"));
-    let deadline = Instant::now() + limit + Duration::from_secs(15);
+    let started = Instant::now();
+    let deadline = started + limit + Duration::from_secs(15);
+    let mut told = started;
     loop {
-        let done = jobs
-            .get_opt(name)
-            .await
-            .map_err(|e| e.to_string())?
-            .and_then(|j| j.status)
+        let Some(live) = jobs.get_opt(name).await.map_err(|e| e.to_string())? else {
+            return Err(format!("Job {ns}/{name} is gone: deleted by someone else"));
+        };
+        let done = live
+            .status
             .and_then(|s| s.conditions)
             .into_iter()
             .flatten()
             .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));
         let listed = pods.list(&by_job).await.map_err(|e| e.to_string())?;
         let pod = listed.items.into_iter().next();
+        if told.elapsed() >= Duration::from_secs(15) {
+            told = Instant::now();
+            let waited = started.elapsed().as_secs();
+            say(&format!(
+                "still waiting for Job {ns}/{name} ({waited} s): {}",
+                seen(pod.as_ref())
+            ));
+        }
         if let Some(stuck) = pod.as_ref().and_then(stuck) {
             return Err(stuck);
         }
@@ -252,11 +269,30 @@ async fn finish(kube: &Kube, ns: &str, name: &str, limit: Duration) -> Result<St
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "the Job did not finish within {} s",
-                limit.as_secs()
+                "the Job did not finish within {} s; last seen: {}",
+                limit.as_secs(),
+                seen(pod.as_ref())
             ));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// What was last seen of the probe pod: its phase and why its container waits, if it does.
+fn seen(p: Option<&Pod>) -> String {
+    let Some(p) = p else {
+        return "no pod yet".into();
+    };
+    let name = p.metadata.name.as_deref().unwrap_or("");
+    let status = p.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let waiting = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .and_then(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+    match waiting {
+        Some(w) => format!("pod {name} {phase} ({w})"),
+        None => format!("pod {name} {phase}"),
     }
 }
 
@@ -337,6 +373,11 @@ mod tests {
             "{said}"
         );
         assert_eq!(stuck(&pod("ContainerCreating")), None);
+        assert_eq!(
+            seen(Some(&pod("ContainerCreating"))),
+            "pod  Pending (ContainerCreating)"
+        );
+        assert_eq!(seen(None), "no pod yet");
     }
 
     #[test]
