@@ -92,11 +92,17 @@ fn an_aws_that_answers_for_no_identity_stops_up_and_an_old_mysql_is_refused() {
             "    mode: aurora\n",
             "    mode: aurora\n    engineVersion: 8.0.mysql_aurora.3.02.0\n",
         );
+    // The line the version is on, counted from the plan's own text.
+    let line = 1 + old
+        .lines()
+        .position(|l| l.contains("engineVersion: 8.0.mysql_aurora.3.02.0"))
+        .unwrap();
     let old = env.plan_from("old.yaml", &old);
     let out = env.run(&["validate", &old]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        text(&out).contains("old.yaml:31:") && text(&out).contains("older than 3.04"),
+        text(&out).contains(&format!("old.yaml:{line}:20:"))
+            && text(&out).contains("older than 3.04"),
         "{}",
         text(&out)
     );
