@@ -130,7 +130,7 @@ impl Controllers {
                 "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": template["spec"].clone(),
         });
-        let pod = self.apply_pod(&pods, ns, &name, body, "kube-controller-manager")?;
+        let pod = self.apply_as(&pods, ns, &name, body, "kube-controller-manager")?;
         Some((pod, name))
     }
 

@@ -14,7 +14,6 @@
 
 use crate::controllers::{is_operator, meta_str, rt, Controllers, WANDB_FINALIZER};
 use crate::registry::ResourceType;
-use crate::PatchKind;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use wbstack_chart::{operator_wandb, Expected};
@@ -323,16 +322,7 @@ impl Controllers {
             "annotations": if annotations.is_object() { annotations } else { json!({}) },
             "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": "WeightsAndBiases", "name": meta_str(owner, "name"), "uid": meta_str(owner, "uid"), "controller": true}]}});
         if let Some(r) = rt(&self.cluster, "", "v1", "serviceaccounts") {
-            let _ = self.cluster.patch(
-                &r,
-                ns,
-                name,
-                PatchKind::Apply,
-                body.clone(),
-                false,
-                "wandb-operator",
-                true,
-            );
+            self.apply_as(&r, ns, name, body.clone(), "wandb-operator");
         }
         body
     }
@@ -359,16 +349,7 @@ impl Controllers {
             return body;
         };
         let ns = meta_str(owner, "namespace");
-        let _ = self.cluster.patch(
-            &r,
-            ns,
-            &w.name,
-            PatchKind::Apply,
-            body.clone(),
-            false,
-            "wandb-operator",
-            true,
-        );
+        self.apply_as(&r, ns, &w.name, body.clone(), "wandb-operator");
         body
     }
 

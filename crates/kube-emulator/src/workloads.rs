@@ -223,7 +223,7 @@ impl Controllers {
                     "ownerReferences": [{"apiVersion": o["apiVersion"], "kind": o["kind"], "name": meta_str(o, "name"), "uid": meta_str(o, "uid"), "controller": true}]},
                 "spec": template["spec"].clone(),
             });
-            if let Some(pod) = self.apply_pod(&pods, ns, &name, body, "kube-emulator-kubelet") {
+            if let Some(pod) = self.apply_as(&pods, ns, &name, body, "kube-emulator-kubelet") {
                 self.set_status(&pods, &pod, status);
             }
             if let Some(f) = fault {
@@ -296,19 +296,20 @@ impl Controllers {
         });
     }
 
-    /// Applies a pod as `manager`; the pod as stored.
-    pub(crate) fn apply_pod(
+    /// Applies an object of type `r` as the field manager `manager` (server-side apply,
+    /// forced, as a controller does); the object as stored.
+    pub(crate) fn apply_as(
         &self,
-        pods: &ResourceType,
+        r: &ResourceType,
         ns: &str,
         name: &str,
         body: Value,
         manager: &str,
     ) -> Option<Value> {
         self.cluster
-            .patch(pods, ns, name, PatchKind::Apply, body, false, manager, true)
+            .patch(r, ns, name, PatchKind::Apply, body, false, manager, true)
             .ok()
-            .map(|(pod, _)| pod)
+            .map(|(o, _)| o)
     }
 
     /// A deleted workload's pods go with it.
