@@ -4,7 +4,7 @@
 use crate::exit::CliError;
 use std::sync::Arc;
 use wbstack_engine::Step;
-use wbstack_plan::{Plan, StepPlan};
+use wbstack_plan::{AwsKind, Plan, StepPlan};
 
 #[cfg(feature = "aws")]
 pub use wbstack_aws::Aws;
@@ -14,7 +14,8 @@ pub use wbstack_aws::Aws;
 #[derive(Clone, Debug)]
 pub enum Aws {}
 
-fn not_configured(sp: &StepPlan) -> CliError {
+/// A step that needs AWS in a run without it.
+pub fn not_configured(sp: &StepPlan) -> CliError {
     CliError::refused(format!("step {} needs AWS, which is not configured", sp.id))
 }
 
@@ -122,10 +123,7 @@ pub async fn connect(
 /// Reads secrets that AWS steps keep in Secrets Manager, for the Kubernetes Secrets mirroring
 /// them.
 #[cfg(feature = "aws")]
-pub fn resolver(
-    sp: &StepPlan,
-    aws: Option<&Aws>,
-) -> Result<Arc<dyn wbstack_k8s::SecretResolver>, CliError> {
+pub fn resolver(aws: &Aws) -> Arc<dyn wbstack_k8s::SecretResolver> {
     struct FromSecretsManager(Aws);
     #[async_trait::async_trait]
     impl wbstack_k8s::SecretResolver for FromSecretsManager {
@@ -136,45 +134,23 @@ pub fn resolver(
             wbstack_aws::read_secret(&self.0, r).await
         }
     }
-    let aws = aws.cloned().ok_or_else(|| not_configured(sp))?;
-    Ok(Arc::new(FromSecretsManager(aws)))
+    Arc::new(FromSecretsManager(aws.clone()))
 }
 
 #[cfg(not(feature = "aws"))]
-pub fn resolver(
-    sp: &StepPlan,
-    aws: Option<&Aws>,
-) -> Result<Arc<dyn wbstack_k8s::SecretResolver>, CliError> {
-    match aws {
-        Some(never) => match *never {},
-        None => Err(not_configured(sp)),
-    }
+pub fn resolver(aws: &Aws) -> Arc<dyn wbstack_k8s::SecretResolver> {
+    match *aws {}
 }
 
-/// The implementation of an AWS step: one line per kind.
+/// The implementation of an AWS step, from the AWS crate's one dispatch over its kinds.
 #[cfg(feature = "aws")]
-pub fn step(sp: &StepPlan, aws: Option<&Aws>) -> Result<Arc<dyn Step>, CliError> {
-    use wbstack_aws::*;
-    use wbstack_plan::StepKind;
-    let aws = || aws.cloned().ok_or_else(|| not_configured(sp));
-    let id = sp.id.as_str();
-    Ok(match sp.kind.clone() {
-        StepKind::KmsKey(s) => Arc::new(KmsKeyStep::new(aws()?, id, s)),
-        StepKind::S3Bucket(s) => Arc::new(S3BucketStep::new(aws()?, id, s)),
-        StepKind::AwsSecret(s) => Arc::new(AwsSecretStep::new(aws()?, id, s)),
-        StepKind::DbSubnetGroup(s) => Arc::new(DbSubnetGroupStep::new(aws()?, id, s)),
-        StepKind::DbParameterGroups(s) => Arc::new(DbParameterGroupsStep::new(aws()?, id, s)),
-        StepKind::MysqlDatabase(s) => Arc::new(MysqlDatabaseStep::new(aws()?, id, s)),
-        StepKind::CacheSubnetGroup(s) => Arc::new(CacheSubnetGroupStep::new(aws()?, id, s)),
-        StepKind::RedisCache(s) => Arc::new(RedisCacheStep::new(aws()?, id, s)),
-        StepKind::RedisAuthCommit(s) => Arc::new(RedisAuthCommitStep::new(aws()?, id, s)),
-        StepKind::IamRole(s) => Arc::new(IamRoleStep::new(aws()?, id, s)),
-        _ => return Err(CliError::invalid(format!("step {id} is not an AWS step"))),
-    })
+pub fn step(sp: &StepPlan, k: AwsKind<'_>, aws: Option<&Aws>) -> Result<Arc<dyn Step>, CliError> {
+    let aws = aws.cloned().ok_or_else(|| not_configured(sp))?;
+    Ok(wbstack_aws::kind(k).step(aws, &sp.id))
 }
 
 #[cfg(not(feature = "aws"))]
-pub fn step(sp: &StepPlan, aws: Option<&Aws>) -> Result<Arc<dyn Step>, CliError> {
+pub fn step(sp: &StepPlan, _: AwsKind<'_>, aws: Option<&Aws>) -> Result<Arc<dyn Step>, CliError> {
     match aws {
         Some(never) => match *never {},
         None => Err(not_configured(sp)),

@@ -210,20 +210,8 @@ fn graph(path: &Path, format: GraphFormat) -> Result<Exit, CliError> {
 pub fn render_documents(plan: &wbstack_plan::Plan) -> Vec<serde_json::Value> {
     let mut docs = Vec::new();
     for s in wbstack_plan::compile(plan) {
-        match &s.kind {
-            wbstack_plan::StepKind::ClickhouseBundled(c) => {
-                docs.extend(wbstack_k8s::render::clickhouse_bundled(c))
-            }
-            wbstack_plan::StepKind::ClickhouseAltinity(c) => {
-                docs.push(wbstack_k8s::render::clickhouse_altinity(c))
-            }
-            wbstack_plan::StepKind::WandbResource(w) => docs.push(wbstack_k8s::render::wandb(
-                &w.namespace,
-                &w.name,
-                &w.chart,
-                &w.values,
-            )),
-            _ => {}
+        if let wbstack_plan::Side::K8s(k) = s.kind.side() {
+            docs.extend(wbstack_k8s::kind(k).documents());
         }
     }
     docs

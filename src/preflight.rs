@@ -5,7 +5,7 @@
 
 use crate::exit::CliError;
 use wbstack_k8s::Kube;
-use wbstack_plan::{Plan, StepKind, StepPlan};
+use wbstack_plan::{Plan, StepPlan};
 
 /// The oldest Kubernetes the operator-wandb chart supports.
 const OLDEST: (u32, u32) = (1, 25);
@@ -158,12 +158,8 @@ async fn pull_secrets(kube: &Kube, plan: &Plan) -> Result<(), String> {
 fn storage_classes(plan: &Plan, steps: &[StepPlan]) -> Vec<String> {
     let mut names: Vec<String> = plan.spec.kubernetes.storage_class.iter().cloned().collect();
     for sp in steps {
-        let sc = match &sp.kind {
-            StepKind::ClickhouseBundled(c) => c.storage_class.clone(),
-            StepKind::ClickhouseAltinity(c) => c.storage_class.clone(),
-            _ => None,
-        };
-        names.extend(sc);
+        let fp = sp.kind.footprint(None);
+        names.extend(fp.servers.and_then(|s| s.storage_class).map(str::to_owned));
     }
     names.sort();
     names.dedup();
@@ -173,10 +169,11 @@ fn storage_classes(plan: &Plan, steps: &[StepPlan]) -> Vec<String> {
 /// A node must be able to hold one ClickHouse replica's requests (Weave's ClickHouse asks for
 /// large nodes). Skipped when the identity may not list nodes.
 async fn node_capacity(kube: &Kube, steps: &[StepPlan]) -> Result<(), String> {
-    let wanted = steps.iter().find_map(|sp| match &sp.kind {
-        StepKind::ClickhouseBundled(c) => c.resources.as_ref().and_then(|r| r.requests.clone()),
-        StepKind::ClickhouseAltinity(c) => c.resources.as_ref().and_then(|r| r.requests.clone()),
-        _ => None,
+    let wanted = steps.iter().find_map(|sp| {
+        sp.kind
+            .footprint(None)
+            .servers
+            .and_then(|s| s.requests.cloned())
     });
     let Some(wanted) = wanted else { return Ok(()) };
     let (cpu, mem) = (quantity(&wanted.cpu), quantity(&wanted.memory));

@@ -134,13 +134,10 @@ fn aws_endpoint(plan: &Plan) -> Option<String> {
 
 /// How many ClickHouse replicas the plan deploys (shards times replicas), if it deploys one.
 fn clickhouse_replicas(plan: &Plan) -> Option<u32> {
-    wbstack_plan::compile(plan)
-        .into_iter()
-        .find_map(|s| match s.kind {
-            wbstack_plan::StepKind::ClickhouseBundled(c) => Some(c.shards * c.replicas),
-            wbstack_plan::StepKind::ClickhouseAltinity(c) => Some(c.shards * c.replicas),
-            _ => None,
-        })
+    wbstack_plan::compile(plan).into_iter().find_map(|s| {
+        let servers = s.kind.footprint(None).servers?;
+        (servers.what == "clickhouse").then_some(servers.count)
+    })
 }
 
 /// The bucket probe, as the pods' identity.

@@ -4,45 +4,22 @@ use crate::exit::CliError;
 use std::sync::Arc;
 use std::time::Duration;
 use wbstack_engine::{Graph, Hook, HookWhen, Secret, Step, StepId, StepSpec};
-use wbstack_k8s::*;
-use wbstack_plan::{Plan, StepKind, StepPlan};
+use wbstack_k8s::{Kube, Unwired, Wiring};
+use wbstack_plan::{Plan, Side, StepPlan};
 
-/// The step implementation of a compiled step: one line per kind.
+/// The step implementation of a compiled step, from the crate that implements its kind.
 fn step_for(
     sp: &StepPlan,
-    kube: &Kube,
+    w: &Wiring,
     aws: Option<&crate::aws::Aws>,
-    license: &Option<Secret>,
 ) -> Result<Arc<dyn Step>, CliError> {
-    let license = || {
-        license
-            .clone()
-            .ok_or_else(|| CliError::invalid("the license is missing"))
-    };
-    let k = kube.clone();
-    Ok(match sp.kind.clone() {
-        StepKind::Namespace(s) => Arc::new(NamespaceStep::new(k, s)),
-        StepKind::LicenseSecret(s) => Arc::new(ValueSecretStep::license(k, s, license()?)),
-        StepKind::GeneratedSecret(s) => Arc::new(GeneratedSecretStep::new(k, s)),
-        StepKind::MirroredSecret(s) => Arc::new(ValueSecretStep::mirrored(
-            k,
-            s,
-            crate::aws::resolver(sp, aws)?,
-        )),
-        StepKind::WandbCrd(s) => Arc::new(WandbCrdStep::new(k, s)),
-        StepKind::Operator(s) => Arc::new(OperatorStep::new(k, s)),
-        StepKind::ClickhouseBundled(s) => Arc::new(ClickhouseBundledStep::new(k, s)),
-        StepKind::ClickhouseAltinity(s) => Arc::new(ClickhouseAltinityStep::new(k, s)),
-        StepKind::WandbResource(s) => Arc::new(WandbStep::new(k, s)),
-        StepKind::UrlReady(s) => Arc::new(wbstack_k8s::UrlReadyStep::new(s)),
-        _ if sp.kind.is_aws() => crate::aws::step(sp, aws)?,
-        _ => {
-            return Err(CliError::invalid(format!(
-                "no implementation of step {}",
-                sp.id
-            )))
-        }
-    })
+    match sp.kind.side() {
+        Side::K8s(k) => wbstack_k8s::kind(k).step(w).map_err(|e| match e {
+            Unwired::License => CliError::invalid(e.to_string()),
+            Unwired::Aws => crate::aws::not_configured(sp),
+        }),
+        Side::Aws(k) => crate::aws::step(sp, k, aws),
+    }
 }
 
 fn hook_when(s: &str) -> HookWhen {
@@ -63,6 +40,11 @@ pub fn graph(
     license: &Option<Secret>,
     timeout: Option<u64>,
 ) -> Result<Graph, CliError> {
+    let w = Wiring {
+        kube: kube.clone(),
+        license: license.clone(),
+        resolver: aws.map(crate::aws::resolver),
+    };
     let mut specs = Vec::new();
     for sp in steps {
         let hooks = plan
@@ -85,7 +67,7 @@ pub fn graph(
         specs.push(StepSpec {
             id: StepId::new(sp.id.clone()),
             deps: sp.deps.iter().map(|d| StepId::new(d.clone())).collect(),
-            step: step_for(sp, kube, aws, license)?,
+            step: step_for(sp, &w, aws)?,
             hooks,
             timeout: Some(Duration::from_secs(timeout.unwrap_or(sp.timeout_seconds))),
         });

@@ -3,6 +3,7 @@
 //! Multi-AZ with automatic failover when it has more than one node.
 
 use crate::clients::{classify, Aws};
+use crate::kind::{AwsStepKind, Grants};
 use crate::own::{accepted, not_owned, outputs, tags, Tolerate};
 use crate::poll::poll;
 use crate::secrets::read_secret;
@@ -529,5 +530,28 @@ impl Step for RedisCacheStep {
             Ok(matches!(self.look().await?, Group::Absent).then_some(()))
         })
         .await
+    }
+}
+
+impl AwsStepKind for CacheSubnetGroup {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(CacheSubnetGroupStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        Grants::only(crate::policy::cache_subnet_group(&self.name))
+    }
+}
+
+impl AwsStepKind for RedisCache {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(RedisCacheStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        let mut statements = crate::policy::redis(&self.id);
+        statements.extend(self.restore.as_ref().map(|_| crate::policy::cache_seed()));
+        Grants {
+            statements,
+            service_role: Some("elasticache.amazonaws.com"),
+        }
     }
 }

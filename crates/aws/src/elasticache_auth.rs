@@ -6,6 +6,7 @@
 
 use crate::clients::{classify, Aws};
 use crate::elasticache_changes::change_token;
+use crate::kind::{AwsStepKind, Grants};
 use crate::rotation::{pending_of, promote, Pending};
 use crate::secrets::read_secret;
 use async_trait::async_trait;
@@ -137,5 +138,15 @@ impl Step for RedisAuthCommitStep {
     }
     async fn wait_destroyed(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         Ok(())
+    }
+}
+
+impl AwsStepKind for RedisAuthCommit {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(RedisAuthCommitStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        // Its calls are the group's, granted with the ElastiCache group's own step.
+        Grants::default()
     }
 }

@@ -4,6 +4,7 @@
 //! repaired by `up`.
 
 use crate::clients::{classify, Aws};
+use crate::kind::{AwsStepKind, Grants};
 use crate::own::{not_owned, outputs, Tolerate};
 use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
@@ -317,5 +318,14 @@ impl Step for IamRoleStep {
 impl IamRoleStep {
     fn outputs(&self, live: &Live) -> wbstack_engine::Outputs {
         outputs(&[("arn", json!(live.arn)), ("name", json!(self.spec.name))])
+    }
+}
+
+impl AwsStepKind for IamRole {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(IamRoleStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        Grants::only(crate::policy::pods_role(&self.name))
     }
 }

@@ -3,6 +3,7 @@
 //! drift that `up` restores.
 
 use crate::clients::{classify, Aws};
+use crate::kind::{AwsStepKind, Grants};
 use crate::kms_guard::{self as guard, Admin};
 use crate::own::{not_owned, Tolerate};
 use async_trait::async_trait;
@@ -355,5 +356,14 @@ impl Step for KmsKeyStep {
             .await
             .tolerate(&["NotFoundException"], "DeleteAlias", &self.spec.alias)
             .map(|_| ())
+    }
+}
+
+impl AwsStepKind for KmsKey {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(KmsKeyStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, env: &str) -> Grants {
+        Grants::only(crate::policy::kms(&self.alias, env))
     }
 }

@@ -3,7 +3,8 @@
 //! deterministic name from the environment, carries the environment's tags, and is adopted when
 //! it is ours and refused when it is not ([`own`](crate) holds those rules for every step).
 //!
-//! Each step is built from its plan payload: `KmsKeyStep::new(aws, step_id, spec)`.
+//! Each step is built from its plan payload: `KmsKeyStep::new(aws, step_id, spec)`, or through
+//! [`kind`], the one dispatch over the AWS kinds.
 
 mod calllog;
 mod clients;
@@ -11,6 +12,7 @@ mod elasticache;
 mod elasticache_auth;
 mod elasticache_changes;
 mod iam;
+mod kind;
 mod kms;
 mod kms_guard;
 mod kms_keep;
@@ -31,6 +33,7 @@ pub use clients::{classify, describe, error_code, Aws, AwsError, AwsSettings};
 pub use elasticache::{CacheSubnetGroupStep, RedisCacheStep};
 pub use elasticache_auth::RedisAuthCommitStep;
 pub use iam::{IamRoleStep, POLICY as ROLE_POLICY};
+pub use kind::{AwsStepKind, Grants};
 pub use kms::KmsKeyStep;
 pub use policy::wbstack_policy;
 pub use poll::{interval as poll_interval, poll};
@@ -40,3 +43,20 @@ pub use rds_groups::{
 pub use rds_mysql::MysqlDatabaseStep;
 pub use s3::S3BucketStep;
 pub use secrets::{generate, read_secret, AwsSecretStep, STORE};
+
+/// What this crate knows of an AWS kind of step: one arm per kind.
+pub fn kind(k: wbstack_plan::AwsKind<'_>) -> &dyn AwsStepKind {
+    use wbstack_plan::AwsKind as K;
+    match k {
+        K::KmsKey(x) => x,
+        K::S3Bucket(x) => x,
+        K::DbSubnetGroup(x) => x,
+        K::DbParameterGroups(x) => x,
+        K::AwsSecret(x) => x,
+        K::MysqlDatabase(x) => x,
+        K::CacheSubnetGroup(x) => x,
+        K::RedisCache(x) => x,
+        K::RedisAuthCommit(x) => x,
+        K::IamRole(x) => x,
+    }
+}

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use wbstack_plan::{StepKind, StepPlan};
+use wbstack_plan::{Side, StepPlan};
 
 /// The environment tag wbstack puts on every AWS resource.
 const ENV_TAG: &str = "wbstack:environment";
@@ -33,79 +33,11 @@ pub fn wbstack_policy(steps: &[StepPlan], env: &str, state: Option<&str>) -> Val
     )];
     let mut service_roles = BTreeSet::new();
     for s in steps {
-        st.extend(match &s.kind {
-            StepKind::KmsKey(k) => kms(&k.alias, env),
-            StepKind::S3Bucket(b) => bucket(&b.name),
-            StepKind::DbSubnetGroup(g) => vec![statement(
-                "DbSubnetGroup",
-                &[
-                    "rds:CreateDBSubnetGroup",
-                    "rds:DeleteDBSubnetGroup",
-                    "rds:DescribeDBSubnetGroups",
-                    "rds:AddTagsToResource",
-                    "rds:ListTagsForResource",
-                ],
-                vec![format!("arn:aws:rds:*:*:subgrp:{}", g.name)],
-            )],
-            StepKind::DbParameterGroups(g) => db_parameter_groups(&g.name),
-            StepKind::MysqlDatabase(m) => {
-                service_roles.insert("rds.amazonaws.com");
-                let mut st = database(&m.identifier);
-                st.extend(m.restore.as_ref().map(|r| db_restore(&m.identifier, r)));
-                st
-            }
-            StepKind::AwsSecret(x) => vec![statement(
-                &format!("Secret{}", st_id(&x.name)),
-                &[
-                    "secretsmanager:CreateSecret",
-                    "secretsmanager:DescribeSecret",
-                    "secretsmanager:GetSecretValue",
-                    "secretsmanager:PutSecretValue",
-                    "secretsmanager:UpdateSecretVersionStage",
-                    "secretsmanager:DeleteSecret",
-                    "secretsmanager:RestoreSecret",
-                    "secretsmanager:TagResource",
-                ],
-                vec![format!(
-                    "arn:aws:secretsmanager:*:*:secret:{}-??????",
-                    x.name
-                )],
-            )],
-            StepKind::CacheSubnetGroup(g) => vec![statement(
-                "CacheSubnetGroup",
-                &[
-                    "elasticache:CreateCacheSubnetGroup",
-                    "elasticache:DeleteCacheSubnetGroup",
-                    "elasticache:DescribeCacheSubnetGroups",
-                    "elasticache:AddTagsToResource",
-                    "elasticache:ListTagsForResource",
-                ],
-                vec![format!("arn:aws:elasticache:*:*:subnetgroup:{}", g.name)],
-            )],
-            StepKind::RedisCache(r) => {
-                service_roles.insert("elasticache.amazonaws.com");
-                let mut st = redis(&r.id);
-                st.extend(r.restore.as_ref().map(|_| cache_seed()));
-                st
-            }
-            StepKind::IamRole(r) => vec![statement(
-                "PodsRole",
-                &[
-                    "iam:CreateRole",
-                    "iam:GetRole",
-                    "iam:DeleteRole",
-                    "iam:TagRole",
-                    "iam:UpdateAssumeRolePolicy",
-                    "iam:PutRolePolicy",
-                    "iam:GetRolePolicy",
-                    "iam:DeleteRolePolicy",
-                    "iam:ListRolePolicies",
-                    "iam:ListRoleTags",
-                ],
-                vec![format!("arn:aws:iam::*:role/{}", r.name)],
-            )],
-            _ => Vec::new(),
-        });
+        if let Side::Aws(k) = s.kind.side() {
+            let g = crate::kind(k).grants(env);
+            st.extend(g.statements);
+            service_roles.extend(g.service_role);
+        }
     }
     if !service_roles.is_empty() {
         let names: Vec<&str> = service_roles.into_iter().collect();
@@ -153,7 +85,7 @@ fn dedup_sids(mut st: Vec<Value>) -> Vec<Value> {
     st
 }
 
-fn kms(alias: &str, env: &str) -> Vec<Value> {
+pub(crate) fn kms(alias: &str, env: &str) -> Vec<Value> {
     let tagged = json!({"StringEquals": {format!("aws:ResourceTag/{ENV_TAG}"): env}});
     vec![
         statement(
@@ -218,7 +150,7 @@ fn kms(alias: &str, env: &str) -> Vec<Value> {
     ]
 }
 
-fn bucket(name: &str) -> Vec<Value> {
+pub(crate) fn bucket(name: &str) -> Vec<Value> {
     vec![
         statement(
             "ArtifactsBucket",
@@ -253,7 +185,7 @@ fn bucket(name: &str) -> Vec<Value> {
     ]
 }
 
-fn db_parameter_groups(name: &str) -> Vec<Value> {
+pub(crate) fn db_parameter_groups(name: &str) -> Vec<Value> {
     vec![statement(
         "DbParameterGroups",
         &[
@@ -277,7 +209,7 @@ fn db_parameter_groups(name: &str) -> Vec<Value> {
     )]
 }
 
-fn database(id: &str) -> Vec<Value> {
+pub(crate) fn database(id: &str) -> Vec<Value> {
     vec![statement(
         "Database",
         &[
@@ -311,7 +243,7 @@ fn database(id: &str) -> Vec<Value> {
 }
 
 /// Restoring `id` from a point in time or a snapshot of another cluster.
-fn db_restore(id: &str, r: &wbstack_plan::DbRestore) -> Value {
+pub(crate) fn db_restore(id: &str, r: &wbstack_plan::DbRestore) -> Value {
     let mut resources = vec![
         format!("arn:aws:rds:*:*:cluster:{id}"),
         format!("arn:aws:rds:*:*:cluster:{}", r.source),
@@ -333,7 +265,7 @@ fn db_restore(id: &str, r: &wbstack_plan::DbRestore) -> Value {
 }
 
 /// Seeding a group from a snapshot (of the source's group, or the one named).
-fn cache_seed() -> Value {
+pub(crate) fn cache_seed() -> Value {
     statement(
         "CacheSeed",
         &[
@@ -345,7 +277,7 @@ fn cache_seed() -> Value {
     )
 }
 
-fn redis(id: &str) -> Vec<Value> {
+pub(crate) fn redis(id: &str) -> Vec<Value> {
     vec![statement(
         "Redis",
         &[
@@ -405,4 +337,68 @@ fn state_store(location: &str) -> Vec<Value> {
             json!({"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}),
         ),
     ]
+}
+
+pub(crate) fn db_subnet_group(name: &str) -> Vec<Value> {
+    vec![statement(
+        "DbSubnetGroup",
+        &[
+            "rds:CreateDBSubnetGroup",
+            "rds:DeleteDBSubnetGroup",
+            "rds:DescribeDBSubnetGroups",
+            "rds:AddTagsToResource",
+            "rds:ListTagsForResource",
+        ],
+        vec![format!("arn:aws:rds:*:*:subgrp:{name}")],
+    )]
+}
+
+pub(crate) fn secret(name: &str) -> Vec<Value> {
+    vec![statement(
+        &format!("Secret{}", st_id(name)),
+        &[
+            "secretsmanager:CreateSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:DeleteSecret",
+            "secretsmanager:RestoreSecret",
+            "secretsmanager:TagResource",
+        ],
+        vec![format!("arn:aws:secretsmanager:*:*:secret:{name}-??????")],
+    )]
+}
+
+pub(crate) fn cache_subnet_group(name: &str) -> Vec<Value> {
+    vec![statement(
+        "CacheSubnetGroup",
+        &[
+            "elasticache:CreateCacheSubnetGroup",
+            "elasticache:DeleteCacheSubnetGroup",
+            "elasticache:DescribeCacheSubnetGroups",
+            "elasticache:AddTagsToResource",
+            "elasticache:ListTagsForResource",
+        ],
+        vec![format!("arn:aws:elasticache:*:*:subnetgroup:{name}")],
+    )]
+}
+
+pub(crate) fn pods_role(name: &str) -> Vec<Value> {
+    vec![statement(
+        "PodsRole",
+        &[
+            "iam:CreateRole",
+            "iam:GetRole",
+            "iam:DeleteRole",
+            "iam:TagRole",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:PutRolePolicy",
+            "iam:GetRolePolicy",
+            "iam:DeleteRolePolicy",
+            "iam:ListRolePolicies",
+            "iam:ListRoleTags",
+        ],
+        vec![format!("arn:aws:iam::*:role/{name}")],
+    )]
 }

@@ -1,6 +1,7 @@
 //! What MySQL on RDS needs first: the DB subnet group and the parameter groups W&B runs with.
 
 use crate::clients::{classify, Aws};
+use crate::kind::{AwsStepKind, Grants};
 use crate::own::{accepted, not_owned, outputs, tags, Tolerate};
 use async_trait::async_trait;
 use aws_sdk_rds::types::{ApplyMethod, Parameter, Tag};
@@ -434,5 +435,23 @@ impl Step for DbParameterGroupsStep {
                 .tolerate(&PARAMETER_GROUP_ABSENT, "DeleteDBClusterParameterGroup", &g)?;
         }
         Ok(())
+    }
+}
+
+impl AwsStepKind for DbSubnetGroup {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(DbSubnetGroupStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        Grants::only(crate::policy::db_subnet_group(&self.name))
+    }
+}
+
+impl AwsStepKind for DbParameterGroups {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(DbParameterGroupsStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        Grants::only(crate::policy::db_parameter_groups(&self.name))
     }
 }

@@ -2,6 +2,7 @@
 //! encrypted with the environment's KMS key, its master password read from Secrets Manager.
 
 use crate::clients::Aws;
+use crate::kind::{AwsStepKind, Grants};
 use crate::own::{has_code, not_owned, outputs, tags, Tolerate};
 use crate::poll::poll;
 use crate::rds_changes::{changes, has, Settings};
@@ -774,4 +775,19 @@ fn cluster_pending(c: &DbCluster) -> bool {
             || p.backup_retention_period().is_some()
             || p.allocated_storage().is_some()
     })
+}
+
+impl AwsStepKind for MysqlDatabase {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(MysqlDatabaseStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        let mut statements = crate::policy::database(&self.identifier);
+        let restore = self.restore.as_ref();
+        statements.extend(restore.map(|r| crate::policy::db_restore(&self.identifier, r)));
+        Grants {
+            statements,
+            service_role: Some("rds.amazonaws.com"),
+        }
+    }
 }

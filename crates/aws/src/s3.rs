@@ -4,6 +4,7 @@
 //! empties every version.
 
 use crate::clients::{classify, Aws};
+use crate::kind::{AwsStepKind, Grants};
 use crate::own::{has_code, not_owned, Tolerate};
 use crate::s3_security as security;
 use async_trait::async_trait;
@@ -382,5 +383,14 @@ impl Step for S3BucketStep {
             .await
             .tolerate(&[NO_SUCH_BUCKET], "DeleteBucket", &self.spec.name)
             .map(|_| ())
+    }
+}
+
+impl AwsStepKind for S3Bucket {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(S3BucketStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        Grants::only(crate::policy::bucket(&self.name))
     }
 }

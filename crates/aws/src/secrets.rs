@@ -2,6 +2,7 @@
 //! read back from there on resume, never written anywhere else by wbstack.
 
 use crate::clients::{classify, Aws};
+use crate::kind::{AwsStepKind, Grants};
 use crate::own::{has_code, not_owned, tags, Tolerate};
 use crate::rotation::{self, Pending};
 use async_trait::async_trait;
@@ -279,6 +280,15 @@ fn scheduled_for_deletion(name: &str, when: &str) -> String {
          spec.aws.adopt to use it, delete it for good (aws secretsmanager delete-secret --secret-id {name} \
          --force-delete-without-recovery), or give the environment another name"
     )
+}
+
+impl AwsStepKind for AwsSecret {
+    fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
+        std::sync::Arc::new(AwsSecretStep::new(aws, id, self.clone()))
+    }
+    fn grants(&self, _env: &str) -> Grants {
+        Grants::only(crate::policy::secret(&self.name))
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! A ClickHouseInstallation for the Altinity operator.
 
 use crate::client::Kube;
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{annotated, observed_fp, out};
 use crate::ready::{chi_ready, settled, wait_for, Watch};
 use crate::render;
 use async_trait::async_trait;
 use serde_json::json;
+use std::sync::Arc;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{AltinityClickhouse, Kind};
 
@@ -125,5 +128,21 @@ impl Step for ClickhouseAltinityStep {
                 &self.spec.name,
             )
             .await
+    }
+}
+
+impl K8sStepKind for AltinityClickhouse {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        Ok(Arc::new(ClickhouseAltinityStep::new(
+            w.kube.clone(),
+            self.clone(),
+        )))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        vec![render::clickhouse_altinity(self)]
+    }
+    fn scope(&self, s: &mut JobScope, _verify: bool) {
+        s.altinity = true;
+        s.namespaces.insert(self.namespace.clone());
     }
 }

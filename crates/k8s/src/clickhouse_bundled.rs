@@ -2,12 +2,15 @@
 
 use crate::client::Kube;
 use crate::explain::{diagnose, StuckClock};
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::leftovers::delete_leftovers;
 use crate::objects::{annotated, observed_fp, out};
 use crate::ready::{settled, wait_for, wait_for_every, workload_progress, workload_ready, Watch};
 use crate::render;
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{BundledClickhouse, Kind};
@@ -246,5 +249,20 @@ impl Step for ClickhouseBundledStep {
             Ok(Some(()))
         })
         .await
+    }
+}
+
+impl K8sStepKind for BundledClickhouse {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        Ok(Arc::new(ClickhouseBundledStep::new(
+            w.kube.clone(),
+            self.clone(),
+        )))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        render::clickhouse_bundled(self)
+    }
+    fn scope(&self, s: &mut JobScope, _verify: bool) {
+        s.namespaces.insert(self.namespace.clone());
     }
 }

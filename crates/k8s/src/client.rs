@@ -24,77 +24,88 @@ impl std::fmt::Debug for Kube {
     }
 }
 
-/// Kinds wbstack manages: (apiVersion, kind, plural, namespaced).
-const KINDS: [(&str, &str, &str, bool); 22] = [
-    ("v1", "Node", "nodes", false),
-    ("storage.k8s.io/v1", "StorageClass", "storageclasses", false),
-    (
-        "networking.k8s.io/v1",
-        "IngressClass",
-        "ingressclasses",
-        false,
-    ),
-    ("v1", "Pod", "pods", true),
-    ("apps/v1", "DaemonSet", "daemonsets", true),
-    ("batch/v1", "Job", "jobs", true),
-    (
-        "apps.wandb.com/v2",
-        "WeightsAndBiases",
-        "weightsandbiases",
-        true,
-    ),
-    ("v1", "Namespace", "namespaces", false),
-    ("v1", "Secret", "secrets", true),
-    ("v1", "ConfigMap", "configmaps", true),
-    ("v1", "Service", "services", true),
-    ("v1", "ServiceAccount", "serviceaccounts", true),
-    (
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        true,
-    ),
-    ("v1", "Event", "events", true),
-    ("apps/v1", "Deployment", "deployments", true),
-    ("apps/v1", "StatefulSet", "statefulsets", true),
-    (
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRole",
-        "clusterroles",
-        false,
-    ),
-    (
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        false,
-    ),
-    (
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-    ),
-    (
-        "apps.wandb.com/v1",
-        "WeightsAndBiases",
-        "weightsandbiases",
-        true,
-    ),
-    (
-        "clickhouse.altinity.com/v1",
-        "ClickHouseInstallation",
-        "clickhouseinstallations",
-        true,
-    ),
-    ("rbac.authorization.k8s.io/v1", "Role", "roles", true),
-];
+/// A kind of object wbstack manages: its apiVersion, kind, plural and scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ObjectType {
+    api_version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+}
+
+/// A built-in type, as k8s-openapi describes it.
+fn typed<K: k8s_openapi::Resource>() -> ObjectType
+where
+    K::Scope: 'static,
+{
+    use std::any::TypeId;
+    ObjectType {
+        api_version: K::API_VERSION,
+        kind: K::KIND,
+        plural: K::URL_PATH_SEGMENT,
+        namespaced: TypeId::of::<K::Scope>() == TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
+    }
+}
+
+/// A custom resource, as its CustomResourceDefinition names it (W&B's and Altinity's).
+const fn custom(api_version: &'static str, kind: &'static str, plural: &'static str) -> ObjectType {
+    ObjectType {
+        api_version,
+        kind,
+        plural,
+        namespaced: true,
+    }
+}
+
+/// Every kind of object wbstack manages.
+fn object_types() -> &'static [ObjectType] {
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+    use k8s_openapi::api::{networking::v1 as net, rbac::v1 as rbac, storage::v1 as storage};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as ext;
+    static TYPES: std::sync::LazyLock<Vec<ObjectType>> = std::sync::LazyLock::new(|| {
+        vec![
+            typed::<core::Node>(),
+            typed::<core::Namespace>(),
+            typed::<core::Pod>(),
+            typed::<core::Secret>(),
+            typed::<core::ConfigMap>(),
+            typed::<core::Service>(),
+            typed::<core::ServiceAccount>(),
+            typed::<core::PersistentVolumeClaim>(),
+            typed::<core::Event>(),
+            typed::<storage::StorageClass>(),
+            typed::<net::IngressClass>(),
+            typed::<apps::Deployment>(),
+            typed::<apps::StatefulSet>(),
+            typed::<apps::DaemonSet>(),
+            typed::<batch::Job>(),
+            typed::<rbac::ClusterRole>(),
+            typed::<rbac::ClusterRoleBinding>(),
+            typed::<rbac::Role>(),
+            typed::<rbac::RoleBinding>(),
+            typed::<ext::CustomResourceDefinition>(),
+            custom("apps.wandb.com/v1", "WeightsAndBiases", "weightsandbiases"),
+            custom("apps.wandb.com/v2", "WeightsAndBiases", "weightsandbiases"),
+            custom(
+                "clickhouse.altinity.com/v1",
+                "ClickHouseInstallation",
+                "clickhouseinstallations",
+            ),
+            custom(
+                "clickhouse-keeper.altinity.com/v1",
+                "ClickHouseKeeperInstallation",
+                "clickhousekeeperinstallations",
+            ),
+        ]
+    });
+    &TYPES
+}
 
 /// The API resource of a kind wbstack manages.
 pub fn resource(api_version: &str, kind: &str) -> Result<(ApiResource, bool), StepError> {
-    let (_, _, plural, namespaced) = KINDS
+    let t = object_types()
         .iter()
-        .find(|(a, k, _, _)| *a == api_version && *k == kind)
+        .find(|t| t.api_version == api_version && t.kind == kind)
         .ok_or_else(|| {
             StepError::permanent(format!("wbstack does not manage {api_version} {kind}"))
         })?;
@@ -103,8 +114,8 @@ pub fn resource(api_version: &str, kind: &str) -> Result<(ApiResource, bool), St
         None => ("", api_version),
     };
     Ok((
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural),
-        *namespaced,
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), t.plural),
+        t.namespaced,
     ))
 }
 
@@ -382,5 +393,22 @@ mod classify_tests {
             classify(denied, "apply").kind(),
             wbstack_engine::ErrorKind::Permanent
         );
+    }
+}
+
+#[cfg(test)]
+mod object_type_tests {
+    use super::resource;
+
+    #[test]
+    fn built_in_types_take_their_plural_and_scope_from_k8s_openapi() {
+        let (ar, namespaced) = resource("rbac.authorization.k8s.io/v1", "RoleBinding").unwrap();
+        assert_eq!((ar.plural.as_str(), namespaced), ("rolebindings", true));
+        let (ar, namespaced) = resource("storage.k8s.io/v1", "StorageClass").unwrap();
+        assert_eq!((ar.plural.as_str(), namespaced), ("storageclasses", false));
+        let (ar, namespaced) = resource("v1", "PersistentVolumeClaim").unwrap();
+        assert_eq!((ar.plural.as_str(), namespaced), ("persistentvolumeclaims", true));
+        let err = resource("v1", "PodTemplate").unwrap_err();
+        assert!(err.message().contains("does not manage v1 PodTemplate"), "{err}");
     }
 }

@@ -3,12 +3,15 @@
 //! never replaced, since replacing a CRD can drop what its stored version holds.
 
 use crate::client::Kube;
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{annotated, observed_fp, out, terminating};
 use crate::ownership::{may_remove_shared, ours_to_remove};
 use crate::ready::{wait_for, Watch};
 use crate::render::{self, MANAGED_BY, WANDB_CRD};
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{Kind, WandbCrd};
 
@@ -157,6 +160,18 @@ impl Step for WandbCrdStep {
                 .then_some(()))
         })
         .await
+    }
+}
+
+impl K8sStepKind for WandbCrd {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        Ok(Arc::new(WandbCrdStep::new(w.kube.clone(), self.clone())))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        vec![]
+    }
+    fn scope(&self, s: &mut JobScope, _verify: bool) {
+        s.crds.insert(WANDB_CRD.to_owned());
     }
 }
 

@@ -7,10 +7,13 @@
 //! and the workloads that read it roll, because their pod template carries the revision.
 
 use crate::client::Kube;
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{secret_manifest, secret_outputs};
 use async_trait::async_trait;
 use rand::{Rng, TryRngCore};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use wbstack_engine::{
     Action, Change, Fingerprint, Observation, Outputs, Secret, SecretRef, Step, StepCtx, StepError,
 };
@@ -250,5 +253,20 @@ impl Step for GeneratedSecretStep {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl K8sStepKind for GeneratedSecret {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        Ok(Arc::new(GeneratedSecretStep::new(
+            w.kube.clone(),
+            self.clone(),
+        )))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        vec![]
+    }
+    fn scope(&self, s: &mut JobScope, _verify: bool) {
+        s.namespaces.insert(self.namespace.clone());
     }
 }

@@ -1,9 +1,9 @@
 //! What a plan's Kubernetes steps touch, by namespace and name: the scope `render --job` grants
 //! the Job, and nothing outside it.
 
-use crate::operator_manifests::{OPERATOR_RELEASE, WANDB_CRD};
+use crate::operator_manifests::OPERATOR_RELEASE;
 use std::collections::BTreeSet;
-use wbstack_plan::{Operator, OperatorInstall, StepKind, StepPlan};
+use wbstack_plan::{Operator, Side, StepPlan};
 
 /// The objects a plan's Kubernetes steps write, read and delete.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28,35 +28,9 @@ impl JobScope {
     pub fn of(steps: &[StepPlan], verify: bool) -> JobScope {
         let mut s = JobScope::default();
         for step in steps {
-            let ns = match &step.kind {
-                StepKind::Namespace(n) => &n.name,
-                StepKind::LicenseSecret(x) => &x.namespace,
-                StepKind::GeneratedSecret(x) => &x.namespace,
-                StepKind::MirroredSecret(x) => &x.namespace,
-                StepKind::ClickhouseBundled(x) => &x.namespace,
-                StepKind::ClickhouseAltinity(x) => {
-                    s.altinity = true;
-                    &x.namespace
-                }
-                StepKind::WandbResource(x) => {
-                    if verify {
-                        s.verify = Some(x.namespace.clone());
-                    }
-                    &x.namespace
-                }
-                StepKind::Operator(o) => {
-                    if o.install != OperatorInstall::Never {
-                        s.operator = Some(o.clone());
-                    }
-                    &o.namespace
-                }
-                StepKind::WandbCrd(_) => {
-                    s.crds.insert(WANDB_CRD.to_owned());
-                    continue;
-                }
-                _ => continue,
-            };
-            s.namespaces.insert(ns.clone());
+            if let Side::K8s(k) = step.kind.side() {
+                crate::kind(k).scope(&mut s, verify);
+            }
         }
         s
     }

@@ -3,7 +3,8 @@
 //! W&B operator, bundled or Altinity ClickHouse, and the WeightsAndBiases resource, with
 //! watch-driven readiness. [`render`] produces the same manifests without a cluster.
 //!
-//! Each step is built from its plan payload: `NamespaceStep::new(kube, spec)`.
+//! Each step is built from its plan payload: `NamespaceStep::new(kube, spec)`, or through
+//! [`kind`], the one dispatch over the Kubernetes kinds.
 
 mod clickhouse_altinity;
 mod clickhouse_bundled;
@@ -16,6 +17,7 @@ mod generated_secret;
 mod job_manifests;
 mod job_rbac;
 mod job_scope;
+mod kind;
 mod leftovers;
 mod namespace;
 mod objects;
@@ -37,6 +39,7 @@ pub use client::{classify, resource, Kube, FIELD_MANAGER};
 pub use crd::WandbCrdStep;
 pub use explain::{stuck_job, stuck_pod, Stuck, StuckClock};
 pub use generated_secret::{generate_password, GeneratedSecretStep};
+pub use kind::{K8sStepKind, Unwired, Wiring};
 pub use namespace::NamespaceStep;
 pub use objects::FINGERPRINT_ANNOTATION;
 pub use operator::OperatorStep;
@@ -47,3 +50,20 @@ pub use ready::{
 pub use url_ready::{chain as error_chain, rustls_provider, UrlReadyStep};
 pub use value_secret::{SecretResolver, ValueSecretStep, ValueSource};
 pub use wandb::WandbStep;
+
+/// What this crate knows of a Kubernetes kind of step: one arm per kind.
+pub fn kind(k: wbstack_plan::K8sKind<'_>) -> &dyn K8sStepKind {
+    use wbstack_plan::K8sKind as K;
+    match k {
+        K::Namespace(x) => x,
+        K::LicenseSecret(x) => x,
+        K::GeneratedSecret(x) => x,
+        K::MirroredSecret(x) => x,
+        K::WandbCrd(x) => x,
+        K::Operator(x) => x,
+        K::ClickhouseBundled(x) => x,
+        K::ClickhouseAltinity(x) => x,
+        K::WandbResource(x) => x,
+        K::UrlReady(x) => x,
+    }
+}

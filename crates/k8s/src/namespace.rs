@@ -1,10 +1,13 @@
 //! The namespace step.
 
 use crate::client::Kube;
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{out, terminating};
 use crate::ready::{wait_for, Watch};
 use async_trait::async_trait;
 use serde_json::json;
+use std::sync::Arc;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{Kind, Namespace};
 
@@ -88,5 +91,17 @@ impl Step for NamespaceStep {
             return Ok(());
         }
         self.kube.delete("v1", "Namespace", None, &self.name).await
+    }
+}
+
+impl K8sStepKind for Namespace {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        Ok(Arc::new(NamespaceStep::new(w.kube.clone(), self.clone())))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        vec![]
+    }
+    fn scope(&self, s: &mut JobScope, _verify: bool) {
+        s.namespaces.insert(self.name.clone());
     }
 }

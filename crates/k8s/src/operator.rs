@@ -3,12 +3,15 @@
 //! adopted; otherwise wbstack installs one as the official chart does.
 
 use crate::client::Kube;
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{annotated, observed_fp, out, terminating, FINGERPRINT_ANNOTATION};
 use crate::ownership::{may_remove_shared, ours_to_remove};
 use crate::ready::{settled, wait_for, workload_progress, workload_ready, Watch};
 use crate::render::{self, is_operator, MANAGED_BY};
 use async_trait::async_trait;
 use serde_json::Value;
+use std::sync::Arc;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{Kind, Operator, OperatorInstall};
 
@@ -237,5 +240,20 @@ impl Step for OperatorStep {
             Ok(Some(()))
         })
         .await
+    }
+}
+
+impl K8sStepKind for Operator {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        Ok(Arc::new(OperatorStep::new(w.kube.clone(), self.clone())))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        vec![]
+    }
+    fn scope(&self, s: &mut JobScope, _verify: bool) {
+        if self.install != wbstack_plan::OperatorInstall::Never {
+            s.operator = Some(self.clone());
+        }
+        s.namespaces.insert(self.namespace.clone());
     }
 }

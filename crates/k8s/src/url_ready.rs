@@ -3,12 +3,15 @@
 //! a 401), and waits (within the engine's timeout) while it is refused, times out or answers
 //! 5xx, as a load balancer does before its targets are healthy.
 
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{Kind, UrlReady};
@@ -127,4 +130,14 @@ impl Step for UrlReadyStep {
         // Nothing was made, so nothing is to go (the host answers as long as W&B runs).
         Ok(())
     }
+}
+
+impl K8sStepKind for UrlReady {
+    fn step(&self, _: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        Ok(Arc::new(UrlReadyStep::new(self.clone())))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        vec![]
+    }
+    fn scope(&self, _: &mut JobScope, _verify: bool) {}
 }

@@ -13,6 +13,8 @@ use wbstack_engine::{
 use wbstack_plan::{Input, Kind, LicenseSecret, MirroredSecret};
 
 use crate::generated_secret::revision;
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 
 /// When wbstack last wrote a mirrored Secret (milliseconds since the epoch).
 const WRITTEN_ANNOTATION: &str = "wbstack.dev/written";
@@ -237,5 +239,33 @@ impl Step for ValueSecretStep {
         self.kube
             .delete_own("v1", "Secret", Some(&self.namespace), &self.name)
             .await
+    }
+}
+
+impl K8sStepKind for LicenseSecret {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        let license = w.license.clone().ok_or(Unwired::License)?;
+        let step = ValueSecretStep::license(w.kube.clone(), self.clone(), license);
+        Ok(Arc::new(step))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        vec![]
+    }
+    fn scope(&self, s: &mut JobScope, _verify: bool) {
+        s.namespaces.insert(self.namespace.clone());
+    }
+}
+
+impl K8sStepKind for MirroredSecret {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        let resolver = w.resolver.clone().ok_or(Unwired::Aws)?;
+        let step = ValueSecretStep::mirrored(w.kube.clone(), self.clone(), resolver);
+        Ok(Arc::new(step))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        vec![]
+    }
+    fn scope(&self, s: &mut JobScope, _verify: bool) {
+        s.namespaces.insert(self.namespace.clone());
     }
 }

@@ -2,6 +2,8 @@
 
 use crate::client::Kube;
 use crate::explain::StuckClock;
+use crate::job_scope::JobScope;
+use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::leftovers::{delete_leftovers, leftovers};
 use crate::objects::{annotated, observed_fp, out, terminating};
 use crate::ready::{settled, wait_for_every, wandb_phase_v1, wandb_phase_v2, WandbPhase, Watch};
@@ -12,6 +14,7 @@ use crate::wandb_ready::{
 };
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -459,4 +462,20 @@ async fn stuck_finalizer(kube: &Kube, cr: &Value) -> Result<(), StepError> {
          --type merge -p '{{\"metadata\":{{\"finalizers\":null}}}}'",
         finalizers.join(", ")
     )))
+}
+
+impl K8sStepKind for WandbResource {
+    fn step(&self, w: &Wiring) -> Result<Arc<dyn Step>, Unwired> {
+        Ok(Arc::new(WandbStep::new(w.kube.clone(), self.clone())))
+    }
+    fn documents(&self) -> Vec<serde_json::Value> {
+        let doc = crate::render::wandb(&self.namespace, &self.name, &self.chart, &self.values);
+        vec![doc]
+    }
+    fn scope(&self, s: &mut JobScope, verify: bool) {
+        if verify {
+            s.verify = Some(self.namespace.clone());
+        }
+        s.namespaces.insert(self.namespace.clone());
+    }
 }

@@ -3,8 +3,8 @@
 //! `wandb-base` gets `<service>.image.digest`, which the chart renders as `repository@digest`.
 
 use crate::check::Checker;
-use crate::kinds::StepKind;
-use crate::model::{with_registry, OperatorInstall, Plan};
+use crate::kinds::ImageUse;
+use crate::model::{with_registry, Plan};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,34 +26,31 @@ fn unpinned(image: &str) -> &str {
 pub fn images(plan: &Plan) -> BTreeMap<String, (BTreeSet<String>, bool)> {
     let reg = plan.spec.images.registry.as_deref();
     let mut rows: BTreeMap<String, (BTreeSet<String>, bool)> = BTreeMap::new();
-    let mut add = |image: &str, by: &str, pinnable: bool| {
-        let row = rows.entry(unpinned(image).to_owned()).or_default();
-        row.0.insert(by.to_owned());
-        row.1 |= pinnable;
-    };
     for sp in crate::compile(plan) {
-        match &sp.kind {
-            StepKind::Operator(o) if o.install == OperatorInstall::Auto => {
-                add(&o.image, "operator", true)
-            }
-            StepKind::ClickhouseBundled(c) => {
-                add(&c.image, "clickhouse", true);
-                add(&c.keeper_image, "clickhouse-keeper", true);
-            }
-            StepKind::ClickhouseAltinity(c) => add(&c.image, "clickhouse", true),
-            StepKind::WandbResource(w) => {
-                for comp in wbstack_chart::operator_wandb().installed(&w.values) {
-                    let main = main_image(comp);
-                    for c in comp.workloads.iter().flat_map(|wl| &wl.containers) {
-                        let pinnable = comp.chart == "wandb-base" && Some(&c.image) == main;
-                        add(&with_registry(reg, &c.image), &comp.name, pinnable);
-                    }
-                }
-            }
-            _ => {}
+        for u in sp.kind.footprint(reg).images {
+            let row = rows.entry(unpinned(&u.image).to_owned()).or_default();
+            row.0.insert(u.used_by);
+            row.1 |= u.pinnable;
         }
     }
     rows
+}
+
+/// The images of the chart's components the values install, through the registry; a service's
+/// own image can be pinned.
+pub(crate) fn chart_images(reg: Option<&str>, values: &Value) -> Vec<ImageUse> {
+    let mut out = Vec::new();
+    for comp in wbstack_chart::operator_wandb().installed(values) {
+        let main = main_image(comp);
+        for c in comp.workloads.iter().flat_map(|wl| &wl.containers) {
+            out.push(ImageUse {
+                image: with_registry(reg, &c.image),
+                used_by: comp.name.clone(),
+                pinnable: comp.chart == "wandb-base" && Some(&c.image) == main,
+            });
+        }
+    }
+    out
 }
 
 /// A W&B service's own image (`<service>.image`): its first workload's first container's.

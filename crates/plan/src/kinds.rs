@@ -1,22 +1,99 @@
 //! What a compiled plan consists of: one payload type per kind of step, with its resolved
-//! parameters and its typed inputs. The client crates (k8s, aws) implement each kind; the CLI
-//! maps a kind to its implementation in one line.
+//! parameters, its typed inputs and its footprint in the cluster. Each kind is listed once, in
+//! `kinds!` at the bottom, under the client crate that implements it; every dispatch over kinds
+//! is generated from that list or is an exhaustive match over [`K8sKind`] or [`AwsKind`], so a
+//! kind without its facts does not compile.
 
 use crate::ids::{self, outputs, Input};
-use crate::model::{ClickhouseS3, LicenseSource, OperatorInstall, Resources};
+use crate::model::{ClickhouseS3, CpuMem, LicenseSource, OperatorInstall, Resources};
 use serde::Serialize;
 
-/// A kind of step: its label (shown in graphs, tables and reports) and the outputs of other
-/// steps it reads or waits for.
+/// A kind of step: its label (shown in graphs, tables and reports), the outputs of other steps
+/// it reads or waits for, and what it puts in the cluster. Every method is required.
 pub trait Kind {
     /// `k8s.namespace`, `aws.s3.bucket`, ...; `aws.` kinds talk to AWS.
     const LABEL: &'static str;
     /// Other steps' outputs this step needs; each is an edge of the graph.
     fn inputs(&self) -> Vec<Input>;
+    /// What the step puts in the cluster; `registry`: the plan's `spec.images.registry`.
+    fn footprint(&self, registry: Option<&str>) -> Footprint<'_>;
 }
 
-/// The input every namespaced object has: its namespace exists.
-const IN_NAMESPACE: Input = Input::new(ids::NAMESPACE, outputs::NAME);
+/// What a step puts in the cluster, for the commands that read a plan without running it
+/// (`images`, preflight, `verify`, validation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Footprint<'a> {
+    /// The namespace its objects live in.
+    pub namespace: Option<&'a str>,
+    /// The Secret it writes.
+    pub secret: Option<&'a str>,
+    /// The images its pods run.
+    pub images: Vec<ImageUse>,
+    /// The servers it runs that need room on the nodes.
+    pub servers: Option<Servers<'a>>,
+}
+
+impl Footprint<'static> {
+    /// Nothing in the cluster (an AWS resource, a check).
+    pub const NONE: Footprint<'static> = Footprint {
+        namespace: None,
+        secret: None,
+        images: Vec::new(),
+        servers: None,
+    };
+}
+
+impl<'a> Footprint<'a> {
+    /// A Secret `name` in `namespace`.
+    fn secret(namespace: &'a str, name: &'a str) -> Self {
+        Footprint {
+            namespace: Some(namespace),
+            secret: Some(name),
+            images: vec![],
+            servers: None,
+        }
+    }
+}
+
+/// An image a step's pods run, the name `images` lists it under, and whether the plan can pin
+/// it by digest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageUse {
+    pub image: String,
+    pub used_by: String,
+    pub pinnable: bool,
+}
+
+impl ImageUse {
+    pub(crate) fn pinnable(image: &str, used_by: &str) -> Self {
+        ImageUse {
+            image: image.to_owned(),
+            used_by: used_by.to_owned(),
+            pinnable: true,
+        }
+    }
+}
+
+/// Servers a step runs: how many, what each asks of a node, and where their volumes live.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Servers<'a> {
+    /// `clickhouse`.
+    pub what: &'static str,
+    pub count: u32,
+    pub requests: Option<&'a CpuMem>,
+    pub storage_class: Option<&'a str>,
+}
+
+impl<'a> Servers<'a> {
+    fn clickhouse(count: u32, r: &'a Option<Resources>, sc: &'a Option<String>) -> Self {
+        Servers {
+            what: "clickhouse",
+            count,
+            requests: r.as_ref().and_then(|r| r.requests.as_ref()),
+            storage_class: sc.as_deref(),
+        }
+    }
+}
 
 /// One step of a compiled plan.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -38,6 +115,9 @@ pub struct Binding {
     pub input: Input,
 }
 
+/// The input every namespaced object has: its namespace exists.
+const IN_NAMESPACE: Input = Input::new(ids::NAMESPACE, outputs::NAME);
+
 /// A namespace.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Namespace {
@@ -48,6 +128,12 @@ impl Kind for Namespace {
     const LABEL: &'static str = "k8s.namespace";
     fn inputs(&self) -> Vec<Input> {
         vec![]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint {
+            namespace: Some(&self.name),
+            ..Footprint::NONE
+        }
     }
 }
 
@@ -65,6 +151,9 @@ impl Kind for LicenseSecret {
     fn inputs(&self) -> Vec<Input> {
         vec![IN_NAMESPACE]
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::secret(&self.namespace, &self.name)
+    }
 }
 
 /// A random password (CSPRNG) kept only in a Kubernetes Secret.
@@ -80,6 +169,9 @@ impl Kind for GeneratedSecret {
     const LABEL: &'static str = "k8s.secret.generated";
     fn inputs(&self) -> Vec<Input> {
         vec![IN_NAMESPACE]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::secret(&self.namespace, &self.name)
     }
 }
 
@@ -98,6 +190,9 @@ impl Kind for MirroredSecret {
     fn inputs(&self) -> Vec<Input> {
         vec![IN_NAMESPACE, self.from]
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::secret(&self.namespace, &self.name)
+    }
 }
 
 /// The `WeightsAndBiases` CustomResourceDefinition of an operator version: applied when absent
@@ -113,6 +208,9 @@ impl Kind for WandbCrd {
     const LABEL: &'static str = "k8s.crd";
     fn inputs(&self) -> Vec<Input> {
         vec![]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
     }
 }
 
@@ -133,6 +231,18 @@ impl Kind for Operator {
     const LABEL: &'static str = "k8s.wandb-operator";
     fn inputs(&self) -> Vec<Input> {
         vec![Input::new(ids::WANDB_CRD, outputs::NAME)]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        let images = match self.install {
+            OperatorInstall::Auto => vec![ImageUse::pinnable(&self.image, "operator")],
+            OperatorInstall::Never => vec![],
+        };
+        Footprint {
+            namespace: Some(&self.namespace),
+            secret: None,
+            images,
+            servers: None,
+        }
     }
 }
 
@@ -179,6 +289,21 @@ impl Kind for BundledClickhouse {
         v.extend(self.role);
         v
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint {
+            namespace: Some(&self.namespace),
+            secret: None,
+            images: vec![
+                ImageUse::pinnable(&self.image, "clickhouse"),
+                ImageUse::pinnable(&self.keeper_image, "clickhouse-keeper"),
+            ],
+            servers: Some(Servers::clickhouse(
+                self.shards * self.replicas,
+                &self.resources,
+                &self.storage_class,
+            )),
+        }
+    }
 }
 
 /// The generated ClickHouse password both ClickHouse and W&B read.
@@ -212,6 +337,18 @@ impl Kind for AltinityClickhouse {
     fn inputs(&self) -> Vec<Input> {
         vec![IN_NAMESPACE, CLICKHOUSE_SECRET]
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint {
+            namespace: Some(&self.namespace),
+            secret: None,
+            images: vec![ImageUse::pinnable(&self.image, "clickhouse")],
+            servers: Some(Servers::clickhouse(
+                self.shards * self.replicas,
+                &self.resources,
+                &self.storage_class,
+            )),
+        }
+    }
 }
 
 /// The WeightsAndBiases resource: static values, values bound to other steps' outputs, and the
@@ -240,6 +377,14 @@ impl Kind for WandbResource {
         v.extend(self.bindings.iter().map(|b| b.input));
         v
     }
+    fn footprint(&self, registry: Option<&str>) -> Footprint<'_> {
+        Footprint {
+            namespace: Some(&self.namespace),
+            secret: None,
+            images: crate::digests::chart_images(registry, &self.values),
+            servers: None,
+        }
+    }
 }
 
 /// The KMS key.
@@ -253,6 +398,9 @@ impl Kind for KmsKey {
     const LABEL: &'static str = "aws.kms.key";
     fn inputs(&self) -> Vec<Input> {
         vec![]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
     }
 }
 
@@ -273,6 +421,9 @@ impl Kind for S3Bucket {
     fn inputs(&self) -> Vec<Input> {
         self.kms.iter().copied().collect()
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
+    }
 }
 
 /// The RDS subnet group.
@@ -287,6 +438,9 @@ impl Kind for DbSubnetGroup {
     fn inputs(&self) -> Vec<Input> {
         vec![]
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
+    }
 }
 
 /// The RDS cluster and instance parameter groups.
@@ -300,6 +454,9 @@ impl Kind for DbParameterGroups {
     const LABEL: &'static str = "aws.rds.parameter-groups";
     fn inputs(&self) -> Vec<Input> {
         vec![]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
     }
 }
 
@@ -317,6 +474,9 @@ impl Kind for AwsSecret {
     const LABEL: &'static str = "aws.secretsmanager.secret";
     fn inputs(&self) -> Vec<Input> {
         vec![]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
     }
 }
 
@@ -357,6 +517,9 @@ impl Kind for MysqlDatabase {
             self.password,
         ]
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
+    }
 }
 
 /// Where a restored database's data comes from.
@@ -381,6 +544,9 @@ impl Kind for CacheSubnetGroup {
     const LABEL: &'static str = "aws.elasticache.subnet-group";
     fn inputs(&self) -> Vec<Input> {
         vec![]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
     }
 }
 
@@ -414,6 +580,9 @@ impl Kind for RedisCache {
     fn inputs(&self) -> Vec<Input> {
         vec![self.kms, self.subnets, self.auth]
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
+    }
 }
 
 /// The last stage of an AUTH token rotation: once W&B runs with the new token, the group is set
@@ -433,6 +602,9 @@ impl Kind for RedisAuthCommit {
     const LABEL: &'static str = "aws.elasticache.auth-commit";
     fn inputs(&self) -> Vec<Input> {
         vec![self.auth, self.cache, self.after]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
     }
 }
 
@@ -463,6 +635,9 @@ impl Kind for IamRole {
     fn inputs(&self) -> Vec<Input> {
         self.kms.iter().copied().collect()
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
+    }
 }
 
 /// The W&B host answering over HTTP(S) (`spec.wandb.waitForUrl`): ready once a request to it
@@ -479,67 +654,120 @@ impl Kind for UrlReady {
     fn inputs(&self) -> Vec<Input> {
         vec![self.after]
     }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
+    }
 }
 
 macro_rules! kinds {
-    ($($variant:ident($payload:ident)),* $(,)?) => {
+    (
+        k8s { $($k:ident($kp:ident)),* $(,)? }
+        aws { $($a:ident($ap:ident)),* $(,)? }
+    ) => {
         /// Every kind of step.
         #[derive(Clone, Debug, PartialEq, Serialize)]
         #[serde(tag = "kind", rename_all = "kebab-case")]
         pub enum StepKind {
-            $($variant($payload),)*
+            $($k($kp),)*
+            $($a($ap),)*
+        }
+
+        /// A kind the Kubernetes client crate implements (`wbstack_k8s::kind`).
+        #[derive(Clone, Copy, Debug)]
+        pub enum K8sKind<'a> {
+            $($k(&'a $kp),)*
+        }
+
+        /// A kind the AWS client crate implements (`wbstack_aws::kind`).
+        #[derive(Clone, Copy, Debug)]
+        pub enum AwsKind<'a> {
+            $($a(&'a $ap),)*
         }
 
         impl StepKind {
             /// A short label for graphs and tables.
             pub fn label(&self) -> &'static str {
                 match self {
-                    $(StepKind::$variant(_) => <$payload as Kind>::LABEL,)*
+                    $(StepKind::$k(_) => <$kp as Kind>::LABEL,)*
+                    $(StepKind::$a(_) => <$ap as Kind>::LABEL,)*
                 }
             }
 
             /// The outputs of other steps this step needs.
             pub fn inputs(&self) -> Vec<Input> {
                 match self {
-                    $(StepKind::$variant(k) => k.inputs(),)*
+                    $(StepKind::$k(x) => x.inputs(),)*
+                    $(StepKind::$a(x) => x.inputs(),)*
+                }
+            }
+
+            /// What the step puts in the cluster.
+            pub fn footprint(&self, registry: Option<&str>) -> Footprint<'_> {
+                match self {
+                    $(StepKind::$k(x) => x.footprint(registry),)*
+                    $(StepKind::$a(x) => x.footprint(registry),)*
+                }
+            }
+
+            /// The client crate that implements it.
+            pub fn side(&self) -> Side<'_> {
+                match self {
+                    $(StepKind::$k(x) => Side::K8s(K8sKind::$k(x)),)*
+                    $(StepKind::$a(x) => Side::Aws(AwsKind::$a(x)),)*
                 }
             }
         }
 
-        $(impl From<$payload> for StepKind {
-            fn from(k: $payload) -> Self {
-                StepKind::$variant(k)
+        $(impl From<$kp> for StepKind {
+            fn from(k: $kp) -> Self {
+                StepKind::$k(k)
+            }
+        })*
+        $(impl From<$ap> for StepKind {
+            fn from(k: $ap) -> Self {
+                StepKind::$a(k)
             }
         })*
     };
 }
 
+/// The client crate a kind of step belongs to.
+#[derive(Clone, Copy, Debug)]
+pub enum Side<'a> {
+    K8s(K8sKind<'a>),
+    Aws(AwsKind<'a>),
+}
+
 kinds! {
-    Namespace(Namespace),
-    LicenseSecret(LicenseSecret),
-    GeneratedSecret(GeneratedSecret),
-    MirroredSecret(MirroredSecret),
-    WandbCrd(WandbCrd),
-    Operator(Operator),
-    ClickhouseBundled(BundledClickhouse),
-    ClickhouseAltinity(AltinityClickhouse),
-    WandbResource(WandbResource),
-    KmsKey(KmsKey),
-    S3Bucket(S3Bucket),
-    DbSubnetGroup(DbSubnetGroup),
-    DbParameterGroups(DbParameterGroups),
-    AwsSecret(AwsSecret),
-    MysqlDatabase(MysqlDatabase),
-    CacheSubnetGroup(CacheSubnetGroup),
-    RedisCache(RedisCache),
-    RedisAuthCommit(RedisAuthCommit),
-    IamRole(IamRole),
-    UrlReady(UrlReady),
+    k8s {
+        Namespace(Namespace),
+        LicenseSecret(LicenseSecret),
+        GeneratedSecret(GeneratedSecret),
+        MirroredSecret(MirroredSecret),
+        WandbCrd(WandbCrd),
+        Operator(Operator),
+        ClickhouseBundled(BundledClickhouse),
+        ClickhouseAltinity(AltinityClickhouse),
+        WandbResource(WandbResource),
+        UrlReady(UrlReady),
+    }
+    aws {
+        KmsKey(KmsKey),
+        S3Bucket(S3Bucket),
+        DbSubnetGroup(DbSubnetGroup),
+        DbParameterGroups(DbParameterGroups),
+        AwsSecret(AwsSecret),
+        MysqlDatabase(MysqlDatabase),
+        CacheSubnetGroup(CacheSubnetGroup),
+        RedisCache(RedisCache),
+        RedisAuthCommit(RedisAuthCommit),
+        IamRole(IamRole),
+    }
 }
 
 impl StepKind {
     /// Whether the step talks to AWS.
     pub fn is_aws(&self) -> bool {
-        self.label().starts_with("aws.")
+        matches!(self.side(), Side::Aws(_))
     }
 }

@@ -106,12 +106,7 @@ fn check_adopted_secrets(c: &mut Checker, plan: &Plan) {
     let steps = crate::compile(plan);
     let names: Vec<&str> = steps
         .iter()
-        .filter_map(|s| match &s.kind {
-            StepKind::LicenseSecret(x) => Some(x.name.as_str()),
-            StepKind::GeneratedSecret(x) => Some(x.name.as_str()),
-            StepKind::MirroredSecret(x) => Some(x.name.as_str()),
-            _ => None,
-        })
+        .filter_map(|s| s.kind.footprint(None).secret)
         .collect();
     for a in adopt {
         if !names.contains(&a.as_str()) {

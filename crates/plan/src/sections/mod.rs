@@ -27,10 +27,10 @@ pub(crate) fn test_values(extra: &str) -> Result<serde_json::Value, crate::PlanE
     let plan = crate::parse("p.yaml", &format!("{PLAN}{extra}"))?;
     let steps = crate::compile(&plan);
     let w = steps.iter().find(|s| s.id == crate::ids::WANDB).unwrap();
-    match &w.kind {
-        crate::StepKind::WandbResource(r) => Ok(r.values.clone()),
-        _ => unreachable!(),
-    }
+    let crate::StepKind::WandbResource(r) = &w.kind else {
+        panic!("step {} is not the W&B resource", w.id)
+    };
+    Ok(r.values.clone())
 }
 
 use crate::build::Builder;
