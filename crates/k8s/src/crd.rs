@@ -6,7 +6,7 @@ use crate::client::Kube;
 use crate::job_scope::JobScope;
 use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{annotated, observed_fp, out, terminating};
-use crate::ownership::{may_remove_shared, ours_to_remove};
+use crate::ownership::{may_remove_shared, ours_to_remove, WANDB_RESOURCES};
 use crate::ready::{wait_for, Watch};
 use crate::render::{self, MANAGED_BY, WANDB_CRD};
 use async_trait::async_trait;
@@ -142,7 +142,7 @@ impl Step for WandbCrdStep {
             // goes, and only once no other resource of that kind is left in the cluster.
             Some(live) if ours_to_remove(&self.kube, &live) => {
                 let what = "the WeightsAndBiases CRD";
-                if may_remove_shared(&self.kube, ctx, what, None, &[live]).await? {
+                if may_remove_shared(&self.kube, ctx, what, None, WANDB_RESOURCES, &[live]).await? {
                     self.kube.delete(CRD_API, CRD_KIND, None, WANDB_CRD).await?;
                 }
                 Ok(())

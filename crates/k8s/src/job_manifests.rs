@@ -83,8 +83,10 @@ pub fn job(s: &JobSpec) -> Vec<Value> {
     }
     docs.push(sa);
     docs.extend(job_rbac(s.scope, &name, ns, &labels));
-    if let Some(op) = &s.scope.operator {
-        docs.push(crate::operator::cluster_role(op, s.environment));
+    for role in &s.scope.roles {
+        let mut role = role.clone();
+        role["metadata"]["labels"][crate::ENVIRONMENT_LABEL] = json!(s.environment);
+        docs.push(role);
     }
     docs.extend([
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&format!("{name}-plan")),

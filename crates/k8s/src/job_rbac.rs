@@ -60,26 +60,32 @@ pub fn cluster_rules(scope: &JobScope) -> Vec<Value> {
             &scope.crds,
         ));
     }
-    if let Some(op) = scope.operator_rbac() {
-        let rbac = "rbac.authorization.k8s.io";
-        rules.push(named(
+    rules.extend(role_rules(&scope.cluster_roles(), "clusterroles"));
+    rules
+}
+
+/// An operator's roles, by name: read, bound and deleted (never written: they come with the
+/// Job's manifests), and their bindings, which have the roles' names, written.
+fn role_rules(names: &[&str], plural: &str) -> Vec<Value> {
+    if names.is_empty() {
+        return vec![];
+    }
+    let rbac = "rbac.authorization.k8s.io";
+    let bindings = format!("{}bindings", plural.trim_end_matches('s'));
+    vec![
+        named(
+            rule(&[rbac], &[plural], &["get", "watch", "delete", "bind"]),
+            names,
+        ),
+        named(
             rule(
                 &[rbac],
-                &["clusterroles"],
-                &["get", "watch", "delete", "bind"],
-            ),
-            [op],
-        ));
-        rules.push(named(
-            rule(
-                &[rbac],
-                &["clusterrolebindings"],
+                &[bindings.as_str()],
                 &["get", "watch", "create", "patch", "update", "delete"],
             ),
-            [op],
-        ));
-    }
-    rules
+            names,
+        ),
+    ]
 }
 
 /// The rules in each namespace the plan writes in: the objects wbstack applies there, and what
@@ -119,7 +125,13 @@ pub fn namespace_rules(scope: &JobScope, ns: &str) -> Vec<Value> {
             &["clickhouseinstallations"],
             &WRITE,
         ));
+        rules.push(rule(
+            &["clickhouse-keeper.altinity.com"],
+            &["clickhousekeeperinstallations"],
+            &WRITE,
+        ));
     }
+    rules.extend(role_rules(&scope.roles_in(ns), "roles"));
     rules
 }
 
@@ -159,7 +171,7 @@ mod tests {
         JobScope {
             namespaces: ["wandb".to_owned(), "wandb-operator".to_owned()].into(),
             crds: ["weightsandbiases.apps.wandb.com".to_owned()].into(),
-            operator: None,
+            roles: vec![],
             altinity: false,
             verify: None,
         }

@@ -1,9 +1,9 @@
 //! What a plan's Kubernetes steps touch, by namespace and name: the scope `render --job` grants
 //! the Job, and nothing outside it.
 
-use crate::operator_manifests::OPERATOR_RELEASE;
+use serde_json::Value;
 use std::collections::BTreeSet;
-use wbstack_plan::{Operator, Side, StepPlan};
+use wbstack_plan::{Side, StepPlan};
 
 /// The objects a plan's Kubernetes steps write, read and delete.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13,10 +13,12 @@ pub struct JobScope {
     pub namespaces: BTreeSet<String>,
     /// The CRDs wbstack applies, by name.
     pub crds: BTreeSet<String>,
-    /// The W&B operator wbstack installs, if the plan may install one: its ClusterRole and
-    /// binding are cluster-scoped writes by name.
-    pub operator: Option<Operator>,
-    /// Whether the plan writes a ClickHouseInstallation (Altinity).
+    /// The roles of the operators the plan may install (a ClusterRole, or a Role in the
+    /// operator's namespace), as their steps write them: writing one needs what it grants, so
+    /// they come with the Job's manifests, and the Job reads, binds and deletes them by name
+    /// (each role's binding has the role's name).
+    pub roles: Vec<Value>,
+    /// Whether the plan writes Altinity installations (ClickHouse and ClickHouse Keeper).
     pub altinity: bool,
     /// The namespace `verify` runs its probe Job in (the W&B resource's), when the plan's
     /// `spec.verify` makes every `up` end with it.
@@ -35,9 +37,22 @@ impl JobScope {
         s
     }
 
-    /// The cluster-scoped RBAC objects the operator's install writes (its ClusterRole and
-    /// ClusterRoleBinding share the release's name).
-    pub fn operator_rbac(&self) -> Option<&'static str> {
-        self.operator.as_ref().map(|_| OPERATOR_RELEASE)
+    /// The names of the operators' ClusterRoles (and their bindings).
+    pub fn cluster_roles(&self) -> Vec<&str> {
+        self.role_names(None)
+    }
+
+    /// The names of the operators' Roles (and their bindings) in namespace `ns`.
+    pub fn roles_in(&self, ns: &str) -> Vec<&str> {
+        self.role_names(Some(ns))
+    }
+
+    fn role_names(&self, ns: Option<&str>) -> Vec<&str> {
+        let kind = if ns.is_some() { "Role" } else { "ClusterRole" };
+        self.roles
+            .iter()
+            .filter(|r| r["kind"] == kind && r["metadata"]["namespace"].as_str() == ns)
+            .filter_map(|r| r["metadata"]["name"].as_str())
+            .collect()
     }
 }

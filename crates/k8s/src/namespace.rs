@@ -85,8 +85,15 @@ impl Step for NamespaceStep {
         };
         // Deleting a namespace deletes what is in it: not while another's resource is there.
         let what = format!("namespace {}", self.name);
-        if !crate::ownership::may_remove_shared(&self.kube, ctx, &what, Some(&self.name), &[live])
-            .await?
+        if !crate::ownership::may_remove_shared(
+            &self.kube,
+            ctx,
+            &what,
+            Some(&self.name),
+            crate::ownership::ANY_RESOURCE,
+            &[live],
+        )
+        .await?
         {
             return Ok(());
         }

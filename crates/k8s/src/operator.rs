@@ -6,7 +6,7 @@ use crate::client::Kube;
 use crate::job_scope::JobScope;
 use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{annotated, observed_fp, out, terminating, FINGERPRINT_ANNOTATION};
-use crate::ownership::{may_remove_shared, ours_to_remove};
+use crate::ownership::{may_remove_shared, ours_to_remove, WANDB_RESOURCES};
 use crate::ready::{settled, wait_for, workload_progress, workload_ready, Watch};
 use crate::render::{self, is_operator, MANAGED_BY};
 use async_trait::async_trait;
@@ -29,33 +29,33 @@ impl OperatorStep {
     fn manifests(&self) -> Vec<Value> {
         manifests(&self.spec)
     }
+}
 
-    /// Applies the operator's ClusterRole unless it is there as this step would write it:
-    /// writing it needs the operator's permissions held (an identity with less, such as the
-    /// `render --job` Job, finds it applied with the Job's manifests).
-    async fn apply_role(&self, m: &Value) -> Result<(), StepError> {
-        if let Some(live) = self.kube.get_manifest(m).await? {
-            let fp = FINGERPRINT_ANNOTATION;
-            if ours(&live)
-                && live["rules"] == m["rules"]
-                && live["metadata"]["annotations"][fp] == m["metadata"]["annotations"][fp]
-            {
-                return Ok(());
-            }
+/// Applies an operator's ClusterRole or Role unless it is there as the step would write it:
+/// writing it needs the permissions it grants held (an identity with less, such as the
+/// `render --job` Job, finds it applied with the Job's manifests).
+pub(crate) async fn apply_role(kube: &Kube, m: &Value) -> Result<(), StepError> {
+    if let Some(live) = kube.get_manifest(m).await? {
+        let fp = FINGERPRINT_ANNOTATION;
+        if ours(&live)
+            && live["rules"] == m["rules"]
+            && live["metadata"]["annotations"][fp] == m["metadata"]["annotations"][fp]
+        {
+            return Ok(());
         }
-        self.kube.apply(m).await.map(|_| ()).map_err(|e| {
-            if e.to_string().contains("(403 ") {
-                StepError::permanent(format!(
-                    "{e}: the ClusterRole {} grants the operator's permissions, which this \
-                     identity does not hold; have it applied by one who does (`wbstack render \
-                     --job` prints it)",
-                    render::OPERATOR_RELEASE
-                ))
-            } else {
-                e
-            }
-        })
     }
+    kube.apply(m).await.map(|_| ()).map_err(|e| {
+        if e.to_string().contains("(403 ") {
+            StepError::permanent(format!(
+                "{e}: the {} {} grants an operator's permissions, which this identity does \
+                 not hold; have it applied by one who does (`wbstack render --job` prints it)",
+                m["kind"].as_str().unwrap_or(""),
+                m["metadata"]["name"].as_str().unwrap_or(""),
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 /// The operator's manifests as the step applies them.
@@ -77,14 +77,12 @@ fn fingerprint(s: &Operator) -> Fingerprint {
     ))
 }
 
-/// The operator's ClusterRole exactly as the step for `environment` applies it.
-pub(crate) fn cluster_role(s: &Operator, environment: &str) -> Value {
-    let mut role = manifests(s)
+/// The operator's ClusterRole as the step applies it (without the environment's label).
+fn cluster_role(s: &Operator) -> Value {
+    manifests(s)
         .into_iter()
         .find(|m| m["kind"] == "ClusterRole")
-        .expect("the operator's manifests hold its ClusterRole");
-    role["metadata"]["labels"][crate::ENVIRONMENT_LABEL] = serde_json::json!(environment);
-    role
+        .expect("the operator's manifests hold its ClusterRole")
 }
 
 impl OperatorStep {
@@ -183,7 +181,7 @@ impl Step for OperatorStep {
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         for m in self.manifests() {
             if m["kind"] == "ClusterRole" {
-                self.apply_role(&m).await?;
+                apply_role(&self.kube, &m).await?;
             } else if m["kind"] == "Namespace" {
                 // Made if missing; one that exists (made by an administrator with the Job's
                 // manifests, or by anyone else) is used as it is and never removed.
@@ -215,7 +213,15 @@ impl Step for OperatorStep {
         }
         let objects: Vec<Value> = live.iter().map(|(_, l)| l.clone()).collect();
         if live.is_empty()
-            || !may_remove_shared(&self.kube, ctx, "the W&B operator", None, &objects).await?
+            || !may_remove_shared(
+                &self.kube,
+                ctx,
+                "the W&B operator",
+                None,
+                WANDB_RESOURCES,
+                &objects,
+            )
+            .await?
         {
             return Ok(());
         }
@@ -252,7 +258,7 @@ impl K8sStepKind for Operator {
     }
     fn scope(&self, s: &mut JobScope, _verify: bool) {
         if self.install != wbstack_plan::OperatorInstall::Never {
-            s.operator = Some(self.clone());
+            s.roles.push(cluster_role(self));
         }
         s.namespaces.insert(self.namespace.clone());
     }

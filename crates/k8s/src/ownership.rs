@@ -177,24 +177,53 @@ impl Kube {
         }
     }
 
-    /// The WeightsAndBiases resources in the cluster, or in one namespace, that still need the
-    /// operator, its CRD or the namespace: any environment's (this one's too: one it keeps,
-    /// adopted, or one still being finalized) or nobody's. One being deleted still needs them
-    /// while it has finalizers: the operator's own must be removed by the operator, or the
-    /// resource never goes.
+    /// The resources of the kinds `needers` names, in the cluster or in one namespace, that
+    /// still need a shared object (an operator, its CRD, the namespace): any environment's
+    /// (this one's too: one it keeps, adopted, or one still being finalized) or nobody's. One
+    /// being deleted still needs them while it has finalizers: the operator's own must be
+    /// removed by the operator, or the resource never goes.
     pub(crate) async fn needing_resources(
         &self,
         ns: Option<&str>,
+        needers: Needers,
     ) -> Result<Vec<Value>, StepError> {
-        let all = match self.list(WANDB_V1, "WeightsAndBiases", ns, "").await {
-            Ok(l) => l,
-            // No CRD, no resource.
-            Err(e) if e.message().contains("404") => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        Ok(all.into_iter().filter(needs_shared).collect())
+        let mut out = Vec::new();
+        for (api_version, kind) in needers {
+            match self.list(api_version, kind, ns, "").await {
+                Ok(l) => out.extend(l.into_iter().filter(needs_shared)),
+                // No CRD, no resource.
+                Err(e) if e.message().contains("404") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 }
+
+/// The kinds of resource that need a shared object: (apiVersion, kind).
+pub(crate) type Needers = &'static [(&'static str, &'static str)];
+
+/// What needs the W&B operator and its CRD.
+pub(crate) const WANDB_RESOURCES: Needers = &[(WANDB_V1, "WeightsAndBiases")];
+
+/// What needs the Altinity operator and its CRDs.
+pub(crate) const ALTINITY_RESOURCES: Needers = &[
+    ("clickhouse.altinity.com/v1", "ClickHouseInstallation"),
+    (
+        "clickhouse-keeper.altinity.com/v1",
+        "ClickHouseKeeperInstallation",
+    ),
+];
+
+/// What needs a namespace wbstack made: any resource an operator acts on.
+pub(crate) const ANY_RESOURCE: Needers = &[
+    (WANDB_V1, "WeightsAndBiases"),
+    ("clickhouse.altinity.com/v1", "ClickHouseInstallation"),
+    (
+        "clickhouse-keeper.altinity.com/v1",
+        "ClickHouseKeeperInstallation",
+    ),
+];
 
 /// Whether a WeightsAndBiases resource needs the shared objects: it is not being deleted, or it
 /// still has finalizers to run.
@@ -218,8 +247,13 @@ pub(crate) enum Shared {
 }
 
 /// Decides about a shared object (`what`, e.g. "the W&B operator") in `ns` or cluster-wide.
-pub(crate) async fn shared(kube: &Kube, what: &str, ns: Option<&str>) -> Result<Shared, StepError> {
-    let others = kube.needing_resources(ns).await?;
+pub(crate) async fn shared(
+    kube: &Kube,
+    what: &str,
+    ns: Option<&str>,
+    needers: Needers,
+) -> Result<Shared, StepError> {
+    let others = kube.needing_resources(ns, needers).await?;
     if others.is_empty() {
         return Ok(Shared::Remove);
     }
@@ -227,7 +261,8 @@ pub(crate) async fn shared(kube: &Kube, what: &str, ns: Option<&str>) -> Result<
         .iter()
         .map(|o| {
             format!(
-                "{}/{}{}",
+                "{} {}/{}{}",
+                o["kind"].as_str().unwrap_or(""),
                 o["metadata"]["namespace"].as_str().unwrap_or(""),
                 o["metadata"]["name"].as_str().unwrap_or(""),
                 if kube.is_mine(o) {
@@ -247,7 +282,7 @@ pub(crate) async fn shared(kube: &Kube, what: &str, ns: Option<&str>) -> Result<
         .filter(|_| others.iter().all(|o| !kube.is_mine(o)))
         .map(str::to_owned);
     let message = format!(
-        "{what} left in place: still needed by WeightsAndBiases {}{}",
+        "{what} left in place: still needed by {}{}",
         names.join(", "),
         heir.as_ref()
             .map(|e| format!("; environment {e} now owns it"))
@@ -268,16 +303,17 @@ pub(crate) async fn may_remove_shared(
     ctx: &wbstack_engine::StepCtx,
     what: &str,
     ns: Option<&str>,
+    needers: Needers,
     live: &[Value],
 ) -> Result<bool, StepError> {
-    match shared(kube, what, ns).await? {
+    match shared(kube, what, ns, needers).await? {
         Shared::Remove => Ok(true),
         Shared::Leave { message, heir } => {
             if let Some(heir) = &heir {
                 for o in live {
                     kube.relabel(o, ENVIRONMENT_LABEL, heir).await?;
                 }
-                if matches!(shared(kube, what, ns).await?, Shared::Remove) {
+                if matches!(shared(kube, what, ns, needers).await?, Shared::Remove) {
                     tracing::info!(target: "wbstack_k8s", "{what}: no longer needed by environment {heir}");
                     return Ok(true);
                 }
