@@ -407,8 +407,14 @@ mod object_type_tests {
         let (ar, namespaced) = resource("storage.k8s.io/v1", "StorageClass").unwrap();
         assert_eq!((ar.plural.as_str(), namespaced), ("storageclasses", false));
         let (ar, namespaced) = resource("v1", "PersistentVolumeClaim").unwrap();
-        assert_eq!((ar.plural.as_str(), namespaced), ("persistentvolumeclaims", true));
+        assert_eq!(
+            (ar.plural.as_str(), namespaced),
+            ("persistentvolumeclaims", true)
+        );
         let err = resource("v1", "PodTemplate").unwrap_err();
-        assert!(err.message().contains("does not manage v1 PodTemplate"), "{err}");
+        assert!(
+            err.message().contains("does not manage v1 PodTemplate"),
+            "{err}"
+        );
     }
 }
