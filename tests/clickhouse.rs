@@ -392,7 +392,7 @@ fn the_altinity_plans_weave_cluster_loads_in_clickhouse() {
         c.weave_cluster, c.cluster_name,
         "the shipped plan's cluster name has a hyphen"
     );
-    let chi = wbstack_k8s::render::clickhouse_altinity(&c);
+    let chi = wbstack_k8s::render::clickhouse_altinity(&c).pop().unwrap();
     let file = chi["spec"]["configuration"]["files"][wbstack_k8s::render::WEAVE_CLUSTER_FILE]
         .as_str()
         .unwrap()

@@ -295,9 +295,10 @@ fn objects(plan: &Plan) -> Vec<Value> {
             )),
             StepKind::ClickhouseBundled(c) => out.extend(render::clickhouse_bundled(c)),
             StepKind::ClickhouseAltinity(c) => {
-                let mut chi = render::clickhouse_altinity(c);
-                chi["spec"]["taskID"] = json!("wbstack-0123456789ab");
-                out.push(chi);
+                for mut installation in render::clickhouse_altinity(c) {
+                    installation["spec"]["taskID"] = json!("wbstack-0123456789ab");
+                    out.push(installation);
+                }
             }
             StepKind::WandbResource(w) => {
                 out.push(render::wandb(&w.namespace, &w.name, &w.chart, &w.values))
@@ -340,6 +341,7 @@ fn crds() -> Vec<PathBuf> {
     vec![
         f.join("wandb-operator/crd-v1.22.0.yaml"),
         f.join("altinity/crd-clickhouseinstallations.yaml"),
+        f.join("altinity/crd-clickhousekeeperinstallations.yaml"),
     ]
 }
 
@@ -501,15 +503,24 @@ fn a_cluster_whose_crd_stores_v2_keeps_it_and_is_read_through_v2() {
 #[test]
 fn the_altinity_installation_and_its_status_fit_altinitys_crd() {
     let env = Env::new(100);
-    let crd = fixtures().join("altinity/crd-clickhouseinstallations.yaml");
-    env.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    // The plan installs the operator from its install bundle: the bundle's objects, as
+    // applied, are validated with the rest.
     up(&env, "weave-altinity.yaml");
     let chi: Value =
         serde_json::from_str(&env.kubectl(&["get", "chi", "-n", "wandb", "-o", "json"])).unwrap();
     let chi = &chi["items"][0];
     assert_eq!(chi["status"]["status"], "Completed", "{chi}");
     let kinds = validate_cluster(&env, &crds());
-    assert!(kinds.contains("ClickHouseInstallation"));
+    for kind in [
+        "ClickHouseInstallation",
+        "ClickHouseKeeperInstallation",
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "Role",
+        "Deployment",
+    ] {
+        assert!(kinds.contains(kind), "{kind} not among {kinds:?}");
+    }
 }
 
 /// `spec.images.registry` rewrites images as the chart's `global.imageRegistry` does: every

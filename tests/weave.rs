@@ -77,10 +77,6 @@ fn weave_with_bundled_clickhouse_comes_up_and_goes_away(back: Back) {
 /// complete, and `down` leaves nothing in the namespace.
 fn weave_with_altinity_clickhouse_waits_for_the_installation(back: Back) {
     let env = Env::on(back, 150);
-    // The Altinity operator's own CRD, as its installation leaves it.
-    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/altinity/crd-clickhouseinstallations.yaml");
-    env.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
     let plan = env.plan("weave-altinity.yaml");
     let out = env.run(&["up", "--plan", &plan]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

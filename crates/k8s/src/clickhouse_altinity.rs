@@ -5,9 +5,9 @@ use crate::job_scope::JobScope;
 use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{annotated, observed_fp, out};
 use crate::ready::{chi_ready, settled, wait_for, Watch};
-use crate::render;
+use crate::render::{self, zookeeper_node};
 use async_trait::async_trait;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use wbstack_engine::{Action, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::{AltinityClickhouse, Kind};
@@ -24,20 +24,112 @@ impl ClickhouseAltinityStep {
     }
 }
 
+const CHI_API: &str = "clickhouse.altinity.com/v1";
+const CHI: &str = "ClickHouseInstallation";
+const CHK_API: &str = "clickhouse-keeper.altinity.com/v1";
+const CHK: &str = "ClickHouseKeeperInstallation";
+
+impl ClickhouseAltinityStep {
+    /// The installations as applied: each annotated with the step's fingerprint and given a
+    /// task id from it, whose completion marks the change done.
+    fn manifests(&self) -> Vec<Value> {
+        let fp = self.fingerprint();
+        render::clickhouse_altinity(&self.spec)
+            .into_iter()
+            .map(|m| {
+                let mut m = annotated(m, &fp);
+                m["spec"]["taskID"] = json!(format!("wbstack-{}", fp.short()));
+                m
+            })
+            .collect()
+    }
+
+    /// A ZooKeeper the plan names by its in-cluster Service name must exist: nothing else
+    /// would make it, and the installation would wait for it for ever.
+    async fn check_zookeeper(&self) -> Result<(), StepError> {
+        if self.spec.keeper.is_some() {
+            return Ok(());
+        }
+        let Some((host, _)) = zookeeper_node(&self.spec) else {
+            return Ok(());
+        };
+        let parts: Vec<&str> = host.split('.').collect();
+        if parts.len() < 3 || parts[2] != "svc" {
+            return Ok(());
+        }
+        let (svc, ns) = (parts[0], parts[1]);
+        if self
+            .kube
+            .get("v1", "Service", Some(ns), svc)
+            .await?
+            .is_none()
+        {
+            return Err(StepError::permanent(format!(
+                "spec.clickhouse.zookeeperHost names Service {ns}/{svc}, which does not exist: \
+                 install ZooKeeper or ClickHouse Keeper there first, or remove zookeeperHost \
+                 to have wbstack make a ClickHouse Keeper ensemble"
+            )));
+        }
+        Ok(())
+    }
+
+    fn watches<'a>(&self, ns: Option<&'a str>) -> Vec<Watch<'a>> {
+        let watch = |api_version, kind| Watch {
+            api_version,
+            kind,
+            namespace: ns,
+            labels: String::new(),
+            fields: String::new(),
+        };
+        let mut watches = vec![watch(CHI_API, CHI)];
+        if self.spec.keeper.is_some() {
+            watches.push(watch(CHK_API, CHK));
+        }
+        watches
+    }
+
+    fn ready(&self, chi: &Value, fingerprint: Option<Fingerprint>) -> Observation {
+        let host = format!(
+            "clickhouse-{}.{}.svc.cluster.local",
+            self.spec.name, self.spec.namespace
+        );
+        Observation::Ready {
+            outputs: out(&[
+                ("host", json!(host)),
+                ("port", json!(8123)),
+                ("endpoint", chi["status"]["endpoint"].clone()),
+            ]),
+            fingerprint,
+        }
+    }
+
+    /// What one installation says: ready (its task completed), failed, or in progress.
+    fn judge(o: &Value) -> Result<bool, String> {
+        let st = &o["status"];
+        if chi_ready(o, o["spec"]["taskID"].as_str()) {
+            Ok(true)
+        } else if st["hostsFailed"].as_i64().unwrap_or(0) > 0 || st["status"] == "Aborted" {
+            Err(format!(
+                "{} {}: status {}, {} hosts failed",
+                o["kind"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or(""),
+                st["status"],
+                st["hostsFailed"]
+            ))
+        } else {
+            Ok(false)
+        }
+    }
+}
+
 #[async_trait]
 impl Step for ClickhouseAltinityStep {
     fn kind(&self) -> &str {
         AltinityClickhouse::LABEL
     }
     async fn marked(&self, _ctx: &StepCtx) -> Result<bool, StepError> {
-        self.kube
-            .marked(
-                "clickhouse.altinity.com/v1",
-                "ClickHouseInstallation",
-                Some(&self.spec.namespace),
-                &self.spec.name,
-            )
-            .await
+        let (ns, name) = (Some(self.spec.namespace.as_str()), &self.spec.name);
+        self.kube.marked(CHI_API, CHI, ns, name).await
     }
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&render::clickhouse_altinity(&self.spec))
@@ -46,88 +138,81 @@ impl Step for ClickhouseAltinityStep {
         true
     }
     async fn observe(&self, _ctx: &StepCtx) -> Result<Observation, StepError> {
-        let Some(o) = self
-            .kube
-            .get(
-                "clickhouse.altinity.com/v1",
-                "ClickHouseInstallation",
-                Some(&self.spec.namespace),
-                &self.spec.name,
-            )
-            .await?
-        else {
+        let docs = render::clickhouse_altinity(&self.spec);
+        let (chi_m, keeper_m) = docs.split_last().expect("the installation is rendered");
+        let Some(chi) = self.kube.get_manifest(chi_m).await? else {
             return Ok(Observation::Absent);
         };
-        self.kube.refuse_foreign(&o)?;
-        // The Altinity status has no observedGeneration: the task a change was applied with
-        // (`spec.taskID`) must be among the completed ones, so an old Completed does not count.
-        if chi_ready(&o, o["spec"]["taskID"].as_str()) {
-            Ok(Observation::Ready {
-                outputs: out(&[
-                    (
-                        "host",
-                        json!(format!(
-                            "clickhouse-{}.{}.svc.cluster.local",
-                            self.spec.name, self.spec.namespace
-                        )),
-                    ),
-                    ("port", json!(8123)),
-                    ("endpoint", o["status"]["endpoint"].clone()),
-                ]),
-                fingerprint: observed_fp(&o),
-            })
-        } else if o["status"]["hostsFailed"].as_i64().unwrap_or(0) > 0
-            || o["status"]["status"] == "Aborted"
-        {
-            Ok(Observation::Failed {
-                message: format!(
-                    "ClickHouseInstallation {}: status {}, {} hosts failed",
-                    self.spec.name, o["status"]["status"], o["status"]["hostsFailed"]
-                ),
-            })
-        } else {
-            Ok(Observation::InProgress {
-                detail: o["status"]["status"].as_str().map(str::to_owned),
-            })
-        }
-    }
-    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        let fp = self.fingerprint();
-        let mut m = annotated(render::clickhouse_altinity(&self.spec), &fp);
-        m["spec"]["taskID"] = json!(format!("wbstack-{}", fp.short()));
-        self.kube.apply(&m).await.map(|_| ()).map_err(|e| {
-            if e.message().contains("does not manage") || e.message().contains("404") {
-                StepError::permanent(format!(
-                    "{} (is the Altinity ClickHouse operator installed?)",
-                    e.message()
-                ))
-            } else {
-                e
+        self.kube.refuse_foreign(&chi)?;
+        let mut live = vec![chi.clone()];
+        for m in keeper_m {
+            match self.kube.get_manifest(m).await? {
+                Some(k) => live.push(k),
+                // A Keeper deleted by hand: a change `up` makes again.
+                None => return Ok(self.ready(&chi, Some(Fingerprint::of(&"no Keeper")))),
             }
+        }
+        let mut waiting = None;
+        for o in &live {
+            match Self::judge(o) {
+                Err(message) => return Ok(Observation::Failed { message }),
+                Ok(false) => {
+                    let status = o["status"]["status"].as_str().unwrap_or("pending");
+                    waiting.get_or_insert(format!("{} {status}", o["kind"].as_str().unwrap_or("")));
+                }
+                Ok(true) => {}
+            }
+        }
+        Ok(match waiting {
+            Some(detail) => Observation::InProgress {
+                detail: Some(detail),
+            },
+            None => self.ready(&chi, observed_fp(&chi)),
         })
     }
+    async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
+        self.check_zookeeper().await?;
+        for m in self.manifests() {
+            self.kube.apply(&m).await.map_err(|e| {
+                if e.message().contains("does not manage") || e.message().contains("404") {
+                    StepError::permanent(format!(
+                        "{} (is the Altinity ClickHouse operator installed?)",
+                        e.message()
+                    ))
+                } else {
+                    e
+                }
+            })?;
+        }
+        Ok(())
+    }
     async fn wait(&self, ctx: &StepCtx) -> Result<Outputs, StepError> {
-        let watches = vec![Watch {
-            api_version: "clickhouse.altinity.com/v1",
-            kind: "ClickHouseInstallation",
-            namespace: Some(&self.spec.namespace),
-            labels: String::new(),
-            fields: String::new(),
-        }];
+        let watches = self.watches(Some(self.spec.namespace.as_str()));
         wait_for(&self.kube, watches, ctx, || async {
             settled(self.observe(ctx).await?)
         })
         .await
     }
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
-        self.kube
-            .delete_own(
-                "clickhouse.altinity.com/v1",
-                "ClickHouseInstallation",
-                Some(&self.spec.namespace),
-                &self.spec.name,
-            )
-            .await
+        // The servers first, then the Keeper they used.
+        for m in render::clickhouse_altinity(&self.spec).iter().rev() {
+            self.kube.delete_own_manifest(m).await?;
+        }
+        Ok(())
+    }
+    async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        // Gone when every installation is: the operator removes its finalizers first.
+        let ns = Some(self.spec.namespace.as_str());
+        let watches = self.watches(ns);
+        wait_for(&self.kube, watches, ctx, || async {
+            for m in render::clickhouse_altinity(&self.spec) {
+                if self.kube.get_manifest(&m).await?.is_some() {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        })
+        .await
     }
 }
 
@@ -139,7 +224,7 @@ impl K8sStepKind for AltinityClickhouse {
         )))
     }
     fn documents(&self) -> Vec<serde_json::Value> {
-        vec![render::clickhouse_altinity(self)]
+        render::clickhouse_altinity(self)
     }
     fn scope(&self, s: &mut JobScope, _verify: bool) {
         s.altinity = true;

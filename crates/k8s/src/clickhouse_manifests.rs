@@ -3,7 +3,7 @@
 //! Altinity `ClickHouseInstallation`. The password is read from a Secret, never written here.
 
 use serde_json::{json, Value};
-use wbstack_plan::{AltinityClickhouse, BundledClickhouse};
+use wbstack_plan::{AltinityClickhouse, AltinityKeeper, BundledClickhouse};
 
 fn labels(instance: &str, component: &str) -> Value {
     json!({
@@ -297,11 +297,50 @@ pub fn altinity_weave_cluster_xml(c: &AltinityClickhouse) -> String {
     )
 }
 
-pub fn clickhouse_altinity(c: &AltinityClickhouse) -> Value {
-    let chi = altinity_installation(c);
-    with_pull_secrets(vec![chi], &c.pull_secrets)
-        .pop()
-        .expect("one installation")
+pub fn clickhouse_altinity(c: &AltinityClickhouse) -> Vec<Value> {
+    let mut docs: Vec<Value> = c.keeper.iter().map(|k| altinity_keeper(c, k)).collect();
+    docs.push(altinity_installation(c));
+    with_pull_secrets(docs, &c.pull_secrets)
+}
+
+/// The port ClickHouse Keeper serves ZooKeeper's protocol on.
+pub const KEEPER_PORT: u16 = 2181;
+
+/// The ZooKeeper / Keeper the installation uses: the Keeper wbstack has made (its Service is
+/// `keeper-<name>`), or the one the plan names (`host` or `host:port`).
+pub fn zookeeper_node(c: &AltinityClickhouse) -> Option<(String, u16)> {
+    if let Some(k) = &c.keeper {
+        let host = format!("keeper-{}.{}.svc.cluster.local", k.name, c.namespace);
+        return Some((host, KEEPER_PORT));
+    }
+    let zk = c.zookeeper_host.as_deref()?;
+    Some(match zk.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_owned(), p.parse().unwrap_or(2181)),
+        _ => (zk.to_owned(), 2181),
+    })
+}
+
+/// A ClickHouse Keeper ensemble for the Altinity operator.
+fn altinity_keeper(c: &AltinityClickhouse, k: &AltinityKeeper) -> Value {
+    let mut vct = json!({"name": "keeper-data", "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}});
+    if let Some(sc) = &c.storage_class {
+        vct["spec"]["storageClassName"] = json!(sc);
+    }
+    json!({
+        "apiVersion": "clickhouse-keeper.altinity.com/v1", "kind": "ClickHouseKeeperInstallation",
+        "metadata": {"name": k.name, "namespace": c.namespace, "labels": {"app.kubernetes.io/managed-by": "wbstack"}},
+        "spec": {
+            "configuration": {
+                "clusters": [{"name": "keeper", "layout": {"replicasCount": k.replicas}}],
+                "settings": {"keeper_server/tcp_port": KEEPER_PORT.to_string()},
+            },
+            "defaults": {"templates": {"podTemplate": "keeper", "dataVolumeClaimTemplate": "keeper-data"}},
+            "templates": {
+                "podTemplates": [{"name": "keeper", "spec": {"containers": [{"name": "clickhouse-keeper", "image": k.image}]}}],
+                "volumeClaimTemplates": [vct],
+            }
+        }
+    })
 }
 
 fn altinity_installation(c: &AltinityClickhouse) -> Value {
@@ -314,8 +353,8 @@ fn altinity_installation(c: &AltinityClickhouse) -> Value {
         "profiles": {"default/max_memory_usage": "10000000000"},
         "clusters": [{"name": c.cluster_name, "layout": {"shardsCount": c.shards, "replicasCount": c.replicas}}],
     });
-    if let Some(zk) = &c.zookeeper_host {
-        config["zookeeper"] = json!({"nodes": [{"host": zk}]});
+    if let Some((host, port)) = zookeeper_node(c) {
+        config["zookeeper"] = json!({"nodes": [{"host": host, "port": port}]});
     }
     if c.weave_cluster != c.cluster_name {
         config["files"] = json!({WEAVE_CLUSTER_FILE: altinity_weave_cluster_xml(c)});

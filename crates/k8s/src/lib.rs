@@ -6,6 +6,7 @@
 //! Each step is built from its plan payload: `NamespaceStep::new(kube, spec)`, or through
 //! [`kind`], the one dispatch over the Kubernetes kinds.
 
+mod altinity_operator;
 mod clickhouse_altinity;
 mod clickhouse_bundled;
 mod clickhouse_manifests;
@@ -63,6 +64,7 @@ pub fn kind(k: wbstack_plan::K8sKind<'_>) -> &dyn K8sStepKind {
         K::Operator(x) => x,
         K::ClickhouseBundled(x) => x,
         K::ClickhouseAltinity(x) => x,
+        K::AltinityOperator(x) => x,
         K::WandbResource(x) => x,
         K::UrlReady(x) => x,
     }

@@ -92,6 +92,10 @@ impl Controllers {
             ("", "namespaces"),
             ("apps.wandb.com", "weightsandbiases"),
             ("clickhouse.altinity.com", "clickhouseinstallations"),
+            (
+                "clickhouse-keeper.altinity.com",
+                "clickhousekeeperinstallations",
+            ),
             ("apiextensions.k8s.io", "customresourcedefinitions"),
         ] {
             for o in self.cluster.all(g, p) {
@@ -109,7 +113,9 @@ impl Controllers {
             "weightsandbiases" => {
                 o["status"]["phase"] == "Completed" || o["status"]["ready"] == true
             }
-            "clickhouseinstallations" => o["status"]["status"] == "Completed",
+            "clickhouseinstallations" | "clickhousekeeperinstallations" => {
+                o["status"]["status"] == "Completed"
+            }
             _ => false,
         };
         if done {
@@ -132,6 +138,12 @@ impl Controllers {
             for w in self.cluster.all("apps.wandb.com", "weightsandbiases") {
                 self.wandb(&w);
             }
+        }
+        if c.group == "apps"
+            && c.plural == "deployments"
+            && crate::altinity::is_altinity_operator(&c.object)
+        {
+            self.altinity_resync();
         }
     }
 
@@ -181,7 +193,8 @@ impl Controllers {
             }
             ("batch", "jobs") => self.job(o),
             ("apps.wandb.com", "weightsandbiases") => self.wandb(o),
-            ("clickhouse.altinity.com", "clickhouseinstallations") => self.chi(o),
+            ("clickhouse.altinity.com", "clickhouseinstallations")
+            | ("clickhouse-keeper.altinity.com", "clickhousekeeperinstallations") => self.chi(o),
             _ => {}
         }
     }

@@ -320,6 +320,9 @@ fn watch_reports_each_event_and_delete_waits() {
     );
 }
 
+/// A Deployment labelled as the Altinity operator's.
+const ALTINITY_OPERATOR: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: clickhouse-operator, namespace: wandb, labels: {app: clickhouse-operator}}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: clickhouse-operator}}\n  template:\n    metadata: {labels: {app: clickhouse-operator}}\n    spec: {containers: [{name: clickhouse-operator, image: altinity/clickhouse-operator:0.25.6}]}\n";
+
 #[test]
 fn a_crd_makes_its_kind_servable_until_deleted() {
     let s = Server::start();
@@ -334,6 +337,9 @@ fn a_crd_makes_its_kind_servable_until_deleted() {
             "--timeout=10s"
         ])
         .contains("condition met"));
+    // The operator, as its install bundle labels it: the stand-in acts while it is ready.
+    let f = s.file("operator.yaml", ALTINITY_OPERATOR);
+    s.ok(&["apply", "-f", &f]);
     let chi = "apiVersion: clickhouse.altinity.com/v1\nkind: ClickHouseInstallation\nmetadata: {name: weave, namespace: wandb}\nspec:\n  configuration:\n    clusters: [{name: weave-cluster, layout: {shardsCount: 1, replicasCount: 2}}]\n";
     let f = s.file("chi.yaml", chi);
     assert_eq!(

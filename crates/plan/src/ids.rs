@@ -37,6 +37,8 @@ pub const REDIS_PASSWORD: &str = "k8s.redis-password";
 pub const BUCKET: &str = "aws.bucket";
 /// The generated ClickHouse password.
 pub const CLICKHOUSE_PASSWORD: &str = "k8s.clickhouse-password";
+/// The Altinity ClickHouse operator.
+pub const ALTINITY_OPERATOR: &str = "k8s.altinity-operator";
 /// ClickHouse run by wbstack (bundled or Altinity).
 pub const CLICKHOUSE: &str = "k8s.clickhouse";
 /// The weave-trace workers' shared key.

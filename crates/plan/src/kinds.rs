@@ -322,7 +322,11 @@ pub struct AltinityClickhouse {
     pub user: String,
     pub password_secret: String,
     pub password_key: String,
+    /// A ZooKeeper / Keeper the plan names (`host` or `host:port`).
     pub zookeeper_host: Option<String>,
+    /// The ClickHouse Keeper ensemble wbstack has the operator make, when the installation is
+    /// replicated and the plan names no ZooKeeper.
+    pub keeper: Option<AltinityKeeper>,
     pub resources: Option<Resources>,
     pub storage_size: String,
     pub storage_class: Option<String>,
@@ -332,21 +336,71 @@ pub struct AltinityClickhouse {
     pub pull_secrets: Vec<String>,
 }
 
+/// A ClickHouseKeeperInstallation: its name (its Service is `keeper-<name>`, port 2181), its
+/// replicas and image.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AltinityKeeper {
+    pub name: String,
+    pub replicas: u32,
+    pub image: String,
+}
+
 impl Kind for AltinityClickhouse {
     const LABEL: &'static str = "k8s.clickhouse-installation";
     fn inputs(&self) -> Vec<Input> {
-        vec![IN_NAMESPACE, CLICKHOUSE_SECRET]
+        let operator = Input::new(ids::ALTINITY_OPERATOR, outputs::NAME);
+        vec![IN_NAMESPACE, CLICKHOUSE_SECRET, operator]
     }
     fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        let mut images = vec![ImageUse::pinnable(&self.image, "clickhouse")];
+        let keeper = self.keeper.as_ref();
+        images.extend(keeper.map(|k| ImageUse::pinnable(&k.image, "clickhouse-keeper")));
         Footprint {
             namespace: Some(&self.namespace),
             secret: None,
-            images: vec![ImageUse::pinnable(&self.image, "clickhouse")],
+            images,
             servers: Some(Servers::clickhouse(
                 self.shards * self.replicas,
                 &self.resources,
                 &self.storage_class,
             )),
+        }
+    }
+}
+
+/// The Altinity ClickHouse operator, as its install bundle installs it: four CRDs, RBAC, its
+/// configuration, a Secret and the Deployment. One already running anywhere is used as it is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AltinityOperator {
+    pub namespace: String,
+    pub install: OperatorInstall,
+    /// The operator's image and its metrics exporter's, through the plan's registry.
+    pub image: String,
+    pub metrics_image: String,
+    /// Image pull secrets of its pod.
+    pub pull_secrets: Vec<String>,
+}
+
+impl Kind for AltinityOperator {
+    const LABEL: &'static str = "k8s.altinity-operator";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        let images = match self.install {
+            OperatorInstall::Auto => vec![
+                ImageUse::pinnable(&self.image, "altinity-operator"),
+                ImageUse::pinnable(&self.metrics_image, "altinity-operator"),
+            ],
+            OperatorInstall::Never => vec![],
+        };
+        Footprint {
+            namespace: Some(&self.namespace),
+            secret: None,
+            images,
+            servers: None,
         }
     }
 }
@@ -748,6 +802,7 @@ kinds! {
         Operator(Operator),
         ClickhouseBundled(BundledClickhouse),
         ClickhouseAltinity(AltinityClickhouse),
+        AltinityOperator(AltinityOperator),
         WandbResource(WandbResource),
         UrlReady(UrlReady),
     }

@@ -725,13 +725,42 @@ pub struct ClickhouseSpec {
     /// S3-backed storage with a local cache and the `s3_main` policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<ClickhouseS3>,
-    /// For `altinity`: ZooKeeper / Keeper host.
+    /// For `altinity`: a ZooKeeper / Keeper you run (`host` or `host:port`; an in-cluster
+    /// Service name is checked to exist). Without one, a replicated installation gets a
+    /// ClickHouse Keeper ensemble from the Altinity operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zookeeper_host: Option<String>,
+    /// For `altinity`: the Altinity ClickHouse operator.
+    #[serde(default)]
+    pub altinity_operator: AltinityOperatorSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     #[serde(default = "default_ch_storage")]
     pub storage_size: String,
+}
+
+/// The Altinity ClickHouse operator: one found running in any namespace is used as it is;
+/// otherwise wbstack installs it as its install bundle does (`install: auto`), or fails
+/// (`install: never`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AltinityOperatorSpec {
+    #[serde(default)]
+    pub install: OperatorInstall,
+    /// Where wbstack installs it (the bundle's own default is `kube-system`, where the Job
+    /// `render --job` makes would need Secrets granted).
+    #[serde(default = "default_altinity_namespace")]
+    pub namespace: String,
+}
+
+impl Default for AltinityOperatorSpec {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+    }
+}
+
+fn default_altinity_namespace() -> String {
+    "clickhouse-operator".into()
 }
 
 impl Default for ClickhouseSpec {

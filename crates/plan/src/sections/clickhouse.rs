@@ -8,7 +8,10 @@ use crate::check::{
 };
 use crate::compile::names;
 use crate::ids::{self, outputs, Input};
-use crate::kinds::{AltinityClickhouse, BundledClickhouse, GeneratedSecret, StepKind};
+use crate::kinds::{
+    AltinityClickhouse, AltinityKeeper, AltinityOperator, BundledClickhouse, GeneratedSecret,
+    StepKind,
+};
 use crate::model::{ClickhouseMode, ClickhouseS3};
 use crate::resolve::Resolved;
 use serde_json::json;
@@ -87,6 +90,17 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
         );
     }
     check_resources(c, "spec.clickhouse.resources", &ch.resources);
+    if ch.mode == ClickhouseMode::Altinity
+        && !crate::is_dns_label(&ch.altinity_operator.namespace, 63)
+    {
+        c.value(
+            "spec.clickhouse.altinityOperator.namespace",
+            format!(
+                "`{}` is not a namespace name",
+                ch.altinity_operator.namespace
+            ),
+        );
+    }
 }
 
 fn check_deployed(c: &mut Checker, r: &Resolved) {
@@ -261,6 +275,9 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
         ClickhouseMode::External => compile_external(b, r),
         ClickhouseMode::Bundled | ClickhouseMode::Altinity => {
             generated_password(b, r);
+            if ch.mode == ClickhouseMode::Altinity {
+                b.step(ids::ALTINITY_OPERATOR, altinity_operator(r));
+            }
             let (kind, host) = deployed(r);
             weave_cluster(b, r, &weave_cluster_name(r));
             b.step(ids::CLICKHOUSE, kind);
@@ -322,6 +339,18 @@ fn weave_cluster(b: &mut Builder, r: &Resolved, name: &str) {
     }
 }
 
+/// The Altinity operator, as its install bundle (0.25.6) names its images.
+fn altinity_operator(r: &Resolved) -> AltinityOperator {
+    let op = &r.spec.clickhouse.altinity_operator;
+    AltinityOperator {
+        namespace: op.namespace.clone(),
+        install: op.install,
+        image: image(r, "altinity/clickhouse-operator:0.25.6"),
+        metrics_image: image(r, "altinity/metrics-exporter:0.25.6"),
+        pull_secrets: r.spec.images.pull_secrets.clone(),
+    }
+}
+
 /// The step of a ClickHouse wbstack deploys, and the host W&B reaches it at.
 fn deployed(r: &Resolved) -> (StepKind, String) {
     let (ch, s, ns) = (&r.spec.clickhouse, r.spec, r.ns.clone());
@@ -377,6 +406,14 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
         password_secret: names::CLICKHOUSE.into(),
         password_key: names::CLICKHOUSE_KEY.into(),
         zookeeper_host: ch.zookeeper_host.clone(),
+        keeper: (r.ch_replicated && ch.zookeeper_host.is_none()).then(|| AltinityKeeper {
+            name: "weave-keeper".into(),
+            replicas: 3,
+            image: image(
+                r,
+                &ch.image.replace("clickhouse-server", "clickhouse-keeper"),
+            ),
+        }),
         resources: ch.resources.clone(),
         storage_size: ch.storage_size.clone(),
         storage_class: s.kubernetes.storage_class.clone(),
