@@ -230,11 +230,18 @@ fn the_job_role_lets_up_and_down_do_every_call_they_make() {
         .unwrap()
         .dir
         .join("kubeconfig/wbstack-job");
-    // The PoC, and Weave with bundled ClickHouse (Keeper and shard StatefulSets, Services,
-    // ConfigMaps, claims), each brought up and torn down as the Job's identity, each after its
-    // own manifests are applied.
+    // The PoC, Weave with bundled ClickHouse (Keeper and shard StatefulSets, Services,
+    // ConfigMaps, claims) and Weave with Altinity, each brought up and torn down as the Job's
+    // identity, each after its own manifests are applied.
+    // And Weave with Altinity: the operator from its bundle, its ClusterRole and Role applied
+    // with the Job's manifests (writing them needs what they grant), and a Keeper ensemble.
     let weave = env.plan("weave-clickhouse-s3.yaml");
-    for (plan, name) in [(&plan, "wandb-dev"), (&weave, "wandb-weave-s3")] {
+    let altinity = env.plan("weave-altinity.yaml");
+    for (plan, name) in [
+        (&plan, "wandb-dev"),
+        (&weave, "wandb-weave-s3"),
+        (&altinity, "wandb-weave"),
+    ] {
         if name != "wandb-dev" {
             install_bundle(&env, &bundle(&env, plan, &[]));
         }

@@ -149,3 +149,45 @@ fn the_sandbox_api_refuses_a_request_without_the_runs_token() {
     for _ in lines.by_ref() {}
     assert_eq!(run.wait().unwrap().code(), Some(0));
 }
+
+/// The shipped Altinity plan comes up in the sandbox on its own: the operator from its bundle,
+/// the Keeper ensemble and the installation; `down` takes all of it away again.
+#[test]
+fn the_sandbox_runs_the_altinity_plan_with_its_operator_and_keeper() {
+    let env = Env::new(50);
+    let plan = Env::plans()
+        .join("weave-altinity.yaml")
+        .display()
+        .to_string();
+    let sandbox = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("WBSTACK_SANDBOX_DELAY_MS", "100")
+            .env_remove("KUBECONFIG");
+        c.output().unwrap()
+    };
+    let out = sandbox(&["up", "--plan", &plan, "--sandbox", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = common::last_json(&out);
+    for id in ["k8s.altinity-operator", "k8s.clickhouse", "k8s.wandb"] {
+        let step = common::step_report(&report, id);
+        assert_eq!(step["outcome"], "created", "{id}: {step}");
+    }
+    let cluster = env
+        .dir
+        .path()
+        .join(".wbstack/sandbox/wandb-weave/sandbox-cluster.json");
+    let saved = std::fs::read_to_string(&cluster).unwrap();
+    for kind in ["ClickHouseKeeperInstallation", "ClickHouseInstallation"] {
+        assert!(
+            saved.contains(&format!("\"{kind}\"")),
+            "{kind} in the sandbox"
+        );
+    }
+    let down = sandbox(&["down", "--env", "wandb-weave", "--sandbox"]);
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    let saved = std::fs::read_to_string(&cluster).unwrap();
+    assert!(
+        !saved.contains("altinity.com") && !saved.contains("\"clickhouse-operator\""),
+        "nothing of the operator is left"
+    );
+}

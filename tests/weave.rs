@@ -143,14 +143,90 @@ fn weave_with_altinity_clickhouse_waits_for_the_installation(back: Back) {
         host,
         "clickhouse-weave-clickhouse.wandb.svc.cluster.local true"
     );
+    // The operator wbstack installed from Altinity's bundle, and the Keeper ensemble it made,
+    // whose Service the installation names.
+    assert_eq!(
+        env.kubectl(&["get", "deploy", "-n", "clickhouse-operator", "-l", "app=clickhouse-operator", "-o", "jsonpath={.items[0].metadata.labels.app\\.kubernetes\\.io/managed-by} {.items[0].status.readyReplicas}"]),
+        "wbstack 1"
+    );
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "chk",
+            "weave-keeper",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.status.status} {.status.hosts}"
+        ]),
+        "Completed 3"
+    );
+    assert_eq!(
+        env.kubectl(&["get", "chi", "weave-clickhouse", "-n", "wandb", "-o", "jsonpath={.spec.configuration.zookeeper.nodes[0].host}:{.spec.configuration.zookeeper.nodes[0].port}"]),
+        "keeper-weave-keeper.wandb.svc.cluster.local:2181"
+    );
     let out = env.run(&["down", "--env", "wandb-weave"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let left: Vec<_> = env
         .objects()
         .into_iter()
-        .filter(|(_, ns, _)| ns == "wandb")
+        .filter(|(kind, ns, name)| {
+            ns == "wandb"
+                || ns == "clickhouse-operator"
+                || (kind == "Namespace" && name == "clickhouse-operator")
+                || name.contains("altinity.com")
+                || name.starts_with("clickhouse-operator")
+        })
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// An Altinity operator already running (the bundle applied by someone else, in its own
+/// namespace) is used as it is: `up` installs none, and `down` leaves it and its CRDs.
+fn an_altinity_operator_already_running_is_used_and_kept(back: Back) {
+    let env = Env::on(back, 150);
+    let bundle = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/altinity/install-bundle-0.25.6.yaml");
+    // Server-side: the CRDs are too large for kubectl's last-applied annotation.
+    env.kubectl(&["apply", "--server-side", "-f", bundle.to_str().unwrap()]);
+    let plan = env.plan("weave-altinity.yaml");
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ns = env.kubectl(&["get", "ns", "-o", "jsonpath={.items[*].metadata.name}"]);
+    assert!(!ns.contains("clickhouse-operator"), "{ns}");
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "chi",
+            "weave-clickhouse",
+            "-n",
+            "wandb",
+            "-o",
+            "jsonpath={.status.status}"
+        ]),
+        "Completed"
+    );
+    let out = env.run(&["down", "--env", "wandb-weave"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "deploy",
+            "clickhouse-operator",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.metadata.name}"
+        ]),
+        "clickhouse-operator"
+    );
+    let crds = env.kubectl(&["get", "crd", "-o", "name"]);
+    assert!(
+        crds.contains("clickhouseinstallations.clickhouse.altinity.com"),
+        "{crds}"
+    );
+    let chi = env.kubectl(&["get", "chi", "-A", "-o", "name"]);
+    assert!(chi.trim().is_empty(), "{chi}");
 }
 
 /// A ClickHouse applied part-way (a kill between two of its objects, or one deleted by hand) is
@@ -178,5 +254,67 @@ fn bundled_clickhouse_missing_an_object_is_applied_again(back: Back) {
 on_both!(
     weave_with_bundled_clickhouse_comes_up_and_goes_away,
     weave_with_altinity_clickhouse_waits_for_the_installation,
+    an_altinity_operator_already_running_is_used_and_kept,
     bundled_clickhouse_missing_an_object_is_applied_again,
 );
+
+/// `altinityOperator.install: never` with no operator in the cluster fails at once, naming what
+/// is missing, before any installation is written.
+#[test]
+fn an_altinity_plan_that_requires_an_operator_fails_at_once_without_one() {
+    let env = Env::new(50);
+    let text_of = std::fs::read_to_string(Env::plans().join("weave-altinity.yaml")).unwrap();
+    let yaml = text_of.replace(
+        "    mode: altinity\n",
+        "    mode: altinity\n    altinityOperator: {install: never}\n",
+    );
+    let plan = env.plan_from("never.yaml", &yaml);
+    let out = env.run(&["up", "--plan", &plan, "--timeout", "600"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("the Altinity ClickHouse operator is not installed")
+            && t.contains("spec.clickhouse.altinityOperator.install is `never`"),
+        "{t}"
+    );
+    let objects = env.objects();
+    assert!(
+        !objects.iter().any(|(k, _, _)| k.starts_with("ClickHouse")),
+        "{objects:?}"
+    );
+}
+
+/// A ZooKeeper named by an in-cluster Service that does not exist fails the installation's step
+/// at once, naming the Service; nothing would ever make it.
+#[test]
+fn a_named_zookeeper_service_that_does_not_exist_fails_at_once() {
+    let env = Env::new(50);
+    let text_of = std::fs::read_to_string(Env::plans().join("weave-altinity.yaml")).unwrap();
+    let yaml = text_of.replace(
+        "    mode: altinity\n",
+        "    mode: altinity\n    zookeeperHost: zookeeper.zookeeper.svc.cluster.local:2181\n",
+    );
+    let plan = env.plan_from("zk.yaml", &yaml);
+    let out = env.run(&["up", "--plan", &plan, "--timeout", "600"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("names Service zookeeper/zookeeper, which does not exist"),
+        "{t}"
+    );
+    // Once it exists, the same plan comes up, with no Keeper of wbstack's.
+    env.kubectl(&["create", "namespace", "zookeeper"]);
+    env.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "zookeeper",
+        "-n",
+        "zookeeper",
+        "--tcp=2181",
+    ]);
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let chk = env.kubectl(&["get", "chk", "-A", "-o", "name"]);
+    assert!(chk.trim().is_empty(), "{chk}");
+}

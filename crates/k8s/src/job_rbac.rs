@@ -60,6 +60,15 @@ pub fn cluster_rules(scope: &JobScope) -> Vec<Value> {
             &scope.crds,
         ));
     }
+    if scope.crds.iter().any(|c| c.ends_with(".altinity.com")) {
+        // Whether any installation is left anywhere, before the operator's CRDs go (deleting
+        // them deletes every installation).
+        rules.push(rule(
+            &["clickhouse.altinity.com", "clickhouse-keeper.altinity.com"],
+            &["clickhouseinstallations", "clickhousekeeperinstallations"],
+            &["list", "watch"],
+        ));
+    }
     rules.extend(role_rules(&scope.cluster_roles(), "clusterroles"));
     rules
 }

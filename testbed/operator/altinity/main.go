@@ -1,5 +1,7 @@
-// Command altinity reconciles clickhouse.altinity.com/v1 ClickHouseInstallations the way the
-// Altinity ClickHouse operator does, as far as the product can see it: a finalizer, one
+// Command altinity reconciles clickhouse.altinity.com/v1 ClickHouseInstallations (and
+// ClickHouseKeeperInstallations alike, their Service keeper-<name>) the way the Altinity
+// ClickHouse operator does, as far as the product can see it, while an operator Deployment
+// (labelled app=clickhouse-operator) is ready in the cluster: a finalizer, one
 // StatefulSet and one Service per host (chi-<chi>-<cluster>-<shard>-<replica>), the
 // installation's Service clickhouse-<chi>, the common and per-host ConfigMaps, and a status
 // that goes InProgress then Completed (with taskID, taskIDsStarted/Completed, hosts,
@@ -28,7 +30,10 @@ import (
 	"k8s.io/client-go/util/workqueue"
 )
 
-var chiGVR = schema.GroupVersionResource{Group: "clickhouse.altinity.com", Version: "v1", Resource: "clickhouseinstallations"}
+var (
+	chiGVR = schema.GroupVersionResource{Group: "clickhouse.altinity.com", Version: "v1", Resource: "clickhouseinstallations"}
+	chkGVR = schema.GroupVersionResource{Group: "clickhouse-keeper.altinity.com", Version: "v1", Resource: "clickhousekeeperinstallations"}
+)
 
 const finalizer = "finalizer.clickhouseinstallation.altinity.com"
 
@@ -46,13 +51,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	run(ctx, &reconciler{client: client})
+	go run(ctx, &reconciler{client: client, gvr: chkGVR})
+	run(ctx, &reconciler{client: client, gvr: chiGVR})
 }
 
-// waitForCRD polls until the resource is served: a test installs the CRD when it needs it.
-func waitForCRD(ctx context.Context, client dynamic.Interface) {
+// waitForCRD polls until the resource is served: the operator's install makes its CRDs.
+func waitForCRD(ctx context.Context, client dynamic.Interface, gvr schema.GroupVersionResource) {
 	for ctx.Err() == nil {
-		if _, err := client.Resource(chiGVR).List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
+		if _, err := client.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
 			return
 		}
 		time.Sleep(time.Second)
@@ -60,10 +66,10 @@ func waitForCRD(ctx context.Context, client dynamic.Interface) {
 }
 
 func run(ctx context.Context, r *reconciler) {
-	waitForCRD(ctx, r.client)
+	waitForCRD(ctx, r.client, r.gvr)
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 10*time.Second))
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(r.client, 30*time.Second)
-	informer := factory.ForResource(chiGVR).Informer()
+	informer := factory.ForResource(r.gvr).Informer()
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			queue.Add(key)
@@ -76,7 +82,7 @@ func run(ctx context.Context, r *reconciler) {
 	})
 	factory.Start(ctx.Done())
 	go func() { <-ctx.Done(); queue.ShutDown() }()
-	log.Printf("watching %s", chiGVR)
+	log.Printf("watching %s", r.gvr)
 	for {
 		key, quit := queue.Get()
 		if quit {

@@ -17,7 +17,7 @@ func manifests(u *unstructured.Unstructured) []map[string]any {
 		configMap(u, "chi-"+chi+"-common-configd", commonFiles(u, cs)),
 		configMap(u, "chi-"+chi+"-common-usersd", map[string]any{"chop-generated-users.xml": usersXML(u)}),
 	}
-	crService := object("v1", "Service", "clickhouse-"+chi, u, labels(chi, ns))
+	crService := object("v1", "Service", serviceName(u), u, labels(chi, ns))
 	crService["spec"] = serviceSpec(u, cs, labels(chi, ns))
 	out = append(out, crService)
 	for _, c := range cs {
@@ -97,11 +97,26 @@ func usersXML(u *unstructured.Unstructured) string {
 
 func secretEnv(i int) string { return fmt.Sprintf("CHOP_SECRET_PASSWORD_%d", i) }
 
+// serviceName is the installation's Service: clickhouse-<name>, or keeper-<name> for a Keeper.
+func serviceName(u *unstructured.Unstructured) string {
+	if isKeeper(u) {
+		return "keeper-" + u.GetName()
+	}
+	return "clickhouse-" + u.GetName()
+}
+
+func isKeeper(u *unstructured.Unstructured) bool {
+	return u.GetKind() == "ClickHouseKeeperInstallation"
+}
+
 func serviceSpec(u *unstructured.Unstructured, cs []cluster, selector map[string]any) map[string]any {
 	spec := map[string]any{"ports": []any{
 		map[string]any{"name": "http", "port": int64(8123)},
 		map[string]any{"name": "tcp", "port": int64(9000)},
 	}}
+	if isKeeper(u) {
+		spec = map[string]any{"ports": []any{map[string]any{"name": "zk", "port": int64(2181)}}}
+	}
 	if len(cs) > 0 {
 		if t := template(u, "serviceTemplates", cs[0].serv); t != nil {
 			if s, ok := t["spec"].(map[string]any); ok {

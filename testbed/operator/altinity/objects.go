@@ -110,7 +110,7 @@ func object(apiVersion, kind, name string, owner *unstructured.Unstructured, lbl
 			"namespace": owner.GetNamespace(),
 			"labels":    lbl,
 			"ownerReferences": []any{map[string]any{
-				"apiVersion": "clickhouse.altinity.com/v1", "kind": "ClickHouseInstallation",
+				"apiVersion": owner.GetAPIVersion(), "kind": owner.GetKind(),
 				"name": owner.GetName(), "uid": string(owner.GetUID()), "controller": true,
 			}},
 		},

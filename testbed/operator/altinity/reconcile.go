@@ -18,6 +18,7 @@ import (
 
 type reconciler struct {
 	client dynamic.Interface
+	gvr    schema.GroupVersionResource
 }
 
 const (
@@ -38,6 +39,10 @@ var resources = map[string]schema.GroupVersionResource{
 }
 
 func (r *reconciler) reconcile(ctx context.Context, u *unstructured.Unstructured) (time.Duration, error) {
+	if ready, err := r.operatorReady(ctx); err != nil || !ready {
+		// No operator running: nothing acts on the installation, its finalizer included.
+		return 4 * again, err
+	}
 	if u.GetDeletionTimestamp() != nil {
 		return r.finalize(ctx, u)
 	}
@@ -123,7 +128,7 @@ func completed(st map[string]any, task string, u *unstructured.Unstructured, hs 
 		fqdns = append(fqdns, fmt.Sprintf("%s.%s.svc.cluster.local", h.name(u.GetName()), u.GetNamespace()))
 	}
 	st["fqdns"] = fqdns
-	st["endpoint"] = fmt.Sprintf("clickhouse-%s.%s.svc.cluster.local", u.GetName(), u.GetNamespace())
+	st["endpoint"] = fmt.Sprintf("%s.%s.svc.cluster.local", serviceName(u), u.GetNamespace())
 }
 
 func appendOnce(list any, v string) []any {
@@ -135,7 +140,24 @@ func appendOnce(list any, v string) []any {
 }
 
 func (r *reconciler) chi(u *unstructured.Unstructured) dynamic.ResourceInterface {
-	return r.client.Resource(chiGVR).Namespace(u.GetNamespace())
+	return r.client.Resource(r.gvr).Namespace(u.GetNamespace())
+}
+
+// operatorReady says whether an operator Deployment (the install bundle's and the Helm chart's
+// label app=clickhouse-operator) has a ready replica and is not being deleted.
+func (r *reconciler) operatorReady(ctx context.Context) (bool, error) {
+	gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	ds, err := r.client.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: "app=clickhouse-operator"})
+	if err != nil {
+		return false, err
+	}
+	for _, d := range ds.Items {
+		ready, _, _ := unstructured.NestedInt64(d.Object, "status", "readyReplicas")
+		if ready >= 1 && d.GetDeletionTimestamp() == nil {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (r *reconciler) setStatus(ctx context.Context, u *unstructured.Unstructured, st map[string]any) error {
