@@ -165,6 +165,10 @@ pub enum Command {
         /// Exit 0 when `up` would change nothing, 2 when it would, 1 on any error (for CI).
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Preview `up --replace STEP`: a replacement of this environment's resource is shown as
+        /// `up` would then make it, not as refused.
+        #[arg(long, value_name = "STEP")]
+        replace: Vec<String>,
     },
     /// Bring the environment up (continues an unfinished run).
     Up {

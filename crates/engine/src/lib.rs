@@ -49,7 +49,7 @@ mod wait;
 mod walk;
 
 pub use config::{DownOptions, EngineConfig, EngineError, FailurePolicy};
-pub use decide::{decide, Decision, Found};
+pub use decide::{decide, decision, Allowed, Decision, Found};
 pub use engine::Engine;
 pub use events::{Event, EventLog, EventSink, Operation, RunStats, RunStatus, Stream};
 pub use graph::{Graph, GraphError, StepSpec};

@@ -2,7 +2,7 @@
 //! concurrently; on failure, roll back what this run created if the policy says so.
 
 use crate::config::{EngineError, FailurePolicy};
-use crate::decide::{decide, Decision, Found};
+use crate::decide::{decide, decision, Allowed, Decision, Found};
 use crate::events::{Event, Operation, RunStats, RunStatus};
 use crate::hooks::{hook_env, run_hook, HookWhen};
 use crate::id::StepId;
@@ -273,7 +273,6 @@ async fn converge(
 ) -> Result<(StepOutcome, Outputs), Halt> {
     let spec = cx.graph.spec(i);
     let (id, step) = (&spec.id, spec.step.clone());
-    let desired = step.fingerprint();
     let observed = {
         let _read = cx.reads_permit().await;
         cx.with_retries(id, "observe", || step.observe(ctx)).await?
@@ -284,7 +283,17 @@ async fn converge(
     });
     crate::discover::reclaim(cx, i, ctx, &observed).await?;
     let prior = cx.rec.step(id);
-    match decide(&observed, prior.as_ref(), &desired, step.supports_update()) {
+    let allowed = Allowed {
+        id: id.as_str(),
+        kind: step.kind(),
+        replace: cx.config.replace.contains(id.as_str()),
+    };
+    let (decided, changes) = cx
+        .with_retries(id, "observe", || {
+            decision(step.as_ref(), ctx, &observed, prior.as_ref(), allowed)
+        })
+        .await?;
+    match decided {
         Decision::Create => {
             mutate(cx, i, ctx, Action::Create, calls).await?;
             let outputs = wait_ready(cx, i, ctx).await?;
@@ -292,26 +301,6 @@ async fn converge(
             Ok((StepOutcome::Created, outputs))
         }
         Decision::Update { .. } => {
-            let changes = cx
-                .with_retries(id, "observe", || step.changes(ctx))
-                .await?;
-            let replacing: Vec<String> = changes
-                .iter()
-                .filter(|c| c.replaces)
-                .map(|c| c.to_string())
-                .collect();
-            if !replacing.is_empty() {
-                let ours = prior.as_ref().is_some_and(|p| p.is_owned());
-                if !ours || !cx.config.replace.contains(id.as_str()) {
-                    return Err(Halt::Failed(format!(
-                        "`{id}` cannot take these changes in place: {}; wbstack does not replace a {} unless told to (change the plan back, or allow it with --replace {id}{})",
-                        replacing.join("; "),
-                        step.kind(),
-                        if ours { "" } else { ", which only a resource this environment made can be" }
-                    )));
-                }
-                return replace(cx, i, ctx, changes, calls).await;
-            }
             if !changes.is_empty() {
                 cx.events.emit(Event::StepChanging {
                     step: id.clone(),
@@ -323,37 +312,15 @@ async fn converge(
             let outputs = finish(cx, i, ctx, outputs, true).await?;
             Ok((StepOutcome::Updated, outputs))
         }
-        Decision::Replace { .. }
-            if prior.as_ref().is_some_and(|p| p.is_owned())
-                && cx.config.replace.contains(id.as_str()) =>
-        {
-            replace(cx, i, ctx, Vec::new(), calls).await
-        }
-        Decision::Replace { from } => Err(Halt::Failed(format!(
-            "drift: the inputs of `{id}` changed since it was applied (fingerprint {} -> {}) and a {} cannot be updated in place; replace needed (allow it with --replace {id}, or destroy it and run up again)",
-            from.short(),
-            desired.short(),
-            step.kind()
-        ))),
+        Decision::Replace { .. } => replace(cx, i, ctx, changes, calls).await,
+        Decision::Refused { message, .. } => Err(Halt::Failed(message)),
         Decision::Keep(found) => {
             let crate::step::Observation::Ready { outputs, .. } = observed else {
                 return Err(Halt::Failed(format!("`{id}` was kept without being ready")));
             };
             keep(cx, i, found, outputs, prior.as_ref()).await
         }
-        Decision::Wait(_)
-            if prior.as_ref().is_some_and(|p| {
-                p.is_owned()
-                    && matches!(
-                        p.phase,
-                        Phase::Intent {
-                            action: Action::Destroy
-                        } | Phase::Applied {
-                            action: Action::Destroy
-                        }
-                    )
-            }) =>
-        {
+        Decision::FinishReplacement => {
             // A replacement cut short while the old resource was going: it goes, then the new
             // one is made.
             let limit = spec.timeout.unwrap_or(cx.config.wait_timeout);
