@@ -45,7 +45,7 @@ pub async fn connect(
                     .skipping_final_snapshot(skip_final_snapshot),
             )
         })
-        .map_err(|e| CliError::environment(e.to_string()))
+        .map_err(|e| CliError::environment("").because(e))
 }
 
 /// `up`'s check of who it calls AWS as, before its first change: an identity STS answers for,

@@ -55,19 +55,19 @@ pub async fn connect(t: &Target, plan: &Plan, at: &EnvState) -> Result<Connected
         })
         .with_token(&token)
         .persisted(&state.join("sandbox-cluster.json"))
-        .map_err(|e| CliError::environment(format!("the sandbox cluster cannot be loaded: {e}")))?;
+        .map_err(|e| CliError::environment("the sandbox cluster cannot be loaded").because(e))?;
         let running = emu
             .serve("127.0.0.1:0".parse().expect("a literal address"))
             .await
-            .map_err(|e| CliError::environment(format!("the sandbox cannot start: {e}")))?;
+            .map_err(|e| CliError::environment("the sandbox cannot start").because(e))?;
         let url = running.url();
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&running.kubeconfig())
-            .map_err(|e| CliError::environment(format!("the sandbox's kubeconfig: {e}")))?;
+            .map_err(|e| CliError::environment("the sandbox's kubeconfig").because(e))?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
-            .map_err(|e| CliError::environment(format!("the sandbox's kubeconfig: {e}")))?;
+            .map_err(|e| CliError::environment("the sandbox's kubeconfig").because(e))?;
         let client = kube::Client::try_from(config).map_err(|e| {
-            CliError::environment(format!("cannot build a client for the sandbox: {e}"))
+            CliError::environment("cannot build a client for the sandbox").because(e)
         })?;
         return Ok(Connected {
             kube: Kube::new(client)
@@ -88,7 +88,7 @@ pub async fn connect(t: &Target, plan: &Plan, at: &EnvState) -> Result<Connected
     let config = match kube::config::Kubeconfig::read() {
         Ok(kc) => kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
-            .map_err(|e| CliError::environment(format!("cannot use the kubeconfig: {e}")))?,
+            .map_err(|e| CliError::environment("cannot use the kubeconfig").because(e))?,
         Err(_) => kube::Config::infer().await.map_err(|e| {
             CliError::environment(format!(
                 "no kubeconfig and no in-cluster configuration: {e}"
@@ -103,7 +103,7 @@ pub async fn connect(t: &Target, plan: &Plan, at: &EnvState) -> Result<Connected
             .unwrap_or_default()
     );
     let client = kube::Client::try_from(config)
-        .map_err(|e| CliError::environment(format!("cannot build a Kubernetes client: {e}")))?;
+        .map_err(|e| CliError::environment("cannot build a Kubernetes client").because(e))?;
     Ok(Connected {
         kube: Kube::new(client)
             .with_environment(&plan.metadata.name)

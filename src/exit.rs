@@ -56,44 +56,84 @@ impl From<RunStatus> for Exit {
     }
 }
 
-/// Why a command could not do what it was asked; the message says what and where.
+/// Why a command could not do what it was asked; the message says what and where, and the
+/// error it came from is kept as its source.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Locked(String),
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Environment(String),
-    #[error("{}", chain(.0))]
-    Engine(#[from] EngineError),
-    #[error("{0}")]
-    Journal(#[from] JournalError),
+#[error("{}", self.text())]
+pub struct CliError {
+    kind: Kind,
+    message: String,
+    #[source]
+    source: Option<Cause>,
+}
+
+/// The error a `CliError` came from.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What kind of failure: each maps to one exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Invalid,
+    Locked,
+    Refused,
+    Environment,
 }
 
 impl CliError {
+    fn of(kind: Kind, message: impl Into<String>) -> Self {
+        CliError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
     pub fn invalid(m: impl Into<String>) -> Self {
-        CliError::Invalid(m.into())
+        Self::of(Kind::Invalid, m)
     }
     pub fn refused(m: impl Into<String>) -> Self {
-        CliError::Refused(m.into())
+        Self::of(Kind::Refused, m)
     }
     pub fn environment(m: impl Into<String>) -> Self {
-        CliError::Environment(m.into())
+        Self::of(Kind::Environment, m)
+    }
+    pub fn locked(m: impl Into<String>) -> Self {
+        Self::of(Kind::Locked, m)
+    }
+
+    /// The same error, caused by `source`: shown as `message: source: its causes`.
+    pub fn because(mut self, source: impl Into<Cause>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    fn text(&self) -> String {
+        match &self.source {
+            None => self.message.clone(),
+            Some(s) if self.message.is_empty() => chain(s.as_ref()),
+            Some(s) => format!("{}: {}", self.message, chain(s.as_ref())),
+        }
     }
 
     /// The exit code this error maps to.
     pub fn exit(&self) -> Exit {
-        match self {
-            CliError::Invalid(_) => Exit::Invalid,
-            CliError::Locked(_) => Exit::Locked,
-            CliError::Refused(_) => Exit::Refused,
-            CliError::Environment(_) | CliError::Engine(_) | CliError::Journal(_) => {
-                Exit::Environment
-            }
+        match self.kind {
+            Kind::Invalid => Exit::Invalid,
+            Kind::Locked => Exit::Locked,
+            Kind::Refused => Exit::Refused,
+            Kind::Environment => Exit::Environment,
         }
+    }
+}
+
+impl From<EngineError> for CliError {
+    fn from(e: EngineError) -> Self {
+        CliError::environment("").because(e)
+    }
+}
+
+impl From<JournalError> for CliError {
+    fn from(e: JournalError) -> Self {
+        CliError::environment("").because(e)
     }
 }
 

@@ -44,13 +44,11 @@ fn main() {
 
 /// Logging, the runtime, the command.
 fn run(cli: cli::Cli) -> Result<exit::Exit, exit::CliError> {
-    logging::init(cli.verbose).map_err(|e| exit::CliError::invalid(format!("error: {e}")))?;
+    logging::init(cli.verbose).map_err(|e| exit::CliError::invalid("error").because(e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            exit::CliError::environment(format!("error: cannot start the runtime: {e}"))
-        })?;
+        .map_err(|e| exit::CliError::environment("error: cannot start the runtime").because(e))?;
     let result = runtime.block_on(commands::run(cli));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result

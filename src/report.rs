@@ -69,7 +69,7 @@ pub async fn report(
     match fmt {
         OutputFormat::Json => println!(
             "{}",
-            serde_json::to_string(&timeline).map_err(|e| CliError::environment(e.to_string()))?
+            serde_json::to_string(&timeline).map_err(|e| CliError::environment("").because(e))?
         ),
         OutputFormat::Text => print_text(&timeline),
     }

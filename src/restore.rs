@@ -109,7 +109,7 @@ fn derive(source: &str, recorded: &JournalState, ask: &Ask) -> Result<String, Cl
         restore.insert("redisSnapshot".into(), s.as_str().into());
     }
     set(&mut plan, &["spec", "restore"], Value::Mapping(restore));
-    serde_yaml_ng::to_string(&plan).map_err(|e| CliError::environment(e.to_string()))
+    serde_yaml_ng::to_string(&plan).map_err(|e| CliError::environment("").because(e))
 }
 
 /// The source's bucket as the new environment uses it: as it is, with the source's key, which

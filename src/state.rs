@@ -41,13 +41,13 @@ pub struct Opened {
 
 #[cfg(feature = "aws")]
 fn store_error(e: wbstack_state::StoreError) -> CliError {
-    CliError::environment(format!("error: {e}"))
+    CliError::environment("error").because(e)
 }
 
 fn lock_error(e: LockError) -> CliError {
     match e {
-        LockError::Held { .. } | LockError::OtherHolder { .. } => CliError::Locked(e.to_string()),
-        other => CliError::environment(other.to_string()),
+        LockError::Held { .. } | LockError::OtherHolder { .. } => CliError::locked("").because(e),
+        other => CliError::environment("").because(other),
     }
 }
 
@@ -65,7 +65,7 @@ impl Store {
         #[cfg(feature = "aws")]
         {
             let url = wbstack_state::S3Url::parse(location)
-                .map_err(|e| CliError::invalid(format!("error: {e}")))?;
+                .map_err(|e| CliError::invalid("error").because(e))?;
             let bucket = wbstack_state::StateBucket::connect(url)
                 .await
                 .map_err(store_error)?;

@@ -15,7 +15,7 @@ fn step_for(
 ) -> Result<Arc<dyn Step>, CliError> {
     match sp.kind.side() {
         Side::K8s(k) => wbstack_k8s::kind(k).step(w).map_err(|e| match e {
-            Unwired::License => CliError::invalid(e.to_string()),
+            Unwired::License => CliError::invalid("").because(e),
             Unwired::Aws => crate::aws::not_configured(sp),
         }),
         Side::Aws(k) => crate::aws::step(sp, k, aws),
@@ -72,5 +72,5 @@ pub fn graph(
             timeout: Some(Duration::from_secs(timeout.unwrap_or(sp.timeout_seconds))),
         });
     }
-    Graph::new(specs).map_err(|e| CliError::invalid(e.to_string()))
+    Graph::new(specs).map_err(|e| CliError::invalid("").because(e))
 }

@@ -23,6 +23,8 @@ impl Storable for Started {
     type Storer = StoreReplace<Self>;
 }
 
+/// The service and operation of a call, for the call log (diagnostics only): a call without
+/// the SDK's metadata is logged with empty names.
 fn names(cfg: &ConfigBag) -> (String, String) {
     cfg.load::<Metadata>()
         .map(|m| (m.service().to_owned(), m.name().to_owned()))

@@ -269,3 +269,16 @@ pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<Stri
         _ => None,
     }
 }
+
+/// A field AWS always returns with an answer (an ARN, an account), or a permanent error naming
+/// the call, the field and the resource: never an empty string in its place.
+pub(crate) fn answered<'a>(
+    v: Option<&'a str>,
+    call: &str,
+    field: &str,
+    id: &str,
+) -> Result<&'a str, wbstack_engine::StepError> {
+    v.filter(|s| !s.is_empty()).ok_or_else(|| {
+        wbstack_engine::StepError::permanent(format!("{call} answered without the {field} of {id}"))
+    })
+}

@@ -29,6 +29,7 @@ impl Settings {
     /// The group's settings; `engine_version` is its member clusters' (`7.1.0`, read as `7.1`).
     pub fn of(g: &ReplicationGroup, engine_version: Option<&str>) -> Settings {
         Settings {
+            // Settings AWS leaves out are compared as unset (`plan` shows them as empty).
             node_type: g.cache_node_type().unwrap_or_default().to_owned(),
             nodes: g.member_clusters().len() as u32,
             multi_az: g.multi_az() == Some(&MultiAzStatus::Enabled)

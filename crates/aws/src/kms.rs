@@ -2,6 +2,7 @@
 //! session), an alias, tags. Rotation and the policy are observed (`kms_guard`): a hand edit is
 //! drift that `up` restores.
 
+use crate::clients::answered;
 use crate::clients::{classify, Aws};
 use crate::kind::{AwsStepKind, Grants};
 use crate::kms_guard::{self as guard, Admin};
@@ -62,7 +63,7 @@ impl KmsKeyStep {
         })?;
         Ok(Found {
             key_id: m.key_id().to_owned(),
-            arn: m.arn().unwrap_or_default().to_owned(),
+            arn: answered(m.arn(), "DescribeKey", "ARN", key_id)?.to_owned(),
             state: m.key_state().cloned(),
         })
     }
@@ -217,7 +218,7 @@ impl Step for KmsKeyStep {
         };
         let f = Found {
             key_id: m.key_id().to_owned(),
-            arn: m.arn().unwrap_or_default().to_owned(),
+            arn: answered(m.arn(), "DescribeKey", "ARN", alias)?.to_owned(),
             state: m.key_state().cloned(),
         };
         // Ownership is read from the tags unless the journal already says the key is ours.
@@ -290,7 +291,7 @@ impl Step for KmsKeyStep {
                     .ok_or_else(|| StepError::permanent("CreateKey returned no metadata"))?;
                 Found {
                     key_id: m.key_id().to_owned(),
-                    arn: m.arn().unwrap_or_default().to_owned(),
+                    arn: answered(m.arn(), "CreateKey", "ARN", &self.spec.alias)?.to_owned(),
                     state: m.key_state().cloned(),
                 }
             }

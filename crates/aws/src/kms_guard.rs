@@ -2,6 +2,7 @@
 //! account's root, and an administrator named as a role, never a temporary session). A hand edit
 //! of either is drift, shown field by field and restored by `up`.
 
+use crate::clients::answered;
 use crate::clients::{classify, Aws};
 use serde_json::{json, Value};
 use wbstack_engine::{Change, StepError};
@@ -25,8 +26,8 @@ impl Admin {
             .send()
             .await
             .map_err(|e| classify(e, "GetCallerIdentity", "caller"))?;
-        let arn = who.arn().unwrap_or_default();
-        let account = who.account().unwrap_or_default().to_owned();
+        let arn = answered(who.arn(), "GetCallerIdentity", "ARN", "caller")?;
+        let account = answered(who.account(), "GetCallerIdentity", "account", "caller")?.to_owned();
         let partition = arn.split(':').nth(1).unwrap_or("aws").to_owned();
         let principal = match session_role(arn) {
             Some(role) => match aws.iam.get_role().role_name(role).send().await {

@@ -62,6 +62,7 @@ fn st_id(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
+            // `p` is not empty (filtered above): there is a first character.
             c.next()
                 .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
                 .unwrap_or_default()

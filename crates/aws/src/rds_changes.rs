@@ -50,6 +50,7 @@ impl Settings {
             .iter()
             .map(|i| instance_class(i, with_pending))
             .collect();
+        // Settings AWS leaves out are compared as unset (`plan` shows them as empty).
         Settings {
             instance_class: classes
                 .iter()
@@ -83,6 +84,7 @@ impl Settings {
     /// A single instance's.
     pub fn of_instance(i: &DbInstance, with_pending: bool) -> Settings {
         let pending = i.pending_modified_values().filter(|_| with_pending);
+        // Settings AWS leaves out are compared as unset (`plan` shows them as empty).
         Settings {
             instance_class: instance_class(i, with_pending),
             instances: 1,
@@ -112,6 +114,7 @@ impl Settings {
     }
 }
 
+/// The class an instance has (or will have, with `with_pending`); unset when AWS leaves it out.
 fn instance_class(i: &DbInstance, with_pending: bool) -> String {
     i.pending_modified_values()
         .filter(|_| with_pending)

@@ -1,5 +1,6 @@
 //! What MySQL on RDS needs first: the DB subnet group and the parameter groups W&B runs with.
 
+use crate::clients::answered;
 use crate::clients::{classify, Aws};
 use crate::kind::{AwsStepKind, Grants};
 use crate::own::{accepted, not_owned, outputs, tags, Tolerate};
@@ -103,7 +104,13 @@ impl Step for DbSubnetGroupStep {
         let Some(g) = found.as_ref().and_then(|d| d.db_subnet_groups().first()) else {
             return Ok(Observation::Absent);
         };
-        let arn = g.db_subnet_group_arn().unwrap_or_default().to_owned();
+        let arn = answered(
+            g.db_subnet_group_arn(),
+            "DescribeDBSubnetGroups",
+            "ARN",
+            name,
+        )?
+        .to_owned();
         if !ctx.attempted()
             && !accepted(&self.aws, &self.step, || read_tags(&self.aws, &arn)).await?
         {

@@ -145,13 +145,11 @@ impl MysqlDatabaseStep {
             !self.spec.apply_immediately,
         );
         let outputs = outputs(&[
-            ("endpoint", json!(c.endpoint().unwrap_or_default())),
-            (
-                "reader_endpoint",
-                json!(c.reader_endpoint().unwrap_or_default()),
-            ),
+            // Absent while the cluster is being made: published as null, which a reader refuses.
+            ("endpoint", json!(c.endpoint())),
+            ("reader_endpoint", json!(c.reader_endpoint())),
             ("port", json!(c.port().unwrap_or(3306))),
-            ("arn", json!(c.db_cluster_arn().unwrap_or_default())),
+            ("arn", json!(c.db_cluster_arn())),
             ("database", json!(self.spec.database)),
         ]);
         let in_flight = cluster_pending(&c) || instances.iter().any(instance_pending);
@@ -173,15 +171,12 @@ impl MysqlDatabaseStep {
         let owned = self.aws.owns(&self.step, &pairs(i.tag_list()));
         let status = i.db_instance_status().unwrap_or("unknown").to_owned();
         let outputs = outputs(&[
-            (
-                "endpoint",
-                json!(i.endpoint().and_then(|e| e.address()).unwrap_or_default()),
-            ),
+            ("endpoint", json!(i.endpoint().and_then(|e| e.address()))),
             (
                 "port",
                 json!(i.endpoint().and_then(|e| e.port()).unwrap_or(3306)),
             ),
-            ("arn", json!(i.db_instance_arn().unwrap_or_default())),
+            ("arn", json!(i.db_instance_arn())),
             ("database", json!(self.spec.database)),
         ]);
         Ok(Db::Status {
@@ -228,7 +223,9 @@ impl MysqlDatabaseStep {
                 .storage_encrypted(true)
                 .kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?)
                 .master_username(&s.user)
-                .master_user_password(password.unwrap_or_default())
+                .master_user_password(password.ok_or_else(|| {
+                    StepError::permanent(format!("MySQL instance {id} needs its master password"))
+                })?)
                 .db_name(&s.database)
                 .db_subnet_group_name(ctx.need_str(s.subnets.step, s.subnets.output)?)
                 .set_vpc_security_group_ids(Some(s.security_group_ids.clone()))

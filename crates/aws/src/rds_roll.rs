@@ -100,6 +100,7 @@ impl MysqlDatabaseStep {
             if let Some(i) = self.instance(&id).await? {
                 out.push(Member {
                     writer: writers.contains(&id),
+                    // Unset when AWS leaves it out: then it differs from the wanted class.
                     class: i.db_instance_class().unwrap_or_default().to_owned(),
                     pending: i
                         .pending_modified_values()

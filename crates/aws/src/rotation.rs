@@ -83,7 +83,7 @@ pub fn pending_of(ctx: &StepCtx, step: &str) -> Option<Pending> {
 
 /// The pending version as an output value.
 pub fn pending_output(p: Option<&Pending>) -> Value {
-    p.map(|p| serde_json::to_value(p).unwrap_or_default())
+    p.map(|p| serde_json::to_value(p).expect("a secret reference is two strings"))
         .unwrap_or(Value::Null)
 }
 

@@ -229,6 +229,7 @@ impl S3BucketStep {
             for v in page.versions() {
                 ids.push(
                     ObjectIdentifier::builder()
+                        // Every version S3 lists has its key; an empty one is refused by S3.
                         .key(v.key().unwrap_or_default())
                         .set_version_id(v.version_id().map(str::to_owned))
                         .build()
@@ -238,6 +239,7 @@ impl S3BucketStep {
             for m in page.delete_markers() {
                 ids.push(
                     ObjectIdentifier::builder()
+                        // Every delete marker S3 lists has its key; an empty one is refused by S3.
                         .key(m.key().unwrap_or_default())
                         .set_version_id(m.version_id().map(str::to_owned))
                         .build()
@@ -324,6 +326,8 @@ impl Step for S3BucketStep {
                 return Ok(not_owned("bucket", &self.spec.name, &self.aws));
             }
         }
+        // Observed without its key step (a teardown, `plan` before the key exists): the bucket
+        // is then judged without comparing its key.
         let kms = self.kms(ctx).unwrap_or_default();
         if self.aws.adopts(&self.step) || kms.is_empty() {
             return Ok(Observation::ready(self.outputs(&kms)));

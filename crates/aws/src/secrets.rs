@@ -65,7 +65,10 @@ impl AwsSecretStep {
         [
             ("arn", json!(arn)),
             ("name", json!(self.spec.name)),
-            ("secret", serde_json::to_value(r).unwrap_or_default()),
+            (
+                "secret",
+                serde_json::to_value(r).expect("a secret reference is two strings"),
+            ),
             (rotation::CURRENT_OUTPUT, json!(current)),
             (rotation::PENDING_OUTPUT, rotation::pending_output(pending)),
         ]

@@ -435,6 +435,8 @@ pub enum JournalError {
     },
     #[error("the journal writer has stopped")]
     Closed,
+    #[error("a journal record could not be written as JSON: {message}")]
+    Serialize { message: String },
 }
 
 /// Performs the write of one group commit. The default writes the bytes whole; tests use a custom
@@ -627,14 +629,14 @@ impl Journal {
 
     /// Appends a record and returns once it is on disk (written and fsync'd).
     pub async fn append(&self, rec: &Record) -> Result<(), JournalError> {
-        self.durable(Some(line_of(rec))).await
+        self.durable(Some(line_of(rec)?)).await
     }
 
     /// Queues a record without waiting for it to reach the disk. Records are written in order,
     /// so it is durable once any later [`Journal::append`] returns. For records whose loss a
     /// resume repairs by observing (results, readiness), never for intents.
     pub fn append_queued(&self, rec: &Record) -> Result<(), JournalError> {
-        self.enqueue(Some(line_of(rec)), None);
+        self.enqueue(Some(line_of(rec)?), None);
         Ok(())
     }
 
@@ -727,7 +729,7 @@ pub fn compact_file(path: &Path, state: &JournalState) -> Result<(), JournalErro
     };
     let tmp = path.with_extension("compact.tmp");
     let mut f = File::create(&tmp).map_err(err)?;
-    f.write_all(&snapshot_lines(state)).map_err(err)?;
+    f.write_all(&snapshot_lines(state)?).map_err(err)?;
     f.sync_all().map_err(err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(err)?;
@@ -737,19 +739,20 @@ pub fn compact_file(path: &Path, state: &JournalState) -> Result<(), JournalErro
 
 /// The header line alone: what an empty journal holds.
 pub fn header_line() -> Vec<u8> {
-    line_of(&Record::Header {
+    let header = Record::Header {
         format: JOURNAL_FORMAT.into(),
         version: JOURNAL_VERSION,
-    })
+    };
+    line_of(&header).expect("a header is a string and a number")
 }
 
 /// A header and one snapshot of `state`: a compacted journal's whole content.
-pub fn snapshot_lines(state: &JournalState) -> Vec<u8> {
+pub fn snapshot_lines(state: &JournalState) -> Result<Vec<u8>, JournalError> {
     let mut v = header_line();
     v.extend(line_of(&Record::Snapshot {
         state: state.clone(),
-    }));
-    v
+    })?);
+    Ok(v)
 }
 
 fn sync_dir(path: &Path) {
@@ -760,12 +763,15 @@ fn sync_dir(path: &Path) {
     }
 }
 
-fn line_of(rec: &Record) -> Vec<u8> {
-    // Serializing these types cannot fail: every map key is a string.
-    let mut v = serde_json::to_vec(rec).unwrap_or_default();
+/// A record as one line. Its types have string map keys only, so this does not fail today; if a
+/// change ever made it fail, the record is refused rather than written empty.
+fn line_of(rec: &Record) -> Result<Vec<u8>, JournalError> {
+    let mut v = serde_json::to_vec(rec).map_err(|e| JournalError::Serialize {
+        message: e.to_string(),
+    })?;
     tracing::trace!(target: "wbstack_engine::journal", "append {}", String::from_utf8_lossy(&v));
     v.push(b'\n');
-    v
+    Ok(v)
 }
 
 /// Reads every record; returns the state, the length of the valid prefix and the record count.
@@ -916,7 +922,7 @@ mod tests {
         }
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("garbage\n");
-        text.push_str(&String::from_utf8(line_of(&intent("b"))).unwrap());
+        text.push_str(&String::from_utf8(line_of(&intent("b")).unwrap()).unwrap());
         std::fs::write(&path, text).unwrap();
         let err = Journal::open(&path).unwrap_err();
         assert!(
@@ -964,7 +970,7 @@ mod tests {
         {
             let seen = seen.lock().unwrap();
             assert_eq!(seen.len(), 2);
-            assert_eq!(seen[0], line_of(&intent("a")));
+            assert_eq!(seen[0], line_of(&intent("a")).unwrap());
         }
         // What the mirror refuses is not durable: the append fails.
         fail.store(true, Ordering::SeqCst);

@@ -282,7 +282,11 @@ impl StepCtx {
 
     /// One output of one dependency.
     pub fn dep_output(&self, dep: &str, key: &str) -> Option<&serde_json::Value> {
-        self.deps.get(&StepId::new(dep)).and_then(|o| o.get(key))
+        // A null output is one the resource did not have when it was read: missing.
+        self.deps
+            .get(&StepId::new(dep))
+            .and_then(|o| o.get(key))
+            .filter(|v| !v.is_null())
     }
 
     /// One string output of one dependency.

@@ -166,7 +166,7 @@ impl EnvStore {
         let last = read.listing.last();
         let local_bytes = if read.listing.live().len() > COMPACT_AFTER_SEGMENTS {
             self.compact(&read.state, last, &read.listing).await?;
-            snapshot_lines(&read.state)
+            snapshot_lines(&read.state)?
         } else {
             read.bytes
         };
@@ -199,7 +199,7 @@ impl EnvStore {
         last: u64,
         listing: &Listing,
     ) -> Result<(), StoreError> {
-        self.put_new(&snapshot_key(last), snapshot_lines(state), last)
+        self.put_new(&snapshot_key(last), snapshot_lines(state)?, last)
             .await?;
         let old: Vec<String> = listing
             .segments
