@@ -40,17 +40,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             plan,
             iam_policy: true,
             ..
-        } => {
-            let l = env::load(&plan)?;
-            let state = env::location(flag, Some(&l.plan));
-            let steps = wbstack_plan::compile(&l.plan);
-            let policy = crate::aws::iam_policy(&steps, &l.plan.metadata.name, &state)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&policy).unwrap_or_default()
-            );
-            Ok(Exit::Ok)
-        }
+        } => iam_policy(flag, &plan),
         Command::Render {
             plan,
             job: true,
@@ -93,18 +83,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             replace,
         } => {
             let r = plan(flag, &target, &replace, fmt).await;
-            if !detailed_exitcode {
-                return r.map(|_| Exit::Ok);
-            }
-            Ok(match r {
-                Ok(Pending::None) => Exit::Ok,
-                Ok(Pending::Changes) => Exit::ChangesPending,
-                Ok(Pending::Unknown) => Exit::Failed,
-                Err(e) => {
-                    eprintln!("{e}");
-                    Exit::Failed
-                }
-            })
+            plan_exit(r, detailed_exitcode)
         }
         Command::Up { target, run, check } | Command::Resume { target, run, check } => {
             execute(flag, &target, &run, fmt, Op::Up(check)).await
@@ -147,4 +126,34 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             execute(flag, &target, &run, fmt, op).await
         }
     }
+}
+
+/// `render --iam-policy`: the policy wbstack's own credentials need for the plan.
+fn iam_policy(flag: Option<&str>, plan: &std::path::Path) -> Result<Exit, CliError> {
+    let l = env::load(plan)?;
+    let state = env::location(flag, Some(&l.plan));
+    let steps = wbstack_plan::compile(&l.plan);
+    let policy = crate::aws::iam_policy(&steps, &l.plan.metadata.name, &state)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&policy).unwrap_or_default()
+    );
+    Ok(Exit::Ok)
+}
+
+/// `plan`'s exit: 0 unless it failed; with `--detailed-exitcode`, 0 nothing pending, 2 changes,
+/// 1 unknown or failed (the error printed).
+fn plan_exit(r: Result<Pending, CliError>, detailed: bool) -> Result<Exit, CliError> {
+    if !detailed {
+        return r.map(|_| Exit::Ok);
+    }
+    Ok(match r {
+        Ok(Pending::None) => Exit::Ok,
+        Ok(Pending::Changes) => Exit::ChangesPending,
+        Ok(Pending::Unknown) => Exit::Failed,
+        Err(e) => {
+            eprintln!("{e}");
+            Exit::Failed
+        }
+    })
 }

@@ -253,17 +253,9 @@ impl Job<'_> {
         );
         let aws = crate::aws::connect(plan, &steps, &self.run.rotate, skip_snapshot).await?;
         if let (Op::Up(_), Some(a)) = (&op, &aws) {
-            if !self.run.skip_preflight.iter().any(|s| s == "aws-identity") {
-                match crate::aws::identity(a).await {
-                    Ok(who) if fmt == OutputFormat::Text => eprintln!("{name}: AWS {who}"),
-                    Ok(_) => {}
-                    Err(e) => {
-                        conn.close();
-                        return Err(CliError::environment(format!(
-                            "preflight aws-identity: AWS does not answer for any identity: {e} (nothing was changed; check the credentials and region, or skip this check with --skip-preflight aws-identity)"
-                        )));
-                    }
-                }
+            if let Err(e) = self.check_identity(a).await {
+                conn.close();
+                return Err(e);
             }
         }
         let graph = crate::wiring::graph(
@@ -276,38 +268,7 @@ impl Job<'_> {
         )?;
         let opened = self.at.open_journal().await?;
         let (journal, state) = (opened.journal.clone(), opened.state.clone());
-        let op = match op {
-            // No journal, one that records no resource, or a discovery that stopped short: what
-            // the environment owns is found by its marks, not assumed absent.
-            Op::Down {
-                force,
-                remove_adopted,
-                discover,
-                skip_final_snapshot,
-            } if discover || state.steps.is_empty() || discovery_unfinished(&state) => {
-                if fmt == OutputFormat::Text {
-                    eprintln!(
-                        "{name}: {}: finding what it owns by its AWS tags and Kubernetes labels",
-                        if discover {
-                            "--discover"
-                        } else if state.runs.is_empty() {
-                            "no journal"
-                        } else if state.steps.is_empty() {
-                            "the journal records no resource"
-                        } else {
-                            "continuing the discovery the last teardown began"
-                        }
-                    );
-                }
-                Op::Down {
-                    force,
-                    remove_adopted,
-                    discover: true,
-                    skip_final_snapshot,
-                }
-            }
-            op => op,
-        };
+        let op = self.with_discovery(op, &state);
         let sink = EventSink::new();
         reporter::attach(&sink, fmt);
         let log = crate::eventlog::EventLog::attach(&sink, self.at);
@@ -355,6 +316,61 @@ impl Job<'_> {
         match checked {
             Some(probed) => Ok(crate::verify::show(name, &probed, fmt)),
             None => Ok(report.status.into()),
+        }
+    }
+}
+
+impl Job<'_> {
+    /// `down` finds what the environment owns by its marks when there is no journal, when the
+    /// journal records no resource, or when a discovery stopped short: it is not assumed absent.
+    fn with_discovery(&self, op: Op, state: &wbstack_engine::JournalState) -> Op {
+        let name = &self.loaded.plan.metadata.name;
+        match op {
+            Op::Down {
+                force,
+                remove_adopted,
+                discover,
+                skip_final_snapshot,
+            } if discover || state.steps.is_empty() || discovery_unfinished(state) => {
+                if self.fmt == OutputFormat::Text {
+                    eprintln!(
+                        "{name}: {}: finding what it owns by its AWS tags and Kubernetes labels",
+                        if discover {
+                            "--discover"
+                        } else if state.runs.is_empty() {
+                            "no journal"
+                        } else if state.steps.is_empty() {
+                            "the journal records no resource"
+                        } else {
+                            "continuing the discovery the last teardown began"
+                        }
+                    );
+                }
+                Op::Down {
+                    force,
+                    remove_adopted,
+                    discover: true,
+                    skip_final_snapshot,
+                }
+            }
+            op => op,
+        }
+    }
+
+    /// `up`'s check of who it calls AWS as, before its first change.
+    async fn check_identity(&self, aws: &crate::aws::Aws) -> Result<(), CliError> {
+        if self.run.skip_preflight.iter().any(|s| s == "aws-identity") {
+            return Ok(());
+        }
+        match crate::aws::identity(aws).await {
+            Ok(who) if self.fmt == OutputFormat::Text => {
+                eprintln!("{}: AWS {who}", self.loaded.plan.metadata.name);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(CliError::environment(format!(
+                "preflight aws-identity: AWS does not answer for any identity: {e} (nothing was changed; check the credentials and region, or skip this check with --skip-preflight aws-identity)"
+            ))),
         }
     }
 }

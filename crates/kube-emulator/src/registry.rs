@@ -104,138 +104,13 @@ impl Default for Registry {
 impl Registry {
     /// The built-in kinds wbstack and its tests use.
     pub fn builtins() -> Self {
-        let b = ResourceType::builtin;
-        Registry {
-            types: vec![
-                b("", "v1", "Namespace", "namespaces", false, &["ns"], true),
-                b("", "v1", "Node", "nodes", false, &["no"], true),
-                b(
-                    "storage.k8s.io",
-                    "v1",
-                    "StorageClass",
-                    "storageclasses",
-                    false,
-                    &["sc"],
-                    false,
-                ),
-                b(
-                    "networking.k8s.io",
-                    "v1",
-                    "IngressClass",
-                    "ingressclasses",
-                    false,
-                    &[],
-                    false,
-                ),
-                b("", "v1", "Secret", "secrets", true, &[], false),
-                b("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
-                b("", "v1", "Service", "services", true, &["svc"], true),
-                b(
-                    "",
-                    "v1",
-                    "ServiceAccount",
-                    "serviceaccounts",
-                    true,
-                    &["sa"],
-                    false,
-                ),
-                b("", "v1", "Pod", "pods", true, &["po"], true),
-                b("", "v1", "Event", "events", true, &["ev"], false),
-                b(
-                    "",
-                    "v1",
-                    "PersistentVolumeClaim",
-                    "persistentvolumeclaims",
-                    true,
-                    &["pvc"],
-                    true,
-                ),
-                b(
-                    "apps",
-                    "v1",
-                    "Deployment",
-                    "deployments",
-                    true,
-                    &["deploy"],
-                    true,
-                ),
-                b(
-                    "apps",
-                    "v1",
-                    "StatefulSet",
-                    "statefulsets",
-                    true,
-                    &["sts"],
-                    true,
-                ),
-                b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true),
-                b("batch", "v1", "Job", "jobs", true, &[], true),
-                b("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true),
-                b(
-                    "rbac.authorization.k8s.io",
-                    "v1",
-                    "Role",
-                    "roles",
-                    true,
-                    &[],
-                    false,
-                ),
-                b(
-                    "rbac.authorization.k8s.io",
-                    "v1",
-                    "RoleBinding",
-                    "rolebindings",
-                    true,
-                    &[],
-                    false,
-                ),
-                b(
-                    "rbac.authorization.k8s.io",
-                    "v1",
-                    "ClusterRole",
-                    "clusterroles",
-                    false,
-                    &[],
-                    false,
-                ),
-                b(
-                    "rbac.authorization.k8s.io",
-                    "v1",
-                    "ClusterRoleBinding",
-                    "clusterrolebindings",
-                    false,
-                    &[],
-                    false,
-                ),
-                b(
-                    "apiextensions.k8s.io",
-                    "v1",
-                    "CustomResourceDefinition",
-                    "customresourcedefinitions",
-                    false,
-                    &["crd", "crds"],
-                    true,
-                ),
-                b(
-                    "coordination.k8s.io",
-                    "v1",
-                    "Lease",
-                    "leases",
-                    true,
-                    &[],
-                    false,
-                ),
-                b(
-                    "networking.k8s.io",
-                    "v1",
-                    "Ingress",
-                    "ingresses",
-                    true,
-                    &["ing"],
-                    true,
-                ),
-            ],
-        }
+        let types = BUILTINS
+            .iter()
+            .map(|(g, v, kind, plural, namespaced, short, status)| {
+                ResourceType::builtin(g, v, kind, plural, *namespaced, short, *status)
+            })
+            .collect();
+        Registry { types }
     }
 
     /// Every type.
@@ -380,3 +255,42 @@ pub fn crd_types(crd: &Value) -> Result<Vec<ResourceType>, String> {
         })
         .collect())
 }
+
+/// The built-in kinds: (group, version, kind, plural, namespaced, short names, has a status
+/// subresource).
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    bool,
+);
+
+#[rustfmt::skip]
+const BUILTINS: &[Builtin] = &[
+    ("", "v1", "Namespace", "namespaces", false, &["ns"], true),
+    ("", "v1", "Node", "nodes", false, &["no"], true),
+    ("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false),
+    ("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], false),
+    ("", "v1", "Secret", "secrets", true, &[], false),
+    ("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
+    ("", "v1", "Service", "services", true, &["svc"], true),
+    ("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false),
+    ("", "v1", "Pod", "pods", true, &["po"], true),
+    ("", "v1", "Event", "events", true, &["ev"], false),
+    ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true),
+    ("apps", "v1", "Deployment", "deployments", true, &["deploy"], true),
+    ("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true),
+    ("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true),
+    ("batch", "v1", "Job", "jobs", true, &[], true),
+    ("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false),
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false),
+    ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true),
+    ("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false),
+    ("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true),
+];

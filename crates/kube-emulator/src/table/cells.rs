@@ -7,220 +7,226 @@ use serde_json::{json, Value};
 
 type Cells = fn(&Value, i64) -> Vec<Value>;
 
-pub(super) fn for_kind(kind: &str) -> Option<Cells> {
-    Some(match kind {
-        "ConfigMap" => |o, now| {
-            vec![
-                name(o),
-                json!(count(&o["data"]) + count(&o["binaryData"])),
-                created_age(o, now),
-            ]
-        },
-        "Secret" => |o, now| {
-            vec![
-                name(o),
-                s(&o["type"]),
-                json!(count(&o["data"])),
-                created_age(o, now),
-            ]
-        },
-        "Pod" => pod,
-        "Event" => event,
-        "Namespace" => |o, now| vec![name(o), s(&o["status"]["phase"]), created_age(o, now)],
-        "Service" => service,
-        "PersistentVolumeClaim" => claim,
-        "ServiceAccount" => |o, now| vec![name(o), created_age(o, now)],
-        "Deployment" => |o, now| {
-            let st = &o["status"];
-            let mut c = vec![
-                name(o),
-                ready_of(st["readyReplicas"].as_i64(), o["spec"]["replicas"].as_i64()),
-                json!(int(&st["updatedReplicas"])),
-                json!(int(&st["availableReplicas"])),
-                created_age(o, now),
-            ];
-            c.extend(containers(o));
-            c.push(selector(&o["spec"]["selector"]));
-            c
-        },
-        "StatefulSet" => |o, now| {
-            let mut c = vec![
-                name(o),
-                ready_of(
-                    o["status"]["readyReplicas"].as_i64(),
-                    o["spec"]["replicas"].as_i64(),
-                ),
-                created_age(o, now),
-            ];
-            c.extend(containers(o));
-            c
-        },
-        "ReplicaSet" => |o, now| {
-            let st = &o["status"];
-            let mut c = vec![
-                name(o),
-                json!(int(&o["spec"]["replicas"])),
-                json!(int(&st["replicas"])),
-                json!(int(&st["readyReplicas"])),
-                created_age(o, now),
-            ];
-            c.extend(containers(o));
-            c.push(selector(&o["spec"]["selector"]));
-            c
-        },
-        "DaemonSet" => |o, now| {
-            let st = &o["status"];
-            let mut c = vec![
-                name(o),
-                json!(int(&st["desiredNumberScheduled"])),
-                json!(int(&st["currentNumberScheduled"])),
-                json!(int(&st["numberReady"])),
-                json!(int(&st["updatedNumberScheduled"])),
-                json!(int(&st["numberAvailable"])),
-                labels(&o["spec"]["template"]["spec"]["nodeSelector"]),
-                created_age(o, now),
-            ];
-            c.extend(containers(o));
-            c.push(selector(&o["spec"]["selector"]));
-            c
-        },
-        "Job" => job,
-        "CustomResourceDefinition" => |o, _| {
-            let versions: Vec<&str> = o["spec"]["versions"]
+/// Each built-in kind's cells.
+const CELLS: &[(&str, Cells)] = &[
+    ("ConfigMap", |o, now| {
+        vec![
+            name(o),
+            json!(count(&o["data"]) + count(&o["binaryData"])),
+            created_age(o, now),
+        ]
+    }),
+    ("Secret", |o, now| {
+        vec![
+            name(o),
+            s(&o["type"]),
+            json!(count(&o["data"])),
+            created_age(o, now),
+        ]
+    }),
+    ("Pod", pod),
+    ("Event", event),
+    ("Namespace", |o, now| {
+        vec![name(o), s(&o["status"]["phase"]), created_age(o, now)]
+    }),
+    ("Service", service),
+    ("PersistentVolumeClaim", claim),
+    ("ServiceAccount", |o, now| {
+        vec![name(o), created_age(o, now)]
+    }),
+    ("Deployment", |o, now| {
+        let st = &o["status"];
+        let mut c = vec![
+            name(o),
+            ready_of(st["readyReplicas"].as_i64(), o["spec"]["replicas"].as_i64()),
+            json!(int(&st["updatedReplicas"])),
+            json!(int(&st["availableReplicas"])),
+            created_age(o, now),
+        ];
+        c.extend(containers(o));
+        c.push(selector(&o["spec"]["selector"]));
+        c
+    }),
+    ("StatefulSet", |o, now| {
+        let mut c = vec![
+            name(o),
+            ready_of(
+                o["status"]["readyReplicas"].as_i64(),
+                o["spec"]["replicas"].as_i64(),
+            ),
+            created_age(o, now),
+        ];
+        c.extend(containers(o));
+        c
+    }),
+    ("ReplicaSet", |o, now| {
+        let st = &o["status"];
+        let mut c = vec![
+            name(o),
+            json!(int(&o["spec"]["replicas"])),
+            json!(int(&st["replicas"])),
+            json!(int(&st["readyReplicas"])),
+            created_age(o, now),
+        ];
+        c.extend(containers(o));
+        c.push(selector(&o["spec"]["selector"]));
+        c
+    }),
+    ("DaemonSet", |o, now| {
+        let st = &o["status"];
+        let mut c = vec![
+            name(o),
+            json!(int(&st["desiredNumberScheduled"])),
+            json!(int(&st["currentNumberScheduled"])),
+            json!(int(&st["numberReady"])),
+            json!(int(&st["updatedNumberScheduled"])),
+            json!(int(&st["numberAvailable"])),
+            labels(&o["spec"]["template"]["spec"]["nodeSelector"]),
+            created_age(o, now),
+        ];
+        c.extend(containers(o));
+        c.push(selector(&o["spec"]["selector"]));
+        c
+    }),
+    ("Job", job),
+    ("CustomResourceDefinition", |o, _| {
+        let versions: Vec<&str> = o["spec"]["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        let established = o["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        let short: Vec<&str> = o["spec"]["names"]["shortNames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        vec![
+            name(o),
+            s(&o["spec"]["scope"]),
+            json!(versions.join(",")),
+            o["metadata"]["creationTimestamp"].clone(),
+            s(&o["spec"]["group"]),
+            s(&o["spec"]["names"]["kind"]),
+            json!(short.join(",")),
+            json!(established),
+        ]
+    }),
+    ("Node", |o, now| {
+        let ready = o["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let info = &o["status"]["nodeInfo"];
+        let addr = |t: &str| {
+            o["status"]["addresses"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|v| v["name"].as_str())
-                .collect();
-            let established = o["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Established" && c["status"] == "True");
-            let short: Vec<&str> = o["spec"]["names"]["shortNames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            vec![
-                name(o),
-                s(&o["spec"]["scope"]),
-                json!(versions.join(",")),
-                o["metadata"]["creationTimestamp"].clone(),
-                s(&o["spec"]["group"]),
-                s(&o["spec"]["names"]["kind"]),
-                json!(short.join(",")),
-                json!(established),
-            ]
-        },
-        "Node" => |o, now| {
-            let ready = o["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            let info = &o["status"]["nodeInfo"];
-            let addr = |t: &str| {
-                o["status"]["addresses"]
+                .find(|a| a["type"] == t)
+                .map(|a| a["address"].clone())
+                .unwrap_or_else(|| json!("<none>"))
+        };
+        vec![
+            name(o),
+            json!(if ready { "Ready" } else { "NotReady" }),
+            json!("<none>"),
+            created_age(o, now),
+            s(&info["kubeletVersion"]),
+            addr("InternalIP"),
+            addr("ExternalIP"),
+            or_unknown(&info["osImage"]),
+            or_unknown(&info["kernelVersion"]),
+            or_unknown(&info["containerRuntimeVersion"]),
+        ]
+    }),
+    ("PersistentVolume", |o, now| {
+        let claim = &o["spec"]["claimRef"];
+        let claim = if claim.is_object() {
+            json!(format!(
+                "{}/{}",
+                claim["namespace"].as_str().unwrap_or(""),
+                claim["name"].as_str().unwrap_or("")
+            ))
+        } else {
+            json!("")
+        };
+        vec![
+            name(o),
+            s(&o["spec"]["capacity"]["storage"]),
+            modes(&o["spec"]["accessModes"]),
+            s(&o["spec"]["persistentVolumeReclaimPolicy"]),
+            s(&o["status"]["phase"]),
+            claim,
+            s(&o["spec"]["storageClassName"]),
+            unset(&o["spec"]["volumeAttributesClassName"]),
+            s(&o["status"]["reason"]),
+            created_age(o, now),
+            s(&o["spec"]["volumeMode"]),
+        ]
+    }),
+    ("StorageClass", |o, now| {
+        let default =
+            o["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true";
+        let n = o["metadata"]["name"].as_str().unwrap_or("");
+        vec![
+            json!(if default {
+                format!("{n} (default)")
+            } else {
+                n.to_owned()
+            }),
+            s(&o["provisioner"]),
+            json!(o["reclaimPolicy"].as_str().unwrap_or("Delete")),
+            json!(o["volumeBindingMode"].as_str().unwrap_or("Immediate")),
+            json!(o["allowVolumeExpansion"].as_bool().unwrap_or(false)),
+            created_age(o, now),
+        ]
+    }),
+    ("Endpoints", |o, now| {
+        let eps: Vec<String> = o["subsets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|ss| {
+                let ports: Vec<i64> = ss["ports"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .find(|a| a["type"] == t)
-                    .map(|a| a["address"].clone())
-                    .unwrap_or_else(|| json!("<none>"))
-            };
-            vec![
-                name(o),
-                json!(if ready { "Ready" } else { "NotReady" }),
-                json!("<none>"),
-                created_age(o, now),
-                s(&info["kubeletVersion"]),
-                addr("InternalIP"),
-                addr("ExternalIP"),
-                or_unknown(&info["osImage"]),
-                or_unknown(&info["kernelVersion"]),
-                or_unknown(&info["containerRuntimeVersion"]),
-            ]
-        },
-        "PersistentVolume" => |o, now| {
-            let claim = &o["spec"]["claimRef"];
-            let claim = if claim.is_object() {
-                json!(format!(
-                    "{}/{}",
-                    claim["namespace"].as_str().unwrap_or(""),
-                    claim["name"].as_str().unwrap_or("")
-                ))
+                    .filter_map(|p| p["port"].as_i64())
+                    .collect();
+                ss["addresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(move |a| {
+                        let ip = a["ip"].as_str().unwrap_or("").to_owned();
+                        let ports = ports.clone();
+                        ports.into_iter().map(move |p| format!("{ip}:{p}"))
+                    })
+            })
+            .collect();
+        vec![
+            name(o),
+            json!(if eps.is_empty() {
+                "<none>".to_owned()
             } else {
-                json!("")
-            };
-            vec![
-                name(o),
-                s(&o["spec"]["capacity"]["storage"]),
-                modes(&o["spec"]["accessModes"]),
-                s(&o["spec"]["persistentVolumeReclaimPolicy"]),
-                s(&o["status"]["phase"]),
-                claim,
-                s(&o["spec"]["storageClassName"]),
-                unset(&o["spec"]["volumeAttributesClassName"]),
-                s(&o["status"]["reason"]),
-                created_age(o, now),
-                s(&o["spec"]["volumeMode"]),
-            ]
-        },
-        "StorageClass" => |o, now| {
-            let default = o["metadata"]["annotations"]
-                ["storageclass.kubernetes.io/is-default-class"]
-                == "true";
-            let n = o["metadata"]["name"].as_str().unwrap_or("");
-            vec![
-                json!(if default {
-                    format!("{n} (default)")
-                } else {
-                    n.to_owned()
-                }),
-                s(&o["provisioner"]),
-                json!(o["reclaimPolicy"].as_str().unwrap_or("Delete")),
-                json!(o["volumeBindingMode"].as_str().unwrap_or("Immediate")),
-                json!(o["allowVolumeExpansion"].as_bool().unwrap_or(false)),
-                created_age(o, now),
-            ]
-        },
-        "Endpoints" => |o, now| {
-            let eps: Vec<String> = o["subsets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|ss| {
-                    let ports: Vec<i64> = ss["ports"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|p| p["port"].as_i64())
-                        .collect();
-                    ss["addresses"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .flat_map(move |a| {
-                            let ip = a["ip"].as_str().unwrap_or("").to_owned();
-                            let ports = ports.clone();
-                            ports.into_iter().map(move |p| format!("{ip}:{p}"))
-                        })
-                })
-                .collect();
-            vec![
-                name(o),
-                json!(if eps.is_empty() {
-                    "<none>".to_owned()
-                } else {
-                    eps.join(",")
-                }),
-                created_age(o, now),
-            ]
-        },
-        _ => return None,
-    })
+                eps.join(",")
+            }),
+            created_age(o, now),
+        ]
+    }),
+];
+
+/// The cells of a kind, if it is one the table knows.
+pub(super) fn for_kind(kind: &str) -> Option<Cells> {
+    CELLS.iter().find(|(k, _)| *k == kind).map(|(_, c)| *c)
 }
 
 fn name(o: &Value) -> Value {
