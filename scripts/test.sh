@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: the emulator tier and the test bed tier (a real control plane built from
 # Go modules; see scripts/testbed.sh). Installs what it needs itself; safe on a fresh machine.
-# The emulator tier alone: cargo test --workspace -- --skip testbed::
+# The emulator tier alone: cargo test --workspace (the test bed tier is the `testbed` feature).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v kubectl >/dev/null; then
@@ -26,13 +26,14 @@ fi
 start=$SECONDS
 ./scripts/testbed.sh build
 echo "test bed build: $((SECONDS - start)) s" >&2
-cargo test --workspace --locked --lib --bins --tests
-cargo test --workspace --locked --doc
+cargo test --workspace --locked --features wbstack/testbed --lib --bins --tests
+cargo test --workspace --locked --features wbstack/testbed --doc
+# The benches and examples are built with the tests' features, so nothing is built twice.
 # A few kill trials of the production plan (the bench binary; `-- --trials 100` for the full run).
-cargo test --locked --bench kill -- --trials 4
+cargo test --locked --features testbed --bench kill -- --trials 4
 # Ten environments up and down at once on one cluster and one moto (`-- --envs 1,10,50` for the
 # full run): none may fail, disturb another or leave anything.
-cargo test --locked --bench scale -- --envs 10
+cargo test --locked --features testbed --bench scale -- --envs 10
 # The examples build and run.
-cargo run --locked --quiet --example custom_step
-cargo run --locked --quiet --example render_plan -- plans/poc.yaml >/dev/null
+cargo run --locked --quiet --features testbed --example custom_step
+cargo run --locked --quiet --features testbed --example render_plan -- plans/poc.yaml >/dev/null

@@ -475,8 +475,9 @@ fn known() -> BTreeMap<(String, String), String> {
         .collect()
 }
 
+#[cfg(feature = "testbed")]
 mod testbed {
-    /// Needs the test bed: named `testbed::` so that the emulator tier skips it.
+    /// Needs the test bed (feature `testbed`).
     #[test]
     fn the_emulator_answers_request_sequences_as_kube_apiserver_does() {
         super::the_emulator_answers_request_sequences_as_kube_apiserver_does();

@@ -8,8 +8,9 @@ mod common;
 use common::{text, Env};
 use serde_json::Value;
 
+#[cfg(feature = "testbed")]
 mod testbed {
-    /// Needs the test bed: named `testbed::` so that the emulator tier skips it.
+    /// Needs the test bed (feature `testbed`).
     #[test]
     fn the_job_role_lets_up_and_down_do_every_call_they_make() {
         super::the_job_role_lets_up_and_down_do_every_call_they_make();

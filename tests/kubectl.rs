@@ -1,6 +1,8 @@
 //! The kubectl commands the README suggests, run with the same kubectl (the test bed's, built
 //! with its server) against the emulator and the test bed after the same PoC `up`: both answer
 //! with the same columns and the same objects.
+// Part of this file is the test bed tier (feature `testbed`); its helpers are unused without it.
+#![cfg_attr(not(feature = "testbed"), allow(dead_code, unused_imports))]
 
 mod common;
 use common::testbed::Testbed;
@@ -54,8 +56,9 @@ fn kubectl(env: &Env, args: &[String]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+#[cfg(feature = "testbed")]
 mod testbed {
-    /// Needs the test bed: named `testbed::` so that the emulator tier skips it.
+    /// Needs the test bed (feature `testbed`).
     #[test]
     fn the_readme_kubectl_commands_answer_alike_on_both_back_ends() {
         super::readme_kubectl_commands_answer_alike_on_both_back_ends();

@@ -1,6 +1,8 @@
 //! Readiness judged on what the operator really installed: the Helm release it wrote, under the
 //! names Helm makes (a release name that contains a component's alias names its objects alone),
 //! for any chart version a plan names.
+// Part of this file is the test bed tier (feature `testbed`); its helpers are unused without it.
+#![cfg_attr(not(feature = "testbed"), allow(dead_code, unused_imports))]
 
 mod common;
 use common::{text, Back, Env};
@@ -73,9 +75,9 @@ fn extra_deployment(release: &str, ns: &str, unschedulable: bool) -> String {
     )
 }
 
-/// Test bed only (a chart of another version is installed by real Helm); named `testbed::` so
-/// that the emulator tier skips them.
+/// Test bed only (a chart of another version is installed by real Helm): feature `testbed`.
 mod chart_versions {
+    #[cfg(feature = "testbed")]
     mod testbed {
         use super::super::*;
         use common::testbed::{pack_chart, scenario_objects};

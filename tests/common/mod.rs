@@ -43,6 +43,7 @@ macro_rules! on_both {
         mod emulator {
             $(#[test] fn $name() { super::$name($crate::common::Back::Emulator) })*
         }
+        #[cfg(feature = "testbed")]
         mod testbed {
             $(#[test] fn $name() { super::$name($crate::common::Back::Testbed) })*
         }
