@@ -11,6 +11,7 @@ mod clickhouse_altinity;
 mod clickhouse_bundled;
 mod clickhouse_manifests;
 mod client;
+pub mod conditions;
 mod crd;
 mod diff;
 mod explain;

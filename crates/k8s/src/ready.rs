@@ -6,6 +6,7 @@
 //! `observedGeneration`: a `taskID` ties a status to the change that produced it).
 
 use crate::client::{resource, Kube};
+use crate::conditions::Rollout;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -18,64 +19,23 @@ fn int(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
 }
 
-/// A Deployment, StatefulSet or DaemonSet has observed its generation and finished rolling it
-/// out: every replica updated and ready (a Deployment's old replicas gone and the new available) (a StatefulSet's current revision is its update
-/// revision; a DaemonSet's pods are scheduled, updated and ready on every node it wants).
+/// A Deployment, StatefulSet or DaemonSet read through the dynamic API has observed its
+/// generation and finished rolling it out, as the typed conditions of `conditions.rs` judge it.
 pub fn workload_ready(o: &Value) -> bool {
-    let gen = o["metadata"]["generation"].as_i64().unwrap_or(1);
-    let st = &o["status"];
-    let observed = int(&st["observedGeneration"]) >= gen;
-    let alive = o["metadata"]["deletionTimestamp"].is_null();
-    let rolled_out = match o["kind"].as_str().unwrap_or("") {
-        "DaemonSet" => {
-            let want = int(&st["desiredNumberScheduled"]);
-            int(&st["numberReady"]) == want
-                && int(&st["updatedNumberScheduled"]) == want
-                && int(&st["numberUnavailable"]) == 0
-        }
-        kind => {
-            let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
-            let ready = int(&st["readyReplicas"]) == want;
-            let updated = int(&st["updatedReplicas"]) == want;
-            let revision = kind != "StatefulSet"
-                || st["updateRevision"].is_null()
-                || st["currentRevision"] == st["updateRevision"];
-            // As `kubectl rollout status`: no replica of an old ReplicaSet left, and the new
-            // ones available (an old pod still serving keeps `readyReplicas` at the count
-            // while the new one cannot start).
-            let rolled = kind != "Deployment"
-                || (int(&st["replicas"]) == want && int(&st["availableReplicas"]) >= want);
-            ready && updated && revision && rolled
-        }
-    };
-    observed && alive && rolled_out
+    Rollout::of(o).is_some_and(|r| r.done())
 }
 
-/// A Job has finished: its `Complete` condition is true (the Job controller sets it once the
-/// wanted completions succeeded).
+/// A Job read through the dynamic API has finished (its `Complete` condition is true).
 pub fn job_complete(o: &Value) -> bool {
-    o["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Complete" && c["status"] == "True")
-    })
+    crate::conditions::job_value_complete(o)
 }
 
 /// `name ready/wanted` for progress messages.
 pub fn workload_progress(o: &Value) -> String {
-    let name = o["metadata"]["name"].as_str().unwrap_or("");
-    let st = &o["status"];
-    if o["kind"] == "DaemonSet" {
-        return format!(
-            "{name} {}/{}",
-            int(&st["numberReady"]),
-            int(&st["desiredNumberScheduled"])
-        );
+    match Rollout::of(o) {
+        Some(r) => r.progress(),
+        None => o["metadata"]["name"].as_str().unwrap_or("").to_owned(),
     }
-    format!(
-        "{name} {}/{}",
-        int(&st["readyReplicas"]),
-        o["spec"]["replicas"].as_i64().unwrap_or(1)
-    )
 }
 
 /// An Altinity ClickHouseInstallation is done with the change `task_id` names (when one is
