@@ -5,15 +5,7 @@
 use serde_json::{json, Value};
 use wbstack_plan::{AltinityClickhouse, AltinityKeeper, BundledClickhouse};
 
-fn labels(instance: &str, component: &str) -> Value {
-    json!({
-        "app.kubernetes.io/name": "clickhouse",
-        "app.kubernetes.io/instance": instance,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": "wbstack",
-    })
-}
-
+/// Resources are two optional pairs of strings: serializing them cannot fail.
 fn resources(r: &Option<wbstack_plan::Resources>) -> Value {
     r.as_ref().map(|r| serde_json::to_value(r).unwrap_or_default()).unwrap_or_else(|| {
         json!({"requests": {"cpu": "500m", "memory": "500Mi"}, "limits": {"cpu": "3", "memory": "6Gi"}})
@@ -178,101 +170,6 @@ pub fn with_pull_secrets(mut objects: Vec<Value>, names: &[String]) -> Vec<Value
         }
     }
     objects
-}
-
-fn pvc(name: &str, size: &str, class: &Option<String>) -> Value {
-    let mut v = json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}});
-    if let Some(c) = class {
-        v["spec"]["storageClassName"] = json!(c);
-    }
-    v
-}
-
-/// Every object of bundled ClickHouse: configuration, services, the Keeper StatefulSet and one
-/// StatefulSet per shard. The password is read from a Secret through environment variables.
-pub fn clickhouse_bundled(c: &BundledClickhouse) -> Vec<Value> {
-    let (n, ns) = (c.name.as_str(), c.namespace.as_str());
-    let mut out = vec![
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("{n}-config"), "namespace": ns, "labels": labels(n, "server")},
-            "data": {"wbstack.xml": clickhouse_server_xml(c), "users.xml": clickhouse_users_xml(c)}}),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("{n}-keeper-config"), "namespace": ns, "labels": labels(n, "keeper")},
-            "data": {"keeper.xml": keeper_xml(c)}}),
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("{n}-headless"), "namespace": ns, "labels": labels(n, "server")},
-            "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"app.kubernetes.io/instance": n, "app.kubernetes.io/component": "server"},
-                "ports": [{"name": "http", "port": 8123}, {"name": "tcp", "port": 9000}, {"name": "interserver", "port": 9009}]}}),
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": n, "namespace": ns, "labels": labels(n, "server")},
-            "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/instance": n, "app.kubernetes.io/component": "server"},
-                "ports": [{"name": "http", "port": 8123}, {"name": "tcp", "port": 9000}]}}),
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("{n}-keeper-headless"), "namespace": ns, "labels": labels(n, "keeper")},
-            "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"app.kubernetes.io/instance": n, "app.kubernetes.io/component": "keeper"},
-                "ports": [{"name": "client", "port": 9181}, {"name": "raft", "port": 9234}]}}),
-        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": format!("{n}-keeper"), "namespace": ns, "labels": labels(n, "keeper")},
-        "spec": {
-            "replicas": c.keeper_replicas, "serviceName": format!("{n}-keeper-headless"), "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": {"app.kubernetes.io/instance": n, "app.kubernetes.io/component": "keeper"}},
-            "template": {"metadata": {"labels": labels(n, "keeper")}, "spec": {"containers": [{
-                "name": "keeper", "image": c.keeper_image,
-                "command": ["/bin/sh", "-c", "export KEEPER_SERVER_ID=$(( ${HOSTNAME##*-} + 1 )); exec /entrypoint.sh"],
-                "ports": [{"name": "client", "containerPort": 9181}, {"name": "raft", "containerPort": 9234}],
-                "volumeMounts": [{"name": "config", "mountPath": "/etc/clickhouse-keeper/keeper_config.d"}, {"name": "data", "mountPath": "/var/lib/clickhouse-keeper"}],
-                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-            }], "volumes": [{"name": "config", "configMap": {"name": format!("{n}-keeper-config")}}]}},
-            "volumeClaimTemplates": [pvc("data", "10Gi", &c.storage_class)]
-        }}),
-    ];
-    if let Some(sa) = &c.service_account {
-        // Its role annotation is the IAM role's ARN, added by the step once the role exists.
-        out.insert(
-            0,
-            json!({"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": sa, "namespace": ns, "labels": labels(n, "server")}}),
-        );
-    }
-    for s in 0..c.shards {
-        let mut env = vec![
-            json!({"name": "CLICKHOUSE_SHARD_ID", "value": s.to_string()}),
-            json!({"name": "CLICKHOUSE_REPLICA_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-            json!({"name": "CLICKHOUSE_USER", "value": c.user}),
-            json!({"name": "CLICKHOUSE_DB", "value": c.database}),
-            json!({"name": "CLICKHOUSE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": c.password_secret, "key": c.password_key}}}),
-        ];
-        if let Some(s3) = &c.s3 {
-            env.push(json!({"name": S3_ENDPOINT_ENV, "value": replica_s3_endpoint(&s3.endpoint)}));
-            if let Some(cs) = &s3.credentials_secret {
-                env.push(json!({"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": cs, "key": "ACCESS_KEY"}}}));
-                env.push(json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": cs, "key": "SECRET_KEY"}}}));
-            }
-        }
-        let mut ports = vec![
-            json!({"name": "http", "containerPort": 8123}),
-            json!({"name": "tcp", "containerPort": 9000}),
-            json!({"name": "interserver", "containerPort": 9009}),
-        ];
-        if c.prometheus {
-            ports.push(json!({"name": "metrics", "containerPort": 9363}));
-        }
-        let mut l = labels(n, "server");
-        l["wbstack.dev/shard"] = json!(s.to_string());
-        out.push(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": format!("{n}-shard{s}"), "namespace": ns, "labels": l},
-            "spec": {
-                "replicas": c.replicas, "serviceName": format!("{n}-headless"), "podManagementPolicy": "Parallel",
-                "selector": {"matchLabels": {"app.kubernetes.io/instance": n, "app.kubernetes.io/component": "server", "wbstack.dev/shard": s.to_string()}},
-                "template": {"metadata": {"labels": l}, "spec": {"containers": [{
-                    "name": "clickhouse", "image": c.image, "env": env, "ports": ports,
-                    "volumeMounts": [{"name": "config", "mountPath": "/etc/clickhouse-server/config.d/wbstack.xml", "subPath": "wbstack.xml"},
-                                     {"name": "config", "mountPath": "/etc/clickhouse-server/users.d/users.xml", "subPath": "users.xml"},
-                                     {"name": "data", "mountPath": "/var/lib/clickhouse"}],
-                    "readinessProbe": {"httpGet": {"path": "/ping", "port": 8123}},
-                    "resources": resources(&c.resources)
-                }], "volumes": [{"name": "config", "configMap": {"name": format!("{n}-config")}}]}},
-                "volumeClaimTemplates": [pvc("data", &c.storage_size, &c.storage_class)]
-            }}));
-        if let Some(sa) = &c.service_account {
-            let last = out.last_mut().expect("just added");
-            last["spec"]["template"]["spec"]["serviceAccountName"] = json!(sa);
-        }
-    }
-    with_pull_secrets(out, &c.pull_secrets)
 }
 
 /// A ClickHouseInstallation. The user's password is read by the Altinity operator from a

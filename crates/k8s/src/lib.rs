@@ -10,6 +10,7 @@ mod altinity_operator;
 mod clickhouse_altinity;
 mod clickhouse_bundled;
 mod clickhouse_manifests;
+mod clickhouse_objects;
 mod client;
 pub mod conditions;
 mod crd;

@@ -4,6 +4,7 @@
 //! GitOps users.
 
 pub use crate::clickhouse_manifests::*;
+pub use crate::clickhouse_objects::clickhouse_bundled;
 pub use crate::job_manifests::{job, JobSpec};
 pub use crate::job_rbac::{cluster_rules, job_rbac, namespace_rules};
 pub use crate::job_scope::JobScope;
