@@ -2,6 +2,7 @@
 //! command, resume it after any failure, and tear it down.
 
 mod aws;
+mod capacity;
 mod cli;
 mod cluster;
 mod commands;

@@ -1,6 +1,6 @@
 //! Checks made before the first change of `up`: the Kubernetes version, the StorageClass, the
-//! IngressClass and the image pull secrets the plan names, `WF_*` names Weave reads, and a node
-//! large enough for a ClickHouse replica. A failed check is an error (exit 6)
+//! IngressClass and the image pull secrets the plan names, `WF_*` names Weave reads, a node
+//! large enough for a ClickHouse replica, and the cluster's capacity for the plan's size. A failed check is an error (exit 6)
 //! naming how to skip it (`--skip-preflight NAME`); nothing has been changed by then.
 
 use crate::exit::CliError;
@@ -93,6 +93,11 @@ pub async fn run(
         node_capacity(kube, steps)
             .await
             .map_err(|why| fail("node-capacity", why))?;
+    }
+    if !skipped("capacity") {
+        crate::capacity::check(kube, plan.spec.size)
+            .await
+            .map_err(|why| fail("capacity", why))?;
     }
     Ok(())
 }
@@ -196,7 +201,7 @@ async fn node_capacity(kube: &Kube, steps: &[StepPlan]) -> Result<(), String> {
 }
 
 /// A Kubernetes quantity (`500m`, `2`, `64Gi`, `1.5G`) as a number of base units.
-fn quantity(q: &str) -> f64 {
+pub(crate) fn quantity(q: &str) -> f64 {
     let q = q.trim();
     let suffixes: [(&str, f64); 13] = [
         ("Ki", 1024f64),

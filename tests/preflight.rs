@@ -241,3 +241,30 @@ fn a_weave_variable_weave_does_not_read_stops_up_naming_the_one_meant() {
     let out = env.run(&["up", "--plan", &plan, "--skip-preflight", "weave-env"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// A cluster smaller than the plan's size (the reference architecture's nodes, in all) stops
+/// `up` naming the shortfall; a node coming back, or `--skip-preflight capacity`, lets it go.
+#[test]
+fn a_cluster_smaller_than_the_plans_size_stops_up_naming_the_shortfall() {
+    let env = Env::new(50);
+    let plan = env.plan("weave-altinity.yaml");
+    // The emulator's three nodes have 64 CPU and 512Gi each; cordoned, they offer nothing.
+    for n in ["emulated-node-0", "emulated-node-1", "emulated-node-2"] {
+        env.kubectl(&["cordon", n]);
+    }
+    let before = env.mutations();
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("preflight capacity: size medium asks for 5 nodes of 8 CPU and 32 GiB")
+            && shown.contains("0 schedulable, ready nodes have 0 CPU and 0 GiB allocatable")
+            && shown.contains("40 CPU and 160 GiB of memory short")
+            && shown.contains("--skip-preflight capacity"),
+        "{shown}"
+    );
+    assert_eq!(env.mutations(), before, "nothing changed");
+    env.kubectl(&["uncordon", "emulated-node-1"]);
+    let out = env.run(&["up", "--plan", &plan]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

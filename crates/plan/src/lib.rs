@@ -39,7 +39,7 @@ pub use ids::Input;
 pub use kinds::*;
 pub use locate::{Locations, Pos};
 pub use model::*;
-pub use presets::{preset, Preset};
+pub use presets::{preset, Nodes, Preset};
 pub use secret_keys::secret_like_key;
 pub use sections::{
     access_policy, artifacts_bucket, grants, pod_access, state_bucket, trust_policy,

@@ -20,8 +20,50 @@ pub struct Preset {
     /// Days of the cache's daily snapshots kept.
     pub cache_snapshot_days: u32,
     pub clickhouse_replicas: u32,
+    /// What each ClickHouse server asks for (the reference architecture's ClickHouse nodes);
+    /// `None` keeps the servers' own default (small has no ClickHouse size in it).
+    pub clickhouse_resources: Option<Resources>,
     /// (component, replicas, resources).
     pub components: Vec<(&'static str, u32, Option<Resources>)>,
+    /// The cluster the reference architecture sizes for it: nodes, and each node's CPU and
+    /// memory (GiB); `up`'s preflight compares the cluster's allocatable total with it.
+    pub nodes: Nodes,
+}
+
+/// The reference architecture's cluster for a size: `count` nodes of `cpu` CPUs and
+/// `memory_gib` GiB each, and the persistent storage it plans (GiB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nodes {
+    pub count: u32,
+    pub cpu: u32,
+    pub memory_gib: u32,
+    pub storage_gib: u32,
+}
+
+impl Nodes {
+    /// The reference architecture's sizing guidelines (small, medium, large).
+    pub const fn of(size: Size) -> Nodes {
+        match size {
+            Size::Small => Nodes {
+                count: 3,
+                cpu: 4,
+                memory_gib: 16,
+                storage_gib: 500,
+            },
+            Size::Medium => Nodes {
+                count: 5,
+                cpu: 8,
+                memory_gib: 32,
+                storage_gib: 2048,
+            },
+            Size::Large => Nodes {
+                count: 10,
+                cpu: 16,
+                memory_gib: 64,
+                storage_gib: 10240,
+            },
+        }
+    }
 }
 
 impl Preset {
@@ -56,6 +98,7 @@ pub fn preset(size: Size) -> Preset {
             cache_nodes: 1,
             cache_snapshot_days: 1,
             clickhouse_replicas: 1,
+            clickhouse_resources: None,
             components: vec![
                 ("api", 1, None),
                 ("app", 1, None),
@@ -68,6 +111,7 @@ pub fn preset(size: Size) -> Preset {
                 ("executor", 1, None),
                 ("filestream", 1, None),
             ],
+            nodes: Nodes::of(Size::Small),
         },
         Size::Medium => Preset {
             db_instance_class: "db.r6g.xlarge",
@@ -78,6 +122,7 @@ pub fn preset(size: Size) -> Preset {
             cache_nodes: 2,
             cache_snapshot_days: 7,
             clickhouse_replicas: 3,
+            clickhouse_resources: res("4", "16Gi", "4", "16Gi"),
             components: vec![
                 ("api", 2, None),
                 ("app", 2, None),
@@ -90,6 +135,7 @@ pub fn preset(size: Size) -> Preset {
                 ("executor", 2, None),
                 ("filestream", 2, None),
             ],
+            nodes: Nodes::of(Size::Medium),
         },
         Size::Large => Preset {
             db_instance_class: "db.r6g.2xlarge",
@@ -99,7 +145,9 @@ pub fn preset(size: Size) -> Preset {
             cache_node_type: "cache.m6g.xlarge",
             cache_nodes: 3,
             cache_snapshot_days: 14,
-            clickhouse_replicas: 3,
+            // The reference architecture's large ClickHouse is a cluster of 5 or more.
+            clickhouse_replicas: 5,
+            clickhouse_resources: res("8", "32Gi", "8", "32Gi"),
             components: vec![
                 ("api", 3, res("500m", "1Gi", "2000m", "4Gi")),
                 ("app", 3, res("200m", "512Mi", "1000m", "2Gi")),
@@ -112,6 +160,7 @@ pub fn preset(size: Size) -> Preset {
                 ("executor", 2, None),
                 ("filestream", 2, None),
             ],
+            nodes: Nodes::of(Size::Large),
         },
     }
 }

@@ -379,7 +379,10 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
                     .or_else(|| default_cache_size(&ch.storage_size));
                 s3
             }),
-            resources: ch.resources.clone(),
+            resources: ch
+                .resources
+                .clone()
+                .or(r.preset.clickhouse_resources.clone()),
             storage_size: ch.storage_size.clone(),
             storage_class: s.kubernetes.storage_class.clone(),
             weave_cluster: weave_cluster_name(r),
@@ -414,7 +417,10 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
                 &ch.image.replace("clickhouse-server", "clickhouse-keeper"),
             ),
         }),
-        resources: ch.resources.clone(),
+        resources: ch
+            .resources
+            .clone()
+            .or(r.preset.clickhouse_resources.clone()),
         storage_size: ch.storage_size.clone(),
         storage_class: s.kubernetes.storage_class.clone(),
         weave_cluster: weave_cluster_name(r),
