@@ -362,6 +362,11 @@ fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource(back: Bac
         let aws = moto.aws("wandb-prod").await;
         let clusters = aws.rds.describe_db_clusters().send().await.unwrap();
         assert_eq!(clusters.db_clusters().len(), 1);
+        // The error and slow query logs go to CloudWatch Logs (the plan's default).
+        assert_eq!(
+            clusters.db_clusters()[0].enabled_cloudwatch_logs_exports(),
+            ["error", "slowquery"]
+        );
         let instances = aws.rds.describe_db_instances().send().await.unwrap();
         assert_eq!(instances.db_instances().len(), 2);
         let groups = aws

@@ -20,6 +20,8 @@ pub struct Settings {
     pub database: String,
     pub user: String,
     pub security_group_ids: Vec<String>,
+    /// The logs exported to CloudWatch Logs, sorted.
+    pub log_exports: Vec<String>,
 }
 
 impl Settings {
@@ -34,6 +36,7 @@ impl Settings {
             database: s.database.clone(),
             user: s.user.clone(),
             security_group_ids: sorted(&s.security_group_ids),
+            log_exports: sorted(&s.log_exports),
         }
     }
 
@@ -78,6 +81,7 @@ impl Settings {
                     .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
                     .collect::<Vec<_>>(),
             ),
+            log_exports: sorted(c.enabled_cloudwatch_logs_exports()),
         }
     }
 
@@ -110,6 +114,7 @@ impl Settings {
                     .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
                     .collect::<Vec<_>>(),
             ),
+            log_exports: sorted(i.enabled_cloudwatch_logs_exports()),
         }
     }
 }
@@ -193,6 +198,12 @@ pub fn changes(live: &Settings, want: &Settings) -> Vec<Change> {
         true,
     );
     field("user", live.user.clone(), want.user.clone(), true);
+    field(
+        "log_exports",
+        live.log_exports.join(","),
+        want.log_exports.join(","),
+        false,
+    );
     if !want.security_group_ids.is_empty() {
         field(
             "security_group_ids",
@@ -207,6 +218,29 @@ pub fn changes(live: &Settings, want: &Settings) -> Vec<Change> {
 /// Whether a field of `changes` is named `name`.
 pub fn has(changes: &[Change], name: &str) -> bool {
     changes.iter().any(|c| c.field == name)
+}
+
+/// The CloudWatch Logs exports to turn on and off to go from `live` to `want`.
+pub fn log_export_change(
+    live: &Settings,
+    want: &Settings,
+) -> aws_sdk_rds::types::CloudwatchLogsExportConfiguration {
+    let enable: Vec<String> = want
+        .log_exports
+        .iter()
+        .filter(|l| !live.log_exports.contains(l))
+        .cloned()
+        .collect();
+    let disable: Vec<String> = live
+        .log_exports
+        .iter()
+        .filter(|l| !want.log_exports.contains(l))
+        .cloned()
+        .collect();
+    aws_sdk_rds::types::CloudwatchLogsExportConfiguration::builder()
+        .set_enable_log_types(Some(enable))
+        .set_disable_log_types(Some(disable))
+        .build()
 }
 
 #[cfg(test)]
@@ -224,7 +258,25 @@ mod tests {
             database: "wandb_local".into(),
             user: "wandb".into(),
             security_group_ids: vec![],
+            log_exports: vec![],
         }
+    }
+
+    #[test]
+    fn log_exports_are_changed_in_place_by_turning_some_on_and_others_off() {
+        let mut live = base();
+        live.log_exports = vec!["error".into(), "general".into()];
+        let mut want = base();
+        want.log_exports = vec!["error".into(), "slowquery".into()];
+        let c = changes(&live, &want);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            c[0].to_string(),
+            "log_exports: error,general -> error,slowquery"
+        );
+        let conf = log_export_change(&live, &want);
+        assert_eq!(conf.enable_log_types(), ["slowquery"]);
+        assert_eq!(conf.disable_log_types(), ["general"]);
     }
 
     #[test]

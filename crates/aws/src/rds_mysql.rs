@@ -50,7 +50,7 @@ enum Db {
         /// An Aurora cluster with instances still to be created.
         incomplete: bool,
         /// Its settings, to compare with the plan's.
-        settings: Settings,
+        settings: Box<Settings>,
         /// A change RDS has accepted and not yet made (pending modified values).
         in_flight: bool,
     },
@@ -138,12 +138,12 @@ impl MysqlDatabaseStep {
                 }
             }
         }
-        let settings = Settings::of_cluster(
+        let settings = Box::new(Settings::of_cluster(
             &c,
             &instances,
             &self.spec.instance_class,
             !self.spec.apply_immediately,
-        );
+        ));
         let outputs = outputs(&[
             // Absent while the cluster is being made: published as null, which a reader refuses.
             ("endpoint", json!(c.endpoint())),
@@ -185,7 +185,7 @@ impl MysqlDatabaseStep {
             outputs,
             owned,
             incomplete: false,
-            settings: Settings::of_instance(&i, !self.spec.apply_immediately),
+            settings: Box::new(Settings::of_instance(&i, !self.spec.apply_immediately)),
             in_flight: instance_pending(&i),
         })
     }
@@ -229,6 +229,7 @@ impl MysqlDatabaseStep {
                 .db_name(&s.database)
                 .db_subnet_group_name(ctx.need_str(s.subnets.step, s.subnets.output)?)
                 .set_vpc_security_group_ids(Some(s.security_group_ids.clone()))
+                .set_enable_cloudwatch_logs_exports(Some(s.log_exports.clone()))
                 .backup_retention_period(s.backup_retention_days as i32)
                 .deletion_protection(s.deletion_protection)
                 .multi_az(s.instances > 1);
@@ -257,6 +258,7 @@ impl MysqlDatabaseStep {
             .database_name(&s.database)
             .db_subnet_group_name(ctx.need_str(s.subnets.step, s.subnets.output)?)
             .set_vpc_security_group_ids(Some(s.security_group_ids.clone()))
+            .set_enable_cloudwatch_logs_exports(Some(s.log_exports.clone()))
             .storage_encrypted(true)
             .kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?)
             .backup_retention_period(s.backup_retention_days as i32)
@@ -286,6 +288,18 @@ impl MysqlDatabaseStep {
             &s.identifier,
         )
         .map(|_| ())
+    }
+
+    /// The log exports to turn on and off, from what the database exports now.
+    async fn log_export_change(
+        &self,
+    ) -> Result<aws_sdk_rds::types::CloudwatchLogsExportConfiguration, StepError> {
+        let want = Settings::desired(&self.spec);
+        let live = match self.look().await? {
+            Db::Status { settings, .. } => *settings,
+            Db::Absent => want.clone(),
+        };
+        Ok(crate::rds_changes::log_export_change(&live, &want))
     }
 
     async fn live_changes(&self) -> Result<Vec<Change>, StepError> {
@@ -353,6 +367,7 @@ impl MysqlDatabaseStep {
             "deletion_protection",
             "engine_version",
             "security_group_ids",
+            "log_exports",
         ];
         if cluster_fields.iter().any(|f| has(c, f)) {
             let mut req = self
@@ -368,6 +383,9 @@ impl MysqlDatabaseStep {
             }
             if has(c, "security_group_ids") {
                 req = req.set_vpc_security_group_ids(Some(s.security_group_ids.clone()));
+            }
+            if has(c, "log_exports") {
+                req = req.cloudwatch_logs_export_configuration(self.log_export_change().await?);
             }
             req.send()
                 .await
@@ -447,6 +465,9 @@ impl MysqlDatabaseStep {
             }
             if has(c, "security_group_ids") {
                 req = req.set_vpc_security_group_ids(Some(s.security_group_ids.clone()));
+            }
+            if has(c, "log_exports") {
+                req = req.cloudwatch_logs_export_configuration(self.log_export_change().await?);
             }
         }
         req.send()

@@ -549,6 +549,8 @@ pub struct MysqlDatabase {
     pub deletion_protection: bool,
     pub final_snapshot: bool,
     pub security_group_ids: Vec<String>,
+    /// The logs exported to CloudWatch Logs, sorted.
+    pub log_exports: Vec<String>,
     /// Changes to the running database take effect now, not in its maintenance window.
     pub apply_immediately: bool,
     /// Made from another database's data instead of empty.

@@ -550,6 +550,10 @@ pub struct MysqlSpec {
     /// automated backups with it; `down --skip-final-snapshot` skips both.
     #[serde(default = "yes")]
     pub final_snapshot: bool,
+    /// For `rds` / `aurora`: the logs exported to CloudWatch Logs (`audit`, `error`,
+    /// `general`, `slowquery`); defaults to `error` and `slowquery`, `[]` exports none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_exports: Option<Vec<String>>,
 }
 
 /// Where an environment's data comes from when it is restored from another's.

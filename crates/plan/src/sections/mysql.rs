@@ -16,6 +16,7 @@ pub(super) const ALPHANUMERIC: &str =
 
 pub(super) fn check(c: &mut Checker, r: &Resolved) {
     let m = &r.spec.mysql;
+    check_log_exports(c, m);
     match m.mode {
         MysqlMode::External => check_external(c, m),
         MysqlMode::InCluster => {
@@ -235,6 +236,7 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
             deletion_protection: m.deletion_protection.unwrap_or(r.plan.metadata.protected),
             final_snapshot: m.final_snapshot,
             security_group_ids: r.aws.security_group_ids.clone(),
+            log_exports: log_exports(m),
             apply_immediately: r.apply_immediately(),
             restore: r.spec.restore.as_ref().map(super::restore::database),
             kms: Input::new(ids::KMS, outputs::ARN),
@@ -267,6 +269,33 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
     );
     b.bind("/global/mysql/host", host);
     b.bind("/global/mysql/port", Input::new(ids::MYSQL, outputs::PORT));
+}
+
+/// The logs RDS and Aurora MySQL export to CloudWatch Logs.
+const LOG_TYPES: [&str; 4] = ["audit", "error", "general", "slowquery"];
+
+/// The plan's log exports, sorted: `error` and `slowquery` unless it names others.
+fn log_exports(m: &MysqlSpec) -> Vec<String> {
+    let mut v = m
+        .log_exports
+        .clone()
+        .unwrap_or_else(|| vec!["error".into(), "slowquery".into()]);
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Every log the plan exports is one MySQL has.
+fn check_log_exports(c: &mut Checker, m: &MysqlSpec) {
+    for (i, l) in m.log_exports.iter().flatten().enumerate() {
+        if !LOG_TYPES.contains(&l.as_str()) {
+            c.value_help(
+                &format!("spec.mysql.logExports[{i}]"),
+                format!("`{l}` is not a MySQL log RDS exports"),
+                &format!("one of {}", LOG_TYPES.join(", ")),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
