@@ -202,3 +202,31 @@ fn print(env: &str, rows: &[Row], node_role: Option<&serde_json::Value>, fmt: Ou
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_cut_short_is_previewed_as_the_replacement_up_finishes() {
+        // `plan` once called this "wait" (nothing pending) while `up` destroyed and made it.
+        let a = Action::Decided(Decision::FinishReplacement, None);
+        assert_eq!(a.preview(), "replace (finishing one cut short)");
+        assert!(matches!(a.pending(), Pending::Changes));
+        let refused = Action::Decided(
+            Decision::Refused {
+                drift: false,
+                message: "m".into(),
+            },
+            None,
+        );
+        assert_eq!(refused.preview(), "replace (refused by up)");
+        let waiting = Action::Decided(Decision::Wait(Found::Known), Some("2/3".into()));
+        assert_eq!(waiting.preview(), "wait (2/3)");
+        assert!(matches!(waiting.pending(), Pending::None));
+        assert!(matches!(
+            Action::Unknown("x".into()).pending(),
+            Pending::Unknown
+        ));
+    }
+}
