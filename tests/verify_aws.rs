@@ -76,9 +76,13 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     moto.caches.serve_at("rds", &db_ip);
     moto.caches.serve_at("redis", &redis_ip);
 
+    // The database's CA, as RDS's bundle would be given: the services and the probe check the
+    // server's certificate against it.
+    let ca: String = pki.ca_pem.lines().map(|l| format!("      {l}\n")).collect();
     let plan = std::fs::read_to_string(Env::plans().join("production.yaml"))
         .unwrap()
         .replace("  protected: true\n", "")
+        .replace("  mysql:\n", &format!("  mysql:\n    caCert: |\n{ca}"))
         .replace(
             "https://wandb.company.com",
             &format!("https://localhost:{}", https.port),
@@ -149,6 +153,17 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
         h.iter()
             .any(|x| x["probe"] == "clickhouse" && x["verdict"] == "skip"),
         "{h:#?}"
+    );
+    let tls = f
+        .iter()
+        .find(|x| x["probe"] == "mysql" && x["checked"] == "TLS")
+        .unwrap();
+    assert!(
+        tls["seen"]
+            .as_str()
+            .unwrap()
+            .contains("checked against global.mysql.caCert"),
+        "{tls}"
     );
     for probe in ["references", "mysql", "redis", "bucket", "host"] {
         assert!(

@@ -550,6 +550,12 @@ pub struct MysqlSpec {
     /// automated backups with it; `down --skip-final-snapshot` skips both.
     #[serde(default = "yes")]
     pub final_snapshot: bool,
+    /// For `rds`, `aurora` and `external`: the CA certificates (PEM) the server's certificate is
+    /// checked against, given to the chart as `global.mysql.caCert` (for RDS and Aurora, AWS's
+    /// bundle: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem or the
+    /// region's). Without it the services encrypt but do not check the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
     /// For `rds` / `aurora`: the logs exported to CloudWatch Logs (`audit`, `error`,
     /// `general`, `slowquery`); defaults to `error` and `slowquery`, `[]` exports none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

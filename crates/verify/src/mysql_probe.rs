@@ -91,8 +91,16 @@ impl Mysql {
                 "the session is not encrypted",
                 "turn on TLS on the server",
             )
+        } else if self.target.at.ca.is_some() {
+            let seen = format!(
+                "encrypted ({cipher}), the server's certificate checked against global.mysql.caCert"
+            );
+            Finding::pass(NAME, "TLS", seen)
         } else {
-            Finding::pass(NAME, "TLS", format!("encrypted ({cipher})"))
+            let seen = format!(
+                "encrypted ({cipher}), the server's certificate not checked (no global.mysql.caCert)"
+            );
+            Finding::pass(NAME, "TLS", seen)
         });
         let read_only: Option<i64> = c
             .query_first("SELECT @@global.read_only")

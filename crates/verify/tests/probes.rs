@@ -157,6 +157,12 @@ async fn mariadb_passes_tls_and_tables_and_fails_the_version() {
         );
         assert!(f[1].seen.contains("MariaDB, not MySQL"), "{:?}", f[1]);
         assert!(f[2].seen.starts_with("encrypted ("), "{:?}", f[2]);
+        let checked = if ca.is_some() {
+            "checked against"
+        } else {
+            "not checked"
+        };
+        assert!(f[2].seen.contains(checked), "{:?}", f[2]);
         assert_eq!(
             f[3].checked,
             "create, write and drop a table in wandb_local"
@@ -168,6 +174,14 @@ async fn mariadb_passes_tls_and_tables_and_fails_the_version() {
     let bad = failed(&f);
     assert!(bad.seen.contains("Access denied"), "{bad:?}");
     assert!(!serde_json::to_string(&f).unwrap().contains("stale"));
+
+    // A certificate from a CA the values do not name (the RDS bundle of another region, say).
+    let other = tempfile::tempdir().unwrap();
+    let stranger = pki(other.path(), &["127.0.0.1", "localhost"]);
+    let f = mysql(db.port, DBPW, Some(&stranger)).run().await;
+    let bad = failed(&f);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(bad.seen.to_lowercase().contains("certificate"), "{bad:?}");
 
     // A read-only server (a reader endpoint): named, and no table is tried.
     db.sql("SET GLOBAL read_only = 1");

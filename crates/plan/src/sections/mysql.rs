@@ -17,6 +17,7 @@ pub(super) const ALPHANUMERIC: &str =
 pub(super) fn check(c: &mut Checker, r: &Resolved) {
     let m = &r.spec.mysql;
     check_log_exports(c, m);
+    check_ca_cert(c, m);
     match m.mode {
         MysqlMode::External => check_external(c, m),
         MysqlMode::InCluster => {
@@ -180,6 +181,13 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
         }
         MysqlMode::Rds | MysqlMode::Aurora => compile_aws(b, r, database, user),
     }
+    if let Some(ca) = m
+        .ca_cert
+        .as_ref()
+        .filter(|_| m.mode != MysqlMode::InCluster)
+    {
+        b.set("/global/mysql/caCert", json!(ca));
+    }
 }
 
 fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
@@ -271,6 +279,60 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
     b.bind("/global/mysql/port", Input::new(ids::MYSQL, outputs::PORT));
 }
 
+/// A CA given for the server's certificate is one or more PEM certificates, and is for a
+/// MySQL wbstack does not run in the cluster.
+fn check_ca_cert(c: &mut Checker, m: &MysqlSpec) {
+    let Some(ca) = &m.ca_cert else { return };
+    if m.mode == MysqlMode::InCluster {
+        c.at(
+            "spec.mysql.caCert",
+            true,
+            "the chart's own MySQL has no CA to check",
+            Some("remove caCert, or use mode rds, aurora or external"),
+        );
+        return;
+    }
+    if let Err(why) = pem_certificates(ca) {
+        c.value_help(
+            "spec.mysql.caCert",
+            why,
+            "paste the PEM bundle (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
+        );
+    }
+}
+
+/// The number of PEM certificates in `text`, each a base64 body between its markers.
+fn pem_certificates(text: &str) -> Result<usize, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut n = 0;
+    let mut rest = text;
+    while let Some(at) = rest.find(BEGIN) {
+        let body = &rest[at + BEGIN.len()..];
+        let Some(end) = body.find(END) else {
+            return Err(format!("certificate {} has no {END}", n + 1));
+        };
+        let b64: String = body[..end].split_whitespace().collect();
+        let ok = !b64.is_empty()
+            && b64.len() % 4 == 0
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+        if !ok {
+            return Err(format!(
+                "certificate {} is not base64 between its markers",
+                n + 1
+            ));
+        }
+        n += 1;
+        rest = &body[end + END.len()..];
+    }
+    if n == 0 {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(n)
+}
+
 /// The logs RDS and Aurora MySQL export to CloudWatch Logs.
 const LOG_TYPES: [&str; 4] = ["audit", "error", "general", "slowquery"];
 
@@ -315,5 +377,45 @@ mod tests {
             .unwrap()
             .contains("3.04"));
         assert!(problem(true, "5.7.mysql_aurora.2.11.2").is_some());
+    }
+
+    const CA: &str =
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\nAAAA\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn a_ca_bundle_is_pem_certificates() {
+        assert_eq!(super::pem_certificates(CA), Ok(1));
+        assert_eq!(super::pem_certificates(&format!("{CA}{CA}")), Ok(2));
+        let e = super::pem_certificates("not a certificate").unwrap_err();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let cut = CA.replace("-----END CERTIFICATE-----", "");
+        assert!(super::pem_certificates(&cut)
+            .unwrap_err()
+            .contains("has no"));
+        let junk = CA.replace("AAAA", "A*A!");
+        assert!(super::pem_certificates(&junk)
+            .unwrap_err()
+            .contains("base64"));
+    }
+
+    #[test]
+    fn the_ca_goes_to_the_chart_as_global_mysql_ca_cert_and_junk_is_refused_where_it_is() {
+        let plan = |ca: &str| {
+            format!(
+                "apiVersion: wbstack.dev/v1\nkind: Plan\nmetadata: {{name: dev}}\nspec:\n  wandb:\n    host: https://wandb.example.com\n    license: {{env: WANDB_LICENSE}}\n  mysql:\n    mode: external\n    host: db.example.com\n    passwordSecret: {{name: db, key: password}}\n    caCert: |\n{}",
+                ca.lines().map(|l| format!("      {l}\n")).collect::<String>()
+            )
+        };
+        let p = crate::parse("p.yaml", &plan(CA)).unwrap();
+        let steps = crate::compile(&p);
+        let w = steps.iter().find(|s| s.id == crate::ids::WANDB).unwrap();
+        let crate::StepKind::WandbResource(r) = &w.kind else {
+            panic!("not the resource")
+        };
+        assert_eq!(r.values["global"]["mysql"]["caCert"], CA);
+        let err = crate::parse("p.yaml", &plan("nonsense")).unwrap_err();
+        let d = &err.0[0];
+        assert!(d.message.contains("no PEM certificate"), "{d:?}");
+        assert_eq!((d.line, d.column), (12, 5), "{d:?}");
     }
 }
