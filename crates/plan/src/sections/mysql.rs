@@ -314,7 +314,7 @@ fn pem_certificates(text: &str) -> Result<usize, String> {
         };
         let b64: String = body[..end].split_whitespace().collect();
         let ok = !b64.is_empty()
-            && b64.len() % 4 == 0
+            && b64.len().is_multiple_of(4)
             && b64
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
