@@ -258,17 +258,22 @@ on_both!(
     bundled_clickhouse_missing_an_object_is_applied_again,
 );
 
+/// The shipped Altinity plan with one more `spec.clickhouse` line.
+fn altinity_plan_with(env: &Env, line: &str) -> String {
+    let text = std::fs::read_to_string(Env::plans().join("weave-altinity.yaml")).unwrap();
+    let yaml = text.replace(
+        "    mode: altinity\n",
+        &format!("    mode: altinity\n    {line}\n"),
+    );
+    env.plan_from("altinity.yaml", &yaml)
+}
+
 /// `altinityOperator.install: never` with no operator in the cluster fails at once, naming what
 /// is missing, before any installation is written.
 #[test]
 fn an_altinity_plan_that_requires_an_operator_fails_at_once_without_one() {
     let env = Env::new(50);
-    let text_of = std::fs::read_to_string(Env::plans().join("weave-altinity.yaml")).unwrap();
-    let yaml = text_of.replace(
-        "    mode: altinity\n",
-        "    mode: altinity\n    altinityOperator: {install: never}\n",
-    );
-    let plan = env.plan_from("never.yaml", &yaml);
+    let plan = altinity_plan_with(&env, "altinityOperator: {install: never}");
     let out = env.run(&["up", "--plan", &plan, "--timeout", "600"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let t = text(&out);
@@ -289,12 +294,10 @@ fn an_altinity_plan_that_requires_an_operator_fails_at_once_without_one() {
 #[test]
 fn a_named_zookeeper_service_that_does_not_exist_fails_at_once() {
     let env = Env::new(50);
-    let text_of = std::fs::read_to_string(Env::plans().join("weave-altinity.yaml")).unwrap();
-    let yaml = text_of.replace(
-        "    mode: altinity\n",
-        "    mode: altinity\n    zookeeperHost: zookeeper.zookeeper.svc.cluster.local:2181\n",
+    let plan = altinity_plan_with(
+        &env,
+        "zookeeperHost: zookeeper.zookeeper.svc.cluster.local:2181",
     );
-    let plan = env.plan_from("zk.yaml", &yaml);
     let out = env.run(&["up", "--plan", &plan, "--timeout", "600"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let t = text(&out);

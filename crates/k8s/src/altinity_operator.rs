@@ -12,8 +12,8 @@
 use crate::client::Kube;
 use crate::job_scope::JobScope;
 use crate::kind::{K8sStepKind, Unwired, Wiring};
-use crate::objects::{annotated, observed_fp, out, terminating};
-use crate::operator::apply_role;
+use crate::objects::{annotated, terminating};
+use crate::operator::{apply_role, running_operator};
 use crate::ownership::{may_remove_shared, ours_to_remove, ALTINITY_RESOURCES};
 use crate::ready::{settled, wait_for, workload_progress, workload_ready, Watch};
 use crate::render::{with_pull_secrets, MANAGED_BY};
@@ -217,24 +217,7 @@ impl Step for AltinityOperatorStep {
                 )),
             });
         }
-        // wbstack's own is kept current; another install is used as it is.
-        let ours = d["metadata"]["labels"][MANAGED_BY.0] == MANAGED_BY.1;
-        let fingerprint = if ours {
-            observed_fp(&d)
-        } else {
-            Some(self.fingerprint())
-        };
-        Ok(Observation::Ready {
-            outputs: out(&[
-                ("namespace", d["metadata"]["namespace"].clone()),
-                ("name", d["metadata"]["name"].clone()),
-                (
-                    "image",
-                    d["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
-                ),
-            ]),
-            fingerprint,
-        })
+        Ok(running_operator(&d, self.fingerprint()))
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         for m in manifests(&self.spec) {

@@ -119,6 +119,28 @@ impl OperatorStep {
     }
 }
 
+/// An operator's Deployment, ready: its namespace, name and image. wbstack's own is kept
+/// current (its fingerprint is the one it was applied with); another install is used as it is
+/// (taken as `desired`).
+pub(crate) fn running_operator(d: &Value, desired: Fingerprint) -> Observation {
+    let fingerprint = if ours(d) {
+        observed_fp(d)
+    } else {
+        Some(desired)
+    };
+    Observation::Ready {
+        outputs: out(&[
+            ("namespace", d["metadata"]["namespace"].clone()),
+            ("name", d["metadata"]["name"].clone()),
+            (
+                "image",
+                d["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
+            ),
+        ]),
+        fingerprint,
+    }
+}
+
 fn ours(o: &Value) -> bool {
     o["metadata"]["labels"][MANAGED_BY.0] == MANAGED_BY.1
 }
@@ -160,23 +182,7 @@ impl Step for OperatorStep {
                 detail: Some(format!("operator starting ({})", workload_progress(&d))),
             });
         }
-        // wbstack's own is kept current; another install is used as it is.
-        let fingerprint = if ours(&d) {
-            observed_fp(&d)
-        } else {
-            Some(self.fingerprint())
-        };
-        Ok(Observation::Ready {
-            outputs: out(&[
-                ("namespace", d["metadata"]["namespace"].clone()),
-                ("name", d["metadata"]["name"].clone()),
-                (
-                    "image",
-                    d["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
-                ),
-            ]),
-            fingerprint,
-        })
+        Ok(running_operator(&d, self.fingerprint()))
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
         for m in self.manifests() {
