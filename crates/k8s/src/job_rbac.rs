@@ -218,6 +218,65 @@ mod tests {
     }
 
     #[test]
+    fn an_altinity_install_is_granted_its_operators_roles_by_name_and_reads_of_installations() {
+        // The scope of the shipped Altinity plan, as its steps give it.
+        let plan = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../plans/weave-altinity.yaml"),
+        )
+        .unwrap();
+        let plan = wbstack_plan::parse("weave-altinity.yaml", &plan).unwrap();
+        let s = JobScope::of(&wbstack_plan::compile(&plan), false);
+        let cluster = cluster_rules(&s);
+        for r in &cluster {
+            let verbs: Vec<&str> = r["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let writes = verbs
+                .iter()
+                .any(|v| ["create", "patch", "update", "delete", "bind", "escalate"].contains(v));
+            assert!(!verbs.contains(&"escalate") && !verbs.contains(&"*"), "{r}");
+            assert!(!writes || r["resourceNames"].is_array(), "{r}");
+            assert!(!r["resources"].to_string().contains("secrets"), "{r}");
+        }
+        let granted = serde_json::to_string(&cluster).unwrap();
+        for name in crate::altinity_operator::ALTINITY_CRDS {
+            assert!(granted.contains(name), "{name}: {granted}");
+        }
+        assert!(
+            granted.contains("clickhouse-operator-clickhouse-operator"),
+            "{granted}"
+        );
+        // Installations anywhere are read, never written, cluster-wide.
+        let reads = cluster
+            .iter()
+            .find(|r| {
+                r["resources"]
+                    .to_string()
+                    .contains("clickhousekeeperinstallations")
+            })
+            .unwrap();
+        assert_eq!(reads["verbs"], json!(["list", "watch"]));
+        // In the operator's namespace: its Role bound and deleted by name, never written.
+        let ns = namespace_rules(&s, "clickhouse-operator");
+        let roles = ns
+            .iter()
+            .find(|r| r["resources"] == json!(["roles"]))
+            .unwrap();
+        assert_eq!(roles["resourceNames"], json!(["clickhouse-operator"]));
+        assert_eq!(roles["verbs"], json!(["get", "watch", "delete", "bind"]));
+        assert!(s.namespaces.contains("clickhouse-operator"));
+        assert_eq!(
+            s.roles.len(),
+            3,
+            "the W&B operator's ClusterRole and Altinity's two roles"
+        );
+    }
+
+    #[test]
     fn verify_may_make_its_probe_job_and_read_its_log_in_the_resources_namespace_only() {
         let s = JobScope {
             verify: Some("wandb".into()),
