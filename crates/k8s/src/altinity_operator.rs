@@ -14,7 +14,7 @@ use crate::job_scope::JobScope;
 use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{annotated, terminating};
 use crate::operator::{apply_role, running_operator};
-use crate::ownership::{may_remove_shared, ours_to_remove, ALTINITY_RESOURCES};
+use crate::ownership::{ours_to_remove, remove_installed, ALTINITY_RESOURCES};
 use crate::ready::{settled, wait_for, workload_progress, workload_ready, Watch};
 use crate::render::{with_pull_secrets, MANAGED_BY};
 use async_trait::async_trait;
@@ -247,25 +247,9 @@ impl Step for AltinityOperatorStep {
         .await
     }
     async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let mut live = Vec::new();
-        for m in manifests(&self.spec).iter().rev() {
-            if let Some(l) = self.kube.get_manifest(m).await? {
-                if ours_to_remove(&self.kube, &l) {
-                    live.push((m.clone(), l));
-                }
-            }
-        }
-        let objects: Vec<Value> = live.iter().map(|(_, l)| l.clone()).collect();
         let what = "the Altinity ClickHouse operator";
-        if live.is_empty()
-            || !may_remove_shared(&self.kube, ctx, what, None, ALTINITY_RESOURCES, &objects).await?
-        {
-            return Ok(());
-        }
-        for (m, _) in &live {
-            self.kube.delete_manifest(m).await?;
-        }
-        Ok(())
+        let m = manifests(&self.spec);
+        remove_installed(&self.kube, ctx, &m, what, ALTINITY_RESOURCES).await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let mut watches = self.watches();

@@ -6,7 +6,7 @@ use crate::client::Kube;
 use crate::job_scope::JobScope;
 use crate::kind::{K8sStepKind, Unwired, Wiring};
 use crate::objects::{annotated, observed_fp, out, terminating, FINGERPRINT_ANNOTATION};
-use crate::ownership::{may_remove_shared, ours_to_remove, WANDB_RESOURCES};
+use crate::ownership::{ours_to_remove, remove_installed, WANDB_RESOURCES};
 use crate::ready::{settled, wait_for, workload_progress, workload_ready, Watch};
 use crate::render::{self, is_operator, MANAGED_BY};
 use async_trait::async_trait;
@@ -209,32 +209,8 @@ impl Step for OperatorStep {
     async fn destroy(&self, ctx: &StepCtx) -> Result<(), StepError> {
         // This environment's resource is gone by now (teardown runs in reverse); another's may
         // still need the operator. Only what this environment installed goes.
-        let mut live = Vec::new();
-        for m in self.manifests().iter().rev() {
-            if let Some(l) = self.kube.get_manifest(m).await? {
-                if ours_to_remove(&self.kube, &l) {
-                    live.push((m.clone(), l));
-                }
-            }
-        }
-        let objects: Vec<Value> = live.iter().map(|(_, l)| l.clone()).collect();
-        if live.is_empty()
-            || !may_remove_shared(
-                &self.kube,
-                ctx,
-                "the W&B operator",
-                None,
-                WANDB_RESOURCES,
-                &objects,
-            )
-            .await?
-        {
-            return Ok(());
-        }
-        for (m, _) in &live {
-            self.kube.delete_manifest(m).await?;
-        }
-        Ok(())
+        let what = "the W&B operator";
+        remove_installed(&self.kube, ctx, &self.manifests(), what, WANDB_RESOURCES).await
     }
     async fn wait_destroyed(&self, ctx: &StepCtx) -> Result<(), StepError> {
         // Done when nothing of ours is still going away: deleted, or left for others.

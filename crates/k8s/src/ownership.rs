@@ -330,6 +330,34 @@ pub(crate) async fn may_remove_shared(
     }
 }
 
+/// `down` of an operator's install (`manifests`, in the order they are applied): only what this
+/// environment installed goes, in reverse, and only once no resource of `needers` needs it;
+/// otherwise it is left and handed on (see [`may_remove_shared`]).
+pub(crate) async fn remove_installed(
+    kube: &Kube,
+    ctx: &wbstack_engine::StepCtx,
+    manifests: &[Value],
+    what: &str,
+    needers: Needers,
+) -> Result<(), StepError> {
+    let mut live = Vec::new();
+    for m in manifests.iter().rev() {
+        if let Some(l) = kube.get_manifest(m).await? {
+            if ours_to_remove(kube, &l) {
+                live.push((m, l));
+            }
+        }
+    }
+    let objects: Vec<Value> = live.iter().map(|(_, l)| l.clone()).collect();
+    if live.is_empty() || !may_remove_shared(kube, ctx, what, None, needers, &objects).await? {
+        return Ok(());
+    }
+    for (m, _) in live {
+        kube.delete_manifest(m).await?;
+    }
+    Ok(())
+}
+
 /// Whether this environment may change or remove a shared object wbstack made: one labelled for
 /// it, or one made before objects carried an environment.
 pub(crate) fn ours_to_remove(kube: &Kube, o: &Value) -> bool {
