@@ -12,11 +12,8 @@
 //! snapshot keeps the key that encrypts it), and checks that nothing the
 //! environment owned is left.
 
-#[allow(unused)]
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
-#[allow(unused)]
-mod support;
+use wbstack_test_support::bench;
+use wbstack_test_support::moto;
 
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
@@ -83,7 +80,7 @@ struct World {
 impl World {
     fn new(moto: &moto::Moto, delay_ms: u64) -> World {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let running = support::emulator(&rt, delay_ms);
+        let running = bench::emulator(&rt, delay_ms);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("kubeconfig"), running.kubeconfig()).unwrap();
         let text = std::fs::read_to_string(

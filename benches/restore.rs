@@ -12,11 +12,8 @@
 //! "failure") and the time to ready at AWS's pace. The waits poll as they do against AWS, so
 //! the paced time is an upper bound: a poll interval is scaled up with everything else.
 
-#[allow(unused)]
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
-#[allow(dead_code)]
-mod support;
+use wbstack_test_support::bench;
+use wbstack_test_support::moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -80,7 +77,7 @@ fn main() {
     };
     let moto = moto::Moto::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let running = support::emulator(&rt, 20);
+    let running = bench::emulator(&rt, 20);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, kube_emulator::kubeconfig(&running.url())).unwrap();

@@ -9,11 +9,9 @@
 //! peak RSS of the processes, the requests per environment to the cluster and to AWS, the
 //! emulator's and moto's load, and fails if any run failed or anything is left.
 
-#[allow(unused)]
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
-mod support;
-use support::peak_kib;
+use bench::peak_kib;
+use wbstack_test_support::bench;
+use wbstack_test_support::moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -196,7 +194,7 @@ fn main() {
     let mut bad = 0;
     let mut rows = Vec::new();
     for n in counts() {
-        let running = support::emulator(&rt, 20);
+        let running = bench::emulator(&rt, 20);
         let recorder = moto::Recorder::start(&moto);
         let fleet = Fleet::new(&moto, &running.url(), n);
         let stats = &running.cluster.stats;

@@ -1,11 +1,10 @@
 //! The combined binary (kube and the AWS SDK sharing one TLS backend) against moto and the
 //! emulated cluster: a PoC with its artifacts in an S3 bucket encrypted with a KMS key.
 
-mod common;
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
-use common::{text, Back, Env};
 use std::sync::atomic::Ordering;
+use wbstack_test_support::moto;
+use wbstack_test_support::on_both;
+use wbstack_test_support::{text, Back, Env, Exited};
 
 /// The PoC with its artifacts in an S3 bucket (`bucket` adds settings to `spec.bucket`),
 /// written as `s3.yaml`, and moto.
@@ -32,8 +31,7 @@ fn on_moto(env: &Env, moto: &moto::Moto, args: &[&str]) -> std::process::Output 
 fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
     let (env, moto) = poc_with_a_bucket("    versioning: true\n");
     let run = |args: &[&str]| on_moto(&env, &moto, args);
-    let out = run(&["up", "--plan", "s3.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", "s3.yaml"]).succeeded();
     let bucket = env.kubectl(&["get", "wandb", "wandb-dev", "-n", "wandb", "-o", "jsonpath={.spec.values.global.defaultBucket.name} {.spec.values.global.defaultBucket.region} {.spec.values.global.defaultBucket.kmsKey}"]);
     let parts: Vec<&str> = bucket.split(' ').collect();
     assert_eq!(parts[0], "wandb-dev-wandb-artifacts");
@@ -50,8 +48,7 @@ fn poc_with_an_s3_bucket_comes_up_reruns_idle_and_goes_away() {
         .to_owned();
     let v: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(v["report"]["stats"]["apply_calls"], 0, "{v}");
-    let out = run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["down", "--env", "wandb-dev"]).succeeded();
     let buckets = moto.raw_get("/");
     assert!(!buckets.contains("wandb-dev-wandb-artifacts"), "{buckets}");
 }
@@ -63,8 +60,7 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     let prod = unprotected_production(&env, &moto);
     let run = |args: &[&str]| via(&env, &recorder.url, args);
     // The first run logs at the highest verbosity: every library at trace level.
-    let out = run(&["up", "--plan", &prod, "-vvv"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["up", "--plan", &prod, "-vvv"]).succeeded();
     let awaited = env.release_workloads("wandb", "wandb-prod");
     assert!(
         awaited.contains(&"Deployment/wandb-prod-app-bc".to_owned()),
@@ -72,8 +68,7 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     );
     let logs = String::from_utf8_lossy(&out.stderr).into_owned();
     // `output` names the endpoints and identifiers, and the passwords only by reference.
-    let o = run(&["output", "--env", "wandb-prod", "--output", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["output", "--env", "wandb-prod", "--output", "json"]).succeeded();
     let o: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
         o["steps"]["aws.kms"]["arn"]
@@ -165,7 +160,10 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
         use base64::Engine as _;
         forms.push(base64::engine::general_purpose::STANDARD.encode(v));
     }
-    for v in forms.iter().chain([common::LICENSE.to_owned()].iter()) {
+    for v in forms
+        .iter()
+        .chain([wbstack_test_support::LICENSE.to_owned()].iter())
+    {
         assert!(!logs.contains(v.as_str()), "a secret is in the trace logs");
         assert!(!journal.contains(v.as_str()), "a secret is in the journal");
     }
@@ -235,8 +233,7 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     // Teardown deletes what is ours, keeping a final snapshot of the database and of the cache
     // and saying where (the proxy answers as AWS does where moto keeps a deleted replication
     // group `deleting` forever and ignores its final snapshot).
-    let out = run(&["down", "--env", "wandb-prod", "--timeout", "60"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["down", "--env", "wandb-prod", "--timeout", "60"]).succeeded();
     for kept in [
         "keeping a final snapshot wandb-prod-redis-final-",
         "keeping a final snapshot wandb-prod-mysql-final-",
@@ -352,10 +349,10 @@ fn production_killed_mid_run_resumes_with_exactly_one_of_each_resource(back: Bac
         child.wait().unwrap();
     }
     assert!(killed >= 3, "only {killed} runs were killed part-way");
-    let out = cmd(&["resume", "--env", "wandb-prod", "--timeout", "120"])
+    cmd(&["resume", "--env", "wandb-prod", "--timeout", "120"])
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        .unwrap()
+        .succeeded();
     // Counted in moto directly.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -453,8 +450,7 @@ fn teardown_leaves_nothing_owned(lost: Lost) {
         let aws = moto.aws("wandb-prod").await;
         moto::someone_elses_bucket_and_key(&aws).await
     });
-    let out = run(&["up", "--plan", "prod.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", "prod.yaml"]).succeeded();
     // Artifacts land in the versioned bucket: several versions and delete markers per key.
     rt.block_on(async {
         let aws = moto.aws("wandb-prod").await;
@@ -474,8 +470,7 @@ fn teardown_leaves_nothing_owned(lost: Lost) {
         }
         Lost::LocalThenUp => {
             std::fs::remove_dir_all(env.dir.path().join(".wbstack")).unwrap();
-            let out = run(&["up", "--plan", "prod.yaml", "--output", "json"]);
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            let out = run(&["up", "--plan", "prod.yaml", "--output", "json"]).succeeded();
             let last = String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .last()
@@ -491,8 +486,7 @@ fn teardown_leaves_nothing_owned(lost: Lost) {
     };
     // The plan is protected (and so is its database): a plain `down` is refused, touching
     // nothing; `--force` goes ahead and lifts the database's deletion protection on the way.
-    let out = run(&["down", target[0], target[1]]);
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    run(&["down", target[0], target[1]]).exited(5);
     let protected = rt.block_on(async {
         let aws = moto.aws("wandb-prod").await;
         let c = aws.rds.describe_db_clusters().send().await.unwrap();
@@ -507,8 +501,8 @@ fn teardown_leaves_nothing_owned(lost: Lost) {
         target[1],
         "--force",
         "--skip-final-snapshot",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    ])
+    .succeeded();
     if matches!(lost, Lost::Local | Lost::Remote) {
         assert!(
             text(&out).contains("no journal: finding what it owns"),
@@ -621,8 +615,7 @@ fn a_discovery_that_cannot_see_stops_naming_it_and_a_key_without_its_alias_is_fo
     );
     let plan = env.plan_from("s3.yaml", &plan);
     let run = |args: &[&str]| via(&env, &recorder.url, args);
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
     std::fs::remove_dir_all(env.dir.path().join(".wbstack")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let aws = rt.block_on(moto.aws("wandb-dev"));
@@ -644,8 +637,7 @@ fn a_discovery_that_cannot_see_stops_naming_it_and_a_key_without_its_alias_is_fo
 
     recorder.deny(&["ListKeys"]);
     recorder.clear();
-    let out = run(&["down", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run(&["down", "--plan", &plan]).exited(1);
     assert!(
         text(&out).contains("discovery cannot see `aws.kms`")
             && text(&out).contains("AccessDenied"),
@@ -664,8 +656,7 @@ fn a_discovery_that_cannot_see_stops_naming_it_and_a_key_without_its_alias_is_fo
         .any(|(k, _, _)| k == "WeightsAndBiases"));
 
     recorder.deny(&[]);
-    let out = run(&["down", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["down", "--plan", &plan]).succeeded();
     assert!(
         text(&out).contains("continuing the discovery the last teardown began"),
         "{}",
@@ -735,8 +726,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
         })
     };
     let plan = write("small", "");
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
     let (arn, retention, classes) = live();
     assert_eq!(
         (retention, classes.clone()),
@@ -773,8 +763,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
     let before = outputs(&run(&["output", "--env", "wandb-prod", "--output", "json"]));
 
     let plan = write("medium", "");
-    let out = run(&["plan", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["plan", "--plan", &plan]).succeeded();
     let shown = text(&out);
     for line in [
         "~ instance_class: db.r6g.large -> db.r6g.xlarge",
@@ -804,8 +793,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
         "{shown}"
     );
     recorder.clear();
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["up", "--plan", &plan]).succeeded();
     assert!(
         text(&out).contains("aws.mysql: changing instance_class: db.r6g.large -> db.r6g.xlarge"),
         "{}",
@@ -849,8 +837,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
     );
 
     let plan = write("large", "");
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
     let (a, r, c) = live();
     assert_eq!((a.as_str(), r), (arn.as_str(), 30));
     assert!(c.iter().all(|c| c.ends_with("=db.r6g.2xlarge")), "{c:?}");
@@ -874,8 +861,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
             "  aws:\n    region: us-west-2\n    applyChanges: maintenance-window\n",
         );
     std::fs::write(&plan, merged).unwrap();
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["up", "--plan", &plan]).succeeded();
     assert!(
         text(&out).contains("in the maintenance window"),
         "{}",
@@ -918,8 +904,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
         text(&out)
     );
     recorder.clear();
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run(&["up", "--plan", &plan]).exited(1);
     assert!(
         text(&out)
             .contains("cannot take these changes in place: database: wandb_prod -> wandb_other"),
@@ -936,8 +921,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
 
     // Told to, `up` replaces it: the old cluster is deleted and a new one made, with the new
     // name. A step the plan lacks is refused before any request.
-    let out = run(&["up", "--plan", &plan, "--replace", "aws.mysqll"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&["up", "--plan", &plan, "--replace", "aws.mysqll"]).exited(2);
     assert!(
         text(&out).contains("--replace aws.mysqll: the plan has no such step"),
         "{}",
@@ -968,10 +952,10 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
         "aws.mysql",
         "--output",
         "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report = common::last_json(&out);
-    let mysql = common::step_report(&report, "aws.mysql");
+    ])
+    .succeeded();
+    let report = wbstack_test_support::last_json(&out);
+    let mysql = wbstack_test_support::step_report(&report, "aws.mysql");
     assert_eq!(mysql["outcome"], "replaced", "{report}");
     let ops = recorder.ops();
     let at = |op: &str| {
@@ -986,8 +970,7 @@ fn resizing_production_changes_the_database_in_place_and_a_replacement_needs_rep
         c.db_clusters()[0].database_name().unwrap().to_owned()
     });
     assert_eq!(name, "wandb_other");
-    let out = run(&["plan", "--plan", &plan, "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["plan", "--plan", &plan, "--detailed-exitcode"]).succeeded();
 }
 
 /// The production plan through a front that fails a fifth of AWS requests (500s, 503s,
@@ -1135,7 +1118,7 @@ fn production_completes_while_the_cluster_fails_and_while_both_fail() {
                 text(&out)
             );
             if what == "re-run" {
-                let v = common::last_json(&out);
+                let v = wbstack_test_support::last_json(&out);
                 assert_eq!(v["report"]["stats"]["apply_calls"], 0, "{v}");
             }
             if what == "up" {
@@ -1276,8 +1259,7 @@ async fn assert_one_of_each(moto: &moto::Moto) {
 #[test]
 fn a_hand_edited_database_parameter_is_shown_and_set_back() {
     let (env, moto, faults, prod) = faulted_production(0.0);
-    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    faulted(&env, &faults, &["up", "--plan", &prod]).succeeded();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let aws = rt.block_on(moto.aws("wandb-prod"));
     let set = |group: &str, name: &str, value: &str, cluster: bool| {
@@ -1322,8 +1304,8 @@ fn a_hand_edited_database_parameter_is_shown_and_set_back() {
         &env,
         &faults,
         &["plan", "--plan", &prod, "--detailed-exitcode"],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    )
+    .exited(2);
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains(&format!(
@@ -1337,16 +1319,14 @@ fn a_hand_edited_database_parameter_is_shown_and_set_back() {
         )),
         "{shown}"
     );
-    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = faulted(
+    faulted(&env, &faults, &["up", "--plan", &prod]).succeeded();
+    faulted(
         &env,
         &faults,
         &["plan", "--plan", &prod, "--detailed-exitcode"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    )
+    .succeeded();
+    faulted(&env, &faults, &["down", "--env", "wandb-prod"]).succeeded();
 }
 
 /// The bucket's and the key's security settings are drift like any other: opened by hand
@@ -1357,8 +1337,7 @@ fn a_hand_edited_database_parameter_is_shown_and_set_back() {
 fn a_bucket_and_key_opened_by_hand_are_shown_by_plan_and_closed_by_up() {
     let (env, moto) = poc_with_a_bucket("");
     let run = |args: &[&str]| on_moto(&env, &moto, args);
-    let out = run(&["up", "--plan", "s3.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", "s3.yaml"]).succeeded();
     let detailed = ["plan", "--plan", "s3.yaml", "--detailed-exitcode"];
     let out = run(&detailed);
     assert_eq!(out.status.code(), Some(0), "converged: {}", text(&out));
@@ -1404,8 +1383,7 @@ fn a_bucket_and_key_opened_by_hand_are_shown_by_plan_and_closed_by_up() {
             .await
             .unwrap();
     });
-    let out = run(&detailed);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&detailed).exited(2);
     let shown = String::from_utf8_lossy(&out.stdout).into_owned();
     for line in [
         "~ public_access_block: ",
@@ -1417,8 +1395,7 @@ fn a_bucket_and_key_opened_by_hand_are_shown_by_plan_and_closed_by_up() {
     ] {
         assert!(shown.contains(line), "{line} in\n{shown}");
     }
-    let out = run(&["up", "--plan", "s3.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", "s3.yaml"]).succeeded();
     let out = run(&detailed);
     assert_eq!(out.status.code(), Some(0), "restored: {}", text(&out));
     rt.block_on(async {
@@ -1435,8 +1412,7 @@ fn a_bucket_and_key_opened_by_hand_are_shown_by_plan_and_closed_by_up() {
             "false"
         );
     });
-    let out = run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["down", "--env", "wandb-dev"]).succeeded();
 }
 
 /// The IAM action(s) an operation the recorder saw may be (its service is told by its name).
@@ -1513,12 +1489,12 @@ fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_
     let moto = moto::Moto::start();
     let recorder = moto::Recorder::start(&moto);
     let prod = unprotected_production(&env, &moto);
-    let out = env.run(&["render", "--plan", &prod, "--iam-policy"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["render", "--plan", &prod, "--iam-policy"]);
     let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let file = env.dir.path().join("policy.json");
     std::fs::write(&file, policy.to_string()).unwrap();
-    let py = common::python::venv("parliament", &["parliament==1.6.4"]).join("python");
+    let py =
+        wbstack_test_support::python::venv("parliament", &["parliament==1.6.4"]).join("python");
     let lint = std::process::Command::new(py)
         .arg("-c")
         .arg("import json,sys\nfrom parliament import analyze_policy_string\np=analyze_policy_string(open(sys.argv[1]).read())\nfor f in p.findings: print(json.dumps({'issue': f.issue, 'detail': str(f.detail)}))")
@@ -1542,8 +1518,7 @@ fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_
     let allowed = actions(&policy);
     assert!(allowed.iter().all(|a| !a.contains('*')), "{allowed:?}");
     let run = |args: &[&str]| via(&env, &recorder.url, args);
-    let out = run(&["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &prod]).succeeded();
     let out = run(&["down", "--env", "wandb-prod", "--timeout", "5"]);
     assert!(out.status.code().is_some(), "{}", text(&out));
     assert_allowed(&allowed, &recorder.ops());
@@ -1577,8 +1552,7 @@ fn assert_allowed(allowed: &std::collections::BTreeSet<String>, ops: &[String]) 
 #[test]
 fn a_hand_edited_mirrored_secret_is_repaired_and_teardown_keeps_a_final_snapshot() {
     let (env, _moto, faults, prod) = faulted_production(0.0);
-    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    faulted(&env, &faults, &["up", "--plan", &prod]).succeeded();
     let value = || {
         env.kubectl(&[
             "get",
@@ -1619,18 +1593,15 @@ fn a_hand_edited_mirrored_secret_is_repaired_and_teardown_keeps_a_final_snapshot
     let before = written();
     assert!(!before.is_empty());
     let detailed = ["plan", "--plan", prod.as_str(), "--detailed-exitcode"];
-    let out = faulted(&env, &faults, &detailed);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    faulted(&env, &faults, &detailed).exited(2);
+    faulted(&env, &faults, &["up", "--plan", &prod]).succeeded();
     assert_eq!(value(), good, "the source's value is written back");
     assert_ne!(
         written(),
         before,
         "the pods roll with the repaired password"
     );
-    let out = faulted(&env, &faults, &detailed);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    faulted(&env, &faults, &detailed).succeeded();
     // Data is protected by default: `down` keeps a final snapshot and says so;
     // `--skip-final-snapshot` is the way out.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -1650,8 +1621,7 @@ fn a_hand_edited_mirrored_secret_is_repaired_and_teardown_keeps_a_final_snapshot
                 .collect::<Vec<_>>()
         })
     };
-    let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]).succeeded();
     let kept = snapshots();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(kept[0].starts_with("wandb-prod-mysql-final-"), "{kept:?}");
@@ -1660,14 +1630,13 @@ fn a_hand_edited_mirrored_secret_is_repaired_and_teardown_keeps_a_final_snapshot
         "{}",
         text(&out)
     );
-    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = faulted(
+    faulted(&env, &faults, &["up", "--plan", &prod]).succeeded();
+    faulted(
         &env,
         &faults,
         &["down", "--env", "wandb-prod", "--skip-final-snapshot"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    )
+    .succeeded();
     assert_eq!(snapshots(), kept, "no second snapshot");
 }
 
@@ -1676,8 +1645,7 @@ fn a_hand_edited_mirrored_secret_is_repaired_and_teardown_keeps_a_final_snapshot
 #[test]
 fn missing_credentials_fail_at_once_naming_the_call() {
     let (env, _moto, faults, prod) = faulted_production(0.0);
-    let out = faulted(&env, &faults, &["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    faulted(&env, &faults, &["up", "--plan", &prod]).succeeded();
     let nowhere = tempfile::tempdir().unwrap();
     let out = env
         .cmd(&["down", "--env", "wandb-prod"])
@@ -1694,13 +1662,12 @@ fn missing_credentials_fail_at_once_naming_the_call() {
             nowhere.path().join("credentials"),
         )
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        .unwrap()
+        .exited(1);
     assert!(text(&out).contains("no AWS credentials"), "{}", text(&out));
     assert!(!text(&out).contains("retrying"), "{}", text(&out));
     // With them back, the teardown completes.
-    let out = faulted(&env, &faults, &["down", "--env", "wandb-prod"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    faulted(&env, &faults, &["down", "--env", "wandb-prod"]).succeeded();
 }
 
 /// An Aurora instance-class change rolls through the cluster: the readers first, one at a time,
@@ -1729,8 +1696,7 @@ fn an_aurora_class_change_rolls_reader_by_reader_and_a_cut_roll_resumes_where_it
     let rt = tokio::runtime::Runtime::new().unwrap();
     let aws = rt.block_on(moto.aws("wandb-prod"));
     let members = || rt.block_on(member_classes(&aws, true));
-    let out = run(&["up", "--plan", &write("db.r6g.large")]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &write("db.r6g.large")]).succeeded();
     assert_eq!(
         members(),
         [
@@ -1741,8 +1707,7 @@ fn an_aurora_class_change_rolls_reader_by_reader_and_a_cut_roll_resumes_where_it
     );
 
     let plan = write("db.r6g.xlarge");
-    let out = run(&["plan", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["plan", "--plan", &plan]).succeeded();
     let order = "reader wandb-prod-mysql-2, then reader wandb-prod-mysql-3, then failover to \
                  wandb-prod-mysql-2, then reader wandb-prod-mysql-1";
     assert!(text(&out).contains(order), "{}", text(&out));
@@ -1777,8 +1742,7 @@ fn an_aurora_class_change_rolls_reader_by_reader_and_a_cut_roll_resumes_where_it
     );
     recorder.deny(&[]);
     recorder.clear();
-    let out = run(&["resume", "--env", "wandb-prod"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["resume", "--env", "wandb-prod"]).succeeded();
     assert_eq!(
         recorder.rds_changes(),
         [
@@ -1795,8 +1759,7 @@ fn an_aurora_class_change_rolls_reader_by_reader_and_a_cut_roll_resumes_where_it
         ]
     );
     let calls = recorder.ops();
-    let out = run(&["render", "--plan", &plan, "--iam-policy"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["render", "--plan", &plan, "--iam-policy"]).succeeded();
     assert_allowed(
         &actions(&serde_json::from_slice(&out.stdout).unwrap()),
         &calls,
@@ -1871,10 +1834,8 @@ fn a_secret_scheduled_for_deletion_fails_at_once_unless_it_is_this_environments_
             .await
             .unwrap();
     });
-    let out = run(&["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = run(&["down", "--env", "wandb-prod", "--skip-final-snapshot"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &prod]).succeeded();
+    run(&["down", "--env", "wandb-prod", "--skip-final-snapshot"]).succeeded();
     let scheduled = rt.block_on(async {
         let d = aws.secrets.describe_secret().secret_id(name).send().await;
         d.unwrap().deleted_date().is_some()
@@ -1883,8 +1844,7 @@ fn a_secret_scheduled_for_deletion_fails_at_once_unless_it_is_this_environments_
         scheduled,
         "the teardown scheduled it, with a recovery window"
     );
-    let out = run(&["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["up", "--plan", &prod]).succeeded();
     assert!(
         text(&out).contains("restoring wbstack/wandb-prod/mysql-master"),
         "{}",
@@ -1906,16 +1866,14 @@ fn restore_brings_up_a_new_environment_from_a_point_in_time_or_the_final_snapsho
     let recorder = moto::Recorder::start(&moto);
     let prod = unprotected_production(&env, &moto);
     let run = |args: &[&str]| via(&env, &recorder.url, args);
-    let out = run(&["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &prod]).succeeded();
 
     recorder.clear();
     let restore = |new: &str, how: &[&str]| {
         let args = [&["restore", "--env", new, "--from", "wandb-prod"][..], how].concat();
         run(&args)
     };
-    let out = restore("wandb-dr", &["--to-time", "yesterday"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = restore("wandb-dr", &["--to-time", "yesterday"]).exited(2);
     assert!(text(&out).contains("spec.restore.toTime"), "{}", text(&out));
     let out = restore("wandb-dr", &["--to-time", "latest", "--from", "nobody"]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
@@ -1933,8 +1891,7 @@ fn restore_brings_up_a_new_environment_from_a_point_in_time_or_the_final_snapsho
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let out = restore("wandb-dr", &["--to-time", "latest"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = restore("wandb-dr", &["--to-time", "latest"]).succeeded();
     eprintln!("restored to ready in {:?}", started.elapsed());
     let said = text(&out);
     assert!(
@@ -1987,11 +1944,9 @@ fn restore_brings_up_a_new_environment_from_a_point_in_time_or_the_final_snapsho
         "jsonpath={.spec.values.global.defaultBucket.name}",
     ]);
     assert_eq!(bucket, "wandb-prod-artifacts");
-    let out = run(&["status", "--env", "wandb-dr"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["status", "--env", "wandb-dr"]).succeeded();
 
-    let out = run(&["down", "--env", "wandb-dr", "--skip-final-snapshot"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["down", "--env", "wandb-dr", "--skip-final-snapshot"]).succeeded();
     rt.block_on(async {
         let c = aws.rds.describe_db_clusters().send().await.unwrap();
         let ids: Vec<&str> = c
@@ -2005,8 +1960,7 @@ fn restore_brings_up_a_new_environment_from_a_point_in_time_or_the_final_snapsho
     });
 
     // Production goes; its final snapshot stays, and a new environment comes from it.
-    let out = run(&["down", "--env", "wandb-prod"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["down", "--env", "wandb-prod"]).succeeded();
     let snapshot = rt.block_on(async {
         let s = aws
             .rds
@@ -2021,8 +1975,7 @@ fn restore_brings_up_a_new_environment_from_a_point_in_time_or_the_final_snapsho
             .to_owned()
     });
     recorder.clear();
-    let out = restore("wandb-dr2", &["--snapshot", &snapshot]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = restore("wandb-dr2", &["--snapshot", &snapshot]).succeeded();
     assert!(
         recorder
             .rds_changes()
@@ -2035,8 +1988,7 @@ fn restore_brings_up_a_new_environment_from_a_point_in_time_or_the_final_snapsho
         "{}",
         text(&out)
     );
-    let out = run(&["down", "--env", "wandb-dr2", "--skip-final-snapshot"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["down", "--env", "wandb-dr2", "--skip-final-snapshot"]).succeeded();
 }
 
 /// The first cluster's members as `id=class` (the writer marked `id*` when `writer`), sorted,

@@ -4,14 +4,12 @@
 //! environment expanded as the kubelet does), its S3 disk pointed at moto; rows written through
 //! the `s3_main` policy must land under that replica's own folder of the bucket.
 
-mod common;
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
-use common::python::{self, venv};
-use common::Env;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use wbstack_plan::{AltinityClickhouse, BundledClickhouse, StepKind};
+use wbstack_test_support::moto;
+use wbstack_test_support::python::{self, venv};
+use wbstack_test_support::Env;
 
 /// (ClickHouse release, the chdb packages that embed it).
 const ENGINES: [(&str, &[&str]); 2] = [
@@ -690,8 +688,7 @@ fn a_replica_deleted_from_the_live_cluster_config_fails_alone_until_up_restores_
         plan_text("weave-clickhouse-s3").replace(endpoint, &format!("{}/weave/probe/", moto.url));
     let c = bundled(&text);
     let plan = env.plan_from("weave.yaml", &text);
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let replicas = c.shards * c.replicas;
     // The cluster Weave is told to use, as the live resource tells it (verify reads it there).
     let cr: Value =
@@ -755,11 +752,9 @@ fn a_replica_deleted_from_the_live_cluster_config_fails_alone_until_up_restores_
         "{broken:#?}"
     );
 
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let restored = live(&env, "configmap", &c.namespace, name);
     assert_eq!(restored["data"]["wbstack.xml"], json!(server));
     assert_eq!(seen(&verdicts()).1, wbstack_verify::Verdict::Pass);
-    let out = env.run(&["down", "--env", "wandb-weave-s3"]);
-    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    env.ok(&["down", "--env", "wandb-weave-s3"]);
 }

@@ -3,11 +3,10 @@
 //! differs by nature (uids, timestamps, resourceVersions). Every difference is either fixed in the
 //! emulator or listed, with its reason, in `tests/differential-known.tsv`.
 
-mod common;
-use common::Env;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
+use wbstack_test_support::Env;
 
 /// One server and how to reach it.
 struct Api {

@@ -1,8 +1,8 @@
 //! Day two: `plan --detailed-exitcode` tells CI whether `up` would change anything (0 no, 2 yes,
 //! 1 an error), before the first `up`, after it, and after a hand deletion.
 
-mod common;
-use common::{text, Env};
+use wbstack_test_support::on_both;
+use wbstack_test_support::{text, Env, Exited};
 
 // (`on_both!` is exported by the common module.)
 
@@ -47,11 +47,12 @@ fn plan_detailed_exitcode_says_whether_up_would_change_anything() {
 
 /// A hand edit of the resource's values is drift: `plan` shows an update, `up` puts the plan's
 /// value back, and then nothing is pending.
-fn a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up(back: common::Back) {
+fn a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up(
+    back: wbstack_test_support::Back,
+) {
     let env = Env::on(back, 50);
     let plan = env.plan("poc.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let host = || {
         env.kubectl(&[
             "get",
@@ -77,8 +78,7 @@ fn a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up(back: common::
     ]);
     assert_eq!(host(), "https://edited.example.com");
     let detailed = ["plan", "--plan", plan.as_str(), "--detailed-exitcode"];
-    let out = env.run(&detailed);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = env.run(&detailed).exited(2);
     let shown = text(&out);
     assert!(
         shown
@@ -90,23 +90,20 @@ fn a_hand_edit_of_the_resource_is_seen_by_plan_and_repaired_by_up(back: common::
     let field = format!("~ spec.values.global.host: https://edited.example.com -> {planned}");
     assert!(shown.contains(&field), "{field} not in {shown}");
     assert_eq!(shown.matches("    ~ ").count(), 1, "{shown}");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     assert_eq!(host(), planned);
-    let out = env.run(&detailed);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.run(&detailed).succeeded();
 }
 
 /// The generated ClickHouse password's Secret deleted, then changed by hand: `plan` shows it, `up`
 /// restores the value the workloads were started with (so nothing restarts). Only when its
 /// origin copy is gone too is a new one made, and then ClickHouse and W&B restart with it.
 fn a_deleted_or_changed_password_secret_is_restored_and_a_new_one_rolls_the_workloads(
-    back: common::Back,
+    back: wbstack_test_support::Back,
 ) {
     let env = Env::on(back, 100);
     let plan = env.plan("weave-clickhouse-s3.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let get = |kind: &str, name: &str, path: &str| {
         env.kubectl(&[
             "get",
@@ -147,8 +144,7 @@ fn a_deleted_or_changed_password_secret_is_restored_and_a_new_one_rolls_the_work
     let detailed = ["plan", "--plan", plan.as_str(), "--detailed-exitcode"];
 
     env.kubectl(&["delete", "secret", "wbstack-clickhouse", "-n", "wandb"]);
-    let out = env.run(&detailed);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = env.run(&detailed).exited(2);
     assert!(
         text(&out).contains(
             "~ wandb/wbstack-clickhouse: (deleted) -> (the value the workloads were started with)"
@@ -156,8 +152,7 @@ fn a_deleted_or_changed_password_secret_is_restored_and_a_new_one_rolls_the_work
         "{}",
         text(&out)
     );
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     assert_eq!(password(), first);
 
     env.kubectl(&[
@@ -173,15 +168,14 @@ fn a_deleted_or_changed_password_secret_is_restored_and_a_new_one_rolls_the_work
     ]);
     let out = env.run(&detailed);
     assert!(text(&out).contains("(changed by hand)"), "{}", text(&out));
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     assert_eq!(password(), first);
     assert_eq!(
         (sts_rev(), generation()),
         (rev.clone(), gen.clone()),
         "nothing restarted"
     );
-    assert_eq!(env.run(&detailed).status.code(), Some(0));
+    env.ok(&detailed);
 
     // Both gone: a new password, and every workload that reads it is restarted with it.
     env.kubectl(&[
@@ -192,8 +186,7 @@ fn a_deleted_or_changed_password_secret_is_restored_and_a_new_one_rolls_the_work
         "-n",
         "wandb",
     ]);
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let (second, new_rev) = (password(), sts_rev());
     assert_ne!(second, first);
     assert_ne!(new_rev, rev);
@@ -237,8 +230,7 @@ fn an_unlabelled_secret_is_refused_unless_adopted_and_an_adopted_one_is_never_wr
     };
     let before = value();
     let plan = env.plan("poc.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan], 1);
     assert!(
         text(&out).contains("exists and is not wbstack's"),
         "{}",
@@ -250,11 +242,9 @@ fn an_unlabelled_secret_is_refused_unless_adopted_and_an_adopted_one_is_never_wr
         "    namespace: wandb\n    adoptSecrets: [wbstack-license]\n",
     );
     let adopting = env.plan_from("adopting.yaml", &adopting);
-    let out = env.run(&["up", "--plan", &adopting]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &adopting]);
     assert_eq!(value(), before, "adopted: used as it is");
-    let out = env.run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-dev"]);
     assert_eq!(value(), before, "adopted: never deleted");
     // A name the plan makes no Secret of is refused at validation.
     let wrong = env.plan_from(
@@ -263,7 +253,6 @@ fn an_unlabelled_secret_is_refused_unless_adopted_and_an_adopted_one_is_never_wr
             .unwrap()
             .replace("[wbstack-license]", "[not-a-secret-of-the-plan]"),
     );
-    let out = env.run(&["validate", &wrong]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = env.expect(&["validate", &wrong], 2);
     assert!(text(&out).contains("the plan makes no Secret `not-a-secret-of-the-plan`"));
 }

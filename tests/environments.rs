@@ -2,8 +2,8 @@
 //! never adopts or changes another's, and `down` leaves the shared operator, its CRD and a
 //! namespace in place while another environment's resource needs them.
 
-mod common;
-use common::{text, Back, Env};
+use wbstack_test_support::on_both;
+use wbstack_test_support::{text, Back, Env};
 
 /// The PoC plan as environment `name` in namespace `ns`.
 fn poc_as(env: &Env, name: &str, ns: &str) -> String {
@@ -21,8 +21,7 @@ fn two_up(env: &Env) -> (String, String) {
         poc_as(env, "wandb-two", "wandb-two"),
     );
     for plan in [&a, &b] {
-        let out = env.run(&["up", "--plan", plan]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        env.ok(&["up", "--plan", plan]);
     }
     (a, b)
 }
@@ -51,8 +50,7 @@ fn two_environments_share_a_cluster_and_neither_down_breaks_the_other(back: Back
     // before anything is changed.
     let c = poc_as(&env, "wandb-three", "wandb");
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &c]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &c], 1);
     assert!(
         text(&out).contains("belongs to environment wandb-dev"),
         "{}",
@@ -69,8 +67,7 @@ fn two_environments_share_a_cluster_and_neither_down_breaks_the_other(back: Back
     );
 
     // The first environment goes; the operator and its CRD stay for the second, now its own.
-    let out = env.run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["down", "--env", "wandb-dev"]);
     assert!(text(&out).contains("left in place"), "{}", text(&out));
     let phase = env.kubectl(&[
         "get",
@@ -100,8 +97,7 @@ fn two_environments_share_a_cluster_and_neither_down_breaks_the_other(back: Back
     assert!(!ns.contains("namespace/wandb\n"), "{ns}");
 
     // The second goes, and with it the operator and the CRD.
-    let out = env.run(&["down", "--env", "wandb-two"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-two"]);
     let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
     assert!(
         !left.contains("weightsandbiases") && !left.contains("wandb-operator"),
@@ -125,8 +121,7 @@ fn with_its_state_lost_down_removes_only_what_carries_the_environments_label(bac
     ]);
     let (a, _b) = two_up(&env);
     std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
-    let out = env.run(&["down", "--plan", &a]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["down", "--plan", &a]);
     assert!(
         text(&out).contains("no journal: finding what it owns"),
         "{}",
@@ -170,16 +165,14 @@ fn with_its_state_lost_down_removes_only_what_carries_the_environments_label(bac
     // Nothing of the environment is left: a second discovery finds nothing, says so, and
     // succeeds.
     std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
-    let out = env.run(&["down", "--plan", &a]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["down", "--plan", &a]);
     assert!(
         text(&out).contains("nothing carrying its tags or labels was found"),
         "{}",
         text(&out)
     );
     std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
-    let out = env.run(&["down", "--plan", &a, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["down", "--plan", &a, "--output", "json"]);
     let last = String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
@@ -205,8 +198,7 @@ fn down_leaves_the_operator_to_a_resource_being_deleted(back: Back) {
     on_wandb_two("patch", &["--type", "merge", "-p", hold]);
     on_wandb_two("delete", &["--wait=false"]);
 
-    let out = env.run(&["down", "--env", "wandb-dev", "--timeout", "60"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["down", "--env", "wandb-dev", "--timeout", "60"]);
     assert!(
         text(&out).contains("still needed by WeightsAndBiases wandb-two/wandb-two"),
         "{}",
@@ -237,8 +229,7 @@ fn down_leaves_the_operator_to_a_resource_being_deleted(back: Back) {
     // The hold goes; the operator (still there) runs its finalizer, and the resource goes.
     let release = r#"{"metadata":{"finalizers":null}}"#;
     on_wandb_two("patch", &["--type", "merge", "-p", release]);
-    let out = env.run(&["down", "--env", "wandb-two", "--timeout", "60"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-two", "--timeout", "60"]);
     let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
     assert!(
         !left.contains("weightsandbiases") && !left.contains("wandb-operator"),
@@ -252,15 +243,12 @@ fn down_leaves_the_operator_to_a_resource_being_deleted(back: Back) {
 fn with_its_state_lost_up_then_down_removes_everything_in_order(back: Back) {
     let env = Env::on(back, 100);
     let plan = poc_as(&env, "wandb-dev", "wandb");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     std::fs::remove_dir_all(env.dir.path().join(".wbstack/wandb-dev")).unwrap();
-    let out = env.run(&["up", "--plan", &plan, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["up", "--plan", &plan, "--output", "json"]);
     let report = last_json(&out);
     assert_eq!(report["report"]["stats"]["adopted"], 0, "{report}");
-    let out = env.run(&["down", "--env", "wandb-dev", "--timeout", "120"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-dev", "--timeout", "120"]);
     let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
     assert!(
         !left.contains("weightsandbiases") && !left.contains("wandb-operator"),
@@ -277,8 +265,7 @@ fn with_its_state_lost_up_then_down_removes_everything_in_order(back: Back) {
 fn a_finalizer_with_no_operator_left_is_named_at_once(back: Back) {
     let env = Env::on(back, 100);
     let plan = poc_as(&env, "wandb-dev", "wandb");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     env.kubectl(&[
         "delete",
         "deploy",
@@ -296,10 +283,8 @@ fn a_finalizer_with_no_operator_left_is_named_at_once(back: Back) {
         "{said}"
     );
     assert!(!said.contains("timed out"), "{said}");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = env.run(&["down", "--env", "wandb-dev", "--timeout", "120"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
+    env.ok(&["down", "--env", "wandb-dev", "--timeout", "120"]);
     let left = env.kubectl(&["get", "crd,deploy", "-A", "-o", "name"]);
     assert!(
         !left.contains("weightsandbiases") && !left.contains("wandb-operator"),
@@ -327,17 +312,13 @@ fn force_does_not_remove_adopted_resources_and_remove_adopted_does() {
     let env = Env::new(50);
     env.kubectl(&["create", "namespace", "wandb"]);
     let plan = poc_as(&env, "wandb-dev", "wandb");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = env.run(&["down", "--env", "wandb-dev", "--force"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
+    env.ok(&["down", "--env", "wandb-dev", "--force"]);
     assert!(env
         .kubectl(&["get", "ns", "-o", "name"])
         .contains("namespace/wandb\n"));
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = env.run(&["down", "--env", "wandb-dev", "--remove-adopted"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
+    env.ok(&["down", "--env", "wandb-dev", "--remove-adopted"]);
     let mut gone = false;
     for _ in 0..100 {
         if !env
@@ -357,10 +338,8 @@ fn force_does_not_remove_adopted_resources_and_remove_adopted_does() {
 fn output_names_the_url_endpoints_and_secret_references() {
     let env = Env::new(50);
     let plan = poc_as(&env, "wandb-dev", "wandb");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = env.run(&["output", "--env", "wandb-dev", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
+    let out = env.ok(&["output", "--env", "wandb-dev", "--output", "json"]);
     let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(o["url"], "https://wandb-dev.company.com");
     assert_eq!(o["namespace"], "wandb");
@@ -376,10 +355,12 @@ fn output_names_the_url_endpoints_and_secret_references() {
         shown.contains("url        https://wandb-dev.company.com"),
         "{shown}"
     );
-    assert!(!shown.contains(common::LICENSE) && !text(&out).contains(common::LICENSE));
+    assert!(
+        !shown.contains(wbstack_test_support::LICENSE)
+            && !text(&out).contains(wbstack_test_support::LICENSE)
+    );
     // Before any `up`: a clear error, exit 2.
-    let none = env.run(&["output", "--env", "nowhere"]);
-    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    env.expect(&["output", "--env", "nowhere"], 2);
 }
 
 /// `list` shows each environment of the state directory with what it owns and its last run.
@@ -393,10 +374,8 @@ fn list_shows_each_environment_its_resources_and_last_run() {
         text(&none)
     );
     two_up(&env);
-    let out = env.run(&["down", "--env", "wandb-two"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = env.run(&["list", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-two"]);
+    let out = env.ok(&["list", "--output", "json"]);
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

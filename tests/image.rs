@@ -5,11 +5,10 @@
 //! probe makes a TLS connection to a real HTTPS server. The image holds the binary unchanged,
 //! the libraries the loader resolves for it, the CA bundle and nothing else.
 
-#[path = "../crates/verify/tests/servers/mod.rs"]
-mod servers;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
+use wbstack_test_support::servers;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 

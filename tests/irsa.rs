@@ -5,11 +5,9 @@
 //! `plan` and repaired by `up`; `down` removes it. Without IRSA, `plan` says what the nodes'
 //! role needs.
 
-mod common;
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
-use common::{last_json, text, Env};
 use serde_json::Value;
+use wbstack_test_support::moto;
+use wbstack_test_support::{last_json, Env, Exited};
 
 const PROVIDER: &str =
     "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
@@ -50,8 +48,7 @@ fn irsa_gives_the_pods_one_role_for_the_bucket_and_key_and_its_drift_is_repaired
         moto::Moto::point(&moto.url, &mut c);
         c.output().unwrap()
     };
-    let out = run(&["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &prod]).succeeded();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let aws = rt.block_on(moto.aws("wandb-prod"));
     let role = |name: &str| {
@@ -232,28 +229,24 @@ fn irsa_gives_the_pods_one_role_for_the_bucket_and_key_and_its_drift_is_repaired
             .await
             .unwrap();
     });
-    let out = run(&["plan", "--plan", &prod, "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&["plan", "--plan", &prod, "--detailed-exitcode"]).exited(2);
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains("~ wbstack-access.Objects0: \"s3:*\" on \"*\""),
         "{shown}"
     );
     assert!(shown.contains("~ wbstack-access.Key: (none) ->"), "{shown}");
-    let out = run(&["up", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &prod]).succeeded();
     assert_eq!(
         role("wandb-prod-wandb").unwrap().2,
         policy,
         "the policy is the plan's again"
     );
-    let out = run(&["plan", "--plan", &prod, "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["plan", "--plan", &prod, "--detailed-exitcode"]).succeeded();
     // Under IRSA `plan` has no node-role advice.
     assert!(!String::from_utf8_lossy(&out.stdout).contains("nodes' IAM role"));
 
-    let out = run(&["down", "--env", "wandb-prod"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["down", "--env", "wandb-prod"]).succeeded();
     assert!(role("wandb-prod-wandb").is_none(), "the role is gone");
 }
 
@@ -272,8 +265,7 @@ fn without_irsa_plan_says_what_the_node_role_needs() {
         moto::Moto::point(&moto.url, &mut c);
         c.output().unwrap()
     };
-    let out = run(&["plan", "--plan", &prod]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["plan", "--plan", &prod]).succeeded();
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains("Without spec.aws.irsa, W&B and ClickHouse use the nodes' IAM role"),
@@ -332,8 +324,7 @@ fn irsa_settings_that_cannot_work_are_refused_at_their_line_before_any_request()
         let p = env.plan_from("bad.yaml", &text_);
         let mut c = env.cmd(&["up", "--plan", &p]);
         moto::Moto::point(&recorder.url, &mut c);
-        let out = c.output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let out = c.output().unwrap().exited(2);
         let err = String::from_utf8_lossy(&out.stderr);
         let line = text_
             .lines()

@@ -4,9 +4,8 @@
 //! `spec.verify`, the Job may also make and remove `verify`'s probe Job and read its log in the
 //! resource's namespace, and nowhere else; the probe Job passes Pod Security `restricted`.
 
-mod common;
-use common::{text, Env};
 use serde_json::Value;
+use wbstack_test_support::{text, Env, Exited};
 
 #[cfg(feature = "testbed")]
 mod testbed {
@@ -48,9 +47,8 @@ fn requests(env: &Env, user: &str, refused: bool) -> Vec<(String, String)> {
 fn bundle(env: &Env, plan: &str, extra: &[&str]) -> Vec<Value> {
     let mut args = vec!["render", "--plan", plan, "--job", "--output", "json"];
     args.extend(extra);
-    let out = env.run(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(common::LICENSE));
+    let out = env.run(&args).succeeded();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(wbstack_test_support::LICENSE));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -61,7 +59,7 @@ fn apply(env: &Env, docs: &[&Value], file: &str, extra: &[&str]) -> std::process
     let path = env.dir.path().join(file);
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
     std::fs::write(&path, list.to_string()).unwrap();
-    std::process::Command::new(common::testbed::Testbed::kubectl_bin())
+    std::process::Command::new(wbstack_test_support::testbed::Testbed::kubectl_bin())
         .args(["apply", "-f", path.to_str().unwrap()])
         .args(extra)
         .env("KUBECONFIG", &env.admin)
@@ -284,7 +282,7 @@ fn can(env: &Env, verb: &str, what: &str, ns: &str, sub: Option<&str>) -> bool {
     if let Some(s) = sub {
         args.extend(["--subresource", s]);
     }
-    let out = std::process::Command::new(common::testbed::Testbed::kubectl_bin())
+    let out = std::process::Command::new(wbstack_test_support::testbed::Testbed::kubectl_bin())
         .args(&args)
         .env("KUBECONFIG", &env.admin)
         .output()
@@ -350,7 +348,7 @@ fn with_spec_verify_the_job_may_run_its_probe_job_and_nothing_more() {
     .unwrap();
     let path = env.dir.path().join("probe.json");
     std::fs::write(&path, manifest.to_string()).unwrap();
-    let out = std::process::Command::new(common::testbed::Testbed::kubectl_bin())
+    let out = std::process::Command::new(wbstack_test_support::testbed::Testbed::kubectl_bin())
         .args(["create", "--dry-run=server", "-f", path.to_str().unwrap()])
         .env("KUBECONFIG", &env.admin)
         .output()

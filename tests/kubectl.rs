@@ -4,10 +4,9 @@
 // Part of this file is the test bed tier (feature `testbed`); its helpers are unused without it.
 #![cfg_attr(not(feature = "testbed"), allow(dead_code, unused_imports))]
 
-mod common;
-use common::testbed::Testbed;
-use common::{text, Back, Env};
 use std::process::Command;
+use wbstack_test_support::testbed::Testbed;
+use wbstack_test_support::{Back, Env};
 
 /// The `kubectl ...` lines of the README's "Looking at it with kubectl" block, comments cut.
 fn readme_commands() -> Vec<Vec<String>> {
@@ -35,8 +34,7 @@ fn readme_commands() -> Vec<Vec<String>> {
 fn with_poc_up(back: Back) -> Env {
     let env = Env::on(back, 50);
     let plan = env.plan("poc.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     env
 }
 

@@ -1,8 +1,7 @@
 //! Shipped plans validate and render (snapshots); malformed plans fail with their specific
 //! error at file:line:column, exit code 2, and no request to the cluster.
 
-mod common;
-use common::{text, Env};
+use wbstack_test_support::{text, Env, Exited};
 
 const PLANS: [&str; 4] = ["poc", "production", "weave-altinity", "weave-clickhouse-s3"];
 
@@ -24,7 +23,7 @@ fn render_output_is_stable_for_every_plan() {
         let out = env.run(&["render", "--plan", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "{p}: {}", text(&out));
         let yaml = String::from_utf8(out.stdout).unwrap();
-        assert!(!yaml.contains(common::LICENSE));
+        assert!(!yaml.contains(wbstack_test_support::LICENSE));
         // The same documents, one JSON object per line, for machines.
         let out = env.run(&[
             "render",
@@ -230,8 +229,7 @@ fn diagnostics_never_echo_a_secret_and_allow_values_is_the_way_out() {
         "    license: {env: WANDB_LICENSE}\n    allowValues: [global.licenseSecret, global.redis.password]\n    values:\n      global:\n        licenseSecret: {name: mine, key: license}\n        redis: {password: hunter2}\n",
     );
     std::fs::write(env.dir.path().join("ok.yaml"), &allowed).unwrap();
-    let out = env.run(&["validate", "ok.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["validate", "ok.yaml"]);
 }
 
 #[test]
@@ -260,8 +258,7 @@ fn operator_image(env: &Env) -> String {
 
 /// `images --output json`, one row per image.
 fn images_json(env: &Env, plan: &str) -> Vec<serde_json::Value> {
-    let out = env.run(&["images", "--plan", plan, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["images", "--plan", plan, "--output", "json"]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -299,8 +296,7 @@ fn images_come_from_the_plans_registry() {
             .all(|i| i.starts_with("registry.corp.example/mirror/")),
         "{images:?}"
     );
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let op = operator_image(&env);
     assert_eq!(op, "registry.corp.example/mirror/wandb/controller:1.22.0");
     let ch = env.kubectl(&[
@@ -336,19 +332,17 @@ fn plain_http_endpoints_off_this_machine_need_an_explicit_flag() {
     let env = Env::new(100);
     let plan = format!("{BASE}  bucket:\n    mode: s3\n  aws:\n    region: us-west-2\n    endpoint: http://10.0.0.5:4566\n");
     std::fs::write(env.dir.path().join("http.yaml"), plan).unwrap();
-    let out = env.run(&["validate", "http.yaml"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = env.expect(&["validate", "http.yaml"], 2);
     assert!(text(&out).contains("http.yaml:13:"), "{}", text(&out));
     assert!(text(&out).contains("plain HTTP to another machine"));
-    let out = env.run(&["validate", "http.yaml", "--insecure-endpoint"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["validate", "http.yaml", "--insecure-endpoint"]);
     let before = env.requests();
     let out = env
         .cmd(&["up", "--plan", &env.plan("poc.yaml")])
         .env("WBSTACK_AWS_ENDPOINT", "http://s3.internal:9000")
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        .unwrap()
+        .exited(2);
     assert!(
         text(&out).contains("WBSTACK_AWS_ENDPOINT"),
         "{}",
@@ -400,8 +394,7 @@ fn images_are_pinned_by_digest() {
     let out = env.run(&["images", "--plan", &plan]);
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains(&format!("wandb/controller:1.22.0@{}", d('a'))));
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let op = operator_image(&env);
     assert_eq!(op, format!("wandb/controller:1.22.0@{}", d('a')));
     let sts = env.kubectl(&[

@@ -1,8 +1,8 @@
 //! The Development/PoC pattern end to end, driving the built binary against an emulated cluster.
 
-mod common;
-use common::{text, Back, Env, LICENSE};
 use std::time::Duration;
+use wbstack_test_support::on_both;
+use wbstack_test_support::{text, Back, Env, LICENSE};
 
 fn poc() -> String {
     Env::plans().join("poc.yaml").display().to_string()
@@ -12,8 +12,7 @@ fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource(back:
     let env = Env::on(back, 300);
     let poc = env.plan("poc.yaml");
     // At the highest verbosity, so the logs can be scanned for the license too.
-    let out = env.run(&["up", "--plan", &poc, "-vvv"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["up", "--plan", &poc, "-vvv"]);
     // What readiness awaited: the workloads of the release the operator installed.
     let awaited = env.release_workloads("wandb", "wandb-dev");
     assert!(
@@ -113,10 +112,9 @@ fn poc_up_makes_every_workload_ready_and_keeps_secrets_out_of_the_resource(back:
 fn a_converged_rerun_makes_zero_mutating_requests(back: Back) {
     let env = Env::on(back, 200);
     let poc = env.plan("poc.yaml");
-    assert_eq!(env.run(&["up", "--plan", &poc]).status.code(), Some(0));
+    env.ok(&["up", "--plan", &poc]);
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &poc, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["up", "--plan", &poc, "--output", "json"]);
     assert_eq!(
         env.mutations(),
         before,
@@ -146,8 +144,7 @@ fn killed_mid_run_resume_converges_without_duplicates(back: Back) {
         child.wait().unwrap();
     }
     assert!(killed >= 3, "only {killed} runs were killed part-way");
-    let out = env.run(&["resume", "--env", "wandb-dev", "--timeout", "120"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["resume", "--env", "wandb-dev", "--timeout", "120"]);
     let objs = env.objects();
     let mut dedup = objs.clone();
     dedup.dedup();
@@ -188,13 +185,11 @@ fn down_removes_everything_owned_and_leaves_what_others_made(back: Back) {
     ]);
     env.settle_namespace("wandb");
     let baseline: Vec<_> = env.objects();
-    let out = env.run(&["up", "--plan", &poc]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &poc]);
     let st = env.run(&["status", "--env", "wandb-dev", "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(v["steps"][0]["ownership"], "adopted", "{v}");
-    let out = env.run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-dev"]);
     // Events are the controllers' records (Kubernetes expires them after an hour), not resources
     // of the environment.
     let no_events = |v: Vec<(String, String, String)>| -> Vec<_> {
@@ -246,8 +241,7 @@ fn an_invalid_config_is_retried_and_fails_only_once_it_lasts_with_the_operators_
     env.running().set_config(cfg);
     let plan = impatient(&env);
     let t = std::time::Instant::now();
-    let out = env.run(&["up", "--plan", plan, "--timeout", "60"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", plan, "--timeout", "60"], 1);
     let t1 = t.elapsed();
     for needle in [
         "Invalid Config for",
@@ -264,8 +258,7 @@ fn an_invalid_config_is_retried_and_fails_only_once_it_lasts_with_the_operators_
     let mut cfg = env.running().config();
     cfg.invalid_config.clear();
     env.running().set_config(cfg);
-    let out = env.run(&["resume", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["resume", "--env", "wandb-dev"]);
 }
 
 #[test]
@@ -296,8 +289,7 @@ fn pods_that_cannot_come_up_end_the_wait_naming_pod_reason_and_events() {
         env.running().set_config(cfg);
         let plan = impatient(&env);
         let t = std::time::Instant::now();
-        let out = env.run(&["up", "--plan", plan, "--timeout", "120"]);
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let out = env.expect(&["up", "--plan", plan, "--timeout", "120"], 1);
         assert!(
             text(&out).contains(&format!("pod/{workload}-")),
             "{}",
@@ -321,8 +313,7 @@ fn an_unschedulable_pod_is_reported_and_waited_on_until_the_timeout() {
     }];
     env.running().set_config(cfg);
     let plan = impatient(&env);
-    let out = env.run(&["up", "--plan", plan, "--timeout", "8"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", plan, "--timeout", "8"], 1);
     assert!(text(&out).contains("not ready after 8 s"), "{}", text(&out));
     assert!(
         text(&out).contains("Unschedulable") && text(&out).contains("Insufficient memory"),
@@ -339,8 +330,7 @@ fn readiness_failures_end_with_a_clear_error_within_the_timeout() {
     cfg.never_ready = vec!["wandb-dev-app-bc".into()];
     env.running().set_config(cfg);
     let t = std::time::Instant::now();
-    let out = env.run(&["up", "--plan", &poc(), "--timeout", "4"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &poc(), "--timeout", "4"], 1);
     assert!(
         text(&out).contains("k8s.wandb")
             && text(&out).contains("not ready after 4 s")
@@ -355,8 +345,7 @@ fn readiness_failures_end_with_a_clear_error_within_the_timeout() {
 fn plan_says_what_up_would_do_and_touches_nothing() {
     let env = Env::new(100);
     let before = env.mutations();
-    let out = env.run(&["plan", "--plan", &poc(), "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["plan", "--plan", &poc(), "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let actions: Vec<&str> = v["steps"]
         .as_array()
@@ -366,7 +355,7 @@ fn plan_says_what_up_would_do_and_touches_nothing() {
         .collect();
     assert_eq!(actions, vec!["create"; 5]);
     assert_eq!(env.mutations(), before, "plan is read-only");
-    assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
+    env.ok(&["up", "--plan", &poc()]);
     let out = env.run(&["plan", "--plan", &poc(), "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let actions: Vec<&str> = v["steps"]
@@ -386,8 +375,7 @@ fn plan_says_what_up_would_do_and_touches_nothing() {
     assert_eq!(v["steps"][4]["step"], "k8s.wandb");
     assert_eq!(v["steps"][4]["action"], "update");
     // And up applies it.
-    let out = env.run(&["up", "--plan", "changed.yaml", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", "changed.yaml", "--output", "json"]);
     assert_eq!(
         env.kubectl(&[
             "get",
@@ -405,11 +393,10 @@ fn plan_says_what_up_would_do_and_touches_nothing() {
 #[test]
 fn unlock_removes_a_stale_lock() {
     let env = Env::new(100);
-    assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
+    env.ok(&["up", "--plan", &poc()]);
     let lock = env.dir.path().join(".wbstack/wandb-dev/lock.json");
     std::fs::write(&lock, r#"{"host":"another-host","pid":1,"command":"wbstack up","started_at_ms":1,"renewed_at_ms":99999999999999,"lease_ms":60000,"token":"x"}"#).unwrap();
-    let out = env.run(&["up", "--plan", &poc()]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &poc()], 3);
     assert!(String::from_utf8_lossy(&out.stderr).contains("another-host"));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("unlock --lock-id x"),
@@ -417,13 +404,12 @@ fn unlock_removes_a_stale_lock() {
         text(&out)
     );
     // Another lock id removes nothing.
-    let out = env.run(&["unlock", "--env", "wandb-dev", "--lock-id", "y"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    env.expect(&["unlock", "--env", "wandb-dev", "--lock-id", "y"], 3);
     assert!(lock.exists());
     let out = env.run(&["unlock", "--env", "wandb-dev", "--lock-id", "x"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another-host"));
-    assert_eq!(env.run(&["up", "--plan", &poc()]).status.code(), Some(0));
+    env.ok(&["up", "--plan", &poc()]);
 }
 
 on_both!(

@@ -2,8 +2,7 @@
 //! cluster lacks, or ClickHouse requests no node can hold, stop it with exit 6, naming the check
 //! and how to skip it, and nothing is changed.
 
-mod common;
-use common::{text, Env};
+use wbstack_test_support::{text, Env, Exited};
 
 #[test]
 fn a_missing_storage_class_stops_up_before_any_change() {
@@ -13,8 +12,7 @@ fn a_missing_storage_class_stops_up_before_any_change() {
         .replace("storageClass: gp2", "storageClass: fast-nvme");
     let plan = env.plan_from("poc.yaml", &plan);
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan], 6);
     let shown = text(&out);
     assert!(
         shown.contains("preflight storage-class")
@@ -24,8 +22,7 @@ fn a_missing_storage_class_stops_up_before_any_change() {
         "{shown}"
     );
     assert_eq!(env.mutations(), before, "nothing changed");
-    let out = env.run(&["up", "--plan", &plan, "--skip-preflight", "storage-class"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan, "--skip-preflight", "storage-class"]);
 }
 
 #[test]
@@ -43,8 +40,7 @@ fn clickhouse_requests_no_node_can_hold_stop_up() {
         );
     let plan = env.plan_from("weave.yaml", &plan);
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan], 6);
     assert!(
         text(&out).contains(
             "preflight node-capacity: no node can hold a ClickHouse replica, which requests 96 CPU"
@@ -76,8 +72,8 @@ fn an_aws_that_answers_for_no_identity_stops_up_and_an_old_mysql_is_refused() {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+        .unwrap()
+        .exited(6);
     assert!(
         text(&out).contains("preflight aws-identity")
             && text(&out).contains("--skip-preflight aws-identity"),
@@ -98,8 +94,7 @@ fn an_aws_that_answers_for_no_identity_stops_up_and_an_old_mysql_is_refused() {
         .position(|l| l.contains("engineVersion: 8.0.mysql_aurora.3.02.0"))
         .unwrap();
     let old = env.plan_from("old.yaml", &old);
-    let out = env.run(&["validate", &old]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = env.expect(&["validate", &old], 2);
     assert!(
         text(&out).contains(&format!("old.yaml:{line}:20:"))
             && text(&out).contains("older than 3.04"),
@@ -120,8 +115,7 @@ fn an_ingress_class_the_cluster_lacks_stops_up_before_any_change() {
     assert!(plan.contains("class: traefik"));
     let plan = env.plan_from("poc.yaml", &plan);
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan], 6);
     let shown = text(&out);
     assert!(
         shown.contains("preflight ingress-class")
@@ -136,8 +130,7 @@ fn an_ingress_class_the_cluster_lacks_stops_up_before_any_change() {
         .unwrap()
         .replace("class: traefik", "class: nginx");
     let ok = env.plan_from("poc-nginx.yaml", &ok);
-    let out = env.run(&["up", "--plan", &ok]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &ok]);
 }
 
 #[test]
@@ -152,8 +145,7 @@ fn pull_secrets_must_exist_first_and_every_pod_then_pulls_with_them() {
     assert!(plan.contains("pullSecrets: [corp-mirror]"));
     let plan = env.plan_from("mirror.yaml", &plan);
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan], 6);
     assert!(
         text(&out).contains("preflight pull-secrets")
             && text(&out).contains("Secret corp-mirror, which namespace wandb does not have"),
@@ -176,8 +168,7 @@ fn pull_secrets_must_exist_first_and_every_pod_then_pulls_with_them() {
             "--docker-password=not-a-real-one",
         ]);
     }
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let pulls = |kind: &str, name: &str, ns: &str| {
         env.kubectl(&[
             "get",
@@ -230,16 +221,14 @@ fn a_weave_variable_weave_does_not_read_stops_up_naming_the_one_meant() {
     assert!(plan.contains("WF_CLICKHOUSE_MAX_MEMORY:"));
     let plan = env.plan_from("weave.yaml", &plan);
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan], 6);
     assert!(
         text(&out).contains("preflight weave-env: spec.wandb.values.weave.extraEnv.WF_CLICKHOUSE_MAX_MEMORY sets WF_CLICKHOUSE_MAX_MEMORY, which Weave does not read; did you mean WF_CLICKHOUSE_MAX_MEMORY_USAGE?"),
         "{}",
         text(&out)
     );
     assert_eq!(env.mutations(), before, "nothing changed");
-    let out = env.run(&["up", "--plan", &plan, "--skip-preflight", "weave-env"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan, "--skip-preflight", "weave-env"]);
 }
 
 /// A cluster smaller than the plan's size (the reference architecture's nodes, in all) stops
@@ -253,8 +242,7 @@ fn a_cluster_smaller_than_the_plans_size_stops_up_naming_the_shortfall() {
         env.kubectl(&["cordon", n]);
     }
     let before = env.mutations();
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan], 6);
     let shown = text(&out);
     assert!(
         shown.contains("preflight capacity: size medium asks for 5 nodes of 8 CPU and 32 GiB")
@@ -265,6 +253,5 @@ fn a_cluster_smaller_than_the_plans_size_stops_up_naming_the_shortfall() {
     );
     assert_eq!(env.mutations(), before, "nothing changed");
     env.kubectl(&["uncordon", "emulated-node-1"]);
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
 }

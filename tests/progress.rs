@@ -2,9 +2,8 @@
 //! running step with its elapsed time, redrawn in place and ending with the step's outcome;
 //! anywhere else, plain timestamped lines with no terminal control codes.
 
-mod common;
-use common::{text, Env};
 use std::process::Command;
+use wbstack_test_support::{Env, Exited};
 
 /// Runs `cmd` with its standard streams on a new pseudo-terminal (Python's `pty`), returning
 /// everything it wrote and its exit code.
@@ -34,7 +33,7 @@ sys.exit(p.wait())
         .args(&argv)
         .current_dir(env.dir.path())
         .env("HOME", env.dir.path())
-        .env("WANDB_LICENSE", common::LICENSE)
+        .env("WANDB_LICENSE", wbstack_test_support::LICENSE)
         .env("WBSTACK_SANDBOX_DELAY_MS", delay_ms)
         .env_remove("NO_COLOR")
         .output()
@@ -74,8 +73,8 @@ fn a_terminal_gets_a_live_line_per_step_and_a_pipe_gets_plain_lines() {
         .cmd(&["down", "--env", "wandb-dev", "--sandbox"])
         .env("WBSTACK_SANDBOX_DELAY_MS", "100")
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        .unwrap()
+        .succeeded();
     let plain = String::from_utf8_lossy(&out.stderr);
     assert!(!plain.contains('\x1b'), "{plain}");
     assert!(
@@ -97,8 +96,7 @@ fn json_events_carry_their_time() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let out = env.run(&["up", "--plan", &plan, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["up", "--plan", &plan, "--output", "json"]);
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -6,11 +6,9 @@
 //! then `SET`, W&B changed over in between, and a rotation cut off before `SET` is finished by
 //! the next run. No token appears in the state, the output or the journal.
 
-mod common;
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
 use base64::Engine as _;
-use common::{text, Env};
+use wbstack_test_support::moto;
+use wbstack_test_support::{text, Env, Exited};
 
 const GROUP: &str = "wandb-prod-redis";
 const SECRET: &str = "wbstack/wandb-prod/redis-auth";
@@ -70,25 +68,21 @@ fn the_engine_is_upgraded_in_place_and_the_auth_token_rotates_without_a_gap() {
     let base = plan_text(&moto);
     let at = |v: &str| base.replace("engineVersion: \"7.0\"", &format!("engineVersion: \"{v}\""));
     let v70 = env.plan_from("prod.yaml", &base);
-    let out = run(&["up", "--plan", &v70]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["up", "--plan", &v70]).succeeded();
     record(&out);
     assert_eq!(moto.caches.engine_version(GROUP).as_deref(), Some("7.0"));
 
     // 7.0 -> 7.1: an upgrade in place, shown with the field.
     let v71 = env.plan_from("prod-71.yaml", &at("7.1"));
-    let out = run(&["plan", "--plan", &v71, "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&["plan", "--plan", &v71, "--detailed-exitcode"]).exited(2);
     assert!(
         text(&out).contains("~ engine_version: 7.0 -> 7.1"),
         "{}",
         text(&out)
     );
-    let out = run(&["up", "--plan", &v71]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &v71]).succeeded();
     assert_eq!(moto.caches.engine_version(GROUP).as_deref(), Some("7.1"));
-    let out = run(&["plan", "--plan", &v71, "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["plan", "--plan", &v71, "--detailed-exitcode"]).succeeded();
 
     // 7.1 -> 6.2: only a new group can run an older engine; refused without --replace.
     let v62 = env.plan_from("prod-62.yaml", &at("6.2"));
@@ -174,8 +168,7 @@ fn the_engine_is_upgraded_in_place_and_the_auth_token_rotates_without_a_gap() {
         old_revision,
         "W&B's pods roll with the new token"
     );
-    let out = run(&["plan", "--plan", &v71, "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&["plan", "--plan", &v71, "--detailed-exitcode"]).exited(2);
     assert!(
         text(&out).contains("~ auth_token: the current and the new token -> the new token only"),
         "{}",
@@ -184,8 +177,7 @@ fn the_engine_is_upgraded_in_place_and_the_auth_token_rotates_without_a_gap() {
     record(&out);
 
     // The next run, without the flag, finishes it: SET, then the new token is current.
-    let out = run(&["up", "--plan", &v71]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["up", "--plan", &v71]).succeeded();
     record(&out);
     assert_eq!(moto.caches.auth_log(), ["ROTATE", "SET"]);
     assert_eq!(moto.caches.tokens(GROUP), vec![new.clone()]);
@@ -193,13 +185,11 @@ fn the_engine_is_upgraded_in_place_and_the_auth_token_rotates_without_a_gap() {
     assert_eq!(sm("AWSPENDING"), None);
     assert_eq!(sm("AWSPREVIOUS").unwrap(), old);
     assert_eq!(k8s(), new);
-    let out = run(&["plan", "--plan", &v71, "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["plan", "--plan", &v71, "--detailed-exitcode"]).succeeded();
     record(&out);
 
     // A whole rotation in one run.
-    let out = run(&["up", "--plan", &v71, "--rotate", "aws.redis-auth"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["up", "--plan", &v71, "--rotate", "aws.redis-auth"]).succeeded();
     record(&out);
     let third = sm("AWSCURRENT").unwrap();
     assert_ne!(third, new);
@@ -208,8 +198,7 @@ fn the_engine_is_upgraded_in_place_and_the_auth_token_rotates_without_a_gap() {
     assert_eq!(k8s(), third);
 
     // `--rotate` of something else is refused before any request.
-    let out = run(&["up", "--plan", &v71, "--rotate", "aws.db-password"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&["up", "--plan", &v71, "--rotate", "aws.db-password"]).exited(2);
     assert!(text(&out).contains("cannot be rotated"), "{}", text(&out));
 
     // No token in the state directory or anything printed.
@@ -236,8 +225,7 @@ fn a_wait_that_cannot_converge_ends_and_a_retried_call_says_why() {
     );
     assert!(base.contains("applyChanges"));
     let plan = env.plan_from("prod.yaml", &base);
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
     let bigger = env.plan_from(
         "bigger.yaml",
         &base.replace(
@@ -283,6 +271,5 @@ fn a_wait_that_cannot_converge_ends_and_a_retried_call_says_why() {
     );
 
     moto.caches.heal();
-    let out = run(&["up", "--plan", &bigger]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &bigger]).succeeded();
 }

@@ -4,9 +4,9 @@
 // Part of this file is the test bed tier (feature `testbed`); its helpers are unused without it.
 #![cfg_attr(not(feature = "testbed"), allow(dead_code, unused_imports))]
 
-mod common;
-use common::{text, Back, Env};
 use serde_json::Value;
+use wbstack_test_support::on_both;
+use wbstack_test_support::{text, Back, Env};
 
 /// The PoC plan with the resource named `name`.
 fn poc_named(name: &str) -> String {
@@ -24,8 +24,7 @@ fn poc_named(name: &str) -> String {
 fn a_poc_named_after_a_component_waits_for_what_the_chart_names(back: Back) {
     let env = Env::on(back, 100);
     let plan = env.plan_from("poc-console.yaml", &poc_named("wandb-console"));
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let awaited = env.release_workloads("wandb", "wandb-console");
     assert!(
         awaited.contains(&"Deployment/wandb-console-bc".to_owned()),
@@ -42,8 +41,7 @@ fn a_poc_named_after_a_component_waits_for_what_the_chart_names(back: Back) {
         "jsonpath={.status.readyReplicas}",
     ]);
     assert_eq!(ready, "1");
-    let out = env.run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-dev"]);
     let left = env.kubectl(&[
         "get",
         "secret",
@@ -80,7 +78,7 @@ mod chart_versions {
     #[cfg(feature = "testbed")]
     mod testbed {
         use super::super::*;
-        use common::testbed::{pack_chart, scenario_objects};
+        use wbstack_test_support::testbed::{pack_chart, scenario_objects};
 
         /// The resource's values as `render` makes them.
         fn values(env: &Env, plan: &str) -> Value {
@@ -125,8 +123,7 @@ mod chart_versions {
             };
 
             with_chart(&chart("0.44.0-next.1", false));
-            let out = env.run(&["up", "--plan", &plan]);
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            env.ok(&["up", "--plan", &plan]);
             let awaited = env.release_workloads("wandb", "wandb-dev");
             assert!(awaited.contains(&"Deployment/wandb-dev-console-next".to_owned()));
             assert!(awaited.contains(&"Deployment/wandb-dev-extra".to_owned()));
@@ -155,8 +152,7 @@ mod chart_versions {
                 "the wait for an unschedulable workload ended in {:.0} s: {failed}",
                 start.elapsed().as_secs_f64()
             );
-            let out = env.run(&["down", "--env", "wandb-dev"]);
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            env.ok(&["down", "--env", "wandb-dev"]);
         }
 
         /// The control plane reports its release version, as release builds stamp it (charts read

@@ -1,12 +1,10 @@
 //! State in S3 (moto): two machines share one environment, one run at a time holds it, a dead
 //! holder's lease is taken over, and nothing is kept on the machine that ran.
 
-mod common;
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
-use common::{last_json, text, Env};
 use std::process::{Command, Output};
 use std::time::Duration;
+use wbstack_test_support::moto;
+use wbstack_test_support::{last_json, text, Env, Exited};
 
 const STORE: &str = "s3://team-state/wbstack";
 
@@ -39,6 +37,16 @@ impl Team {
 
     fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> Output {
+        wbstack_test_support::ok(&mut self.cmd(args))
+    }
+
+    #[track_caller]
+    fn expect(&self, args: &[&str], code: i32) -> Output {
+        wbstack_test_support::expect_code(&mut self.cmd(args), code)
     }
 
     /// The same command on the second machine.
@@ -102,8 +110,9 @@ fn a_second_machine_resumes_what_the_first_was_killed_in_the_middle_of() {
         row["locked_by"].as_str().unwrap().contains("running `"),
         "{row}"
     );
-    let out = team.run_elsewhere(&["resume", "--env", "wandb-dev", "--timeout", "120"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = team
+        .run_elsewhere(&["resume", "--env", "wandb-dev", "--timeout", "120"])
+        .succeeded();
     assert!(
         text(&out).contains("state in s3://team-state/wbstack/wandb-dev"),
         "{}",
@@ -119,8 +128,7 @@ fn a_second_machine_resumes_what_the_first_was_killed_in_the_middle_of() {
     dedup.dedup();
     assert_eq!(objs, dedup);
     // The first machine sees the second one's work, and a re-run there changes nothing.
-    let out = team.run(&["up", "--plan", &poc, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = team.ok(&["up", "--plan", &poc, "--output", "json"]);
     assert_eq!(last_json(&out)["report"]["stats"]["apply_calls"], 0);
     let out = team.run(&["status", "--env", "wandb-dev", "--output", "json"]);
     let v = last_json(&out);
@@ -141,8 +149,8 @@ fn a_second_machine_resumes_what_the_first_was_killed_in_the_middle_of() {
     assert!(!team
         .keys("wbstack/wandb-dev/")
         .contains(&"wbstack/wandb-dev/lock.json".to_owned()));
-    let out = team.run_elsewhere(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    team.run_elsewhere(&["down", "--env", "wandb-dev"])
+        .succeeded();
     team.assert_nothing_local();
 }
 
@@ -191,8 +199,7 @@ fn a_live_foreign_lease_refuses_an_expired_one_is_taken_over_and_unlock_works_re
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     };
     put(&lease(500));
-    let out = team.run(&["up", "--plan", &poc]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = team.expect(&["up", "--plan", &poc], 3);
     assert!(
         text(&out).contains("pid 4242 on ci-runner-7 running `wbstack up --plan poc.yaml`"),
         "{}",
@@ -203,10 +210,8 @@ fn a_live_foreign_lease_refuses_an_expired_one_is_taken_over_and_unlock_works_re
         .objects()
         .iter()
         .all(|(k, _, _)| k != "WeightsAndBiases"));
-    let out = team.run(&["unlock", "--plan", &poc, "--lock-id", "mine"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let out = team.run(&["unlock", "--plan", &poc, "--lock-id", "theirs"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    team.expect(&["unlock", "--plan", &poc, "--lock-id", "mine"], 3);
+    let out = team.ok(&["unlock", "--plan", &poc, "--lock-id", "theirs"]);
     assert!(
         text(&out).contains("held by pid 4242 on ci-runner-7"),
         "{}",
@@ -215,10 +220,8 @@ fn a_live_foreign_lease_refuses_an_expired_one_is_taken_over_and_unlock_works_re
     // Silent for ten minutes by its own clock: `up` watches it stay unrenewed for its length
     // (two seconds) on this machine's clock, then takes over.
     put(&lease(600_000));
-    let out = team.run(&["up", "--plan", &poc]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = team.run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    team.ok(&["up", "--plan", &poc]);
+    team.ok(&["down", "--env", "wandb-dev"]);
 }
 
 fn wbstack_engine_now() -> u64 {
@@ -240,13 +243,12 @@ fn list_shows_a_stores_environments_with_their_status() {
             .replace("namespace: wandb", "namespace: wandb-two"),
     );
     for p in [&poc, &two] {
-        let out = team.run(&["up", "--plan", p]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        team.ok(&["up", "--plan", p]);
     }
-    let out = team.run(&["down", "--env", "wandb-two"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = team.run_elsewhere(&["list", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    team.ok(&["down", "--env", "wandb-two"]);
+    let out = team
+        .run_elsewhere(&["list", "--output", "json"])
+        .succeeded();
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -274,8 +276,7 @@ fn bad_state_locations_are_refused_before_any_change() {
         .env
         .cmd(&["up", "--plan", &poc, "--state-dir", "s3://no-such-state/x"]);
     moto::Moto::point(&team.moto.url, &mut c);
-    let out = c.output().unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let out = c.output().unwrap().exited(6);
     assert!(
         text(&out).contains("state bucket `no-such-state` does not exist"),
         "{}",
@@ -290,16 +291,14 @@ fn bad_state_locations_are_refused_before_any_change() {
             "  mysql:\n    mode: in-cluster\n  bucket:\n    mode: s3\n    name: team-state\n  aws:\n    region: us-east-1\n",
         ),
     );
-    let out = team.run(&["up", "--plan", &own]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = team.expect(&["up", "--plan", &own], 2);
     assert!(
         text(&out).contains("is the bucket this plan creates"),
         "{}",
         text(&out)
     );
     // A sandbox's cluster lives on this machine.
-    let out = team.run(&["up", "--plan", &poc, "--sandbox"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = team.expect(&["up", "--plan", &poc, "--sandbox"], 2);
     assert!(
         text(&out).contains("cannot live in s3://"),
         "{}",
@@ -328,8 +327,7 @@ fn an_up_costs_one_put_per_group_commit() {
         let mut c = team.env.cmd(&["up", "--plan", &poc, "--state-dir", state]);
         moto::Moto::point(&recorder.url, &mut c);
         let start = std::time::Instant::now();
-        let out = c.output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        c.output().unwrap().succeeded();
         start.elapsed()
     };
     recorder.clear();
@@ -375,8 +373,7 @@ fn an_up_costs_one_put_per_group_commit() {
 fn the_state_bucket_is_checked_and_state_is_written_with_sse_kms() {
     let team = Team::new(50);
     let poc = team.env.plan("poc.yaml");
-    let out = team.run(&["up", "--plan", &poc]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = team.ok(&["up", "--plan", &poc]);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     for warning in [
         "keeps no versions",

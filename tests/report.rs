@@ -2,10 +2,9 @@
 //! Chromium (Debian's `chromium`): the page renders every step with its segments, marks the
 //! critical path (a chain of steps, each depending on the one before), and the JSON form agrees.
 
-mod common;
-use common::{text, Env};
 use serde_json::Value;
 use std::process::Command;
+use wbstack_test_support::{text, Env};
 
 /// Chromium, from PATH (`.ci/run` installs Debian's).
 fn chromium() -> String {
@@ -38,13 +37,11 @@ fn headless(args: &[&str]) -> std::process::Output {
 fn the_html_report_renders_in_chromium_with_the_critical_path_marked() {
     let env = Env::new(50);
     let plan = env.plan("poc.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
+    env.ok(&["up", "--plan", &plan]);
 
     // JSON: run 1 by number, every step, and a critical path along the graph.
-    let out = env.run(&[
+    let out = env.ok(&[
         "report",
         "--env",
         "wandb-dev",
@@ -53,7 +50,6 @@ fn the_html_report_renders_in_chromium_with_the_critical_path_marked() {
         "--output",
         "json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let t: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (t["run"].as_u64(), t["status"].as_str()),
@@ -98,7 +94,7 @@ fn the_html_report_renders_in_chromium_with_the_critical_path_marked() {
     // HTML, rendered by Chromium.
     let page = env.dir.path().join("report.html");
     let page_s = page.display().to_string();
-    let out = env.run(&[
+    env.ok(&[
         "report",
         "--env",
         "wandb-dev",
@@ -107,7 +103,6 @@ fn the_html_report_renders_in_chromium_with_the_critical_path_marked() {
         "--html",
         &page_s,
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let url = format!("file://{page_s}");
     let dom = headless(&["--dump-dom", &url]);
     let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
@@ -136,7 +131,7 @@ fn the_html_report_renders_in_chromium_with_the_critical_path_marked() {
     );
     // Not the license (every secret value is scanned for in tests/secrets.rs, the report too).
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(!html.contains(common::LICENSE));
+    assert!(!html.contains(wbstack_test_support::LICENSE));
     assert!(!html.contains("<script"), "no script");
     assert!(!html.contains("src=\"http"), "nothing fetched");
 }

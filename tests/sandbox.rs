@@ -1,7 +1,6 @@
 //! The README's first command: the PoC on the embedded sandbox, then status, resume and down.
 
-mod common;
-use common::{text, Env};
+use wbstack_test_support::{Env, Exited};
 
 #[test]
 fn the_sandbox_runs_the_poc_and_keeps_its_cluster_between_commands() {
@@ -13,8 +12,7 @@ fn the_sandbox_runs_the_poc_and_keeps_its_cluster_between_commands() {
             .env_remove("KUBECONFIG");
         c.output().unwrap()
     };
-    let out = sandbox(&["up", "--plan", &poc, "--sandbox"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = sandbox(&["up", "--plan", &poc, "--sandbox"]).succeeded();
     assert!(String::from_utf8_lossy(&out.stderr).contains("sandbox cluster"));
     let cluster = env
         .dir
@@ -26,7 +24,7 @@ fn the_sandbox_runs_the_poc_and_keeps_its_cluster_between_commands() {
         "the sandbox cluster is persisted"
     );
     assert!(
-        !saved.contains(common::LICENSE),
+        !saved.contains(wbstack_test_support::LICENSE),
         "the persisted cluster holds Secrets base64-encoded only"
     );
     let st = sandbox(&[
@@ -62,8 +60,7 @@ fn the_sandbox_runs_the_poc_and_keeps_its_cluster_between_commands() {
         .to_owned();
     let r: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(r["report"]["stats"]["unchanged"], 5, "{r}");
-    let down = sandbox(&["down", "--env", "wandb-dev", "--sandbox"]);
-    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    sandbox(&["down", "--env", "wandb-dev", "--sandbox"]).succeeded();
     let saved = std::fs::read_to_string(&cluster).unwrap();
     assert!(
         !saved.contains("\"WeightsAndBiases\"") && !saved.contains("\"name\":\"wandb\""),
@@ -81,8 +78,7 @@ fn a_second_concurrent_run_is_refused_naming_the_holder() {
     while env.mutations() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let second = env.run(&["up", "--plan", &poc]);
-    assert_eq!(second.status.code(), Some(3), "{}", text(&second));
+    let second = env.expect(&["up", "--plan", &poc], 3);
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
         err.contains(&format!("pid {}", first.id())) && err.contains("unlock"),
@@ -99,8 +95,7 @@ fn a_second_concurrent_run_is_refused_naming_the_holder() {
             1,
         );
     std::fs::write(env.dir.path().join("prot.yaml"), prot).unwrap();
-    let refused = env.run(&["down", "--plan", "prot.yaml"]);
-    assert_eq!(refused.status.code(), Some(5), "{}", text(&refused));
+    let refused = env.expect(&["down", "--plan", "prot.yaml"], 5);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
 }
 
@@ -165,11 +160,10 @@ fn the_sandbox_runs_the_altinity_plan_with_its_operator_and_keeper() {
             .env_remove("KUBECONFIG");
         c.output().unwrap()
     };
-    let out = sandbox(&["up", "--plan", &plan, "--sandbox", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report = common::last_json(&out);
+    let out = sandbox(&["up", "--plan", &plan, "--sandbox", "--output", "json"]).succeeded();
+    let report = wbstack_test_support::last_json(&out);
     for id in ["k8s.altinity-operator", "k8s.clickhouse", "k8s.wandb"] {
-        let step = common::step_report(&report, id);
+        let step = wbstack_test_support::step_report(&report, id);
         assert_eq!(step["outcome"], "created", "{id}: {step}");
     }
     let cluster = env
@@ -183,8 +177,7 @@ fn the_sandbox_runs_the_altinity_plan_with_its_operator_and_keeper() {
             "{kind} in the sandbox"
         );
     }
-    let down = sandbox(&["down", "--env", "wandb-weave", "--sandbox"]);
-    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    sandbox(&["down", "--env", "wandb-weave", "--sandbox"]).succeeded();
     let saved = std::fs::read_to_string(&cluster).unwrap();
     assert!(
         !saved.contains("altinity.com") && !saved.contains("\"clickhouse-operator\""),

@@ -5,12 +5,10 @@
 //! Kubernetes object other than a Secret (events included), the AWS resources' tags and
 //! descriptions, and a sandbox run's persisted cluster apart from its Secrets' data.
 
-mod common;
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
 use base64::Engine as _;
-use common::{text, Env, LICENSE};
 use serde_json::Value;
+use wbstack_test_support::moto;
+use wbstack_test_support::{text, Env, Exited, LICENSE};
 
 /// Each value, raw and in base64 (standard and URL-safe).
 fn forms(values: &[String]) -> Vec<String> {
@@ -290,8 +288,8 @@ fn no_secret_value_is_in_the_persisted_sandbox_apart_from_its_secrets() {
         ])
         .env("WBSTACK_SANDBOX_DELAY_MS", "200")
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        .unwrap()
+        .succeeded();
     let path = env
         .dir
         .path()

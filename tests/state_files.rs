@@ -3,10 +3,9 @@
 //! (directories 0700, files 0600), state an earlier version left open is closed, and a plan file
 //! too large to be one is refused before anything is read.
 
-mod common;
-use common::{text, Env};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use wbstack_test_support::{text, Env, Exited};
 
 /// Every directory and file below `dir` whose mode is not 0700 / 0600, with its mode.
 fn open_to_others(dir: &Path) -> Vec<String> {
@@ -43,12 +42,10 @@ fn state_files_are_private_after_up_and_down_and_old_ones_are_closed() {
     )
     .unwrap();
     let poc = env.plan("poc.yaml");
-    let out = env.run(&["up", "--plan", &poc]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &poc]);
     let open = open_to_others(&root);
     assert!(open.is_empty(), "after up: {open:?}");
-    let out = env.run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-dev"]);
     let open = open_to_others(&root);
     assert!(open.is_empty(), "after down: {open:?}");
 }
@@ -60,8 +57,7 @@ fn the_sandboxs_cluster_and_state_are_private() {
     let mut c = env.cmd(&["up", "--plan", &poc, "--sandbox"]);
     c.env("WBSTACK_SANDBOX_DELAY_MS", "100")
         .env_remove("KUBECONFIG");
-    let out = c.output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    c.output().unwrap().succeeded();
     let sandbox = env.dir.path().join(".wbstack/sandbox");
     assert!(sandbox.join("wandb-dev/sandbox-cluster.json").is_file());
     let open = open_to_others(&env.dir.path().join(".wbstack"));
@@ -74,8 +70,7 @@ fn a_plan_file_too_large_to_be_one_is_refused_before_it_is_read() {
     let big = env.dir.path().join("big.yaml");
     let f = std::fs::File::create(&big).unwrap();
     f.set_len(5 * 1024 * 1024).unwrap();
-    let out = env.run(&["validate", big.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = env.expect(&["validate", big.to_str().unwrap()], 2);
     assert!(
         text(&out).contains("the plan is 5242880 bytes; a plan is at most 4 MiB"),
         "{}",

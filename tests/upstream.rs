@@ -3,13 +3,12 @@
 //! the Kubernetes OpenAPI schemas (kubernetes-validate, from PyPI) and the CRDs of the W&B operator
 //! and of Altinity (`../shared/fixtures`).
 
-mod common;
-use common::python::{self, venv};
-use common::{text, Env};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use wbstack_plan::{Plan, StepKind};
+use wbstack_test_support::python::{self, venv};
+use wbstack_test_support::Env;
 
 /// The Kubernetes releases whose schemas the objects are held to: the oldest and the newest the
 /// validator knows (the EKS standard-support window lies between them).
@@ -420,8 +419,7 @@ fn validate_cluster(env: &Env, crds: &[PathBuf]) -> BTreeSet<String> {
 }
 
 fn up(env: &Env, plan: &str) {
-    let out = env.run(&["up", "--plan", Env::plans().join(plan).to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", Env::plans().join(plan).to_str().unwrap()]);
 }
 
 #[test]
@@ -630,7 +628,7 @@ fn the_test_beds_stitched_renders_are_helms_under_every_release_name() {
     let base = std::fs::read_to_string(dir.join("chartsnap.yaml")).unwrap();
     for release in ["wandb-weave", "weave-app", "chartsnap"] {
         let real = std::fs::read_to_string(dir.join(format!("{release}.yaml"))).unwrap();
-        let stitched = common::testbed::helm_names(&base, release);
+        let stitched = wbstack_test_support::testbed::helm_names(&base, release);
         let (s, r): (Vec<&str>, Vec<&str>) = (stitched.lines().collect(), real.lines().collect());
         assert_eq!(s.len(), r.len(), "{release}: line counts");
         let differ: Vec<String> = s

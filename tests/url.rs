@@ -1,9 +1,8 @@
 //! `spec.wandb.waitForUrl`: `up` is ready only once the W&B host answers over HTTP, checked
 //! against a real HTTP server (Python's `http.server`) and a port nobody listens on.
 
-mod common;
-use common::{last_json, step_report, text, Env};
 use std::process::{Child, Command, Stdio};
+use wbstack_test_support::{last_json, step_report, text, Env};
 
 /// A free loopback port.
 fn free_port() -> u16 {
@@ -68,22 +67,19 @@ fn up_waits_for_the_host_to_answer_and_says_why_it_does_not() {
     let port = free_port();
     let _server = http_server(port, site.path());
     let p = plan(&env, port);
-    let out = env.run(&["up", "--plan", &p, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.ok(&["up", "--plan", &p, "--output", "json"]);
     let report = last_json(&out);
     let step = step_report(&report, "http.wandb-url");
     assert_eq!(step["outcome"], "created", "{report}");
     let o = env.run(&["output", "--env", "wandb-dev", "--output", "json"]);
     let o: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(o["steps"]["http.wandb-url"]["status"], 200, "{o}");
-    let out = env.run(&["down", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-dev"]);
 
     // Nobody listens: the wait ends at the timeout, naming the URL and why.
     let closed = free_port();
     let p = plan(&env, closed);
-    let out = env.run(&["up", "--plan", &p, "--timeout", "3"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &p, "--timeout", "3"], 1);
     let shown = text(&out);
     assert!(shown.contains("http.wandb-url"), "{shown}");
     assert!(

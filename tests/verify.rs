@@ -6,10 +6,8 @@
 //! named, with exit 7, and passes again once `up` writes it back. In the sandbox, `up --verify`
 //! and `spec.verify` run the same probes and say which cannot run there and why.
 
-mod common;
-#[path = "../crates/verify/tests/servers/mod.rs"]
-mod servers;
-use common::{text, Env};
+use wbstack_test_support::servers;
+use wbstack_test_support::{text, Env, Exited};
 
 /// `verify` of the PoC from here, as JSON.
 const FROM_HERE: [&str; 6] = [
@@ -51,11 +49,9 @@ fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
     };
     // The image's own CA bundle, in the test: the test CA.
     env.run_wbstack_image(&[("SSL_CERT_FILE", pki.ca.to_str().unwrap())]);
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
 
-    let out = run(&["verify", "--env", "wandb-dev", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["verify", "--env", "wandb-dev", "--output", "json"]).succeeded();
     let f = findings(&out);
     let from: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
@@ -70,8 +66,7 @@ fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
         !jobs.contains("wbstack-verify"),
         "the probe Job is removed: {jobs}"
     );
-    let here = run(&FROM_HERE);
-    assert_eq!(here.status.code(), Some(0), "{}", text(&here));
+    let here = run(&FROM_HERE).succeeded();
     let verdicts = |f: &[serde_json::Value]| {
         let mut v: Vec<(String, String)> = f
             .iter()
@@ -98,7 +93,7 @@ fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
             "{f:#?}"
         );
     }
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(common::LICENSE));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(wbstack_test_support::LICENSE));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!(
         "verify on a healthy PoC: {} ms, {} findings",
@@ -107,8 +102,7 @@ fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
     );
 
     env.kubectl(&["delete", "secret", "wbstack-license", "-n", "wandb"]);
-    let out = run(&["verify", "--env", "wandb-dev"]);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let out = run(&["verify", "--env", "wandb-dev"]).exited(7);
     let said = text(&out);
     assert!(
         said.contains("wandb-dev: waiting for Job wandb/wbstack-verify-"),
@@ -122,11 +116,9 @@ fn a_healthy_poc_passes_what_can_be_probed_and_a_deleted_secret_fails_alone() {
     );
 
     // W&B answers 503 behind the same certificate: the host fails, alone.
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
     drop(https);
-    let out = run(&["verify", "--env", "wandb-dev", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let out = run(&["verify", "--env", "wandb-dev", "--output", "json"]).exited(7);
     let f = findings(&out);
     let failing: Vec<&serde_json::Value> = f.iter().filter(|x| x["verdict"] == "fail").collect();
     assert_eq!(failing.len(), 1, "{f:#?}");
@@ -143,8 +135,7 @@ fn in_the_sandbox_up_verify_and_spec_verify_say_what_cannot_be_probed_there() {
         c.output().unwrap()
     };
     let poc = Env::plans().join("poc.yaml").display().to_string();
-    let out = sandbox(&["up", "--plan", &poc, "--sandbox", "--verify"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = sandbox(&["up", "--plan", &poc, "--sandbox", "--verify"]).succeeded();
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     for line in [
         "skip  mysql       MySQL: the chart runs its own MySQL, and the sandbox runs no pods",
@@ -168,12 +159,10 @@ fn in_the_sandbox_up_verify_and_spec_verify_say_what_cannot_be_probed_there() {
     assert_ne!(with, text_plan);
     let path = env.dir.path().join("verified.yaml");
     std::fs::write(&path, with).unwrap();
-    let out = sandbox(&["up", "--plan", path.to_str().unwrap(), "--sandbox"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = sandbox(&["up", "--plan", path.to_str().unwrap(), "--sandbox"]).succeeded();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.lines().any(|l| l.starts_with("skip  host")), "{said}");
-    let out = sandbox(&["down", "--env", "wandb-dev", "--sandbox"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    sandbox(&["down", "--env", "wandb-dev", "--sandbox"]).succeeded();
 }
 
 /// SSO's client secret is named by reference in the resource, never given in it; verify's
@@ -186,8 +175,7 @@ fn the_sso_client_secret_is_a_reference_that_verify_checks() {
     let with = poc.replacen("    components:\n", sso, 1);
     assert_ne!(with, poc);
     let plan = env.plan_from("sso.yaml", &with);
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let cr = env.kubectl(&[
         "get",
         "weightsandbiases",

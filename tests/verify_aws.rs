@@ -12,13 +12,10 @@
 //! which only a cluster's DNS answers; then one path at a time is broken by hand, `verify`
 //! fails exactly that probe, named, and passes again once `up` repairs it.
 
-mod common;
-#[path = "../crates/aws/tests/common/mod.rs"]
-mod moto;
-#[path = "../crates/verify/tests/servers/mod.rs"]
-mod servers;
-use common::{text, Env};
 use serde_json::Value;
+use wbstack_test_support::moto;
+use wbstack_test_support::servers;
+use wbstack_test_support::{text, Env, Exited};
 
 /// One loopback address per run (all of 127.0.0.0/8 is this machine), so the servers can listen
 /// on the plan's own ports.
@@ -96,8 +93,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
         c.output().unwrap()
     };
     env.run_wbstack_image(&[("SSL_CERT_FILE", pki.ca.to_str().unwrap())]);
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
 
     // What AWS makes from wbstack's requests: the master user with its password and database,
     // and the group's AUTH tokens.
@@ -126,8 +122,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     redis.accept(&tokens);
 
-    let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]).exited(7);
     let f = findings(&out);
     assert_eq!(failures(&f), [VERSION, CLICKHOUSE], "{f:#?}");
     let probed: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -185,7 +180,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        !said.contains(&tokens[0]) && !said.contains(common::LICENSE),
+        !said.contains(&tokens[0]) && !said.contains(wbstack_test_support::LICENSE),
         "{said}"
     );
     // The text form, for the log.
@@ -214,8 +209,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
         failed.iter().any(|x| x.starts_with("redis: ")),
         "{failed:?}"
     );
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     assert_eq!(failures(&findings(&out)), [VERSION, CLICKHOUSE]);
 
@@ -241,8 +235,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
         ],
         "{f:#?}"
     );
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     assert_eq!(failures(&findings(&out)), [VERSION, CLICKHOUSE]);
 
@@ -279,8 +272,7 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
             .any(|x| x.starts_with("bucket: take on role ")),
         "{failed:?}"
     );
-    let out = run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["up", "--plan", &plan]).succeeded();
     let out = run(&["verify", "--env", "wandb-prod", "--output", "json"]);
     assert_eq!(failures(&findings(&out)), [VERSION, CLICKHOUSE]);
 
@@ -296,6 +288,5 @@ fn production_on_real_servers_passes_and_each_broken_path_fails_alone_until_up_r
     );
     assert_eq!(failed[1], CLICKHOUSE);
 
-    let out = run(&["down", "--env", "wandb-prod", "--skip-final-snapshot"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    run(&["down", "--env", "wandb-prod", "--skip-final-snapshot"]).succeeded();
 }

@@ -1,14 +1,13 @@
 //! The Weave patterns end to end: bundled ClickHouse (Keeper, shards x replicas, S3 disk) and an
 //! Altinity ClickHouseInstallation, each followed by the WeightsAndBiases resource.
 
-mod common;
-use common::{text, Back, Env};
+use wbstack_test_support::on_both;
+use wbstack_test_support::{text, Back, Env};
 
 fn weave_with_bundled_clickhouse_comes_up_and_goes_away(back: Back) {
     let env = Env::on(back, 150);
     let plan = env.plan("weave-clickhouse-s3.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let awaited = env.release_workloads("wandb", "wandb");
     assert!(
         awaited.contains(&"Deployment/wandb-weave-bc".to_owned()),
@@ -62,8 +61,7 @@ fn weave_with_bundled_clickhouse_comes_up_and_goes_away(back: Back) {
     );
     let cr = env.kubectl(&["get", "wandb", "wandb", "-n", "wandb", "-o", "json"]);
     assert!(!cr.contains("\"password\""), "no password in the resource");
-    let out = env.run(&["down", "--env", "wandb-weave-s3"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-weave-s3"]);
     let left: Vec<_> = env
         .objects()
         .into_iter()
@@ -78,8 +76,7 @@ fn weave_with_bundled_clickhouse_comes_up_and_goes_away(back: Back) {
 fn weave_with_altinity_clickhouse_waits_for_the_installation(back: Back) {
     let env = Env::on(back, 150);
     let plan = env.plan("weave-altinity.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     // Release `wandb-weave` contains the alias `weave`: the chart names weave's Deployment
     // `wandb-weave-bc`, and that is what was awaited.
     let awaited = env.release_workloads("wandb", "wandb-weave");
@@ -165,8 +162,7 @@ fn weave_with_altinity_clickhouse_waits_for_the_installation(back: Back) {
         env.kubectl(&["get", "chi", "weave-clickhouse", "-n", "wandb", "-o", "jsonpath={.spec.configuration.zookeeper.nodes[0].host}:{.spec.configuration.zookeeper.nodes[0].port}"]),
         "keeper-weave-keeper.wandb.svc.cluster.local:2181"
     );
-    let out = env.run(&["down", "--env", "wandb-weave"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-weave"]);
     let left: Vec<_> = env
         .objects()
         .into_iter()
@@ -190,8 +186,7 @@ fn an_altinity_operator_already_running_is_used_and_kept(back: Back) {
     // Server-side: the CRDs are too large for kubectl's last-applied annotation.
     env.kubectl(&["apply", "--server-side", "-f", bundle.to_str().unwrap()]);
     let plan = env.plan("weave-altinity.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let ns = env.kubectl(&["get", "ns", "-o", "jsonpath={.items[*].metadata.name}"]);
     assert!(!ns.contains("clickhouse-operator"), "{ns}");
     assert_eq!(
@@ -206,8 +201,7 @@ fn an_altinity_operator_already_running_is_used_and_kept(back: Back) {
         ]),
         "Completed"
     );
-    let out = env.run(&["down", "--env", "wandb-weave"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["down", "--env", "wandb-weave"]);
     assert_eq!(
         env.kubectl(&[
             "get",
@@ -234,11 +228,9 @@ fn an_altinity_operator_already_running_is_used_and_kept(back: Back) {
 fn bundled_clickhouse_missing_an_object_is_applied_again(back: Back) {
     let env = Env::on(back, 100);
     let plan = env.plan("weave-clickhouse-s3.yaml");
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     env.kubectl(&["delete", "sts", "wbstack-clickhouse-shard0", "-n", "wandb"]);
-    let out = env.run(&["up", "--plan", &plan, "--timeout", "90"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan, "--timeout", "90"]);
     let ready = env.kubectl(&[
         "get",
         "sts",
@@ -274,8 +266,7 @@ fn altinity_plan_with(env: &Env, line: &str) -> String {
 fn an_altinity_plan_that_requires_an_operator_fails_at_once_without_one() {
     let env = Env::new(50);
     let plan = altinity_plan_with(&env, "altinityOperator: {install: never}");
-    let out = env.run(&["up", "--plan", &plan, "--timeout", "600"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan, "--timeout", "600"], 1);
     let t = text(&out);
     assert!(
         t.contains("the Altinity ClickHouse operator is not installed")
@@ -298,8 +289,7 @@ fn a_named_zookeeper_service_that_does_not_exist_fails_at_once() {
         &env,
         "zookeeperHost: zookeeper.zookeeper.svc.cluster.local:2181",
     );
-    let out = env.run(&["up", "--plan", &plan, "--timeout", "600"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.expect(&["up", "--plan", &plan, "--timeout", "600"], 1);
     let t = text(&out);
     assert!(
         t.contains("names Service zookeeper/zookeeper, which does not exist"),
@@ -316,8 +306,7 @@ fn a_named_zookeeper_service_that_does_not_exist_fails_at_once() {
         "zookeeper",
         "--tcp=2181",
     ]);
-    let out = env.run(&["up", "--plan", &plan]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.ok(&["up", "--plan", &plan]);
     let chk = env.kubectl(&["get", "chk", "-A", "-o", "name"]);
     assert!(chk.trim().is_empty(), "{chk}");
 }

@@ -1,8 +1,6 @@
 //! KMS, S3 and Secrets Manager steps against the moto server, checked by describing every
 //! resource independently of wbstack's own records.
 
-mod common;
-use common::Moto;
 use std::sync::Arc;
 use wbstack_aws::{AwsSecretStep, KmsKeyStep, S3BucketStep};
 use wbstack_engine::{
@@ -10,6 +8,7 @@ use wbstack_engine::{
     RetryPolicy, RunStatus, StepOutcome, StepSpec,
 };
 use wbstack_plan::{AwsSecret, Input, KmsKey, S3Bucket};
+use wbstack_test_support::moto::Moto;
 
 fn engine() -> (Engine, EventLog) {
     let sink = EventSink::new();
@@ -97,7 +96,7 @@ async fn key_bucket_and_secret_come_up_configured_rerun_idle_and_go_away() {
         .await
         .tagging([("team".to_owned(), "ml-platform".to_owned())].into());
     // Someone else's bucket and key, made before: never touched.
-    let foreign_key = common::someone_elses_bucket_and_key(&aws).await;
+    let foreign_key = wbstack_test_support::moto::someone_elses_bucket_and_key(&aws).await;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.jsonl");
@@ -253,7 +252,7 @@ async fn key_bucket_and_secret_come_up_configured_rerun_idle_and_go_away() {
     assert!(r.steps.iter().all(|s| s.outcome == StepOutcome::Unchanged));
 
     // Teardown empties a versioned bucket of every version and delete marker.
-    common::versions_and_delete_markers(&aws, "dev-wandb-artifacts", 5).await;
+    wbstack_test_support::moto::versions_and_delete_markers(&aws, "dev-wandb-artifacts", 5).await;
     drop(j);
     let (j, st) = Journal::open(&path).unwrap();
     let r = eng
@@ -457,8 +456,8 @@ async fn a_teardown_cut_off_between_the_keys_two_calls_is_finished_by_the_next()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_to_create_key_does_not_make_a_second_key() {
     let moto = Moto::start();
-    let faults = common::faults::Faults::start(&moto.url, 0.0, 0);
-    faults.next("CreateKey", common::faults::Fault::Cut);
+    let faults = wbstack_test_support::moto::faults::Faults::start(&moto.url, 0.0, 0);
+    faults.next("CreateKey", wbstack_test_support::moto::faults::Fault::Cut);
     let settings = wbstack_aws::AwsSettings {
         endpoint: Some(faults.url.clone()),
         ..moto.settings()

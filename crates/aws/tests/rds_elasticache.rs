@@ -6,8 +6,6 @@
 //! (`common/elasticache.rs`); a 500 is still injected on purpose to show that wbstack reports it
 //! with the operation and resource after retrying.
 
-mod common;
-use common::Moto;
 use std::sync::Arc;
 use std::time::Duration;
 use wbstack_aws::*;
@@ -19,6 +17,7 @@ use wbstack_plan::{
     AwsSecret, CacheSubnetGroup, DbParameterGroups, DbSubnetGroup, Input, KmsKey, MysqlDatabase,
     RedisCache,
 };
+use wbstack_test_support::moto::Moto;
 
 fn engine(wait: Duration) -> Engine {
     Engine::new(

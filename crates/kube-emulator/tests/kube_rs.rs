@@ -1,8 +1,6 @@
 //! kube-rs against the emulator: typed and dynamic clients, server-side apply, selectors,
 //! deletion, conditions and watchers across dropped watches.
 
-mod common;
-use common::Server;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -13,6 +11,7 @@ use kube_emulator::Faults;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use wbstack_test_support::emulator::Server;
 
 fn ns(name: &str) -> Namespace {
     serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()

@@ -1,7 +1,6 @@
 //! Conformance: the real kubectl against the emulator, asserting on kubectl's own output.
 
-mod common;
-use common::{Server, CHI_CRD, OPERATOR, WANDB_CRD};
+use wbstack_test_support::emulator::{Server, CHI_CRD, OPERATOR, WANDB_CRD};
 
 const DEPLOY: &str = r#"
 apiVersion: apps/v1
@@ -252,7 +251,7 @@ fn patch_replace_and_stale_writes() {
 fn watch_reports_each_event_and_delete_waits() {
     let s = Server::start();
     s.ok(&["create", "namespace", "wandb"]);
-    let mut watch = std::process::Command::new(common::kubectl())
+    let mut watch = std::process::Command::new(wbstack_test_support::emulator::kubectl())
         .args([
             "get",
             "cm",

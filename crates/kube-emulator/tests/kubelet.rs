@@ -5,8 +5,6 @@
 //! ends as the process does. A missing Secret key holds the pod in
 //! `CreateContainerConfigError`, as a kubelet does.
 
-mod common;
-use common::Server;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::api::{Api, ListParams, LogParams, PostParams};
@@ -14,6 +12,7 @@ use kube_emulator::{Config, LocalImage};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use wbstack_test_support::emulator::Server;
 
 const IMAGE: &str = "registry.example/shell:1";
 

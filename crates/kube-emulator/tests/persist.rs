@@ -1,6 +1,5 @@
 //! A persisted cluster survives a restart, CRD-defined kinds included.
 
-mod common;
 use kube_emulator::{Config, Emulator};
 use serde_json::json;
 
@@ -14,7 +13,8 @@ async fn a_persisted_cluster_comes_back_with_its_objects_and_kinds() {
     let crd_rt = c
         .resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         .unwrap();
-    let crd: serde_json::Value = serde_yaml_ng::from_str(common::WANDB_CRD).unwrap();
+    let crd: serde_json::Value =
+        serde_yaml_ng::from_str(wbstack_test_support::emulator::WANDB_CRD).unwrap();
     c.create(&crd_rt, None, crd, "test").unwrap();
     let ns_rt = c.resource("", "v1", "namespaces").unwrap();
     c.create(&ns_rt, None, json!({"metadata": {"name": "wandb"}}), "test")

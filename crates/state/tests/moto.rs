@@ -1,8 +1,7 @@
 //! The state store against moto's S3: segments, fencing, compaction and the lease, with S3's
 //! own conditional writes (`If-None-Match`, `If-Match`) deciding every race.
 
-#[path = "../../aws/tests/common/mod.rs"]
-mod moto;
+use wbstack_test_support::moto;
 
 use aws_sdk_s3::config::{Credentials, Region};
 use std::time::Duration;

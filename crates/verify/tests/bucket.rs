@@ -3,8 +3,7 @@
 //! preflight from the W&B host pass; a missing CORS rule, another origin, a key that does not
 //! exist and a disabled key each fail, named.
 
-#[path = "../../aws/tests/common/mod.rs"]
-mod moto;
+use wbstack_test_support::moto;
 
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 use wbstack_verify::{Bucket, BucketTarget, Finding, Probe, S3Access, Verdict};

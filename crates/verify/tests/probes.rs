@@ -2,7 +2,7 @@
 //! HTTPS server (Python's), with certificates from a test CA. Each passes on a healthy server
 //! and fails for the right reason on a broken one.
 
-mod servers;
+use wbstack_test_support::servers;
 
 use servers::{pki, Https, Mariadb, Pki, RedisServer};
 use wbstack_engine::{Secret, SecretRef};

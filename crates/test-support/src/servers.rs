@@ -2,7 +2,6 @@
 //! and Debian's MariaDB (the MySQL protocol, with TLS), each started on a free loopback port in
 //! a temporary directory and stopped when dropped; Python's HTTPS server answering `/healthz`;
 //! and a test CA that issues their certificates.
-#![allow(dead_code)]
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use std::net::TcpStream;

@@ -1,16 +1,14 @@
 //! Drives the built `wbstack` binary against an emulated cluster served from the test process.
-#![allow(dead_code)]
 
-pub mod python;
-pub mod testbed;
-
-use kube_emulator::{Config, Emulator, Running};
-use std::path::{Path, PathBuf};
+use crate::run::expect_code;
+use crate::testbed::{self, Testbed};
+use crate::{bench, paths};
+use kube_emulator::Running;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
-use testbed::Testbed;
 
 /// Where a test's cluster runs: the project's emulator, or the test bed's real control plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,11 +39,11 @@ pub struct Env {
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod emulator {
-            $(#[test] fn $name() { super::$name($crate::common::Back::Emulator) })*
+            $(#[test] fn $name() { super::$name($crate::Back::Emulator) })*
         }
         #[cfg(feature = "testbed")]
         mod testbed {
-            $(#[test] fn $name() { super::$name($crate::common::Back::Testbed) })*
+            $(#[test] fn $name() { super::$name($crate::Back::Testbed) })*
         }
     };
 }
@@ -59,18 +57,7 @@ impl Env {
             .enable_all()
             .build()
             .unwrap();
-        let d = Duration::from_millis(delay_ms);
-        let running = rt
-            .block_on(
-                Emulator::new(Config {
-                    workload_delay: d,
-                    operator_delay: d,
-                    clickhouse_delay: d,
-                    ..Config::default()
-                })
-                .serve("127.0.0.1:0".parse().unwrap()),
-            )
-            .unwrap();
+        let running = bench::emulator(&rt, delay_ms);
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, running.kubeconfig()).unwrap();
@@ -130,7 +117,7 @@ impl Env {
     pub fn run_wbstack_image(&self, image_env: &[(&str, &str)]) {
         let running = self.running();
         let image = kube_emulator::LocalImage {
-            program: env!("CARGO_BIN_EXE_wbstack").into(),
+            program: paths::wbstack(),
             env: image_env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -164,14 +151,13 @@ impl Env {
         if self.testbed.is_none() {
             return path.display().to_string();
         }
-        let out = self.run(&[
+        let out = self.ok(&[
             "render",
             "--plan",
             path.to_str().unwrap(),
             "--output",
             "json",
         ]);
-        assert!(out.status.success(), "{}", text(&out));
         let resource = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -191,11 +177,11 @@ impl Env {
     }
 
     pub fn plans() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("plans")
+        paths::plans()
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_wbstack"));
+        let mut c = Command::new(paths::wbstack());
         c.args(args)
             .current_dir(self.dir.path())
             .env("KUBECONFIG", &self.kubeconfig)
@@ -211,6 +197,18 @@ impl Env {
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
+    }
+
+    /// Runs wbstack and asserts it succeeded; a failure names the caller's line.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> Output {
+        expect_code(&mut self.cmd(args), 0)
+    }
+
+    /// Runs wbstack and asserts it exited with `code`; a failure names the caller's line.
+    #[track_caller]
+    pub fn expect(&self, args: &[&str], code: i32) -> Output {
+        expect_code(&mut self.cmd(args), code)
     }
 
     /// kubectl as the tests' own client: on the test bed, the one built with its server.
@@ -282,31 +280,6 @@ fn identity(o: &serde_json::Value) -> (String, String, String) {
         s(&o["kind"]),
         s(&o["metadata"]["namespace"]),
         s(&o["metadata"]["name"]),
-    )
-}
-
-/// The last line of a command's output as JSON (the report of `--output json`).
-pub fn last_json(out: &Output) -> serde_json::Value {
-    let s = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(s.lines().last().unwrap_or("null")).unwrap()
-}
-
-/// One step's entry in a run report.
-pub fn step_report(report: &serde_json::Value, id: &str) -> serde_json::Value {
-    report["report"]["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("no step {id} in {report}"))
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
     )
 }
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 /// The `bin` directory of a virtual environment holding `requirements`, made once.
 pub fn venv(name: &str, requirements: &[&str]) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let root = crate::paths::target_tmp();
     let dir = root.join(format!("{name}-venv"));
     let done = dir.join(".installed");
     let lock = std::fs::OpenOptions::new()
@@ -41,8 +41,8 @@ pub fn venv(name: &str, requirements: &[&str]) -> PathBuf {
 
 /// The script of this repository's test support.
 pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/support")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
         .join(name)
 }
 

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 pub const PRODUCT_USER: &str = "wbstack";
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testbed.sh")
+    crate::paths::root().join("scripts/testbed.sh")
 }
 
 /// Builds the test bed's binaries once per test process (a no-op when the cache is current).
@@ -154,8 +154,7 @@ impl Drop for Testbed {
 }
 
 fn snapshots() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/operator-wandb-chart/test-configs/__snapshots__")
+    crate::paths::root().join("../shared/fixtures/operator-wandb-chart/test-configs/__snapshots__")
 }
 
 /// One object of a real render and the template it came from.

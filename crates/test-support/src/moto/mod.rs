@@ -1,6 +1,5 @@
 //! A moto server for a test: installed into a virtual environment under the target directory on
 //! first use, started on a free loopback port, stopped when dropped.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,10 +21,7 @@ pub mod faults;
 mod s3_answers;
 mod sts_answers;
 
-// The workspace's Python helper; the root's end-to-end tests load it as their own module too.
-#[allow(clippy::duplicate_mod)]
-#[path = "../../../../tests/common/python.rs"]
-mod python;
+use crate::python;
 
 fn moto_server() -> PathBuf {
     if let Ok(p) = std::env::var("MOTO_SERVER") {

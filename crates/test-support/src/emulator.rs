@@ -1,5 +1,4 @@
 //! Starts an emulator on a loopback port for a test, with a kubeconfig for kubectl and kube-rs.
-#![allow(dead_code)]
 
 use kube_emulator::{Config, Emulator, Running};
 use std::path::PathBuf;
