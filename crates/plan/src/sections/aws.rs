@@ -96,3 +96,64 @@ pub(super) fn compile(b: &mut Builder, r: &Resolved) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sections::testing::{at, ids, kind, steps, AWS};
+    use crate::{ids, StepKind};
+
+    const CACHE: &str = "  redis:\n    mode: elasticache\n";
+
+    #[test]
+    fn aws_resources_without_spec_aws_are_refused_at_spec() {
+        let (path, line, _) = at(CACHE, "`spec.aws` is missing");
+        assert_eq!((path.as_str(), line), ("spec", 4));
+    }
+
+    #[test]
+    fn a_region_subnets_and_security_groups_are_checked_where_they_are_written() {
+        let spec = format!("{CACHE}  aws:\n    region: mars-1\n    subnetIds: [subnet-0a, net-0b]\n    securityGroupIds: [sg-1, group-2]\n");
+        assert_eq!(
+            at(&spec, "is not an AWS region"),
+            ("spec.aws.region".into(), 11, 13)
+        );
+        let (path, line, _) = at(&spec, "`net-0b` is not a subnet id");
+        assert_eq!((path.as_str(), line), ("spec.aws.subnetIds[1]", 12));
+        let (path, line, _) = at(&spec, "`group-2` is not a security group id");
+        assert_eq!((path.as_str(), line), ("spec.aws.securityGroupIds[1]", 13));
+    }
+
+    #[test]
+    fn subnet_groups_need_two_subnets() {
+        let spec = format!("{CACHE}  aws:\n    region: us-west-2\n    subnetIds: [subnet-0a]\n");
+        let (path, line, _) = at(&spec, "need at least two subnets");
+        assert_eq!((path.as_str(), line), ("spec.aws.subnetIds", 12));
+    }
+
+    #[test]
+    fn reserved_tag_prefixes_and_recovery_windows_are_refused() {
+        let spec = format!(
+            "{CACHE}{AWS}    tags: {{\"wbstack:env\": x, team: ml}}\n    secretRecoveryDays: 3\n"
+        );
+        let (path, _, _) = at(&spec, "the tag key prefix of `wbstack:env` is reserved");
+        assert_eq!(path, "spec.aws.tags.wbstack:env");
+        let (path, line, col) = at(&spec, "0 (delete at once) or 7 to 30 days");
+        assert_eq!(
+            (path.as_str(), line, col),
+            ("spec.aws.secretRecoveryDays", 14, 25)
+        );
+    }
+
+    #[test]
+    fn the_key_is_compiled_only_when_something_is_encrypted_with_it() {
+        assert!(!ids(&steps("")).contains(&ids::KMS));
+        let s = steps(&format!(
+            "{CACHE}{AWS}  bucket:\n    mode: none\n    kmsDeletionWindowDays: 9\n"
+        ));
+        let StepKind::KmsKey(k) = kind(&s, ids::KMS) else {
+            panic!("not a KMS key")
+        };
+        assert_eq!(k.alias, "alias/dev-wandb");
+        assert_eq!(k.deletion_window_days, 9);
+    }
+}

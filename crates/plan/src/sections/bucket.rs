@@ -162,3 +162,79 @@ fn origin(url: &str) -> String {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     format!("{scheme}://{authority}")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sections::testing::{at, ids, kind, steps, values, AWS};
+    use crate::{ids, Input, StepKind};
+    use serde_json::json;
+
+    #[test]
+    fn a_name_without_a_bucket_and_a_bad_deletion_window_are_refused_where_written() {
+        let spec = "  bucket:\n    mode: none\n    name: b\n    kmsDeletionWindowDays: 60\n";
+        assert_eq!(
+            at(spec, "`name` is not used with mode none"),
+            ("spec.bucket.name".into(), 10, 5)
+        );
+        let (path, line, _) = at(spec, "deletion window is 7 to 30 days");
+        assert_eq!(
+            (path.as_str(), line),
+            ("spec.bucket.kmsDeletionWindowDays", 11)
+        );
+    }
+
+    #[test]
+    fn bucket_names_are_checked_against_s3s_rules_where_they_come_from() {
+        let named = format!("  bucket:\n    mode: s3\n    name: Bad_Name\n{AWS}");
+        let (path, line, _) = at(&named, "the bucket name `Bad_Name` is not valid");
+        assert_eq!((path.as_str(), line), ("spec.bucket.name", 10));
+        let existing = "  bucket:\n    mode: existing\n";
+        let (path, _, _) = at(existing, "an existing bucket needs its name");
+        assert_eq!(path, "spec.bucket");
+        let provider = "  bucket:\n    mode: existing\n    name: b1\n    provider: ftp\n";
+        let (path, line, _) = at(provider, "unknown provider `ftp`");
+        assert_eq!((path.as_str(), line), ("spec.bucket.provider", 11));
+    }
+
+    #[test]
+    fn an_s3_bucket_is_encrypted_with_the_environments_key_and_admits_the_hosts_origin() {
+        let s = steps(&format!(
+            "  bucket:\n    mode: s3\n    versioning: true\n{AWS}"
+        ));
+        let StepKind::S3Bucket(b) = kind(&s, ids::BUCKET) else {
+            panic!("not a bucket")
+        };
+        assert_eq!(b.name, "dev-wandb-artifacts");
+        assert!(b.versioning);
+        assert_eq!(b.kms, Some(Input::new(ids::KMS, crate::ids::outputs::ARN)));
+        assert_eq!(b.cors_origins, ["https://wandb.example.com"]);
+        let key = "arn:aws:kms:us-west-2:123456789012:key/k";
+        let given = steps(&format!(
+            "  bucket:\n    mode: s3\n    kmsKeyArn: {key}\n{AWS}"
+        ));
+        let StepKind::S3Bucket(b) = kind(&given, ids::BUCKET) else {
+            panic!("not a bucket")
+        };
+        assert_eq!((b.kms, b.kms_key_arn.as_deref()), (None, Some(key)));
+        assert!(!ids(&given).contains(&ids::KMS));
+    }
+
+    #[test]
+    fn an_existing_bucket_and_its_credentials_go_to_the_chart() {
+        let v = values("  bucket:\n    mode: existing\n    name: team-bucket\n    region: eu-west-1\n    credentialsSecret: keys\n");
+        assert_eq!(
+            v["global"]["defaultBucket"],
+            json!({"provider": "s3", "name": "team-bucket", "region": "eu-west-1"})
+        );
+        assert_eq!(v["global"]["bucket"]["secret"]["secretName"], "keys");
+    }
+
+    #[test]
+    fn the_origin_is_scheme_and_authority() {
+        assert_eq!(
+            super::origin("https://w.example.com:8443/a?b"),
+            "https://w.example.com:8443"
+        );
+        assert_eq!(super::origin("w.example.com/x"), "https://w.example.com");
+    }
+}

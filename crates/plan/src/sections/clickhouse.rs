@@ -430,3 +430,81 @@ fn deployed(r: &Resolved) -> (StepKind, String) {
     let host = format!("clickhouse-{}.{ns}.svc.cluster.local", kind.name);
     (kind.into(), host)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sections::testing::{at, ids, kind, steps, values};
+    use crate::{ids, StepKind};
+
+    #[test]
+    fn weave_needs_a_clickhouse_and_one_it_can_migrate() {
+        let (path, line, _) = at("  clickhouse: {mode: none}\n", "Weave needs ClickHouse");
+        assert_eq!((path.as_str(), line), ("spec.clickhouse.mode", 8));
+        let off = "    weave: {enabled: false}\n  clickhouse: {mode: none}\n";
+        assert!(!ids(&steps(off)).contains(&ids::CLICKHOUSE));
+        let (path, _, _) = at(
+            "  clickhouse: {mode: bundled, database: weave-db}\n",
+            "refuse the database name `weave-db`",
+        );
+        assert_eq!(path, "spec.clickhouse.database");
+        let (path, _, _) = at("  clickhouse: {mode: external}\n", "needs a host");
+        assert_eq!(path, "spec.clickhouse");
+    }
+
+    #[test]
+    fn replication_sizes_and_the_host_of_a_deployed_clickhouse_are_checked() {
+        let spec = "  clickhouse: {mode: bundled, replicas: 1, replicated: true, host: ch, storageSize: big}\n";
+        assert_eq!(
+            at(spec, "at least 2 replicas").0,
+            "spec.clickhouse.replicated"
+        );
+        assert_eq!(
+            at(spec, "names the host of a ClickHouse it deploys").0,
+            "spec.clickhouse.host"
+        );
+        assert_eq!(at(spec, "is not a size").0, "spec.clickhouse.storageSize");
+    }
+
+    #[test]
+    fn a_bundled_cluster_gets_three_keepers_when_replicated_and_one_otherwise() {
+        let s = steps("  clickhouse: {mode: bundled, replicas: 3}\n");
+        let StepKind::ClickhouseBundled(c) = kind(&s, ids::CLICKHOUSE) else {
+            panic!("not bundled ClickHouse")
+        };
+        assert_eq!((c.replicas, c.keeper_replicas, c.shards), (3, 3, 1));
+        let single = steps("  clickhouse: {mode: bundled, replicas: 1}\n");
+        let StepKind::ClickhouseBundled(c) = kind(&single, ids::CLICKHOUSE) else {
+            panic!("not bundled ClickHouse")
+        };
+        assert_eq!((c.replicas, c.keeper_replicas), (1, 1));
+        let v = values("  clickhouse: {mode: bundled, replicas: 3}\n");
+        assert_eq!(v["global"]["clickhouse"]["replicated"], true);
+    }
+
+    #[test]
+    fn an_altinity_installation_comes_with_its_operator_and_keeper() {
+        let s = steps("  clickhouse: {mode: altinity, replicas: 2}\n");
+        let StepKind::AltinityOperator(o) = kind(&s, ids::ALTINITY_OPERATOR) else {
+            panic!("not the Altinity operator")
+        };
+        assert_eq!(o.namespace, "clickhouse-operator");
+        let StepKind::ClickhouseAltinity(c) = kind(&s, ids::CLICKHOUSE) else {
+            panic!("not an Altinity installation")
+        };
+        let keeper = c
+            .keeper
+            .as_ref()
+            .expect("a replicated installation gets a Keeper");
+        assert_eq!(keeper.replicas, 3);
+        assert_eq!(c.zookeeper_host, None);
+        let position = |id: &str| ids(&s).iter().position(|i| *i == id).unwrap();
+        assert!(position(ids::ALTINITY_OPERATOR) < position(ids::CLICKHOUSE));
+        let given =
+            steps("  clickhouse: {mode: altinity, replicas: 2, zookeeperHost: zk.example.com}\n");
+        let StepKind::ClickhouseAltinity(c) = kind(&given, ids::CLICKHOUSE) else {
+            panic!("not an Altinity installation")
+        };
+        assert!(c.keeper.is_none());
+        assert_eq!(c.zookeeper_host.as_deref(), Some("zk.example.com"));
+    }
+}

@@ -192,3 +192,93 @@ fn other_components(b: &mut Builder, r: &Resolved) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pointer;
+    use crate::sections::testing::{at, diagnostics, ids, steps, values};
+    use crate::{ids, preset, Size};
+    use wbstack_chart::operator_wandb;
+
+    /// The value at a component's switch, as the chart's table names it.
+    fn switch(v: &serde_json::Value, component: &str) -> serde_json::Value {
+        let c = operator_wandb().component(component).unwrap();
+        v.pointer(&pointer(&c.switch)).cloned().unwrap_or_default()
+    }
+
+    // Lines indented four spaces continue the base plan's `spec.wandb`.
+
+    #[test]
+    fn components_are_the_charts_less_those_a_section_runs() {
+        let spec = "    components:\n      mysql: {replicas: 1}\n      frobnicator: {replicas: 1}\n      api: {replicas: 101}\n";
+        let e = diagnostics(spec);
+        let said = |s: &str| {
+            e.iter()
+                .find(|d| d.message.contains(s))
+                .unwrap_or_else(|| panic!("{e:#?}"))
+        };
+        let d = said("`mysql` is not a component here");
+        assert_eq!(
+            (d.path.as_str(), d.line),
+            ("spec.wandb.components.mysql", 9)
+        );
+        assert_eq!(d.help.as_deref(), Some("configure it in spec.mysql"));
+        let unknown = said("unknown component `frobnicator`");
+        assert!(unknown.help.as_deref().unwrap().contains("api"));
+        assert_eq!(
+            at(spec, "at most 100 replicas").0,
+            "spec.wandb.components.api.replicas"
+        );
+    }
+
+    #[test]
+    fn the_size_sets_each_components_replicas_and_a_plan_overrides_one() {
+        let medium = preset(Size::Medium);
+        let v = values("  size: medium\n");
+        let mut sized = 0;
+        for (c, replicas, _) in &medium.components {
+            if switch(&v, c) == true {
+                assert_eq!(v[*c]["replicaCount"], *replicas, "{c}");
+                sized += 1;
+            }
+        }
+        assert!(sized > 0, "no component of the medium size is on");
+        let (c, replicas, _) = &medium.components[0];
+        let more = replicas + 2;
+        let v = values(&format!(
+            "    components:\n      {c}: {{replicas: {more}}}\n  size: medium\n"
+        ));
+        assert_eq!(v[*c]["replicaCount"], more);
+    }
+
+    #[test]
+    fn weave_monitoring_and_kafka_are_switched_as_the_plan_says() {
+        let off = values("    weave: {enabled: false}\n");
+        assert_eq!(off["global"]["weave-trace"]["enabled"], false);
+        assert_eq!(switch(&off, "weave-trace"), false);
+        assert_eq!(switch(&off, "kafka"), false);
+        assert!(!ids(&steps("")).contains(&ids::WEAVE_WORKER_AUTH));
+        let spec = "    weave: {traceWorkers: true, cache: {intervalInHours: 6, size: 5Gi}}\n    monitoring: {prometheus: true}\n";
+        assert!(ids(&steps(spec)).contains(&ids::WEAVE_WORKER_AUTH));
+        let v = values(spec);
+        assert_eq!(
+            v["weave"]["cache"],
+            serde_json::json!({"intervalInHours": 6, "size": "5Gi"})
+        );
+        assert_eq!(switch(&v, "prometheus"), true);
+        assert_eq!(switch(&v, "otel"), false);
+    }
+
+    #[test]
+    fn a_weave_cache_of_no_size_or_no_interval_is_refused() {
+        let e = diagnostics("    weave: {cache: {intervalInHours: 0, size: lots}}\n");
+        let paths: Vec<&str> = e.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.wandb.weave.cache.intervalInHours",
+                "spec.wandb.weave.cache.size"
+            ]
+        );
+    }
+}

@@ -14,6 +14,9 @@ mod restore;
 mod state;
 mod wandb;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub use bucket::artifacts_bucket;
 pub use irsa::{access_policy, grants, pod_access, trust_policy, ROLE_ANNOTATION};
 pub(crate) use irsa::{clickhouse_uses_role, CLICKHOUSE_ACCOUNT};

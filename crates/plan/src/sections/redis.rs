@@ -214,3 +214,83 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
     b.bind("/global/redis/host", host);
     b.bind("/global/redis/port", Input::new(ids::REDIS, outputs::PORT));
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sections::testing::{at, kind, steps, values, AWS};
+    use crate::{ids, preset, Size, StepKind};
+
+    #[test]
+    fn each_mode_refuses_the_fields_it_does_not_use_where_they_are_written() {
+        let external = "  redis:\n    mode: external\n";
+        assert_eq!(at(external, "external Redis needs a host").0, "spec.redis");
+        let in_cluster = "  redis:\n    host: r.example.com\n    nodeType: cache.t4g.small\n";
+        assert_eq!(
+            at(in_cluster, "`host` is not used with mode in-cluster"),
+            ("spec.redis.host".into(), 9, 5)
+        );
+        let (path, line, _) = at(in_cluster, "`nodeType` is only used with mode elasticache");
+        assert_eq!((path.as_str(), line), ("spec.redis.nodeType", 10));
+    }
+
+    #[test]
+    fn an_elasticache_group_is_checked_before_anything_is_made() {
+        let spec = format!("  redis:\n    mode: elasticache\n    engineVersion: '5.0'\n    nodeType: m6g.large\n    snapshotRetentionDays: 40\n{AWS}");
+        let (path, line, _) = at(&spec, "is not a Redis version ElastiCache runs");
+        assert_eq!((path.as_str(), line), ("spec.redis.engineVersion", 10));
+        let (path, line, _) = at(&spec, "is not an ElastiCache node type");
+        assert_eq!((path.as_str(), line), ("spec.redis.nodeType", 11));
+        let (path, line, _) = at(&spec, "keeps snapshots at most 35 days");
+        assert_eq!(
+            (path.as_str(), line),
+            ("spec.redis.snapshotRetentionDays", 12)
+        );
+    }
+
+    #[test]
+    fn an_elasticache_group_follows_the_size_and_hands_the_chart_its_endpoint_over_tls() {
+        let spec = format!("  size: medium\n  redis:\n    mode: elasticache\n{AWS}");
+        let s = steps(&spec);
+        let StepKind::RedisCache(c) = kind(&s, ids::REDIS) else {
+            panic!("not a cache")
+        };
+        let medium = preset(Size::Medium);
+        assert_eq!(c.id, "dev-redis");
+        assert_eq!(
+            (c.node_type.as_str(), c.nodes, c.multi_az),
+            (
+                medium.cache_node_type,
+                medium.cache_nodes,
+                medium.multi_az()
+            )
+        );
+        assert_eq!(c.snapshot_retention_days, medium.cache_snapshot_days);
+        assert_eq!((c.engine_version.as_str(), c.final_snapshot), ("7.1", true));
+        let StepKind::MirroredSecret(m) = kind(&s, ids::REDIS_PASSWORD) else {
+            panic!("not a mirrored Secret")
+        };
+        assert_eq!(
+            m.from,
+            crate::Input::new(ids::REDIS, crate::ids::outputs::AUTH)
+        );
+        let v = values(&spec);
+        assert_eq!(v["global"]["redis"]["params"]["tls"], true);
+        assert_eq!(
+            v["global"]["redis"]["secret"]["secretName"],
+            "wbstack-redis"
+        );
+        assert_eq!(v["redis"]["install"], false);
+    }
+
+    #[test]
+    fn an_external_redis_gets_its_secret_and_tls_only_when_asked() {
+        let v = values("  redis:\n    mode: external\n    host: r.example.com\n    passwordSecret: {name: r, key: pw}\n");
+        assert_eq!(v["global"]["redis"]["host"], "r.example.com");
+        assert_eq!(v["global"]["redis"]["port"], 6379);
+        assert_eq!(v["global"]["redis"]["secret"]["secretKey"], "pw");
+        assert!(v["global"]["redis"].get("params").is_none());
+        let tls = values("  redis:\n    mode: external\n    host: r.example.com\n    port: 6380\n    tls: true\n");
+        assert_eq!(tls["global"]["redis"]["params"]["tls"], true);
+        assert_eq!(tls["global"]["redis"]["port"], 6380);
+    }
+}

@@ -85,3 +85,50 @@ fn check_adopt(c: &mut Checker, r: &Resolved, aws_ids: &[&str]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sections::testing::{at, diagnostics, steps, AWS};
+
+    #[test]
+    fn hooks_and_timeouts_must_name_steps_of_this_plan() {
+        let spec = "  hooks:\n    aws.redis:\n      - {when: after, command: [echo]}\n  timeouts:\n    steps: {k8s.nope: 60}\n";
+        let (path, line, _) = at(spec, "no step `aws.redis` in this plan");
+        assert_eq!((path.as_str(), line), ("spec.hooks.aws.redis", 9));
+        let (path, line, _) = at(spec, "no step `k8s.nope` in this plan");
+        assert_eq!((path.as_str(), line), ("spec.timeouts.steps.k8s.nope", 12));
+        let ok = "  hooks:\n    k8s.wandb:\n      - {when: after, command: [echo, up]}\n";
+        assert!(!steps(ok).is_empty());
+    }
+
+    #[test]
+    fn a_hook_says_when_what_and_how_long() {
+        let spec =
+            "  hooks:\n    k8s.wandb:\n      - {when: later, command: [''], timeoutSeconds: 0}\n";
+        let paths: Vec<String> = diagnostics(spec).into_iter().map(|d| d.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.hooks.k8s.wandb[0].when",
+                "spec.hooks.k8s.wandb[0].command",
+                "spec.hooks.k8s.wandb[0].timeoutSeconds"
+            ]
+        );
+        let (path, _, _) = at("  timeouts: {readySeconds: 0}\n", "at least one second");
+        assert_eq!(path, "spec.timeouts.readySeconds");
+    }
+
+    #[test]
+    fn only_aws_steps_of_this_plan_can_be_adopted() {
+        let spec =
+            format!("  bucket: {{mode: s3}}\n{AWS}    adopt: [aws.bucket, aws.mysql, k8s.wandb]\n");
+        let all = diagnostics(&spec);
+        let refused: Vec<&str> = all.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            refused,
+            ["spec.aws.adopt[1]", "spec.aws.adopt[2]"],
+            "{all:#?}"
+        );
+        assert!(all[0].help.as_deref().unwrap().contains("aws.bucket"));
+    }
+}

@@ -91,3 +91,59 @@ mod tests {
         assert!(to_time("2026-12-05").is_none());
     }
 }
+
+#[cfg(test)]
+mod compiled {
+    use crate::sections::testing::{at, kind, steps, AWS};
+    use crate::{ids, StepKind};
+
+    const AURORA: &str = "  mysql: {mode: aurora}\n  redis: {mode: elasticache}\n";
+
+    #[test]
+    fn a_restore_names_one_source_point_and_an_aurora_database() {
+        let both =
+            format!("{AURORA}{AWS}  restore: {{from: prod, toTime: latest, snapshot: s1}}\n");
+        assert_eq!(at(&both, "not both").0, "spec.restore.snapshot");
+        let neither = format!("{AURORA}{AWS}  restore: {{from: prod}}\n");
+        assert_eq!(at(&neither, "a restore needs toTime").0, "spec.restore");
+        let itself = format!("{AURORA}{AWS}  restore: {{from: dev, toTime: latest}}\n");
+        assert_eq!(at(&itself, "from itself").0, "spec.restore.from");
+        let rds =
+            format!("  mysql: {{mode: rds}}\n{AWS}  restore: {{from: prod, toTime: latest}}\n");
+        assert_eq!(
+            at(&rds, "Aurora cluster's point in time").0,
+            "spec.mysql.mode"
+        );
+        let bad_time = format!("{AURORA}{AWS}  restore: {{from: prod, toTime: yesterday}}\n");
+        assert_eq!(
+            at(&bad_time, "not an RFC 3339 time").0,
+            "spec.restore.toTime"
+        );
+    }
+
+    #[test]
+    fn the_database_and_cache_are_made_from_the_sources() {
+        let spec = format!("{AURORA}{AWS}  restore: {{from: prod, toTime: '2026-12-05T10:30:00Z', redisSnapshot: prod-daily}}\n");
+        let s = steps(&spec);
+        let StepKind::MysqlDatabase(db) = kind(&s, ids::MYSQL) else {
+            panic!("not a database")
+        };
+        let r = db.restore.as_ref().unwrap();
+        assert_eq!(r.source, "prod-mysql");
+        assert_eq!(r.to_time.as_deref(), Some("2026-12-05T10:30:00Z"));
+        let StepKind::RedisCache(c) = kind(&s, ids::REDIS) else {
+            panic!("not a cache")
+        };
+        assert_eq!(
+            c.restore,
+            Some(("prod-redis".into(), Some("prod-daily".into())))
+        );
+        let latest = steps(&format!(
+            "{AURORA}{AWS}  restore: {{from: prod, toTime: latest}}\n"
+        ));
+        let StepKind::MysqlDatabase(db) = kind(&latest, ids::MYSQL) else {
+            panic!("not a database")
+        };
+        assert_eq!(db.restore.as_ref().unwrap().to_time, None);
+    }
+}
