@@ -6,6 +6,7 @@ use crate::clickhouse_manifests::{
     clickhouse_server_xml, clickhouse_users_xml, keeper_xml, replica_s3_endpoint,
     with_pull_secrets, S3_ENDPOINT_ENV,
 };
+use crate::typed::value;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
@@ -361,24 +362,6 @@ fn config_map(name: String, ns: &str, labels: Labels, data: &[(&str, String)]) -
         ),
         ..Default::default()
     }
-}
-
-fn value<T: serde::Serialize>(o: T) -> Value {
-    let mut v = serde_json::to_value(o).expect("k8s-openapi objects serialize");
-    // A claim template is written as the API server keeps it: without apiVersion and kind
-    // (a StatefulSet's claim templates cannot be changed once it exists).
-    let templates = v.pointer_mut("/spec/volumeClaimTemplates");
-    for t in templates
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(t) = t.as_object_mut() {
-            t.remove("apiVersion");
-            t.remove("kind");
-        }
-    }
-    v
 }
 
 /// Every object of bundled ClickHouse: configuration, services, the Keeper StatefulSet and one

@@ -5,6 +5,16 @@
 use crate::job_rbac::job_rbac;
 use crate::job_scope::JobScope;
 use crate::operator_manifests::MANAGED_BY;
+use crate::typed::{labels, meta, value, Labels};
+use k8s_openapi::api::batch::v1::{Job, JobSpec as BatchJobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector,
+    SecurityContext, ServiceAccount, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{json, Value};
 
 /// The label on the namespaces the Job's manifests make for the plan.
@@ -32,84 +42,224 @@ pub struct JobSpec<'a> {
     pub scope: &'a JobScope,
 }
 
+/// The Job's pod: `up` on the mounted plan, as a non-root user with nothing granted beyond
+/// what Pod Security `restricted` allows.
+fn container(s: &JobSpec, state_dir: &str, mount: &str) -> Container {
+    let mut env = vec![
+        env_value("NO_COLOR", "1"),
+        // `verify`'s probe Job runs the image this Job runs.
+        env_value("WBSTACK_PROBE_IMAGE", s.image),
+    ];
+    if let Some(var) = s.license_env {
+        env.push(EnvVar {
+            name: var.into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: format!("{}-license", s.environment),
+                    key: "license".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    let args = [
+        "up",
+        "--plan",
+        "/plan/plan.yaml",
+        "--state-dir",
+        state_dir,
+        "--output",
+        "json",
+    ];
+    Container {
+        name: "wbstack".into(),
+        image: Some(s.image.into()),
+        args: Some(args.iter().map(|a| a.to_string()).collect()),
+        env: Some(env),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(65532),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "plan".into(),
+                mount_path: "/plan".into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "state".into(),
+                mount_path: mount.into(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    }
+}
+
+fn env_value(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+/// The Job running `up`, with the plan from its ConfigMap and the state volume.
+fn up_job(s: &JobSpec, name: &str, labels: &Labels, state_volume: Volume, c: Container) -> Job {
+    let plan = Volume {
+        name: "plan".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: format!("{name}-plan"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Job {
+        metadata: meta(&format!("{name}-up"), Some(s.namespace), labels.clone()),
+        spec: Some(BatchJobSpec {
+            backoff_limit: Some(3),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(name.into()),
+                    restart_policy: Some("OnFailure".into()),
+                    containers: vec![c],
+                    volumes: Some(vec![plan, state_volume]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Where the state lives: a claim, or with the state in S3 a scratch directory for the
+/// journal's working copy (the Job then needs no claim). Returns the `--state-dir`, the volume,
+/// where it is mounted, and the claim if one is needed.
+fn state<'a>(
+    s: &JobSpec<'a>,
+    name: &str,
+    labels: &Labels,
+) -> (&'a str, Volume, &'static str, Option<Value>) {
+    let volume = |source: Volume| Volume {
+        name: "state".into(),
+        ..source
+    };
+    match s.state.filter(|l| l.starts_with("s3://")) {
+        Some(url) => (
+            url,
+            volume(Volume {
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            }),
+            "/tmp",
+            None,
+        ),
+        None => {
+            let claim = PersistentVolumeClaim {
+                metadata: meta(&format!("{name}-state"), Some(s.namespace), labels.clone()),
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(
+                            [("storage".to_owned(), Quantity("1Gi".into()))]
+                                .into_iter()
+                                .collect(),
+                        ),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let source = Volume {
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: format!("{name}-state"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            ("/state", volume(source), "/state", Some(value(claim)))
+        }
+    }
+}
+
 /// The manifests: the Job's namespace and the plan's, the ServiceAccount, its roles
 /// (`job_rbac`), the operator's ClusterRole (which the Job may not write), the plan's
 /// ConfigMap, a claim for the state directory, and the Job running `up`.
 pub fn job(s: &JobSpec) -> Vec<Value> {
     let name = format!("wbstack-{}", s.environment);
     let ns = s.namespace;
-    let labels = json!({MANAGED_BY.0: MANAGED_BY.1, "wbstack.dev/environment": s.environment});
-    let meta = |n: &str| json!({"name": n, "namespace": ns, "labels": labels});
-    let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(&name)});
+    let l = labels(&[MANAGED_BY, ("wbstack.dev/environment", s.environment)]);
+    let mut sa_meta = meta(&name, Some(ns), l.clone());
     if let Some(arn) = s.role_arn {
-        sa["metadata"]["annotations"] = json!({"eks.amazonaws.com/role-arn": arn});
+        sa_meta.annotations = Some(labels(&[("eks.amazonaws.com/role-arn", arn)]));
     }
-    // `verify`'s probe Job runs the image this Job runs.
-    let mut env = vec![
-        json!({"name": "NO_COLOR", "value": "1"}),
-        json!({"name": "WBSTACK_PROBE_IMAGE", "value": s.image}),
-    ];
-    if let Some(var) = s.license_env {
-        env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": format!("{}-license", s.environment), "key": "license"}}}));
-    }
-    let remote = s.state.filter(|l| l.starts_with("s3://"));
-    // With the state in S3, a scratch /tmp holds the journal's working copy.
-    let (state_dir, state_volume) = match remote {
-        Some(url) => (url, json!({"name": "state", "emptyDir": {}})),
-        None => (
-            "/state",
-            json!({"name": "state", "persistentVolumeClaim": {"claimName": format!("{name}-state")}}),
-        ),
-    };
-    let mount = if remote.is_some() { "/tmp" } else { "/state" };
-    let container = json!({
-        "name": "wbstack", "image": s.image,
-        "args": ["up", "--plan", "/plan/plan.yaml", "--state-dir", state_dir, "--output", "json"],
-        "env": env,
-        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}},
-        "volumeMounts": [{"name": "plan", "mountPath": "/plan", "readOnly": true}, {"name": "state", "mountPath": mount}],
-    });
-    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(&format!("{name}-state")),
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
-    let mut docs = vec![json!({"apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": ns, "labels": namespace_labels(&labels)}})];
+    let (state_dir, state_volume, mount, claim) = state(s, &name, &l);
+    let mut docs = vec![value(Namespace {
+        metadata: meta(ns, None, namespace_labels(&l)),
+        ..Default::default()
+    })];
     // The plan's namespaces hold the Job's Roles, so they come first and stay the
     // administrator's: not labelled as wbstack's, `down` keeps them (and the Roles).
     for n in s.scope.namespaces.iter().filter(|n| *n != ns) {
-        docs.push(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": n, "labels": {JOB_LABEL: s.environment}}}));
+        docs.push(value(Namespace {
+            metadata: meta(n, None, labels(&[(JOB_LABEL, s.environment)])),
+            ..Default::default()
+        }));
     }
-    docs.push(sa);
-    docs.extend(job_rbac(s.scope, &name, ns, &labels));
+    docs.push(value(ServiceAccount {
+        metadata: sa_meta,
+        ..Default::default()
+    }));
+    docs.extend(job_rbac(s.scope, &name, ns, &l));
     for role in &s.scope.roles {
         let mut role = role.clone();
         role["metadata"]["labels"][crate::ENVIRONMENT_LABEL] = json!(s.environment);
         docs.push(role);
     }
-    docs.extend([
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&format!("{name}-plan")),
-            "data": {"plan.yaml": s.plan}}),
-        claim,
-        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(&format!("{name}-up")),
-            "spec": {"backoffLimit": 3, "template": {"metadata": {"labels": labels}, "spec": {
-                "serviceAccountName": name, "restartPolicy": "OnFailure",
-                "containers": [container],
-                "volumes": [{"name": "plan", "configMap": {"name": format!("{name}-plan")}},
-                    state_volume]}}}}),
-    ]);
-    docs.into_iter()
-        .filter(|d| remote.is_none() || d["kind"] != "PersistentVolumeClaim")
-        .collect()
+    docs.push(value(ConfigMap {
+        metadata: meta(&format!("{name}-plan"), Some(ns), l.clone()),
+        data: Some(
+            [("plan.yaml".to_owned(), s.plan.to_owned())]
+                .into_iter()
+                .collect(),
+        ),
+        ..Default::default()
+    }));
+    docs.extend(claim);
+    let c = container(s, state_dir, mount);
+    docs.push(value(up_job(s, &name, &l, state_volume, c)));
+    docs
 }
 
 /// The Job's namespace enforces Pod Security `restricted` (the Job's pod meets it: non-root, no
 /// privilege escalation, no capabilities, the runtime's seccomp profile).
-fn namespace_labels(labels: &Value) -> Value {
+fn namespace_labels(labels: &Labels) -> Labels {
     let mut l = labels.clone();
     for mode in ["enforce", "warn", "audit"] {
-        l[format!("pod-security.kubernetes.io/{mode}")] = json!("restricted");
+        l.insert(
+            format!("pod-security.kubernetes.io/{mode}"),
+            "restricted".into(),
+        );
     }
     l
 }

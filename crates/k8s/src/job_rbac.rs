@@ -8,27 +8,51 @@
 //! and the Job only reads it, binds it to the operator and deletes it on `down`.
 
 use crate::job_scope::JobScope;
-use serde_json::{json, Value};
+use crate::typed::{meta, value, Labels};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
+use serde_json::Value;
 
 const READ: [&str; 3] = ["get", "list", "watch"];
 const WRITE: [&str; 7] = [
     "get", "list", "watch", "create", "patch", "update", "delete",
 ];
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
-    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+fn strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(|s| s.to_string()).collect()
 }
 
-fn named<S: AsRef<str>>(mut r: Value, names: impl IntoIterator<Item = S>) -> Value {
-    let names: Vec<String> = names.into_iter().map(|s| s.as_ref().to_owned()).collect();
-    r["resourceNames"] = json!(names);
-    r
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(strings(groups)),
+        resources: Some(strings(resources)),
+        verbs: strings(verbs),
+        ..Default::default()
+    }
+}
+
+fn named<S: AsRef<str>>(r: PolicyRule, names: impl IntoIterator<Item = S>) -> PolicyRule {
+    let names = names.into_iter().map(|s| s.as_ref().to_owned()).collect();
+    PolicyRule {
+        resource_names: Some(names),
+        ..r
+    }
+}
+
+/// Rules as the API takes them.
+fn values(rules: Vec<PolicyRule>) -> Vec<Value> {
+    rules.into_iter().map(value).collect()
 }
 
 /// The cluster-wide rules: reads of what `up`'s preflight checks (nodes, classes), of where an
 /// operator and other environments' resources run (Deployments and WeightsAndBiases, read
 /// only), and writes by name of the plan's namespaces, CRDs and the operator's binding.
 pub fn cluster_rules(scope: &JobScope) -> Vec<Value> {
+    values(cluster(scope))
+}
+
+fn cluster(scope: &JobScope) -> Vec<PolicyRule> {
     let mut rules = vec![
         rule(&[""], &["nodes"], &["list"]),
         rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list"]),
@@ -75,7 +99,7 @@ pub fn cluster_rules(scope: &JobScope) -> Vec<Value> {
 
 /// An operator's roles, by name: read, bound and deleted (never written: they come with the
 /// Job's manifests), and their bindings, which have the roles' names, written.
-fn role_rules(names: &[&str], plural: &str) -> Vec<Value> {
+fn role_rules(names: &[&str], plural: &str) -> Vec<PolicyRule> {
     if names.is_empty() {
         return vec![];
     }
@@ -102,6 +126,10 @@ fn role_rules(names: &[&str], plural: &str) -> Vec<Value> {
 /// `verify` probes from: its probe Job made and removed, and its pod's log read (the probe pod
 /// itself gets no API access).
 pub fn namespace_rules(scope: &JobScope, ns: &str) -> Vec<Value> {
+    values(in_namespace(scope, ns))
+}
+
+fn in_namespace(scope: &JobScope, ns: &str) -> Vec<PolicyRule> {
     let mut rules = vec![
         rule(
             &[""],
@@ -146,28 +174,40 @@ pub fn namespace_rules(scope: &JobScope, ns: &str) -> Vec<Value> {
 
 /// The ClusterRole and its binding, then a Role and RoleBinding in each of the plan's
 /// namespaces, all for the ServiceAccount `name` in `namespace`.
-pub fn job_rbac(scope: &JobScope, name: &str, namespace: &str, labels: &Value) -> Vec<Value> {
-    let rbac = "rbac.authorization.k8s.io";
-    let subjects = json!([{"kind": "ServiceAccount", "name": name, "namespace": namespace}]);
+pub fn job_rbac(scope: &JobScope, name: &str, namespace: &str, labels: &Labels) -> Vec<Value> {
+    let role_ref = |kind: &str| RoleRef {
+        api_group: "rbac.authorization.k8s.io".into(),
+        kind: kind.into(),
+        name: name.into(),
+    };
+    let subjects = Some(vec![Subject {
+        kind: "ServiceAccount".into(),
+        name: name.into(),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    }]);
     let mut docs = vec![
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": name, "labels": labels}, "rules": cluster_rules(scope)}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": name, "labels": labels},
-            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": name},
-            "subjects": subjects}),
+        value(ClusterRole {
+            metadata: meta(name, None, labels.clone()),
+            rules: Some(cluster(scope)),
+            ..Default::default()
+        }),
+        value(ClusterRoleBinding {
+            metadata: meta(name, None, labels.clone()),
+            role_ref: role_ref("ClusterRole"),
+            subjects: subjects.clone(),
+        }),
     ];
     for ns in &scope.namespaces {
-        let meta = json!({"name": name, "namespace": ns, "labels": labels});
-        docs.push(
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": meta, "rules": namespace_rules(scope, ns)}),
-        );
-        docs.push(
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": meta, "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
-            "subjects": subjects}),
-        );
+        docs.push(value(Role {
+            metadata: meta(name, Some(ns), labels.clone()),
+            rules: Some(in_namespace(scope, ns)),
+        }));
+        docs.push(value(RoleBinding {
+            metadata: meta(name, Some(ns), labels.clone()),
+            role_ref: role_ref("Role"),
+            subjects: subjects.clone(),
+        }));
     }
     docs
 }
@@ -175,6 +215,7 @@ pub fn job_rbac(scope: &JobScope, name: &str, namespace: &str, labels: &Value) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn scope() -> JobScope {
         JobScope {
@@ -211,7 +252,7 @@ mod tests {
 
     #[test]
     fn secrets_are_granted_only_in_the_plans_namespaces() {
-        let docs = job_rbac(&scope(), "wbstack-e", "wbstack", &json!({}));
+        let docs = job_rbac(&scope(), "wbstack-e", "wbstack", &Labels::new());
         let roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Role").collect();
         let namespaces: Vec<&str> = roles
             .iter()

@@ -31,6 +31,7 @@ mod ready;
 mod release_ready;
 pub mod render;
 mod retry;
+mod typed;
 mod url_ready;
 mod value_secret;
 mod wandb;

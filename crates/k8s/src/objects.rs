@@ -1,6 +1,8 @@
 //! Helpers every Kubernetes step shares: the fingerprint annotation, outputs, Secret manifests.
 
-use base64::Engine as _;
+use crate::typed;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::ByteString;
 use serde_json::{json, Value};
 use wbstack_engine::{Fingerprint, Outputs, Secret, SecretRef};
 
@@ -36,14 +38,24 @@ pub(crate) fn secret_outputs(ns: &str, name: &str, key: &str) -> Outputs {
 
 /// An Opaque Secret holding one key.
 pub fn secret_manifest(namespace: &str, name: &str, key: &str, value: &Secret) -> Value {
-    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "wbstack"}},
-        "data": {key: base64::engine::general_purpose::STANDARD.encode(value.expose())}})
+    let data = [(
+        key.to_owned(),
+        ByteString(value.expose().as_bytes().to_vec()),
+    )];
+    typed::value(k8s_openapi::api::core::v1::Secret {
+        metadata: typed::meta(name, Some(namespace), typed::managed()),
+        type_: Some("Opaque".into()),
+        data: Some(data.into_iter().collect()),
+        ..Default::default()
+    })
 }
 
 /// A namespace wbstack makes.
 pub fn namespace_manifest(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "wbstack"}}})
+    typed::value(Namespace {
+        metadata: typed::meta(name, None, typed::managed()),
+        ..Default::default()
+    })
 }
 
 pub(crate) fn terminating(o: &Value) -> bool {

@@ -2,6 +2,17 @@
 //! the operator version, and a `<release>-controller-manager` Deployment labelled
 //! `control-plane: controller-manager`, with the environment the operator reads.
 
+use crate::typed::{self, labels, meta, value, Labels};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
 /// The CRD's name.
@@ -32,90 +43,250 @@ pub fn wandb_crd(version: &str) -> Value {
 }
 
 /// The verbs of the operator's RBAC markers (`internal/controller`), plus leader election.
-fn rules() -> Value {
-    let rw = [
+fn rules() -> Vec<PolicyRule> {
+    const RW: &[&str] = &[
         "update", "delete", "get", "list", "create", "patch", "watch",
     ];
-    json!([
-        {"apiGroups": ["apps.wandb.com"], "resources": ["weightsandbiases"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-        {"apiGroups": ["apps.wandb.com"], "resources": ["weightsandbiases/status"], "verbs": ["get", "update", "patch"]},
-        {"apiGroups": ["apps.wandb.com"], "resources": ["weightsandbiases/finalizers"], "verbs": ["update"]},
-        {"apiGroups": [""], "resources": ["configmaps", "events", "persistentvolumeclaims", "secrets", "serviceaccounts", "services"], "verbs": rw},
-        {"apiGroups": [""], "resources": ["endpoints", "nodes", "namespaces", "pods", "pods/log", "pods/status", "replicationcontrollers", "resourcequotas"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["apps"], "resources": ["deployments", "controllerrevisions", "daemonsets", "replicasets", "statefulsets"], "verbs": rw},
-        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": rw},
-        {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": ["get", "list", "watch", "create", "delete", "patch"]},
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["list", "watch"]},
-        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingresses/status", "networkpolicies"], "verbs": rw},
-        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": rw},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings", "clusterroles", "clusterrolebindings"], "verbs": rw},
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": rw}
-    ])
+    const READ: &[&str] = &["get", "list", "watch"];
+    let rule = |group: &str, resources: &[&str], verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec![group.to_owned()]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
+    };
+    vec![
+        rule(
+            "apps.wandb.com",
+            &["weightsandbiases"],
+            &[
+                "get", "list", "watch", "create", "update", "patch", "delete",
+            ],
+        ),
+        rule(
+            "apps.wandb.com",
+            &["weightsandbiases/status"],
+            &["get", "update", "patch"],
+        ),
+        rule(
+            "apps.wandb.com",
+            &["weightsandbiases/finalizers"],
+            &["update"],
+        ),
+        rule(
+            "",
+            &[
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+                "secrets",
+                "serviceaccounts",
+                "services",
+            ],
+            RW,
+        ),
+        rule(
+            "",
+            &[
+                "endpoints",
+                "nodes",
+                "namespaces",
+                "pods",
+                "pods/log",
+                "pods/status",
+                "replicationcontrollers",
+                "resourcequotas",
+            ],
+            READ,
+        ),
+        rule(
+            "apps",
+            &[
+                "deployments",
+                "controllerrevisions",
+                "daemonsets",
+                "replicasets",
+                "statefulsets",
+            ],
+            RW,
+        ),
+        rule("autoscaling", &["horizontalpodautoscalers"], RW),
+        rule(
+            "batch",
+            &["cronjobs", "jobs"],
+            &["get", "list", "watch", "create", "delete", "patch"],
+        ),
+        rule("events.k8s.io", &["events"], &["list", "watch"]),
+        rule(
+            "networking.k8s.io",
+            &["ingresses", "ingresses/status", "networkpolicies"],
+            RW,
+        ),
+        rule("policy", &["poddisruptionbudgets"], RW),
+        rule(
+            "rbac.authorization.k8s.io",
+            &[
+                "roles",
+                "rolebindings",
+                "clusterroles",
+                "clusterrolebindings",
+            ],
+            RW,
+        ),
+        rule("coordination.k8s.io", &["leases"], RW),
+    ]
 }
 
 /// The operator's namespace, service account, RBAC and Deployment (the CRD is its own step).
 pub fn operator(namespace: &str, version: &str, airgapped: bool, image: &str) -> Vec<Value> {
     let name = format!("{OPERATOR_RELEASE}-controller-manager");
     let sa = OPERATOR_RELEASE;
-    let l = json!({
-        CONTROL_PLANE_LABEL.0: CONTROL_PLANE_LABEL.1,
-        OPERATOR_LABEL.0: OPERATOR_LABEL.1,
-        "app.kubernetes.io/version": version,
-        MANAGED_BY.0: MANAGED_BY.1,
-    });
-    let meta = |kind_name: &str| json!({"name": kind_name, "labels": l});
-    let mut ns_meta = meta(namespace);
-    ns_meta["labels"] = json!({MANAGED_BY.0: MANAGED_BY.1});
+    let l = labels(&[
+        CONTROL_PLANE_LABEL,
+        OPERATOR_LABEL,
+        ("app.kubernetes.io/version", version),
+        MANAGED_BY,
+    ]);
     vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": ns_meta}),
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace, "labels": l}}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(OPERATOR_RELEASE), "rules": rules()}),
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": meta(OPERATOR_RELEASE),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": OPERATOR_RELEASE},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]
+        value(Namespace {
+            metadata: meta(namespace, None, typed::managed()),
+            ..Default::default()
         }),
-        deployment(&name, namespace, image, sa, airgapped, &l),
+        value(ServiceAccount {
+            metadata: meta(sa, Some(namespace), l.clone()),
+            ..Default::default()
+        }),
+        value(ClusterRole {
+            metadata: meta(OPERATOR_RELEASE, None, l.clone()),
+            rules: Some(rules()),
+            ..Default::default()
+        }),
+        value(ClusterRoleBinding {
+            metadata: meta(OPERATOR_RELEASE, None, l.clone()),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: OPERATOR_RELEASE.into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: sa.into(),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            }]),
+        }),
+        value(deployment(&name, namespace, image, sa, airgapped, l)),
     ]
 }
 
-fn deployment(name: &str, ns: &str, image: &str, sa: &str, airgapped: bool, l: &Value) -> Value {
-    let pod_labels =
-        json!({CONTROL_PLANE_LABEL.0: CONTROL_PLANE_LABEL.1, OPERATOR_LABEL.0: OPERATOR_LABEL.1});
-    let probe = |path: &str, delay: u32, period: u32| json!({"httpGet": {"path": path, "port": 8081}, "initialDelaySeconds": delay, "periodSeconds": period});
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns, "labels": l},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {CONTROL_PLANE_LABEL.0: CONTROL_PLANE_LABEL.1}},
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {
-                    "serviceAccountName": sa,
-                    "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "terminationGracePeriodSeconds": 10,
-                    "containers": [{
-                        "name": "manager",
-                        "image": image,
-                        "command": ["/manager"],
-                        "args": ["--leader-elect", "--zap-devel=false"],
-                        "env": [
-                            {"name": "WANDB_MANAGER_SERVICE_ACCOUNT", "value": sa},
-                            {"name": "OPERATOR_NAMESPACE", "value": ns},
-                            {"name": "SERVICE_ACCOUNT_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
-                            {"name": "AIRGAPPED", "value": airgapped.to_string()}
-                        ],
-                        "livenessProbe": probe("/healthz", 15, 20),
-                        "readinessProbe": probe("/readyz", 5, 10),
-                        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
-                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
-                    }]
-                }
-            }
-        }
-    })
+fn probe(path: &str, delay: i32, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(8081),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(delay),
+        period_seconds: Some(period),
+        ..Default::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn manager(ns: &str, image: &str, sa: &str, airgapped: bool) -> Container {
+    let quantities = |cpu: &str, memory: &str| {
+        [("cpu", cpu), ("memory", memory)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Quantity(v.to_owned())))
+            .collect()
+    };
+    Container {
+        name: "manager".into(),
+        image: Some(image.into()),
+        command: Some(vec!["/manager".into()]),
+        args: Some(vec!["--leader-elect".into(), "--zap-devel=false".into()]),
+        env: Some(vec![
+            env("WANDB_MANAGER_SERVICE_ACCOUNT", sa),
+            env("OPERATOR_NAMESPACE", ns),
+            EnvVar {
+                name: "SERVICE_ACCOUNT_NAME".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "spec.serviceAccountName".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            env("AIRGAPPED", &airgapped.to_string()),
+        ]),
+        liveness_probe: Some(probe("/healthz", 15, 20)),
+        readiness_probe: Some(probe("/readyz", 5, 10)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities("100m", "128Mi")),
+            limits: Some(quantities("500m", "512Mi")),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn deployment(
+    name: &str,
+    ns: &str,
+    image: &str,
+    sa: &str,
+    airgapped: bool,
+    l: Labels,
+) -> Deployment {
+    let pod_labels = labels(&[CONTROL_PLANE_LABEL, OPERATOR_LABEL]);
+    Deployment {
+        metadata: meta(name, Some(ns), l),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(labels(&[CONTROL_PLANE_LABEL])),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(sa.into()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    termination_grace_period_seconds: Some(10),
+                    containers: vec![manager(ns, image, sa, airgapped)],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// Whether a Deployment is a W&B operator: an official install (`control-plane:
