@@ -26,6 +26,7 @@ pub async fn connect(
     steps: &[StepPlan],
     rotate: &[String],
     skip_final_snapshot: bool,
+    sandbox: bool,
 ) -> Result<Option<Aws>, CliError> {
     if !steps.iter().any(|s| s.kind.is_aws()) {
         return Ok(None);
@@ -34,7 +35,7 @@ pub async fn connect(
     let settings = wbstack_aws::AwsSettings {
         region: a.region,
         endpoint: a.endpoint,
-        static_credentials: None,
+        static_credentials: crate::sandbox::credentials(sandbox),
     };
     Aws::connect(&settings, &plan.metadata.name)
         .await
@@ -105,6 +106,7 @@ pub async fn connect(
     steps: &[StepPlan],
     _rotate: &[String],
     _skip_final_snapshot: bool,
+    _sandbox: bool,
 ) -> Result<Option<Aws>, CliError> {
     let aws: Vec<&str> = steps
         .iter()

@@ -330,4 +330,11 @@ pub enum Command {
     Schema,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+    /// The sandbox's AWS for one environment: a local moto behind the proxy that answers as AWS
+    /// does, until stopped (started by `--sandbox` commands, stopped by `down`).
+    #[command(hide = true)]
+    SandboxAws {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }

@@ -119,6 +119,10 @@ pub async fn target_plan(flag: Option<&str>, t: &Target) -> Result<(Loaded, EnvS
         }
     }
     let state = store.env(&loaded.plan.metadata.name, t.sandbox)?;
+    let mut loaded = loaded;
+    if t.sandbox {
+        crate::sandbox::rehearse(&mut loaded.plan, &state).await?;
+    }
     Ok((loaded, state))
 }
 

@@ -18,6 +18,7 @@ mod preflight;
 mod report;
 mod reporter;
 mod restore;
+mod sandbox;
 mod state;
 mod verify;
 mod wiring;

@@ -103,7 +103,7 @@ pub async fn probe(kube: &Kube, plan: &Plan, sandbox: bool, opts: &ProbeOpts) ->
 /// The probes, run from this process.
 async fn from_here(wiring: &Wiring, o: &Options, endpoint: Option<String>) -> Vec<Finding> {
     let mut chosen = choose(wiring, o).await;
-    bucket(endpoint, wiring, &mut chosen).await;
+    bucket(endpoint, o.sandbox, wiring, &mut chosen).await;
     let mut findings = run_all(&chosen.probes, PROBE_LIMIT).await;
     findings.append(&mut chosen.skipped);
     findings
@@ -142,7 +142,12 @@ fn clickhouse_replicas(plan: &Plan) -> Option<u32> {
 
 /// The bucket probe, as the pods' identity.
 #[cfg(feature = "aws")]
-async fn bucket(endpoint: Option<String>, w: &Wiring, chosen: &mut wbstack_verify::Chosen) {
+async fn bucket(
+    endpoint: Option<String>,
+    sandbox: bool,
+    w: &Wiring,
+    chosen: &mut wbstack_verify::Chosen,
+) {
     let Some(target) = w.bucket() else {
         let why = "the values name no S3 bucket (the chart keeps files itself)";
         chosen
@@ -153,7 +158,7 @@ async fn bucket(endpoint: Option<String>, w: &Wiring, chosen: &mut wbstack_verif
     let settings = wbstack_aws::AwsSettings {
         region: Some(target.region.clone()),
         endpoint: endpoint.clone(),
-        static_credentials: None,
+        static_credentials: crate::sandbox::credentials(sandbox),
     };
     let aws = match wbstack_aws::Aws::connect(&settings, &w.resource).await {
         Ok(a) => a,
@@ -183,7 +188,7 @@ async fn bucket(endpoint: Option<String>, w: &Wiring, chosen: &mut wbstack_verif
 }
 
 #[cfg(not(feature = "aws"))]
-async fn bucket(_: Option<String>, w: &Wiring, chosen: &mut wbstack_verify::Chosen) {
+async fn bucket(_: Option<String>, _: bool, w: &Wiring, chosen: &mut wbstack_verify::Chosen) {
     if w.bucket().is_some() {
         let why = "this wbstack was built without AWS support (the `aws` feature)";
         chosen

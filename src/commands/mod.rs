@@ -73,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             crate::verify::verify(flag, &target, &probe, fmt).await
         }
         Command::List => crate::list::list(flag, fmt).await,
+        Command::SandboxAws { dir } => crate::sandbox::serve(&dir),
         Command::Output { target } => crate::output::output(flag, &target, fmt).await,
         Command::Report { target, run, html } => {
             crate::report::report(flag, &target, run, html.as_deref(), fmt).await

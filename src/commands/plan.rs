@@ -102,7 +102,7 @@ pub(super) async fn plan(
     let steps = wbstack_plan::compile(&loaded.plan);
     let state = at.read_state().await?;
     let conn = connect(t, &loaded.plan, &at).await?;
-    let aws = crate::aws::connect(&loaded.plan, &steps, &[], false).await?;
+    let aws = crate::aws::connect(&loaded.plan, &steps, &[], false, t.sandbox).await?;
     let graph = crate::wiring::graph(
         &loaded.plan,
         &steps,

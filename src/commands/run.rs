@@ -251,7 +251,14 @@ impl Job<'_> {
                 ..
             }
         );
-        let aws = crate::aws::connect(plan, &steps, &self.run.rotate, skip_snapshot).await?;
+        let aws = crate::aws::connect(
+            plan,
+            &steps,
+            &self.run.rotate,
+            skip_snapshot,
+            self.t.sandbox,
+        )
+        .await?;
         if let (Op::Up(_), Some(a)) = (&op, &aws) {
             if let Err(e) = self.check_identity(a).await {
                 conn.close();
@@ -303,6 +310,10 @@ impl Job<'_> {
         }
         let report = report?;
         summarize(&report, fmt);
+        if self.t.sandbox && matches!(op, Op::Down { .. }) && report.status == RunStatus::Succeeded
+        {
+            crate::sandbox::stop(self.at);
+        }
         let discovered = matches!(op, Op::Down { discover: true, .. });
         if discovered
             && fmt == OutputFormat::Text

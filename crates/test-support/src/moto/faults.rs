@@ -4,12 +4,12 @@
 //! `ThrottlingException`, `RequestLimitExceeded`), a slow answer, or a connection cut in the
 //! middle of the answer (after moto has done the work: the client cannot tell whether it did).
 
-use super::{forward, operation, read_request};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use wbstack_sandbox_aws::http::{forward, operation, read_request};
 
 /// What was done to a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

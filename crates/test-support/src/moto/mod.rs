@@ -1,33 +1,43 @@
 //! A moto server for a test: installed into a virtual environment under the target directory on
-//! first use, started on a free loopback port, stopped when dropped.
+//! first use, started on a free loopback port behind the sandbox's proxy (which answers as AWS
+//! does where moto falls short), stopped when dropped.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use wbstack_aws::{Aws, AwsSettings};
 
 pub struct Moto {
-    child: Child,
+    local: Local,
     pub url: String,
     /// What the ElastiCache proxy knows (tokens, versions).
     pub caches: elasticache::Caches,
 }
 
-mod bucket_policy;
-pub mod elasticache;
+use wbstack_sandbox_aws::http::{forward, operation, read_request};
+/// The proxy in front of moto (named for the service it answers most for).
+pub use wbstack_sandbox_aws::proxy as elasticache;
+use wbstack_sandbox_aws::Local;
+
 pub mod faults;
-mod s3_answers;
-mod sts_answers;
 
 use crate::python;
 
-fn moto_server() -> PathBuf {
+/// The pinned moto server, installed on first use.
+pub fn moto_server() -> PathBuf {
     if let Ok(p) = std::env::var("MOTO_SERVER") {
         return PathBuf::from(p);
     }
-    python::venv("moto", &["moto[server]==5.2.5"]).join("moto_server")
+    python::venv(
+        "moto",
+        &[&format!(
+            "moto[server]=={}",
+            wbstack_sandbox_aws::MOTO_VERSION
+        )],
+    )
+    .join("moto_server")
 }
 
 fn get(port: u16, path: &str) -> Option<String> {
@@ -41,37 +51,14 @@ fn get(port: u16, path: &str) -> Option<String> {
 
 impl Moto {
     pub fn start() -> Moto {
-        let bin = moto_server();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while get(port, "/moto-api/data.json")
-            .is_none_or(|r| !r.starts_with("HTTP/1.1 200") && !r.starts_with("HTTP/1.0 200"))
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // Clients talk to moto through the proxy that answers where moto's ElastiCache falls
-        // short of AWS.
-        let (url, caches) = elasticache::start(port);
-        Moto { child, url, caches }
+        let local = Local::start(&moto_server()).expect("moto starts");
+        let (url, caches) = (local.url.clone(), local.caches.clone());
+        Moto { local, url, caches }
     }
 
     /// The moto server's process id (for its memory figures).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.local.pid()
     }
 
     /// The production plan's text for moto: its subnets instead of the plan's, no security
@@ -200,13 +187,6 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn between(s: &str, a: &str, b: &str) -> String {
     let i = s.find(a).unwrap_or_else(|| panic!("{a} not in {s}")) + a.len();
     let j = s[i..].find(b).unwrap() + i;
@@ -248,78 +228,6 @@ fn access_denied(op: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-fn read_head(c: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        if c.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        buf.push(byte[0]);
-    }
-    Some(buf)
-}
-
-/// One request off a connection: its head, as text, and its body.
-fn read_request(c: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let head = String::from_utf8_lossy(&read_head(c)?).into_owned();
-    let len: usize = head
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("content-length:"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    c.read_exact(&mut body).ok()?;
-    Some((head, body))
-}
-
-/// Sends a request to the server on loopback port `upstream` and reads its whole answer (moto
-/// closes the connection after each).
-fn forward(upstream: u16, head: &str, body: &[u8]) -> Option<Vec<u8>> {
-    let mut up = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
-    let head = head.replace("Connection: keep-alive", "Connection: close");
-    up.write_all(head.as_bytes()).ok()?;
-    up.write_all(body).ok()?;
-    let mut resp = Vec::new();
-    up.read_to_end(&mut resp).ok()?;
-    Some(resp)
-}
-
-fn operation(head: &str, body: &[u8]) -> String {
-    let lower = head.to_ascii_lowercase();
-    if let Some(line) = lower.lines().find(|l| l.starts_with("x-amz-target:")) {
-        let v = line.split(':').nth(1).unwrap_or("").trim();
-        let op = head
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("x-amz-target:"))
-            .and_then(|l| l.split(':').nth(1))
-            .unwrap_or(v)
-            .trim();
-        return op.rsplit('.').next().unwrap_or(op).to_owned();
-    }
-    let body = String::from_utf8_lossy(body);
-    if let Some(i) = body.find("Action=") {
-        return body[i + 7..].split('&').next().unwrap_or("").to_owned();
-    }
-    let first = head.lines().next().unwrap_or("");
-    let mut parts = first.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("");
-    let sub = path
-        .split_once('?')
-        .map(|(_, q)| q.split(['=', '&']).next().unwrap_or(""))
-        .unwrap_or("");
-    format!(
-        "s3:{method}{}",
-        if sub.is_empty() {
-            String::new()
-        } else {
-            format!("?{sub}")
-        }
-    )
 }
 
 /// The instance an RDS query request names (a failover's target before its cluster), else the

@@ -4,8 +4,8 @@
 //! - an object written with an SSE-KMS key that does not exist or is disabled: moto stores it;
 //!   S3 refuses it with a 400 (`KMS.NotFoundException`, `KMS.DisabledException`).
 
-use super::bucket_policy::response;
-use super::forward;
+use crate::bucket_policy::response;
+use crate::http::forward;
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| {

@@ -19,7 +19,7 @@
 //! make it accept changes without making them (reported pending, as AWS queues one, or not, as
 //! AWS drops one), fail an operation with a 500 every time, or give a bucket another owner.
 
-use super::{forward, operation, read_request};
+use crate::http::{forward, operation, read_request};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -55,7 +55,7 @@ pub struct Caches {
     /// Buckets owned by an account other than moto's (`123456789012`).
     owners: Arc<Mutex<HashMap<String, String>>>,
     /// Bucket policies, kept here (see `bucket_policy`).
-    policies: super::bucket_policy::Policies,
+    policies: crate::bucket_policy::Policies,
     /// The final snapshots taken for deleted groups.
     final_snapshots: Arc<Mutex<Vec<String>>>,
     /// Deleted replication groups (`rg/<id>`) and cache subnet groups (`sg/<name>`), with
@@ -204,9 +204,9 @@ impl Caches {
 }
 
 /// Starts the proxy in front of moto's `upstream` port; returns its URL and what it knows.
-pub fn start(upstream: u16) -> (String, Caches) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+pub fn start(upstream: u16) -> std::io::Result<(String, Caches)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
     let caches = Caches::default();
     let c = caches.clone();
     std::thread::spawn(move || {
@@ -216,7 +216,7 @@ pub fn start(upstream: u16) -> (String, Caches) {
             std::thread::spawn(move || serve(client, upstream, &c));
         }
     });
-    (url, caches)
+    Ok((url, caches))
 }
 
 fn now() -> String {
@@ -244,7 +244,7 @@ fn change_token(c: &Caches, g: &mut Group, token: &str, strategy: &str) -> Optio
 }
 
 fn access_denied() -> Vec<u8> {
-    super::bucket_policy::response(
+    crate::bucket_policy::response(
         "403 Forbidden",
         "text/xml",
         "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/ci is not authorized to perform: elasticache:ModifyReplicationGroup</Message></Error><RequestId>1</RequestId></ErrorResponse>",
@@ -285,13 +285,13 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
         op.as_str(),
         "ModifyReplicationGroup" | "IncreaseReplicaCount" | "DecreaseReplicaCount"
     );
-    let s3 = super::s3_answers::answer(&text, upstream)
-        .or_else(|| super::sts_answers::answer(&body, upstream));
+    let s3 = crate::s3_answers::answer(&text, upstream)
+        .or_else(|| crate::sts_answers::answer(&body, upstream));
     let answer = match op.as_str() {
         _ if !expected_owner_matches(&text, caches) => Some(s3_access_denied()),
         _ if s3.is_some() => s3,
-        _ if super::bucket_policy::policy_request(&text).is_some() => {
-            super::bucket_policy::answer(&text, &body, &caches.policies)
+        _ if crate::bucket_policy::policy_request(&text).is_some() => {
+            crate::bucket_policy::answer(&text, &body, &caches.policies)
         }
         o if caches.failing.lock().unwrap().as_deref() == Some(o) => Some(internal_failure()),
         _ if changes && stalled.is_some() => Some(result(&op, &id)),
@@ -625,7 +625,7 @@ fn expected_owner_matches(head: &str, caches: &Caches) -> bool {
 }
 
 fn s3_access_denied() -> Vec<u8> {
-    super::bucket_policy::response(
+    crate::bucket_policy::response(
         "403 Forbidden",
         "application/xml",
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",

@@ -5,8 +5,8 @@
 //! `<issuer>:sub` and `<issuer>:aud` hold for the token's claims; else it refuses with a 403
 //! `AccessDenied`. The proxy reads the role from moto (GetRole) and answers that refusal.
 
-use super::bucket_policy::response;
-use super::forward;
+use crate::bucket_policy::response;
+use crate::http::forward;
 use base64::Engine as _;
 use serde_json::Value;
 

@@ -1,0 +1,79 @@
+//! One HTTP/1.x request at a time over loopback, as moto and the proxies in front of it speak:
+//! read a request, forward it, name the AWS operation it calls.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+pub fn read_head(c: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if c.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    Some(buf)
+}
+
+/// One request off a connection: its head, as text, and its body.
+pub fn read_request(c: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let head = String::from_utf8_lossy(&read_head(c)?).into_owned();
+    let len: usize = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("content-length:"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+/// Sends a request to the server on loopback port `upstream` and reads its whole answer (moto
+/// closes the connection after each).
+pub fn forward(upstream: u16, head: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let mut up = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
+    let head = head.replace("Connection: keep-alive", "Connection: close");
+    up.write_all(head.as_bytes()).ok()?;
+    up.write_all(body).ok()?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp).ok()?;
+    Some(resp)
+}
+
+/// The AWS operation a request calls: its `X-Amz-Target`, its query `Action`, or for S3 its
+/// method and sub-resource (`s3:PUT?policy`).
+pub fn operation(head: &str, body: &[u8]) -> String {
+    let lower = head.to_ascii_lowercase();
+    if let Some(line) = lower.lines().find(|l| l.starts_with("x-amz-target:")) {
+        let v = line.split(':').nth(1).unwrap_or("").trim();
+        let op = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("x-amz-target:"))
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or(v)
+            .trim();
+        return op.rsplit('.').next().unwrap_or(op).to_owned();
+    }
+    let body = String::from_utf8_lossy(body);
+    if let Some(i) = body.find("Action=") {
+        return body[i + 7..].split('&').next().unwrap_or("").to_owned();
+    }
+    let first = head.lines().next().unwrap_or("");
+    let mut parts = first.split_whitespace();
+    let method = parts.next().unwrap_or("");
+    let path = parts.next().unwrap_or("");
+    let sub = path
+        .split_once('?')
+        .map(|(_, q)| q.split(['=', '&']).next().unwrap_or(""))
+        .unwrap_or("");
+    format!(
+        "s3:{method}{}",
+        if sub.is_empty() {
+            String::new()
+        } else {
+            format!("?{sub}")
+        }
+    )
+}
