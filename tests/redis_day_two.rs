@@ -1,6 +1,6 @@
 //! ElastiCache on day two, on the production plan against moto and the emulated cluster, with
 //! moto's ElastiCache gaps answered by the proxy in front of it
-//! (`crates/aws/tests/common/elasticache.rs`: moto 5.2.5 answers ModifyReplicationGroup with a
+//! (`crates/sandbox-aws/src/proxy.rs`: moto 5.2.6 answers ModifyReplicationGroup with a
 //! 500 page and does not list a group's member clusters): the engine version is upgraded in
 //! place and a downgrade is refused as a replacement; the AUTH token is rotated with `ROTATE`
 //! then `SET`, W&B changed over in between, and a rotation cut off before `SET` is finished by

@@ -117,7 +117,7 @@ fn without_a_moto_server_the_sandbox_says_how_to_get_one_and_changes_nothing() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{said}");
     assert!(
-        said.contains("pip install 'moto[server]==5.2.5'") && said.contains("WBSTACK_MOTO_SERVER"),
+        said.contains("pip install 'moto[server]==5.2.6'") && said.contains("WBSTACK_MOTO_SERVER"),
         "{said}"
     );
     let state = env.dir.path().join(".wbstack/sandbox/wandb-prod");

@@ -21,6 +21,7 @@ pub struct AwsSettings {
 /// The clients wbstack uses, and the environment it tags resources with.
 #[derive(Clone, Debug)]
 pub struct Aws {
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub kms: aws_sdk_kms::Client,
     pub iam: aws_sdk_iam::Client,
     pub rds: aws_sdk_rds::Client,
@@ -84,6 +85,11 @@ impl Aws {
             .interceptor(CallLog)
             .build();
         Ok(Aws {
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&conf)
+                    .interceptor(CallLog)
+                    .build(),
+            ),
             kms: aws_sdk_kms::Client::from_conf(
                 aws_sdk_kms::config::Builder::from(&conf)
                     .interceptor(CallLog)

@@ -1,11 +1,12 @@
 //! wbstack's AWS steps (aws-sdk-rust): the KMS key, the artifacts bucket, generated passwords in
-//! Secrets Manager, MySQL on RDS / Aurora, Redis on ElastiCache and the pods' IAM role (IRSA). Every resource has a
+//! Secrets Manager, MySQL on RDS / Aurora, Redis on ElastiCache, the pods' IAM role (IRSA) and CloudWatch alarms. Every resource has a
 //! deterministic name from the environment, carries the environment's tags, and is adopted when
 //! it is ours and refused when it is not ([`own`](crate) holds those rules for every step).
 //!
 //! Each step is built from its plan payload: `KmsKeyStep::new(aws, step_id, spec)`, or through
 //! [`kind`], the one dispatch over the AWS kinds.
 
+mod alarms;
 mod calllog;
 mod clients;
 mod elasticache;
@@ -29,6 +30,7 @@ mod s3;
 mod s3_security;
 mod secrets;
 
+pub use alarms::CloudwatchAlarmsStep;
 pub use clients::{classify, describe, error_code, Aws, AwsError, AwsSettings};
 pub use elasticache::{CacheSubnetGroupStep, RedisCacheStep};
 pub use elasticache_auth::RedisAuthCommitStep;
@@ -58,5 +60,6 @@ pub fn kind(k: wbstack_plan::AwsKind<'_>) -> &dyn AwsStepKind {
         K::RedisCache(x) => x,
         K::RedisAuthCommit(x) => x,
         K::IamRole(x) => x,
+        K::CloudwatchAlarms(x) => x,
     }
 }

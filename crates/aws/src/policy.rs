@@ -340,6 +340,27 @@ fn state_store(location: &str) -> Vec<Value> {
     ]
 }
 
+pub(crate) fn alarms(prefix: &str) -> Vec<Value> {
+    vec![
+        statement(
+            "Alarms",
+            &[
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:ListTagsForResource",
+                "cloudwatch:TagResource",
+            ],
+            vec![format!("arn:aws:cloudwatch:*:*:alarm:{prefix}*")],
+        ),
+        // DescribeAlarms is not scoped to resources: it lists by the name prefix.
+        statement(
+            "AlarmsRead",
+            &["cloudwatch:DescribeAlarms"],
+            vec!["*".into()],
+        ),
+    ]
+}
+
 pub(crate) fn db_subnet_group(name: &str) -> Vec<Value> {
     vec![statement(
         "DbSubnetGroup",

@@ -67,14 +67,7 @@ impl MysqlDatabaseStep {
     }
 
     pub(crate) fn instance_ids(&self) -> Vec<String> {
-        let s = &self.spec;
-        if s.aurora {
-            (1..=s.instances.max(1))
-                .map(|i| format!("{}-{i}", s.identifier))
-                .collect()
-        } else {
-            vec![s.identifier.clone()]
-        }
+        self.spec.instance_ids()
     }
 
     pub(crate) async fn instance(&self, id: &str) -> Result<Option<DbInstance>, StepError> {

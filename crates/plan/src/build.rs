@@ -87,6 +87,11 @@ impl<'a> Builder<'a> {
         });
     }
 
+    /// The payload of a step already added, if there is one.
+    pub fn planned(&self, id: &str) -> Option<&StepKind> {
+        self.steps.iter().find(|s| s.id == id).map(|s| &s.kind)
+    }
+
     /// Sets a value of the resource.
     pub fn set(&mut self, pointer: &str, v: Value) {
         set(&mut self.values, pointer, v);

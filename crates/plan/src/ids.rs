@@ -45,6 +45,8 @@ pub const CLICKHOUSE: &str = "k8s.clickhouse";
 pub const WEAVE_WORKER_AUTH: &str = "k8s.weave-worker-auth";
 /// The IAM role W&B's and ClickHouse's service accounts assume (IRSA).
 pub const IAM_ROLE: &str = "aws.iam-role";
+/// CloudWatch alarms on the database and the cache.
+pub const ALARMS: &str = "aws.alarms";
 /// The WeightsAndBiases resource.
 pub const WANDB: &str = "k8s.wandb";
 /// The host answering (`spec.wandb.waitForUrl`).

@@ -671,6 +671,70 @@ pub struct BucketGrant {
     pub prefix: String,
 }
 
+impl MysqlDatabase {
+    /// The DB instances: `<identifier>-1..n` in an Aurora cluster, else the one instance.
+    pub fn instance_ids(&self) -> Vec<String> {
+        if self.aurora {
+            (1..=self.instances.max(1))
+                .map(|i| format!("{}-{i}", self.identifier))
+                .collect()
+        } else {
+            vec![self.identifier.clone()]
+        }
+    }
+}
+
+impl RedisCache {
+    /// The replication group's member clusters, as ElastiCache names them: `<id>-001..n`.
+    pub fn member_ids(&self) -> Vec<String> {
+        (1..=self.nodes.max(1))
+            .map(|n| format!("{}-{n:03}", self.id))
+            .collect()
+    }
+}
+
+/// One CloudWatch alarm on a metric of the environment's database or cache.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alarm {
+    pub name: String,
+    pub description: String,
+    /// `AWS/RDS` or `AWS/ElastiCache`.
+    pub namespace: String,
+    pub metric: String,
+    /// (name, value): `DBClusterIdentifier`, `DBInstanceIdentifier` or `CacheClusterId`.
+    pub dimensions: Vec<(String, String)>,
+    /// `Average`, `Maximum` or `Sum`.
+    pub statistic: String,
+    /// `GreaterThanThreshold` or `LessThanThreshold`.
+    pub comparison: String,
+    pub threshold: f64,
+    pub period_seconds: i32,
+    /// Periods in a row past the threshold before it fires.
+    pub evaluation_periods: i32,
+}
+
+/// The environment's CloudWatch alarms, all named with `prefix`: the step makes the ones the
+/// plan wants as it wants them and removes the others with the prefix.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CloudwatchAlarms {
+    pub prefix: String,
+    pub alarms: Vec<Alarm>,
+    /// SNS topic ARNs told when an alarm fires and clears.
+    pub actions: Vec<String>,
+    /// The resources watched: made first, so the alarms start on live metrics.
+    pub watched: Vec<Input>,
+}
+
+impl Kind for CloudwatchAlarms {
+    const LABEL: &'static str = "aws.cloudwatch.alarms";
+    fn inputs(&self) -> Vec<Input> {
+        self.watched.clone()
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
+    }
+}
+
 /// An IAM role that pods assume through the cluster's OIDC provider (IRSA), with access to the
 /// environment's bucket and key only.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -819,6 +883,7 @@ kinds! {
         RedisCache(RedisCache),
         RedisAuthCommit(RedisAuthCommit),
         IamRole(IamRole),
+        CloudwatchAlarms(CloudwatchAlarms),
     }
 }
 

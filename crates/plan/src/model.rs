@@ -872,6 +872,33 @@ pub struct AwsSpec {
     /// (objects under its path) and its KMS key only, and annotates the accounts with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub irsa: Option<IrsaSpec>,
+    /// CloudWatch alarms on the database and the cache wbstack makes, with thresholds from the
+    /// size (on by default).
+    #[serde(default)]
+    pub alarms: AlarmsSpec,
+}
+
+/// `spec.aws.alarms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AlarmsSpec {
+    /// RDS: CPU, free storage, replica lag, connections; ElastiCache: memory, evictions, engine
+    /// CPU. Named `wbstack-<environment>-...`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// SNS topic ARNs told when an alarm fires and when it clears (none: the alarms show in
+    /// CloudWatch only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+}
+
+impl Default for AlarmsSpec {
+    fn default() -> Self {
+        AlarmsSpec {
+            enabled: true,
+            actions: Vec::new(),
+        }
+    }
 }
 
 /// `spec.aws.irsa`.

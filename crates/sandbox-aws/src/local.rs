@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The moto release the proxy's answers were checked against.
-pub const MOTO_VERSION: &str = "5.2.5";
+pub const MOTO_VERSION: &str = "5.2.6";
 
 /// `WBSTACK_MOTO_SERVER`, else `moto_server` on the `PATH`; the error says how to get one.
 pub fn moto_server() -> Result<PathBuf, SandboxError> {

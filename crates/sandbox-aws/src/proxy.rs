@@ -1,4 +1,4 @@
-//! Where moto 5.2.5 falls short of AWS, a proxy in front of it answers as AWS does. ElastiCache:
+//! Where moto 5.2.6 falls short of AWS, a proxy in front of it answers as AWS does. ElastiCache:
 //! moto lists one member cluster whatever `NumCacheClusters` asked for, answers
 //! ModifyReplicationGroup and DeleteCacheSubnetGroup with a 500, has no
 //! Increase/DecreaseReplicaCount, does not know a group's member clusters by

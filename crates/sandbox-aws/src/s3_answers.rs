@@ -1,4 +1,4 @@
-//! S3 where moto 5.2.5 answers otherwise than AWS, answered as AWS does:
+//! S3 where moto 5.2.6 answers otherwise than AWS, answered as AWS does:
 //! - a CORS preflight (`OPTIONS`) on a bucket with no CORS rule: moto allows every origin; S3
 //!   refuses it with a 403 (`CORSResponse: CORS is not enabled for this bucket.`);
 //! - an object written with an SSE-KMS key that does not exist or is disabled: moto stores it;

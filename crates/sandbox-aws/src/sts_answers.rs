@@ -1,4 +1,4 @@
-//! STS where moto 5.2.5 answers otherwise than AWS, answered as AWS does: moto hands out
+//! STS where moto 5.2.6 answers otherwise than AWS, answered as AWS does: moto hands out
 //! credentials for `AssumeRoleWithWebIdentity` whatever the role trusts. AWS first checks the
 //! role's trust policy against the token: a statement allowing `sts:AssumeRoleWithWebIdentity`
 //! to the OIDC provider of the token's issuer, whose `StringEquals`/`StringLike` conditions on

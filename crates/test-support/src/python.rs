@@ -17,7 +17,9 @@ pub fn venv(name: &str, requirements: &[&str]) -> PathBuf {
         .open(root.join(format!("{name}-venv.lock")))
         .unwrap();
     lock.lock().unwrap();
-    if !done.exists() {
+    // Made for other requirements (a pin moved): made again.
+    let made_for = std::fs::read_to_string(&done).ok();
+    if made_for.as_deref() != Some(requirements.join("\n").as_str()) {
         let _ = std::fs::remove_dir_all(&dir);
         let ok = Command::new("python3")
             .args(["-m", "venv"])

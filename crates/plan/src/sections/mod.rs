@@ -1,6 +1,7 @@
 //! The plan by section. Each section checks its part of the plan (diagnostics at
 //! file:line:column) and compiles it into steps and values, in the order the steps run.
 
+mod alarms;
 mod aws;
 mod bucket;
 mod clickhouse;
@@ -50,6 +51,7 @@ pub(crate) fn check(c: &mut Checker, r: &Resolved) {
     bucket::check(c, r);
     clickhouse::check(c, r);
     aws::check(c, r);
+    alarms::check(c, r);
     irsa::check(c, r);
     references::check(c, r);
     state::check(c, r);
@@ -66,5 +68,6 @@ pub(crate) fn compile(b: &mut Builder, r: &Resolved) {
     bucket::compile(b, r);
     irsa::compile(b, r);
     clickhouse::compile(b, r);
+    alarms::compile(b, r);
     components::compile(b, r);
 }
