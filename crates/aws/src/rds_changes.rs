@@ -22,6 +22,8 @@ pub struct Settings {
     pub security_group_ids: Vec<String>,
     /// The logs exported to CloudWatch Logs, sorted.
     pub log_exports: Vec<String>,
+    /// Performance Insights on every instance.
+    pub performance_insights: bool,
 }
 
 impl Settings {
@@ -37,6 +39,7 @@ impl Settings {
             user: s.user.clone(),
             security_group_ids: sorted(&s.security_group_ids),
             log_exports: sorted(&s.log_exports),
+            performance_insights: s.performance_insights,
         }
     }
 
@@ -82,6 +85,11 @@ impl Settings {
                     .collect::<Vec<_>>(),
             ),
             log_exports: sorted(c.enabled_cloudwatch_logs_exports()),
+            // On only when every instance has it.
+            performance_insights: !instances.is_empty()
+                && instances
+                    .iter()
+                    .all(|i| i.performance_insights_enabled().unwrap_or(false)),
         }
     }
 
@@ -115,6 +123,7 @@ impl Settings {
                     .collect::<Vec<_>>(),
             ),
             log_exports: sorted(i.enabled_cloudwatch_logs_exports()),
+            performance_insights: i.performance_insights_enabled().unwrap_or(false),
         }
     }
 }
@@ -204,6 +213,12 @@ pub fn changes(live: &Settings, want: &Settings) -> Vec<Change> {
         want.log_exports.join(","),
         false,
     );
+    field(
+        "performance_insights",
+        live.performance_insights.to_string(),
+        want.performance_insights.to_string(),
+        false,
+    );
     if !want.security_group_ids.is_empty() {
         field(
             "security_group_ids",
@@ -259,6 +274,7 @@ mod tests {
             user: "wandb".into(),
             security_group_ids: vec![],
             log_exports: vec![],
+            performance_insights: true,
         }
     }
 

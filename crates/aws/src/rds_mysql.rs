@@ -26,6 +26,8 @@ const TERMINAL: [&str; 8] = [
     "restore-error",
 ];
 
+/// Days Performance Insights keeps: the free tier.
+const INSIGHTS_DAYS: i32 = 7;
 const INSTANCE_ABSENT: [&str; 2] = ["DBInstanceNotFound", "DBInstanceNotFoundFault"];
 const CLUSTER_ABSENT: [&str; 1] = ["DBClusterNotFoundFault"];
 
@@ -205,7 +207,13 @@ impl MysqlDatabaseStep {
             .db_parameter_group_name(params)
             // Said explicitly: the API's default depends on the subnets and can be public.
             .publicly_accessible(false)
+            .enable_performance_insights(s.performance_insights)
             .set_tags(Some(tags(&self.aws, &self.step, tag)));
+        if s.performance_insights {
+            req = req
+                .performance_insights_retention_period(INSIGHTS_DAYS)
+                .performance_insights_kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?);
+        }
         if s.aurora {
             req = req.db_cluster_identifier(&s.identifier);
         } else {
@@ -349,7 +357,7 @@ impl MysqlDatabaseStep {
         if s.aurora {
             self.modify_cluster(ctx, &c).await
         } else {
-            self.modify_instance(&s.identifier, &c, true).await
+            self.modify_instance(ctx, &s.identifier, &c, true).await
         }
     }
 
@@ -384,13 +392,20 @@ impl MysqlDatabaseStep {
                 .await
                 .map_err(|e| crate::clients::classify(e, "ModifyDBCluster", &s.identifier))?;
         }
+        if has(c, "performance_insights") {
+            for id in self.instance_ids() {
+                if self.instance(&id).await?.is_some() {
+                    self.modify_insights(ctx, &id).await?;
+                }
+            }
+        }
         if has(c, "instance_class") && s.apply_immediately {
             self.roll(ctx).await?;
         } else if has(c, "instance_class") {
             // Queued for each instance's maintenance window, where RDS applies it.
             for id in self.instance_ids() {
                 if self.instance(&id).await?.is_some() {
-                    self.modify_instance(&id, c, false).await?;
+                    self.modify_instance(ctx, &id, c, false).await?;
                 }
             }
         }
@@ -436,8 +451,36 @@ impl MysqlDatabaseStep {
             .collect())
     }
 
+    /// ModifyDBInstance of an Aurora member's Performance Insights alone (its class is rolled
+    /// separately, reader by reader).
+    async fn modify_insights(&self, ctx: &StepCtx, id: &str) -> Result<(), StepError> {
+        let s = &self.spec;
+        let mut req = self
+            .aws
+            .rds
+            .modify_db_instance()
+            .db_instance_identifier(id)
+            .apply_immediately(s.apply_immediately)
+            .enable_performance_insights(s.performance_insights);
+        if s.performance_insights {
+            req = req
+                .performance_insights_retention_period(INSIGHTS_DAYS)
+                .performance_insights_kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?);
+        }
+        req.send()
+            .await
+            .map_err(|e| crate::clients::classify(e, "ModifyDBInstance", id))?;
+        Ok(())
+    }
+
     /// ModifyDBInstance with the instance-level fields (all of them for a single instance).
-    async fn modify_instance(&self, id: &str, c: &[Change], single: bool) -> Result<(), StepError> {
+    async fn modify_instance(
+        &self,
+        ctx: &StepCtx,
+        id: &str,
+        c: &[Change],
+        single: bool,
+    ) -> Result<(), StepError> {
         let s = &self.spec;
         let mut req = self
             .aws
@@ -446,6 +489,14 @@ impl MysqlDatabaseStep {
             .db_instance_identifier(id)
             .apply_immediately(s.apply_immediately)
             .db_instance_class(&s.instance_class);
+        if single && has(c, "performance_insights") {
+            req = req.enable_performance_insights(s.performance_insights);
+            if s.performance_insights {
+                req = req
+                    .performance_insights_retention_period(INSIGHTS_DAYS)
+                    .performance_insights_kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?);
+            }
+        }
         if single {
             req = req
                 .backup_retention_period(s.backup_retention_days as i32)

@@ -117,6 +117,7 @@ fn graph(aws: &Aws, subnets: &[String], aurora: bool) -> Graph {
                     final_snapshot: false,
                     security_group_ids: vec![],
                     log_exports: vec![s("error"), s("slowquery")],
+                    performance_insights: true,
                     apply_immediately: true,
                     restore: None,
                     kms: Input::new("aws.kms", "arn"),

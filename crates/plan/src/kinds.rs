@@ -551,6 +551,8 @@ pub struct MysqlDatabase {
     pub security_group_ids: Vec<String>,
     /// The logs exported to CloudWatch Logs, sorted.
     pub log_exports: Vec<String>,
+    /// Performance Insights on every instance (7 days, the environment's key).
+    pub performance_insights: bool,
     /// Changes to the running database take effect now, not in its maintenance window.
     pub apply_immediately: bool,
     /// Made from another database's data instead of empty.

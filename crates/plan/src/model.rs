@@ -560,6 +560,10 @@ pub struct MysqlSpec {
     /// `general`, `slowquery`); defaults to `error` and `slowquery`, `[]` exports none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_exports: Option<Vec<String>>,
+    /// For `rds` / `aurora`: Performance Insights on every instance, kept 7 days (the free
+    /// tier) and encrypted with the environment's KMS key. On by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance_insights: Option<bool>,
 }
 
 /// Where an environment's data comes from when it is restored from another's.

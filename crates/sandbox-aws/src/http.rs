@@ -42,7 +42,8 @@ pub fn forward(upstream: u16, head: &str, body: &[u8]) -> Option<Vec<u8>> {
     Some(resp)
 }
 
-/// The AWS operation a request calls: its `X-Amz-Target`, its query `Action`, or for S3 its
+/// The AWS operation a request calls: its `X-Amz-Target`, its query `Action`, its Smithy RPC v2
+/// path, or for S3 its
 /// method and sub-resource (`s3:PUT?policy`).
 pub fn operation(head: &str, body: &[u8]) -> String {
     let lower = head.to_ascii_lowercase();
@@ -64,6 +65,12 @@ pub fn operation(head: &str, body: &[u8]) -> String {
     let mut parts = first.split_whitespace();
     let method = parts.next().unwrap_or("");
     let path = parts.next().unwrap_or("");
+    // Smithy RPC v2 (CloudWatch's CBOR): POST /service/<service>/operation/<operation>.
+    if let Some((_, op)) = path.split_once("/operation/") {
+        if path.starts_with("/service/") {
+            return op.split(['?', '/']).next().unwrap_or(op).to_owned();
+        }
+    }
     let sub = path
         .split_once('?')
         .map(|(_, q)| q.split(['=', '&']).next().unwrap_or(""))
@@ -76,4 +83,26 @@ pub fn operation(head: &str, body: &[u8]) -> String {
             format!("?{sub}")
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operation;
+
+    #[test]
+    fn each_protocol_names_its_operation() {
+        let json = "POST / HTTP/1.1\r\nX-Amz-Target: TrentService.CreateKey\r\n\r\n";
+        assert_eq!(operation(json, b"{}"), "CreateKey");
+        let query = "POST / HTTP/1.1\r\n\r\n";
+        assert_eq!(
+            operation(query, b"Action=CreateDBCluster&Version=1"),
+            "CreateDBCluster"
+        );
+        let cbor = "POST /service/GraniteServiceVersion20100801/operation/PutMetricAlarm HTTP/1.1\r\nsmithy-protocol: rpc-v2-cbor\r\n\r\n";
+        assert_eq!(operation(cbor, &[0xbf, 0xff]), "PutMetricAlarm");
+        assert_eq!(
+            operation("GET /bucket?versioning HTTP/1.1\r\n\r\n", b""),
+            "s3:GET?versioning"
+        );
+    }
 }

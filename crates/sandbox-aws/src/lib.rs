@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod http;
 mod local;
 pub mod proxy;
+mod rds_answers;
 mod s3_answers;
 mod sts_answers;
 

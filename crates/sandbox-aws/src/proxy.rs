@@ -58,6 +58,9 @@ pub struct Caches {
     policies: crate::bucket_policy::Policies,
     /// The final snapshots taken for deleted groups.
     final_snapshots: Arc<Mutex<Vec<String>>>,
+    /// Performance Insights as ModifyDBInstance last set it, by instance (moto keeps only the
+    /// setting CreateDBInstance gave).
+    insights: crate::rds_answers::Insights,
     /// Deleted replication groups (`rg/<id>`) and cache subnet groups (`sg/<name>`), with
     /// when: gone once `DELETION` has passed.
     deleted: Arc<Mutex<HashMap<String, std::time::Instant>>>,
@@ -272,32 +275,76 @@ fn params(body: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
+/// One request, as the proxy reads it.
+struct Request {
+    text: String,
+    body: Vec<u8>,
+    op: String,
+    p: HashMap<String, String>,
+    /// The replication group it names, if any.
+    id: String,
+}
+
 fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
-    let groups = &caches.groups;
     let Some((text, body)) = read_request(&mut client) else {
         return;
     };
     let op = operation(&text, &body);
     let p = params(&body);
     let id = p.get("ReplicationGroupId").cloned().unwrap_or_default();
+    let r = Request {
+        text,
+        body,
+        op,
+        p,
+        id,
+    };
+    crate::rds_answers::note(&r.op, &r.p, &caches.insights);
+    let resp = match answer(&r, upstream, caches) {
+        Some(a) => a,
+        None => match forwarded(&r, upstream, caches) {
+            Some(resp) => resp,
+            None => return,
+        },
+    };
+    let resp = match r.op.as_str() {
+        "DescribeDBClusters" | "DescribeReplicationGroups" => caches.served_at(&r.op, resp),
+        "DescribeDBInstances" => crate::rds_answers::insights(resp, &caches.insights),
+        _ => resp,
+    };
+    let _ = client.write_all(&resp);
+}
+
+/// The answer AWS would give where moto's differs, if this is such a request.
+fn answer(r: &Request, upstream: u16, caches: &Caches) -> Option<Vec<u8>> {
+    let (text, body, op, id) = (&r.text, &r.body, &r.op, &r.id);
     let stalled = *caches.stall.lock().unwrap();
     let changes = matches!(
         op.as_str(),
         "ModifyReplicationGroup" | "IncreaseReplicaCount" | "DecreaseReplicaCount"
     );
-    let s3 = crate::s3_answers::answer(&text, upstream)
-        .or_else(|| crate::sts_answers::answer(&body, upstream));
-    let answer = match op.as_str() {
-        _ if !expected_owner_matches(&text, caches) => Some(s3_access_denied()),
+    let s3 = crate::s3_answers::answer(text, upstream)
+        .or_else(|| crate::sts_answers::answer(body, upstream));
+    match op.as_str() {
+        _ if !expected_owner_matches(text, caches) => Some(s3_access_denied()),
         _ if s3.is_some() => s3,
-        _ if crate::bucket_policy::policy_request(&text).is_some() => {
-            crate::bucket_policy::answer(&text, &body, &caches.policies)
+        _ if crate::bucket_policy::policy_request(text).is_some() => {
+            crate::bucket_policy::answer(text, body, &caches.policies)
         }
         o if caches.failing.lock().unwrap().as_deref() == Some(o) => Some(internal_failure()),
-        _ if changes && stalled.is_some() => Some(result(&op, &id)),
+        _ if changes && stalled.is_some() => Some(result(op, id)),
+        _ => cache_answer(r, upstream, caches),
+    }
+}
+
+/// ElastiCache, answered as AWS does.
+fn cache_answer(r: &Request, upstream: u16, caches: &Caches) -> Option<Vec<u8>> {
+    let (text, op, p, id) = (&r.text, &r.op, &r.p, &r.id);
+    let groups = &caches.groups;
+    match op.as_str() {
         "ModifyReplicationGroup" => {
             let mut refused = false;
-            if let Some(g) = groups.lock().unwrap().get_mut(&id) {
+            if let Some(g) = groups.lock().unwrap().get_mut(id) {
                 if let Some(t) = p.get("CacheNodeType") {
                     g.node_type = t.clone();
                 }
@@ -318,7 +365,7 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
             Some(if refused {
                 access_denied()
             } else {
-                result(&op, &id)
+                result(op, id)
             })
         }
         "DescribeCacheClusters" => p.get("CacheClusterId").and_then(|c| member(caches, c)),
@@ -351,7 +398,7 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
             );
             let taken = forward(
                 upstream,
-                &with_length(&text, snapshot.len()),
+                &with_length(text, snapshot.len()),
                 snapshot.as_bytes(),
             )
             .is_some_and(|r| r.starts_with(b"HTTP/1.1 200"));
@@ -371,113 +418,106 @@ fn serve(mut client: TcpStream, upstream: u16, caches: &Caches) {
                 .get("NewReplicaCount")
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
-            if let Some(g) = groups.lock().unwrap().get_mut(&id) {
+            if let Some(g) = groups.lock().unwrap().get_mut(id) {
                 g.nodes = replicas + 1;
             }
-            Some(result(&op, &id))
+            Some(result(op, id))
+        }
+        _ => None,
+    }
+}
+
+/// moto's answer, with what it leaves out put in as AWS has it.
+fn forwarded(r: &Request, upstream: u16, caches: &Caches) -> Option<Vec<u8>> {
+    let (text, op, p, id) = (&r.text, &r.op, &r.p, &r.id);
+    let groups = &caches.groups;
+    let stalled = *caches.stall.lock().unwrap();
+    let resp = forward(upstream, text, &r.body)?;
+    if op == "CreateReplicationGroup" && resp.starts_with(b"HTTP/1.1 200") {
+        let nodes = p
+            .get("NumCacheClusters")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let node_type = p.get("CacheNodeType").cloned().unwrap_or_default();
+        let multi_az = p.get("MultiAZEnabled").is_some_and(|m| m == "true");
+        let g = Group {
+            nodes,
+            node_type,
+            multi_az,
+            engine_version: p.get("EngineVersion").cloned().unwrap_or_default(),
+            tokens: p.get("AuthToken").cloned().into_iter().collect(),
+            auth_modified: None,
+            snapshot_days: p
+                .get("SnapshotRetentionLimit")
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0),
+        };
+        groups.lock().unwrap().insert(id.clone(), g);
+    }
+    let born = match op.as_str() {
+        "CreateDBCluster" | "RestoreDBClusterToPointInTime" | "RestoreDBClusterFromSnapshot" => {
+            p.get("DBClusterIdentifier").map(|i| format!("cluster/{i}"))
+        }
+        "CreateDBInstance" => p
+            .get("DBInstanceIdentifier")
+            .map(|i| format!("instance/{i}")),
+        "CreateReplicationGroup" => Some(format!("rg/{id}")),
+        _ => None,
+    };
+    if let Some(key) = born.filter(|_| resp.starts_with(b"HTTP/1.1 200")) {
+        caches
+            .born
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_insert_with(std::time::Instant::now);
+    }
+    let paced = match op.as_str() {
+        "DescribeDBClusters" => p
+            .get("DBClusterIdentifier")
+            .filter(|i| caches.creating(&format!("cluster/{i}")))
+            .map(|_| ("<Status>available</Status>", "<Status>creating</Status>")),
+        "DescribeDBInstances" => p
+            .get("DBInstanceIdentifier")
+            .filter(|i| caches.creating(&format!("instance/{i}")))
+            .map(|_| {
+                (
+                    "<DBInstanceStatus>available</DBInstanceStatus>",
+                    "<DBInstanceStatus>creating</DBInstanceStatus>",
+                )
+            }),
+        "DescribeReplicationGroups" if caches.creating(&format!("rg/{id}")) => {
+            Some(("<Status>available</Status>", "<Status>creating</Status>"))
         }
         _ => None,
     };
-    let resp = match answer {
-        Some(r) => r,
-        None => {
-            let Some(resp) = forward(upstream, &text, &body) else {
-                return;
-            };
-            if op == "CreateReplicationGroup" && resp.starts_with(b"HTTP/1.1 200") {
-                let nodes = p
-                    .get("NumCacheClusters")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
-                let node_type = p.get("CacheNodeType").cloned().unwrap_or_default();
-                let multi_az = p.get("MultiAZEnabled").is_some_and(|m| m == "true");
-                let g = Group {
-                    nodes,
-                    node_type,
-                    multi_az,
-                    engine_version: p.get("EngineVersion").cloned().unwrap_or_default(),
-                    tokens: p.get("AuthToken").cloned().into_iter().collect(),
-                    auth_modified: None,
-                    snapshot_days: p
-                        .get("SnapshotRetentionLimit")
-                        .and_then(|d| d.parse().ok())
-                        .unwrap_or(0),
-                };
-                groups.lock().unwrap().insert(id.clone(), g);
-            }
-            let born = match op.as_str() {
-                "CreateDBCluster"
-                | "RestoreDBClusterToPointInTime"
-                | "RestoreDBClusterFromSnapshot" => {
-                    p.get("DBClusterIdentifier").map(|i| format!("cluster/{i}"))
-                }
-                "CreateDBInstance" => p
-                    .get("DBInstanceIdentifier")
-                    .map(|i| format!("instance/{i}")),
-                "CreateReplicationGroup" => Some(format!("rg/{id}")),
-                _ => None,
-            };
-            if let Some(key) = born.filter(|_| resp.starts_with(b"HTTP/1.1 200")) {
-                caches
-                    .born
-                    .lock()
-                    .unwrap()
-                    .entry(key)
-                    .or_insert_with(std::time::Instant::now);
-            }
-            let paced = match op.as_str() {
-                "DescribeDBClusters" => p
-                    .get("DBClusterIdentifier")
-                    .filter(|i| caches.creating(&format!("cluster/{i}")))
-                    .map(|_| ("<Status>available</Status>", "<Status>creating</Status>")),
-                "DescribeDBInstances" => p
-                    .get("DBInstanceIdentifier")
-                    .filter(|i| caches.creating(&format!("instance/{i}")))
-                    .map(|_| {
-                        (
-                            "<DBInstanceStatus>available</DBInstanceStatus>",
-                            "<DBInstanceStatus>creating</DBInstanceStatus>",
-                        )
-                    }),
-                "DescribeReplicationGroups" if caches.creating(&format!("rg/{id}")) => {
-                    Some(("<Status>available</Status>", "<Status>creating</Status>"))
-                }
-                _ => None,
-            };
-            let resp = match paced {
-                Some((from, to)) => {
-                    let text = String::from_utf8_lossy(&resp).into_owned();
-                    match text.split_once("\r\n\r\n") {
-                        Some((_, body)) => http(&body.replacen(from, to, 1)),
-                        None => resp,
-                    }
-                }
+    let resp = match paced {
+        Some((from, to)) => {
+            let text = String::from_utf8_lossy(&resp).into_owned();
+            match text.split_once("\r\n\r\n") {
+                Some((_, body)) => http(&body.replacen(from, to, 1)),
                 None => resp,
-            };
-            if op == "DeleteReplicationGroup" && resp.starts_with(b"HTTP/1.1 200") {
-                caches.delete(format!("rg/{id}"));
-            }
-            if op == "DescribeReplicationGroups" {
-                let gone: Vec<String> = groups
-                    .lock()
-                    .unwrap()
-                    .keys()
-                    .filter(|g| caches.gone(&format!("rg/{g}")))
-                    .cloned()
-                    .collect();
-                rewrite(&resp, &groups.lock().unwrap(), stalled == Some(true), &gone)
-            } else if is_get_versioning(&text) {
-                versioning(&resp)
-            } else {
-                resp
             }
         }
+        None => resp,
     };
-    let resp = match op.as_str() {
-        "DescribeDBClusters" | "DescribeReplicationGroups" => caches.served_at(&op, resp),
-        _ => resp,
-    };
-    let _ = client.write_all(&resp);
+    if op == "DeleteReplicationGroup" && resp.starts_with(b"HTTP/1.1 200") {
+        caches.delete(format!("rg/{id}"));
+    }
+    Some(if op == "DescribeReplicationGroups" {
+        let gone: Vec<String> = groups
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|g| caches.gone(&format!("rg/{g}")))
+            .cloned()
+            .collect();
+        rewrite(&resp, &groups.lock().unwrap(), stalled == Some(true), &gone)
+    } else if is_get_versioning(text) {
+        versioning(&resp)
+    } else {
+        resp
+    })
 }
 
 /// Every `<tag>...</tag>` in `text` with `value` inside.
@@ -504,7 +544,7 @@ fn result(op: &str, id: &str) -> Vec<u8> {
     http(&body)
 }
 
-fn http(body: &str) -> Vec<u8> {
+pub(crate) fn http(body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -24,6 +24,7 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
             for (field, set) in [
                 ("host", m.host.is_some()),
                 ("instanceClass", m.instance_class.is_some()),
+                ("performanceInsights", m.performance_insights.is_some()),
                 ("passwordSecret", m.password_secret.is_some()),
             ] {
                 if set {
@@ -245,6 +246,7 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
             final_snapshot: m.final_snapshot,
             security_group_ids: r.aws.security_group_ids.clone(),
             log_exports: log_exports(m),
+            performance_insights: m.performance_insights.unwrap_or(true),
             apply_immediately: r.apply_immediately(),
             restore: r.spec.restore.as_ref().map(super::restore::database),
             kms: Input::new(ids::KMS, outputs::ARN),
