@@ -538,3 +538,41 @@ fn the_table_finds_the_names_the_chart_renders_twice() {
     let c = chart.collisions("weave-app", &values);
     assert_eq!(c[0].components, ["app", "weave"]);
 }
+
+/// Why wbstack makes ElastiCache with cluster mode disabled: the chart takes one Redis host and
+/// port (`global.redis` has no cluster or configuration-endpoint setting), and in every real
+/// render each service gets a single-node URL built from them. A cluster-mode group answers
+/// such a client with MOVED for keys on other shards.
+#[test]
+fn every_service_reaches_redis_at_one_host_and_port() {
+    let values = yaml(&fixtures().join("values.yaml"));
+    let redis = at(&values, "global.redis").unwrap().as_object().unwrap();
+    let keys: BTreeSet<&str> = redis.keys().map(String::as_str).collect();
+    assert!(keys.contains("host") && keys.contains("port"), "{keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains("cluster") || k.contains("nodes")),
+        "{keys:?}"
+    );
+    let mut urls = 0;
+    for (name, path) in snapshots() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines().filter(|l| l.contains("redis://")) {
+            urls += 1;
+            let url = line.split("redis://").nth(1).unwrap();
+            // The password, when the chart passes one, comes before the one host.
+            let host = url.strip_prefix(":$(REDIS_PASSWORD)@").unwrap_or(url);
+            assert!(
+                host.starts_with("$(REDIS_HOST):$(REDIS_PORT)"),
+                "{name}: {line}"
+            );
+        }
+        assert!(
+            !text.contains("rediss+cluster") && !text.contains("redis+cluster"),
+            "{name}"
+        );
+    }
+    assert!(urls > 0, "the renders name Redis URLs");
+    eprintln!("{urls} Redis URLs in the renders, each at $(REDIS_HOST):$(REDIS_PORT)");
+}
