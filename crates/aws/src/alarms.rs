@@ -330,6 +330,16 @@ impl AwsStepKind for CloudwatchAlarms {
         Arc::new(CloudwatchAlarmsStep::new(aws, id, self.clone()))
     }
     fn grants(&self, _env: &str) -> Grants {
-        Grants::only(crate::policy::alarms(&self.prefix))
+        Grants::only(vec![crate::policy::statement(
+            "Alarms",
+            &[
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:ListTagsForResource",
+                "cloudwatch:TagResource",
+            ],
+            vec![format!("arn:aws:cloudwatch:*:*:alarm:{}*", self.prefix)],
+        )])
     }
 }

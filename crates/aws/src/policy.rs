@@ -11,7 +11,7 @@ use wbstack_plan::{Side, StepPlan};
 /// The environment tag wbstack puts on every AWS resource.
 const ENV_TAG: &str = "wbstack:environment";
 
-fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
+pub(crate) fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
     let mut a: Vec<&str> = actions.to_vec();
     a.sort_unstable();
     a.dedup();
@@ -336,27 +336,6 @@ fn state_store(location: &str) -> Vec<Value> {
                 vec!["arn:aws:kms:*:*:key/*".into()],
             ),
             json!({"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}),
-        ),
-    ]
-}
-
-pub(crate) fn alarms(prefix: &str) -> Vec<Value> {
-    vec![
-        statement(
-            "Alarms",
-            &[
-                "cloudwatch:PutMetricAlarm",
-                "cloudwatch:DeleteAlarms",
-                "cloudwatch:ListTagsForResource",
-                "cloudwatch:TagResource",
-            ],
-            vec![format!("arn:aws:cloudwatch:*:*:alarm:{prefix}*")],
-        ),
-        // DescribeAlarms is not scoped to resources: it lists by the name prefix.
-        statement(
-            "AlarmsRead",
-            &["cloudwatch:DescribeAlarms"],
-            vec!["*".into()],
         ),
     ]
 }
