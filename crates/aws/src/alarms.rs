@@ -153,16 +153,22 @@ impl CloudwatchAlarmsStep {
             .collect())
     }
 
+    /// A found alarm's name and ARN.
+    fn named<'m>(&self, m: &'m MetricAlarm) -> Result<(&'m str, &'m str), StepError> {
+        let name = answered(
+            m.alarm_name(),
+            "DescribeAlarms",
+            "AlarmName",
+            &self.spec.prefix,
+        )?;
+        let arn = answered(m.alarm_arn(), "DescribeAlarms", "AlarmArn", name)?;
+        Ok((name, arn))
+    }
+
     /// The first found alarm that is not this environment's, if any.
     async fn foreign(&self, found: &[MetricAlarm]) -> Result<Option<String>, StepError> {
         for m in found {
-            let name = answered(
-                m.alarm_name(),
-                "DescribeAlarms",
-                "AlarmName",
-                &self.spec.prefix,
-            )?;
-            let arn = answered(m.alarm_arn(), "DescribeAlarms", "AlarmArn", name)?;
+            let (name, arn) = self.named(m)?;
             if !accepted(&self.aws, &self.step, || self.tags_of(arn)).await? {
                 return Ok(Some(name.to_owned()));
             }
@@ -310,13 +316,7 @@ impl Step for CloudwatchAlarmsStep {
     async fn destroy(&self, _ctx: &StepCtx) -> Result<(), StepError> {
         let mut ours = Vec::new();
         for m in self.found().await? {
-            let name = answered(
-                m.alarm_name(),
-                "DescribeAlarms",
-                "AlarmName",
-                &self.spec.prefix,
-            )?;
-            let arn = answered(m.alarm_arn(), "DescribeAlarms", "AlarmArn", name)?;
+            let (name, arn) = self.named(&m)?;
             if self.aws.owns(&self.step, &self.tags_of(arn).await?) {
                 ours.push(name.to_owned());
             }

@@ -9,6 +9,7 @@ use crate::rds_changes::{changes, has, Settings};
 use crate::rds_groups::{pairs, tag};
 use crate::secrets::read_secret;
 use async_trait::async_trait;
+use aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder as ModifyInstance;
 use aws_sdk_rds::types::{DbCluster, DbInstance};
 use serde_json::json;
 use wbstack_engine::{Action, Change, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
@@ -451,23 +452,35 @@ impl MysqlDatabaseStep {
             .collect())
     }
 
+    /// A ModifyDBInstance with the plan's Performance Insights: kept the free tier's days and
+    /// encrypted with the environment's key when on.
+    fn with_insights(
+        &self,
+        ctx: &StepCtx,
+        req: ModifyInstance,
+    ) -> Result<ModifyInstance, StepError> {
+        let s = &self.spec;
+        let req = req.enable_performance_insights(s.performance_insights);
+        Ok(if s.performance_insights {
+            req.performance_insights_retention_period(INSIGHTS_DAYS)
+                .performance_insights_kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?)
+        } else {
+            req
+        })
+    }
+
     /// ModifyDBInstance of an Aurora member's Performance Insights alone (its class is rolled
     /// separately, reader by reader).
     async fn modify_insights(&self, ctx: &StepCtx, id: &str) -> Result<(), StepError> {
         let s = &self.spec;
-        let mut req = self
+        let req = self
             .aws
             .rds
             .modify_db_instance()
             .db_instance_identifier(id)
-            .apply_immediately(s.apply_immediately)
-            .enable_performance_insights(s.performance_insights);
-        if s.performance_insights {
-            req = req
-                .performance_insights_retention_period(INSIGHTS_DAYS)
-                .performance_insights_kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?);
-        }
-        req.send()
+            .apply_immediately(s.apply_immediately);
+        self.with_insights(ctx, req)?
+            .send()
             .await
             .map_err(|e| crate::clients::classify(e, "ModifyDBInstance", id))?;
         Ok(())
@@ -490,12 +503,7 @@ impl MysqlDatabaseStep {
             .apply_immediately(s.apply_immediately)
             .db_instance_class(&s.instance_class);
         if single && has(c, "performance_insights") {
-            req = req.enable_performance_insights(s.performance_insights);
-            if s.performance_insights {
-                req = req
-                    .performance_insights_retention_period(INSIGHTS_DAYS)
-                    .performance_insights_kms_key_id(ctx.need_str(s.kms.step, s.kms.output)?);
-            }
+            req = self.with_insights(ctx, req)?;
         }
         if single {
             req = req
