@@ -132,10 +132,17 @@ fn serve(
     if let Some(f) = fault {
         log.lock().unwrap().push((op.clone(), f));
     }
-    let json = text.to_ascii_lowercase().contains("x-amz-target:");
+    let lower = text.to_ascii_lowercase();
+    let protocol = if lower.contains("smithy-protocol: rpc-v2-cbor") {
+        Protocol::Cbor
+    } else if lower.contains("x-amz-target:") {
+        Protocol::Json
+    } else {
+        Protocol::Xml
+    };
     match fault {
         Some(f @ (Fault::Internal | Fault::Unavailable | Fault::Throttled)) => {
-            let _ = client.write_all(&error(f, &op, json));
+            let _ = client.write_all(&error(f, &op, protocol));
         }
         Some(Fault::Slow) => {
             std::thread::sleep(Duration::from_millis(1500));
@@ -157,9 +164,19 @@ fn serve(
     }
 }
 
+/// How a request is encoded, and so its error answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Xml,
+    Json,
+    /// Smithy RPC v2 CBOR (CloudWatch).
+    Cbor,
+}
+
 /// AWS's error answer in the operation's protocol.
-fn error(f: Fault, op: &str, json: bool) -> Vec<u8> {
+fn error(f: Fault, op: &str, protocol: Protocol) -> Vec<u8> {
     let s3 = op.starts_with("s3:");
+    let json = protocol != Protocol::Xml;
     let (status, code) = match (f, s3, json) {
         (Fault::Internal, true, _) => ("500 Internal Server Error", "InternalError"),
         (Fault::Internal, false, true) => ("500 Internal Server Error", "InternalFailure"),
@@ -173,6 +190,16 @@ fn error(f: Fault, op: &str, json: bool) -> Vec<u8> {
         }
         (_, false, false) => ("400 Bad Request", "Throttling"),
     };
+    if protocol == Protocol::Cbor {
+        let mut body = Vec::new();
+        let fields = std::collections::BTreeMap::from([("__type", code), ("message", "injected")]);
+        ciborium::into_writer(&fields, &mut body).expect("a map of strings encodes");
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        return [head.into_bytes(), body].concat();
+    }
     let (ctype, body) = if s3 {
         ("application/xml", format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>"))
     } else if json {
