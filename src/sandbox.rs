@@ -60,7 +60,17 @@ pub async fn rehearse(plan: &mut Plan, at: &EnvState) -> Result<(), CliError> {
         .as_ref()
         .and_then(|a| a.region.clone())
         .unwrap_or_else(|| "us-east-1".into());
+    let env = plan.metadata.name.clone();
     let (running, subnets) = tokio::task::spawn_blocking(move || {
+        if wbstack_sandbox_aws::daemon::running(&dir).is_none() {
+            // The wait below says what it waits for; a moto that cannot start ends it at once.
+            let bin = wbstack_sandbox_aws::moto_server()?;
+            eprintln!(
+                "{env}: starting the sandbox's AWS: {} behind the proxy that answers as AWS does (its log: {}); waiting up to 90 s for it to answer",
+                bin.display(),
+                dir.join("aws.log").display()
+            );
+        }
         let r = wbstack_sandbox_aws::ensure(&dir, &exe)?;
         let subnets = wbstack_sandbox_aws::default_subnets(&r.endpoint, &region)?;
         Ok::<_, wbstack_sandbox_aws::SandboxError>((r, subnets))

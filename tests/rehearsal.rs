@@ -59,6 +59,11 @@ fn the_production_plan_comes_up_and_goes_down_in_the_sandbox_against_a_local_mot
     let state = env.dir.path().join(".wbstack/sandbox/wandb-prod");
     let _stop = Stop(state.clone());
     let up = run(&["up", "--plan", &prod, "--sandbox", "--output", "json"]).succeeded();
+    let said = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        said.contains("starting the sandbox's AWS") && said.contains("waiting up to 90 s"),
+        "the wait says what it waits for: {said}"
+    );
     let stats = &last_json(&up)["report"]["stats"];
     assert_eq!(stats["failed"], 0, "{stats}");
     let local: serde_json::Value =
@@ -75,6 +80,10 @@ fn the_production_plan_comes_up_and_goes_down_in_the_sandbox_against_a_local_mot
 
     // Everything is still there for the next command: nothing to change.
     let again = run(&["up", "--plan", &prod, "--sandbox", "--output", "json"]).succeeded();
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("starting the sandbox's AWS"),
+        "the running one is used"
+    );
     let stats = &last_json(&again)["report"]["stats"];
     assert_eq!(
         (&stats["created"], &stats["updated"]),
