@@ -51,6 +51,8 @@ build() {
   pkgs=(.); build_module etcd etcd
   pkgs=(sigs.k8s.io/kwok/cmd/kwok ./stages); build_module kwok kwok stages
   pkgs=(. ./altinity); build_module operator operator altinity
+  # The NetworkPolicy rules of cyclonus's matcher, which judge the policies wbstack makes.
+  pkgs=(.); build_module netpol netpol
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -199,8 +199,8 @@ impl HelmRelease {
         })
     }
 
-    /// The objects of the manifest, in order.
-    pub fn objects(&self) -> Result<Vec<ManifestObject>, ReleaseError> {
+    /// The documents of the manifest as the chart rendered them, in order (empty ones left out).
+    pub fn documents(&self) -> Result<Vec<Value>, ReleaseError> {
         let mut out = Vec::new();
         for doc in serde_yaml_ng::Deserializer::from_str(&self.manifest) {
             let v = Value::deserialize(doc).map_err(|source| ReleaseError::Manifest {
@@ -208,6 +208,17 @@ impl HelmRelease {
                 version: self.version,
                 source,
             })?;
+            if v.is_object() {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The objects of the manifest, in order.
+    pub fn objects(&self) -> Result<Vec<ManifestObject>, ReleaseError> {
+        let mut out = Vec::new();
+        for v in self.documents()? {
             let (Some(kind), Some(name)) = (v["kind"].as_str(), v["metadata"]["name"].as_str())
             else {
                 continue;

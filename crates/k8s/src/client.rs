@@ -75,6 +75,7 @@ fn object_types() -> &'static [ObjectType] {
             typed::<core::Event>(),
             typed::<storage::StorageClass>(),
             typed::<net::IngressClass>(),
+            typed::<net::NetworkPolicy>(),
             typed::<apps::Deployment>(),
             typed::<apps::StatefulSet>(),
             typed::<apps::DaemonSet>(),

@@ -168,6 +168,9 @@ fn in_namespace(scope: &JobScope, ns: &str) -> Vec<PolicyRule> {
             &WRITE,
         ));
     }
+    if scope.network_policies {
+        rules.push(rule(&["networking.k8s.io"], &["networkpolicies"], &WRITE));
+    }
     rules.extend(role_rules(&scope.roles_in(ns), "roles"));
     rules
 }
@@ -223,6 +226,7 @@ mod tests {
             crds: ["weightsandbiases.apps.wandb.com".to_owned()].into(),
             roles: vec![],
             altinity: false,
+            network_policies: false,
             verify: None,
         }
     }
@@ -243,6 +247,24 @@ mod tests {
             assert!(!writes || r["resourceNames"].is_array(), "{r}");
             assert!(!r["resources"].to_string().contains("secrets"), "{r}");
         }
+    }
+
+    #[test]
+    fn network_policies_are_granted_in_the_plans_namespaces_only_when_planned() {
+        let grants = |s: &JobScope| {
+            namespace_rules(s, "wandb")
+                .iter()
+                .any(|r| r["resources"] == json!(["networkpolicies"]))
+        };
+        assert!(!grants(&scope()));
+        let with = JobScope {
+            network_policies: true,
+            ..scope()
+        };
+        assert!(grants(&with));
+        assert!(!json!(cluster_rules(&with))
+            .to_string()
+            .contains("networkpolicies"));
     }
 
     #[test]

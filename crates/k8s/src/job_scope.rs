@@ -20,6 +20,8 @@ pub struct JobScope {
     pub roles: Vec<Value>,
     /// Whether the plan writes Altinity installations (ClickHouse and ClickHouse Keeper).
     pub altinity: bool,
+    /// Whether the plan writes NetworkPolicies (in its namespaces).
+    pub network_policies: bool,
     /// The namespace `verify` runs its probe Job in (the W&B resource's), when the plan's
     /// `spec.verify` makes every `up` end with it.
     pub verify: Option<String>,

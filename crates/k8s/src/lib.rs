@@ -23,6 +23,8 @@ mod job_scope;
 mod kind;
 mod leftovers;
 mod namespace;
+mod network_manifests;
+mod network_policies;
 mod objects;
 mod operator;
 mod operator_manifests;
@@ -45,6 +47,8 @@ pub use explain::{stuck_job, stuck_pod, Stuck, StuckClock};
 pub use generated_secret::{generate_password, GeneratedSecretStep};
 pub use kind::{K8sStepKind, Unwired, Wiring};
 pub use namespace::NamespaceStep;
+pub use network_manifests::POLICY_SET;
+pub use network_policies::NetworkPoliciesStep;
 pub use objects::FINGERPRINT_ANNOTATION;
 pub use operator::OperatorStep;
 pub use ownership::ENVIRONMENT_LABEL;
@@ -69,6 +73,7 @@ pub fn kind(k: wbstack_plan::K8sKind<'_>) -> &dyn K8sStepKind {
         K::ClickhouseAltinity(x) => x,
         K::AltinityOperator(x) => x,
         K::WandbResource(x) => x,
+        K::NetworkPolicies(x) => x,
         K::UrlReady(x) => x,
     }
 }

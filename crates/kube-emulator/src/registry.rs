@@ -293,4 +293,5 @@ const BUILTINS: &[Builtin] = &[
     ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true),
     ("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false),
     ("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true),
+    ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false),
 ];

@@ -187,6 +187,9 @@ impl<'a> Builder<'a> {
             needs: std::mem::take(&mut self.needs),
         };
         self.step(ids::WANDB, resource);
+        if let Some(np) = crate::sections::network_policies(self.r, &self.steps) {
+            self.step(ids::NETWORK_POLICIES, np);
+        }
         self.commit_rotations();
         if s.wandb.wait_for_url {
             self.step(

@@ -49,6 +49,8 @@ pub const IAM_ROLE: &str = "aws.iam-role";
 pub const ALARMS: &str = "aws.alarms";
 /// The WeightsAndBiases resource.
 pub const WANDB: &str = "k8s.wandb";
+/// The namespace's NetworkPolicies (`spec.kubernetes.networkPolicies`).
+pub const NETWORK_POLICIES: &str = "k8s.network-policies";
 /// The host answering (`spec.wandb.waitForUrl`).
 pub const WANDB_URL: &str = "http.wandb-url";
 

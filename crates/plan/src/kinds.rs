@@ -762,6 +762,60 @@ impl Kind for IamRole {
     }
 }
 
+/// The namespace's NetworkPolicies: a default deny, then the flows W&B needs. The front door's
+/// (into the pods the chart's Ingress sends to, on their ports) are read from the release the
+/// operator installed, so the step runs after the resource.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicies {
+    pub namespace: String,
+    /// The WeightsAndBiases resource, whose Helm release holds the Ingress.
+    pub release: String,
+    pub ingress_namespaces: Vec<String>,
+    pub ingress_cidrs: Vec<String>,
+    pub monitoring_namespaces: Vec<String>,
+    /// Where the data stores outside the cluster are (empty: anywhere).
+    pub data_cidrs: Vec<String>,
+    /// The ports of the data stores outside the cluster.
+    pub data_ports: Vec<DataPort>,
+    /// The ClickHouseInstallation the Altinity operator manages here: the operator queries
+    /// each of its servers on 8123.
+    pub altinity: Option<AltinityFlow>,
+    /// The resource's host: the policies follow the resource.
+    pub after: Input,
+}
+
+/// The Altinity operator's flow into the servers of an installation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AltinityFlow {
+    /// The installation's name (its pods' `clickhouse.altinity.com/chi` label).
+    pub installation: String,
+    /// The namespace the operator runs in, as its step found it.
+    pub operator: Input,
+}
+
+/// A port of a data store outside the cluster, and what listens on it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DataPort {
+    pub port: u16,
+    pub what: String,
+}
+
+impl Kind for NetworkPolicies {
+    const LABEL: &'static str = "k8s.network-policies";
+    fn inputs(&self) -> Vec<Input> {
+        let mut v = vec![IN_NAMESPACE, self.after];
+        v.extend(self.altinity.as_ref().map(|a| a.operator));
+        v
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint {
+            namespace: Some(&self.namespace),
+            ..Footprint::NONE
+        }
+    }
+}
+
 /// The W&B host answering over HTTP(S) (`spec.wandb.waitForUrl`): ready once a request to it
 /// gets any answer below 500.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -872,6 +926,7 @@ kinds! {
         ClickhouseAltinity(AltinityClickhouse),
         AltinityOperator(AltinityOperator),
         WandbResource(WandbResource),
+        NetworkPolicies(NetworkPolicies),
         UrlReady(UrlReady),
     }
     aws {

@@ -169,6 +169,10 @@ pub struct KubernetesSpec {
     /// existing Secret of those names is refused rather than overwritten.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adopt_secrets: Vec<String>,
+    /// NetworkPolicies in the namespace (where wbstack's ClickHouse runs too): every pod's
+    /// traffic denied, then exactly the flows W&B needs. Off unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policies: Option<NetworkPoliciesSpec>,
 }
 
 impl Default for KubernetesSpec {
@@ -179,8 +183,37 @@ impl Default for KubernetesSpec {
             context: None,
             storage_class: None,
             adopt_secrets: Vec::new(),
+            network_policies: None,
         }
     }
+}
+
+/// `spec.kubernetes.networkPolicies`: a default deny in the namespace, then the flows W&B
+/// needs: between its own pods, to DNS, to the data stores outside the cluster on their ports,
+/// to HTTPS (S3, KMS, STS, the OIDC issuer, the Kubernetes API), into the pods the chart's
+/// Ingress sends to (read from the installed release), from the Altinity operator to
+/// ClickHouse, and from monitoring.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkPoliciesSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The namespaces of the ingress controller (`ingress-nginx`): only their pods reach the
+    /// Ingress's backends. With neither this nor `ingressCidrs`, the backends take traffic
+    /// from anywhere (an ALB sends from its own addresses), on their ports only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress_namespaces: Vec<String>,
+    /// The addresses the front door's traffic comes from (an ALB's subnets, for IP targets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress_cidrs: Vec<String>,
+    /// Namespaces whose pods scrape metrics (Prometheus): they reach every pod, on any port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitoring_namespaces: Vec<String>,
+    /// Where the data stores outside the cluster are (the VPC's CIDR): traffic to the
+    /// database's, the cache's, Kafka's and an external ClickHouse's ports goes only there.
+    /// Default: anywhere, on those ports only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_cidrs: Vec<String>,
 }
 
 fn default_namespace() -> String {

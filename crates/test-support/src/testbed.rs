@@ -10,6 +10,16 @@ use std::sync::OnceLock;
 /// The identity the product runs as; the audit log counts its requests.
 pub const PRODUCT_USER: &str = "wbstack";
 
+/// A binary the test bed's build put in its cache.
+fn cache_bin(name: &str) -> PathBuf {
+    let cache = std::env::var_os("WBSTACK_TESTBED_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/wbstack-testbed")
+        });
+    cache.join("bin").join(name)
+}
+
 fn script() -> PathBuf {
     crate::paths::root().join("scripts/testbed.sh")
 }
@@ -59,12 +69,26 @@ impl Testbed {
 
     /// The test bed's kubectl, built from the same Kubernetes release as the server.
     pub fn kubectl_bin() -> PathBuf {
-        let cache = std::env::var_os("WBSTACK_TESTBED_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/wbstack-testbed")
-            });
-        cache.join("bin/kubectl")
+        cache_bin("kubectl")
+    }
+
+    /// Judges traffic against NetworkPolicies with cyclonus's matcher (`testbed/netpol`):
+    /// `input` is `{"policies": [...], "cases": [...]}`; one verdict per case comes back.
+    pub fn netpol(input: &Value) -> Vec<Value> {
+        built();
+        let mut child = Command::new(cache_bin("netpol"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.to_string().as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "netpol failed");
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// The audit log's events for the requests of one identity.
@@ -215,6 +239,18 @@ fn component_of(source: &str) -> Option<&str> {
         .and_then(|s| s.split('/').next())
 }
 
+/// Whether a Bitnami subchart renders its NetworkPolicy for these values: its templates do
+/// only `if .Values.networkPolicy.enabled` (`keeper.networkPolicy.enabled` for ClickHouse
+/// Keeper's, bitnami/charts `clickhouse/templates/keeper/networkpolicy.yaml`).
+fn policy_rendered(d: &Rendered, component: &str, values: &Value) -> bool {
+    let v = &values[component];
+    let off = |x: &Value| x["networkPolicy"]["enabled"] == Value::Bool(false);
+    if d.source.ends_with("/templates/keeper/networkpolicy.yaml") {
+        return !off(&v["keeper"]);
+    }
+    !(d.source.ends_with("/templates/networkpolicy.yaml") && off(v))
+}
+
 /// A chart archive for one scenario: the objects of the operator-wandb chart's real renders for
 /// the components these values install (each component as some real render made it, with the
 /// release name and namespace substituted and the values' replica counts), so that the operator
@@ -238,6 +274,15 @@ pub fn scenario_objects(values: &Value, release: &str, namespace: &str) -> Vec<S
             .iter()
             .filter(|d| component_of(&d.source).is_none()),
     );
+    // The chart installs its Ingress unless `ingress.install` is false (its default is true;
+    // the default render's own values turn it off): as a real render made it.
+    if values["ingress"]["install"] != Value::Bool(false) {
+        let ingress = all
+            .iter()
+            .flat_map(|(_, docs)| docs)
+            .find(|d| d.source == "operator-wandb/templates/ingress.yaml");
+        objects.extend(ingress);
+    }
     for name in &installed {
         let Some((_, docs)) = all
             .iter()
@@ -247,7 +292,8 @@ pub fn scenario_objects(values: &Value, release: &str, namespace: &str) -> Vec<S
         };
         objects.extend(
             docs.iter()
-                .filter(|d| component_of(&d.source) == Some(name)),
+                .filter(|d| component_of(&d.source) == Some(name))
+                .filter(|d| policy_rendered(d, name, values)),
         );
     }
     objects

@@ -9,6 +9,7 @@ mod components;
 mod ingress;
 mod irsa;
 mod mysql;
+mod network;
 mod redis;
 mod references;
 mod restore;
@@ -21,6 +22,7 @@ pub(crate) mod testing;
 pub use bucket::artifacts_bucket;
 pub use irsa::{access_policy, grants, pod_access, trust_policy, ROLE_ANNOTATION};
 pub(crate) use irsa::{clickhouse_uses_role, CLICKHOUSE_ACCOUNT};
+pub(crate) use network::step as network_policies;
 pub use state::state_bucket;
 pub(crate) use wandb::chart;
 
@@ -53,6 +55,7 @@ pub(crate) fn check(c: &mut Checker, r: &Resolved) {
     aws::check(c, r);
     alarms::check(c, r);
     irsa::check(c, r);
+    network::check(c, r);
     references::check(c, r);
     state::check(c, r);
     restore::check(c, r);
@@ -69,5 +72,6 @@ pub(crate) fn compile(b: &mut Builder, r: &Resolved) {
     irsa::compile(b, r);
     clickhouse::compile(b, r);
     alarms::compile(b, r);
+    network::compile(b, r);
     components::compile(b, r);
 }
