@@ -576,3 +576,37 @@ fn every_service_reaches_redis_at_one_host_and_port() {
     assert!(urls > 0, "the renders name Redis URLs");
     eprintln!("{urls} Redis URLs in the renders, each at $(REDIS_HOST):$(REDIS_PORT)");
 }
+
+/// W&B reads and writes MySQL through one host: `global.mysql` has a host and a port and no
+/// reader endpoint, and every MySQL URL of the real renders is at `$(MYSQL_HOST):$(MYSQL_PORT)`.
+/// So a read replica serves none of W&B's reads; the readers wbstack makes (Aurora's) are there
+/// to fail over to.
+#[test]
+fn every_service_reaches_mysql_at_one_host_and_port() {
+    let values = yaml(&fixtures().join("values.yaml"));
+    let mysql = at(&values, "global.mysql").unwrap().as_object().unwrap();
+    let keys: BTreeSet<&str> = mysql.keys().map(String::as_str).collect();
+    assert!(keys.contains("host") && keys.contains("port"), "{keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains("read") || k.contains("replica")),
+        "{keys:?}"
+    );
+    let mut urls = 0;
+    for (name, path) in snapshots() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines().filter(|l| l.contains("mysql://")) {
+            for url in line.split("mysql://").skip(1) {
+                urls += 1;
+                let host = url.split_once('@').map_or(url, |(_, h)| h);
+                assert!(
+                    host.starts_with("$(MYSQL_HOST):$(MYSQL_PORT)/"),
+                    "{name}: {line}"
+                );
+            }
+        }
+    }
+    assert!(urls > 0, "the renders name MySQL URLs");
+    eprintln!("{urls} MySQL URLs in the renders, each at $(MYSQL_HOST):$(MYSQL_PORT)");
+}
