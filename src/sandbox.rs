@@ -2,7 +2,8 @@
 //! (`wbstack_sandbox_aws`), which `--sandbox` commands start when it is not answering and a
 //! finished `down` stops. The plan is pointed at it as it is loaded: its endpoint, two subnets
 //! of moto's default VPC (the plan's subnets and security groups name resources of an AWS
-//! account the local moto does not have), no security groups, static credentials, and secrets
+//! account the local moto does not have), no security groups given (the one wbstack makes
+//! admits the default VPC's default group), static credentials, and secrets
 //! deleted without a recovery window so that `down` finishes. The plan file and its saved copy
 //! stay as written: the same plan goes to AWS unchanged.
 
@@ -61,7 +62,7 @@ pub async fn rehearse(plan: &mut Plan, at: &EnvState) -> Result<(), CliError> {
         .and_then(|a| a.region.clone())
         .unwrap_or_else(|| "us-east-1".into());
     let env = plan.metadata.name.clone();
-    let (running, subnets) = tokio::task::spawn_blocking(move || {
+    let (running, (subnets, group)) = tokio::task::spawn_blocking(move || {
         if wbstack_sandbox_aws::daemon::running(&dir).is_none() {
             // The wait below says what it waits for; a moto that cannot start ends it at once.
             let bin = wbstack_sandbox_aws::moto_server()?;
@@ -73,7 +74,8 @@ pub async fn rehearse(plan: &mut Plan, at: &EnvState) -> Result<(), CliError> {
         }
         let r = wbstack_sandbox_aws::ensure(&dir, &exe)?;
         let subnets = wbstack_sandbox_aws::default_subnets(&r.endpoint, &region)?;
-        Ok::<_, wbstack_sandbox_aws::SandboxError>((r, subnets))
+        let group = wbstack_sandbox_aws::default_security_group(&r.endpoint, &region)?;
+        Ok::<_, wbstack_sandbox_aws::SandboxError>((r, (subnets, group)))
     })
     .await
     .map_err(|e| CliError::environment("the sandbox's AWS").because(e))?
@@ -82,6 +84,9 @@ pub async fn rehearse(plan: &mut Plan, at: &EnvState) -> Result<(), CliError> {
     aws.endpoint = Some(running.endpoint.clone());
     aws.subnet_ids = subnets;
     aws.security_group_ids.clear();
+    if let Some(g) = &mut aws.security_group {
+        g.allow_from = vec![group];
+    }
     aws.secret_recovery_days = 0;
     tracing::info!(endpoint = %running.endpoint, "the sandbox's AWS steps run against a local moto");
     Ok(())

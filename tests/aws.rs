@@ -223,14 +223,15 @@ fn the_production_pattern_end_to_end_against_moto(back: Back) {
     // public-access block, encryption, policy, CORS and versioning, DB subnet group, 2
     // parameter groups, 2 secrets, cluster + 2 instances, cache subnet group, replication group
     // and the engine version of its first member, the pods' IAM role and its policy, the
-    // values set on the two parameter groups, and the alarms (one listing): 26 reads.
+    // values set on the two parameter groups, the alarms (one listing) and the stores' security
+    // group (one listing): 27 reads.
     eprintln!(
         "converged re-run: {} AWS reads, 0 mutations: {ops:?}",
         ops.len()
     );
     assert!(
-        ops.len() <= 26,
-        "{} reads for 26 settings: {ops:?}",
+        ops.len() <= 27,
+        "{} reads for 27 settings: {ops:?}",
         ops.len()
     );
     // Teardown deletes what is ours, keeping a final snapshot of the database and of the cache
@@ -1471,6 +1472,8 @@ fn iam_actions(op: &str) -> Vec<String> {
         vec!["sts"]
     } else if op.contains("Role") {
         vec!["iam"]
+    } else if op.contains("SecurityGroup") || op == "DescribeSubnets" {
+        vec!["ec2"]
     } else if op.contains("Cache") || op.contains("Replica") {
         vec!["elasticache"]
     } else if op.contains("DB") {
@@ -1517,7 +1520,13 @@ fn the_published_iam_policy_passes_parliament_and_allows_every_call_up_and_down_
         let argued = (issue == "RESOURCE_POLICY_PRIVILEGE_ESCALATION"
             && detail.contains("arn:aws:s3:::wandb-prod-artifacts")
             && detail.contains("s3:PutBucketPolicy"))
-            || (issue == "RESOURCE_STAR" && detail == "['kms:TagResource']");
+            || (issue == "RESOURCE_STAR" && detail == "['kms:TagResource']")
+            // A security group is made in a VPC, and creating one is authorized on the VPC too
+            // (the Amazon VPC User Guide's policy examples, "Manage security groups");
+            // parliament 1.6.4 knows only the group as its resource.
+            || (issue == "RESOURCE_MISMATCH"
+                && detail.contains("ec2:CreateSecurityGroup")
+                && detail.contains("security-group/*"));
         assert!(argued, "{f}");
     }
     let allowed = actions(&policy);

@@ -165,3 +165,95 @@ fn performance_insights_is_on_by_default_and_changed_in_place() {
     )
     .succeeded();
 }
+
+/// The stores' security group (`spec.aws.securityGroup`, as the production plan sets it): made
+/// in the subnets' VPC, admitting only the cluster's group on MySQL's and Redis's ports and
+/// sending nothing out, worn by the database; a port opened to anyone by hand shows in `plan`
+/// and `up` closes it; `down` deletes the group.
+#[test]
+fn the_stores_security_group_admits_only_the_cluster_and_hand_opened_ports_are_closed() {
+    let env = Env::new(0);
+    let moto = moto::Moto::start();
+    let plan = production(&env, &moto);
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let cluster = text
+        .split("allowFrom:")
+        .nth(1)
+        .and_then(|t| t.split(['[', ']']).nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    run(&env, &moto, &["up", "--plan", &plan]).succeeded();
+    let aws = env.rt.block_on(moto.aws("tests"));
+    let group = || {
+        env.rt.block_on(async {
+            let out = aws.ec2.describe_security_groups().send().await.unwrap();
+            out.security_groups()
+                .iter()
+                .find(|g| g.group_name() == Some("wbstack-wandb-prod-data"))
+                .cloned()
+        })
+    };
+    let rules = |g: &aws_sdk_ec2::types::SecurityGroup| {
+        let mut v: Vec<(i32, String)> = g
+            .ip_permissions()
+            .iter()
+            .flat_map(|p| {
+                let port = p.from_port().unwrap_or(-1);
+                let groups = p.user_id_group_pairs().iter().filter_map(|u| u.group_id());
+                let cidrs = p.ip_ranges().iter().filter_map(|r| r.cidr_ip());
+                groups.chain(cidrs).map(move |s| (port, s.to_owned()))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let g = group().expect("the stores' group is made");
+    assert_eq!(
+        rules(&g),
+        [(3306, cluster.clone()), (6379, cluster.clone())]
+    );
+    assert!(g.ip_permissions_egress().is_empty(), "{g:?}");
+    let id = g.group_id().unwrap().to_owned();
+    let worn = env.rt.block_on(async {
+        let out = aws.rds.describe_db_clusters().send().await.unwrap();
+        out.db_clusters()[0]
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|m| m.vpc_security_group_id().map(str::to_owned))
+            .collect::<Vec<_>>()
+    });
+    assert!(worn.contains(&id), "{worn:?}");
+
+    // MySQL opened to anyone by hand: shown, then closed.
+    env.rt.block_on(async {
+        aws.ec2
+            .authorize_security_group_ingress()
+            .group_id(&id)
+            .ip_protocol("tcp")
+            .from_port(3306)
+            .to_port(3306)
+            .cidr_ip("0.0.0.0/0")
+            .send()
+            .await
+            .unwrap();
+    });
+    let detailed = ["plan", "--plan", plan.as_str(), "--detailed-exitcode"];
+    let shown = run(&env, &moto, &detailed).exited(2);
+    let said = String::from_utf8_lossy(&shown.stdout);
+    assert!(said.contains("tcp 3306 with 0.0.0.0/0"), "{said}");
+    run(&env, &moto, &["up", "--plan", &plan]).succeeded();
+    assert_eq!(
+        rules(&group().unwrap()),
+        [(3306, cluster.clone()), (6379, cluster)]
+    );
+    run(&env, &moto, &detailed).succeeded();
+
+    run(
+        &env,
+        &moto,
+        &["down", "--plan", &plan, "--skip-final-snapshot"],
+    )
+    .succeeded();
+    assert!(group().is_none(), "the group is deleted");
+}

@@ -22,6 +22,7 @@ pub struct AwsSettings {
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub ec2: aws_sdk_ec2::Client,
     pub kms: aws_sdk_kms::Client,
     pub iam: aws_sdk_iam::Client,
     pub rds: aws_sdk_rds::Client,
@@ -87,6 +88,11 @@ impl Aws {
         Ok(Aws {
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
                 aws_sdk_cloudwatch::config::Builder::from(&conf)
+                    .interceptor(CallLog)
+                    .build(),
+            ),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&conf)
                     .interceptor(CallLog)
                     .build(),
             ),

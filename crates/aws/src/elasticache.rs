@@ -548,7 +548,17 @@ impl AwsStepKind for CacheSubnetGroup {
 
 impl AwsStepKind for RedisCache {
     fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
-        std::sync::Arc::new(RedisCacheStep::new(aws, id, self.clone()))
+        let base = std::sync::Arc::new(RedisCacheStep::new(aws.clone(), id, self.clone()));
+        let (spec, step) = (self.clone(), id.to_owned());
+        crate::with_group::WithGroup::wrap(
+            base,
+            self.security_group,
+            Box::new(move |group| {
+                let mut s = spec.clone();
+                s.security_group_ids.push(group.to_owned());
+                std::sync::Arc::new(RedisCacheStep::new(aws.clone(), &step, s))
+            }),
+        )
     }
     fn grants(&self, _env: &str) -> Grants {
         let mut statements = crate::policy::redis(&self.id);

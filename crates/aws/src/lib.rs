@@ -1,5 +1,5 @@
 //! wbstack's AWS steps (aws-sdk-rust): the KMS key, the artifacts bucket, generated passwords in
-//! Secrets Manager, MySQL on RDS / Aurora, Redis on ElastiCache, the pods' IAM role (IRSA) and CloudWatch alarms. Every resource has a
+//! Secrets Manager, MySQL on RDS / Aurora, Redis on ElastiCache, the pods' IAM role (IRSA), CloudWatch alarms and the stores' security group. Every resource has a
 //! deterministic name from the environment, carries the environment's tags, and is adopted when
 //! it is ours and refused when it is not ([`own`](crate) holds those rules for every step).
 //!
@@ -29,6 +29,8 @@ mod rotation;
 mod s3;
 mod s3_security;
 mod secrets;
+mod security_group;
+mod with_group;
 
 pub use alarms::CloudwatchAlarmsStep;
 pub use clients::{classify, describe, error_code, Aws, AwsError, AwsSettings};
@@ -45,12 +47,14 @@ pub use rds_groups::{
 pub use rds_mysql::MysqlDatabaseStep;
 pub use s3::S3BucketStep;
 pub use secrets::{generate, read_secret, AwsSecretStep, STORE};
+pub use security_group::SecurityGroupStep;
 
 /// What this crate knows of an AWS kind of step: one arm per kind.
 pub fn kind(k: wbstack_plan::AwsKind<'_>) -> &dyn AwsStepKind {
     use wbstack_plan::AwsKind as K;
     match k {
         K::KmsKey(x) => x,
+        K::SecurityGroup(x) => x,
         K::S3Bucket(x) => x,
         K::DbSubnetGroup(x) => x,
         K::DbParameterGroups(x) => x,

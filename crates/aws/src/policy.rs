@@ -151,6 +151,53 @@ pub(crate) fn kms(alias: &str, env: &str) -> Vec<Value> {
     ]
 }
 
+/// The security group of the database and the cache: made only with this environment's tag,
+/// changed and deleted only while it carries it. Describing cannot be scoped.
+pub(crate) fn security_group(env: &str) -> Vec<Value> {
+    let group = "arn:aws:ec2:*:*:security-group/*".to_owned();
+    vec![
+        statement(
+            "Ec2Describe",
+            &["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"],
+            vec!["*".into()],
+        ),
+        statement(
+            "Ec2GroupInVpc",
+            &["ec2:CreateSecurityGroup"],
+            vec!["arn:aws:ec2:*:*:vpc/*".into()],
+        ),
+        with_condition(
+            statement(
+                "Ec2GroupCreateTagged",
+                &["ec2:CreateSecurityGroup"],
+                vec![group.clone()],
+            ),
+            json!({"StringEquals": {format!("aws:RequestTag/{ENV_TAG}"): env}}),
+        ),
+        with_condition(
+            statement(
+                "Ec2GroupTagOnCreate",
+                &["ec2:CreateTags"],
+                vec![group.clone()],
+            ),
+            json!({"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}),
+        ),
+        with_condition(
+            statement(
+                "Ec2GroupOfThisEnvironment",
+                &[
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupEgress",
+                    "ec2:DeleteSecurityGroup",
+                ],
+                vec![group],
+            ),
+            json!({"StringEquals": {format!("aws:ResourceTag/{ENV_TAG}"): env}}),
+        ),
+    ]
+}
+
 pub(crate) fn bucket(name: &str) -> Vec<Value> {
     vec![
         statement(

@@ -13,6 +13,8 @@ pub const WANDB_CRD: &str = "k8s.wandb-crd";
 pub const OPERATOR: &str = "k8s.operator";
 /// The KMS key everything on AWS is encrypted with.
 pub const KMS: &str = "aws.kms";
+/// The security group of the database and the cache (`spec.aws.securityGroup`).
+pub const SECURITY_GROUP: &str = "aws.security-group";
 /// The RDS subnet group.
 pub const DB_SUBNETS: &str = "aws.db-subnets";
 /// The RDS parameter groups.
@@ -76,6 +78,8 @@ pub mod outputs {
     pub const NAME: &str = "name";
     pub const NAMESPACE: &str = "namespace";
     pub const ARN: &str = "arn";
+    /// An AWS resource's id (`sg-...`).
+    pub const ID: &str = "id";
     pub const ENDPOINT: &str = "endpoint";
     pub const PORT: &str = "port";
     pub const HOST: &str = "host";

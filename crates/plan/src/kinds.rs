@@ -549,6 +549,9 @@ pub struct MysqlDatabase {
     pub deletion_protection: bool,
     pub final_snapshot: bool,
     pub security_group_ids: Vec<String>,
+    /// The security group wbstack makes for it (`spec.aws.securityGroup`), put on it besides
+    /// those.
+    pub security_group: Option<Input>,
     /// The logs exported to CloudWatch Logs, sorted.
     pub log_exports: Vec<String>,
     /// Performance Insights on every instance (7 days, the environment's key).
@@ -567,13 +570,15 @@ pub struct MysqlDatabase {
 impl Kind for MysqlDatabase {
     const LABEL: &'static str = "aws.rds.mysql";
     fn inputs(&self) -> Vec<Input> {
-        vec![
+        let mut v = vec![
             self.kms,
             self.subnets,
             self.instance_params,
             self.cluster_params,
             self.password,
-        ]
+        ];
+        v.extend(self.security_group);
+        v
     }
     fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
         Footprint::NONE
@@ -589,6 +594,29 @@ pub struct DbRestore {
     pub to_time: Option<String>,
     /// A cluster snapshot instead of a point in time.
     pub snapshot: Option<String>,
+}
+
+/// The security group of the database and the cache: made in the VPC of `subnet`, it admits
+/// only `allow_from` on `ports` and sends nothing out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityGroup {
+    pub name: String,
+    pub description: String,
+    /// A subnet of the plan: the group is made in its VPC.
+    pub subnet: String,
+    pub allow_from: Vec<String>,
+    pub ports: Vec<DataPort>,
+}
+
+impl Kind for SecurityGroup {
+    const LABEL: &'static str = "aws.ec2.security-group";
+    fn inputs(&self) -> Vec<Input> {
+        vec![]
+    }
+    fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
+        Footprint::NONE
+    }
 }
 
 /// The ElastiCache subnet group.
@@ -618,6 +646,9 @@ pub struct RedisCache {
     /// Redis major.minor (`7.1`).
     pub engine_version: String,
     pub security_group_ids: Vec<String>,
+    /// The security group wbstack makes for it (`spec.aws.securityGroup`), put on it besides
+    /// those.
+    pub security_group: Option<Input>,
     /// Node type changes take effect now, not in the group's maintenance window.
     pub apply_immediately: bool,
     /// Days of daily snapshots kept (0: none).
@@ -636,7 +667,9 @@ pub struct RedisCache {
 impl Kind for RedisCache {
     const LABEL: &'static str = "aws.elasticache.redis";
     fn inputs(&self) -> Vec<Input> {
-        vec![self.kms, self.subnets, self.auth]
+        let mut v = vec![self.kms, self.subnets, self.auth];
+        v.extend(self.security_group);
+        v
     }
     fn footprint(&self, _: Option<&str>) -> Footprint<'_> {
         Footprint::NONE
@@ -931,6 +964,7 @@ kinds! {
     }
     aws {
         KmsKey(KmsKey),
+        SecurityGroup(SecurityGroup),
         S3Bucket(S3Bucket),
         DbSubnetGroup(DbSubnetGroup),
         DbParameterGroups(DbParameterGroups),

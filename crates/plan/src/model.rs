@@ -913,6 +913,20 @@ pub struct AwsSpec {
     /// size (on by default).
     #[serde(default)]
     pub alarms: AlarmsSpec,
+    /// A security group wbstack makes for the database and the cache (`wbstack-<environment>-data`,
+    /// in the subnets' VPC), put on both besides `securityGroupIds`: it admits only the security
+    /// groups named here on MySQL's and Redis's ports, and sends nothing out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group: Option<SecurityGroupSpec>,
+}
+
+/// `spec.aws.securityGroup`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityGroupSpec {
+    /// The security groups admitted: the cluster's nodes' (EKS: `aws eks describe-cluster
+    /// --query cluster.resourcesVpcConfig.clusterSecurityGroupId`) or its pods'.
+    pub allow_from: Vec<String>,
 }
 
 /// `spec.aws.alarms`.

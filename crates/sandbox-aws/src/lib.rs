@@ -14,7 +14,7 @@ mod s3_answers;
 mod sts_answers;
 
 pub use daemon::{ensure, serve, stop, Running};
-pub use local::{default_subnets, moto_server, Local, MOTO_VERSION};
+pub use local::{default_security_group, default_subnets, moto_server, Local, MOTO_VERSION};
 
 /// What can go wrong bringing the sandbox's AWS up.
 #[derive(Debug, thiserror::Error)]

@@ -119,22 +119,43 @@ impl Drop for Local {
     }
 }
 
-/// Two of the default VPC's subnets in `region`, in different zones: what RDS and ElastiCache
-/// subnet groups are made of in the sandbox (moto makes a default VPC in every region).
-pub fn default_subnets(endpoint: &str, region: &str) -> Result<Vec<String>, SandboxError> {
+/// An EC2 query to the local moto at `endpoint` in `region`; the answer's text.
+fn ec2(endpoint: &str, region: &str, action: &str, query: &str) -> Result<String, SandboxError> {
     let port: u16 = endpoint
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| SandboxError::Ec2(format!("`{endpoint}` has no port")))?;
-    let body = "Action=DescribeSubnets&Filter.1.Name=default-for-az&Filter.1.Value.1=true&Version=2016-11-15";
+    let body = format!("Action={action}&{query}&Version=2016-11-15");
     let head = format!(
         "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=sandbox/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let resp = forward(port, &head, body.as_bytes())
-        .ok_or_else(|| SandboxError::Ec2("DescribeSubnets had no answer".into()))?;
-    let text = String::from_utf8_lossy(&resp);
+        .ok_or_else(|| SandboxError::Ec2(format!("{action} had no answer")))?;
+    Ok(String::from_utf8_lossy(&resp).into_owned())
+}
+
+/// The default VPC's default security group in `region`: what the sandbox's stores admit in
+/// place of the plan's cluster security group (`spec.aws.securityGroup.allowFrom`).
+pub fn default_security_group(endpoint: &str, region: &str) -> Result<String, SandboxError> {
+    let text = ec2(
+        endpoint,
+        region,
+        "DescribeSecurityGroups",
+        "GroupName.1=default",
+    )?;
+    let (_, rest) = text
+        .split_once("<groupId>")
+        .ok_or_else(|| SandboxError::Ec2(format!("no default security group in {region}")))?;
+    Ok(rest.split('<').next().unwrap_or_default().to_owned())
+}
+
+/// Two of the default VPC's subnets in `region`, in different zones: what RDS and ElastiCache
+/// subnet groups are made of in the sandbox (moto makes a default VPC in every region).
+pub fn default_subnets(endpoint: &str, region: &str) -> Result<Vec<String>, SandboxError> {
+    let query = "Filter.1.Name=default-for-az&Filter.1.Value.1=true";
+    let text = ec2(endpoint, region, "DescribeSubnets", query)?;
     let mut by_zone: Vec<(String, String)> = text
         .split("<item>")
         .filter_map(|item| {

@@ -13,6 +13,7 @@ mod network;
 mod redis;
 mod references;
 mod restore;
+mod security_group;
 mod state;
 mod wandb;
 
@@ -23,6 +24,7 @@ pub use bucket::artifacts_bucket;
 pub use irsa::{access_policy, grants, pod_access, trust_policy, ROLE_ANNOTATION};
 pub(crate) use irsa::{clickhouse_uses_role, CLICKHOUSE_ACCOUNT};
 pub(crate) use network::step as network_policies;
+pub(crate) use security_group::input as security_group_input;
 pub use state::state_bucket;
 pub(crate) use wandb::chart;
 
@@ -53,6 +55,7 @@ pub(crate) fn check(c: &mut Checker, r: &Resolved) {
     bucket::check(c, r);
     clickhouse::check(c, r);
     aws::check(c, r);
+    security_group::check(c, r);
     alarms::check(c, r);
     irsa::check(c, r);
     network::check(c, r);
@@ -66,6 +69,7 @@ pub(crate) fn compile(b: &mut Builder, r: &Resolved) {
     wandb::compile(b, r);
     ingress::compile(b, r);
     aws::compile(b, r);
+    security_group::compile(b, r);
     mysql::compile(b, r);
     redis::compile(b, r);
     bucket::compile(b, r);

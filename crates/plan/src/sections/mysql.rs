@@ -245,6 +245,7 @@ fn compile_aws(b: &mut Builder, r: &Resolved, database: String, user: String) {
             deletion_protection: m.deletion_protection.unwrap_or(r.plan.metadata.protected),
             final_snapshot: m.final_snapshot,
             security_group_ids: r.aws.security_group_ids.clone(),
+            security_group: crate::sections::security_group_input(r),
             log_exports: log_exports(m),
             performance_insights: m.performance_insights.unwrap_or(true),
             apply_immediately: r.apply_immediately(),

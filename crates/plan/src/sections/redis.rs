@@ -175,6 +175,7 @@ fn compile_elasticache(b: &mut Builder, r: &Resolved) {
             multi_az: pre.multi_az(),
             engine_version: engine_version(r).into(),
             security_group_ids: r.aws.security_group_ids.clone(),
+            security_group: crate::sections::security_group_input(r),
             apply_immediately: r.apply_immediately(),
             snapshot_retention_days: r
                 .spec

@@ -135,6 +135,8 @@ fn serve(
     let lower = text.to_ascii_lowercase();
     let protocol = if lower.contains("smithy-protocol: rpc-v2-cbor") {
         Protocol::Cbor
+    } else if lower.contains("/ec2/aws4_request") {
+        Protocol::Ec2
     } else if lower.contains("x-amz-target:") {
         Protocol::Json
     } else {
@@ -171,12 +173,14 @@ enum Protocol {
     Json,
     /// Smithy RPC v2 CBOR (CloudWatch).
     Cbor,
+    /// EC2's own query protocol, whose errors are `<Response><Errors><Error>`.
+    Ec2,
 }
 
 /// AWS's error answer in the operation's protocol.
 fn error(f: Fault, op: &str, protocol: Protocol) -> Vec<u8> {
     let s3 = op.starts_with("s3:");
-    let json = protocol != Protocol::Xml;
+    let json = !matches!(protocol, Protocol::Xml | Protocol::Ec2);
     let (status, code) = match (f, s3, json) {
         (Fault::Internal, true, _) => ("500 Internal Server Error", "InternalError"),
         (Fault::Internal, false, true) => ("500 Internal Server Error", "InternalFailure"),
@@ -200,7 +204,9 @@ fn error(f: Fault, op: &str, protocol: Protocol) -> Vec<u8> {
         );
         return [head.into_bytes(), body].concat();
     }
-    let (ctype, body) = if s3 {
+    let (ctype, body) = if protocol == Protocol::Ec2 {
+        ("text/xml", format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors><RequestID>1</RequestID></Response>"))
+    } else if s3 {
         ("application/xml", format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>"))
     } else if json {
         (

@@ -64,11 +64,21 @@ impl Moto {
     /// The production plan's text for moto: its subnets instead of the plan's, no security
     /// group, and secrets deleted without a recovery window (so a teardown can finish).
     pub fn production_plan(&self, text: &str) -> String {
+        let (vpc, subnets) = self.vpc();
         text.replace(
             "subnetIds: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002, subnet-0a1b2c3d4e5f60003]",
-            &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", self.subnets().join(", ")),
+            &format!("subnetIds: [{}]\n    secretRecoveryDays: 0", subnets.join(", ")),
         )
-        .replace("    securityGroupIds: [sg-0a1b2c3d4e5f60001]\n", "")
+        .replace("[sg-0a1b2c3d4e5f60001]", &format!("[{}]", self.cluster_group(&vpc)))
+    }
+
+    /// A security group standing for the cluster's (its nodes'), in `vpc`; its id.
+    pub fn cluster_group(&self, vpc: &str) -> String {
+        let r = self.ec2(&format!(
+            "Action=CreateSecurityGroup&GroupName=eks-cluster-{}&GroupDescription=the+cluster&VpcId={vpc}",
+            rand_suffix()
+        ));
+        between(&r, "<groupId>", "</groupId>")
     }
 
     /// Points a wbstack command at `endpoint` (moto, or a recorder in front of it).
@@ -143,7 +153,7 @@ impl Moto {
         get(port, path).unwrap_or_default()
     }
 
-    /// An EC2 query-API call to moto (wbstack itself never calls EC2; tests need a VPC).
+    /// An EC2 query-API call to moto (a VPC and the cluster's security group for the tests).
     pub fn ec2(&self, params: &str) -> String {
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
         let body = format!("{params}&Version=2016-11-15");
@@ -162,16 +172,22 @@ impl Moto {
 
     /// A VPC with two subnets in different zones; returns the subnet ids.
     pub fn subnets(&self) -> Vec<String> {
+        self.vpc().1
+    }
+
+    /// A VPC with two subnets in different zones; returns the VPC's id and the subnets'.
+    pub fn vpc(&self) -> (String, Vec<String>) {
         let vpc = self.ec2("Action=CreateVpc&CidrBlock=10.0.0.0%2F16");
         let vpc_id = between(&vpc, "<vpcId>", "</vpcId>");
-        ["a", "b"]
+        let subnets = ["a", "b"]
             .iter()
             .enumerate()
             .map(|(i, z)| {
                 let r = self.ec2(&format!("Action=CreateSubnet&VpcId={vpc_id}&CidrBlock=10.0.{i}.0%2F24&AvailabilityZone=us-west-2{z}"));
                 between(&r, "<subnetId>", "</subnetId>")
             })
-            .collect()
+            .collect();
+        (vpc_id, subnets)
     }
 
     pub fn settings(&self) -> AwsSettings {
@@ -250,9 +266,29 @@ pub fn mutating(op: &str) -> bool {
         return s3.starts_with("PUT") || s3.starts_with("POST") || s3.starts_with("DELETE");
     }
     [
-        "Create", "Modify", "Delete", "Put", "Enable", "Schedule", "Restore", "Tag", "Untag",
-        "Update", "Disable", "Cancel", "Reboot", "Rotate", "Add", "Remove", "Apply", "Start",
-        "Stop", "Reset", "Failover",
+        "Create",
+        "Modify",
+        "Delete",
+        "Put",
+        "Enable",
+        "Schedule",
+        "Restore",
+        "Tag",
+        "Untag",
+        "Update",
+        "Disable",
+        "Cancel",
+        "Reboot",
+        "Rotate",
+        "Add",
+        "Remove",
+        "Apply",
+        "Start",
+        "Stop",
+        "Reset",
+        "Failover",
+        "Authorize",
+        "Revoke",
     ]
     .iter()
     .any(|p| op.starts_with(p))
@@ -379,4 +415,15 @@ pub async fn versions_and_delete_markers(aws: &Aws, bucket: &str, keys: usize) {
             .await
             .unwrap();
     }
+}
+
+/// A short suffix unique within this process and across processes (pid and a counter).
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
