@@ -548,16 +548,15 @@ impl AwsStepKind for CacheSubnetGroup {
 
 impl AwsStepKind for RedisCache {
     fn step(&self, aws: Aws, id: &str) -> std::sync::Arc<dyn wbstack_engine::Step> {
-        let base = std::sync::Arc::new(RedisCacheStep::new(aws.clone(), id, self.clone()));
-        let (spec, step) = (self.clone(), id.to_owned());
-        crate::with_group::WithGroup::wrap(
-            base,
+        crate::with_group::wearing(
+            aws,
+            id,
+            self,
             self.security_group,
-            Box::new(move |group| {
-                let mut s = spec.clone();
-                s.security_group_ids.push(group.to_owned());
-                std::sync::Arc::new(RedisCacheStep::new(aws.clone(), &step, s))
-            }),
+            |aws, id, mut s, group| {
+                s.security_group_ids.extend(group.map(str::to_owned));
+                std::sync::Arc::new(RedisCacheStep::new(aws, id, s))
+            },
         )
     }
     fn grants(&self, _env: &str) -> Grants {

@@ -3,12 +3,33 @@
 //! is built again with the group's id among its `security_group_ids` the first time the id is
 //! there, and that one step is used from then on (its state across calls kept).
 
+use crate::clients::Aws;
 use async_trait::async_trait;
 use std::sync::{Arc, OnceLock};
 use wbstack_engine::{Action, Change, Fingerprint, Observation, Outputs, Step, StepCtx, StepError};
 use wbstack_plan::Input;
 
 type Make = Box<dyn Fn(&str) -> Arc<dyn Step> + Send + Sync>;
+
+/// Builds a step from its payload, with the group's id among its groups when one is given.
+type Build<S> = fn(Aws, &str, S, Option<&str>) -> Arc<dyn Step>;
+
+/// Step `id` of payload `spec`, wearing the group `group` names once it is known.
+pub(crate) fn wearing<S: Clone + Send + Sync + 'static>(
+    aws: Aws,
+    id: &str,
+    spec: &S,
+    group: Option<Input>,
+    build: Build<S>,
+) -> Arc<dyn Step> {
+    let base = build(aws.clone(), id, spec.clone(), None);
+    let (spec, step) = (spec.clone(), id.to_owned());
+    WithGroup::wrap(
+        base,
+        group,
+        Box::new(move |g| build(aws.clone(), &step, spec.clone(), Some(g))),
+    )
+}
 
 pub(crate) struct WithGroup {
     /// The step as the plan alone has it (before the group exists: `plan`'s preview).
@@ -20,7 +41,7 @@ pub(crate) struct WithGroup {
 
 impl WithGroup {
     /// `make(id)`: the step with group `id` added to its groups.
-    pub(crate) fn wrap(base: Arc<dyn Step>, group: Option<Input>, make: Make) -> Arc<dyn Step> {
+    fn wrap(base: Arc<dyn Step>, group: Option<Input>, make: Make) -> Arc<dyn Step> {
         match group {
             None => base,
             Some(group) => Arc::new(WithGroup {
