@@ -40,7 +40,14 @@ fn plans() -> Vec<(String, Plan)> {
     ];
     for (name, from, to) in variants {
         assert!(production.contains(from), "{name}");
-        let text = production.replace(from, to);
+        let mut text = production.replace(from, to);
+        if name == "external-stores" {
+            // No store on AWS is left for the stores' security group to guard.
+            text = text.replace(
+                "    securityGroup:\n      allowFrom: [sg-0a1b2c3d4e5f60001]\n",
+                "",
+            );
+        }
         let plan = wbstack_plan::parse(name, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
         out.push((name.to_owned(), plan));
     }
