@@ -237,7 +237,9 @@ impl SecurityGroupStep {
         Ok(())
     }
 
-    async fn create(&self, vpc: &str) -> Result<String, StepError> {
+    /// The new group's id; `None` when the name is taken, as it is when an earlier try's answer
+    /// was lost after EC2 made the group (the SDK's retry then meets its own group).
+    async fn create(&self, vpc: &str) -> Result<Option<String>, StepError> {
         let tag = |k: String, v: String| Tag::builder().key(k).value(v).build();
         let spec = TagSpecification::builder()
             .resource_type(ResourceType::SecurityGroup)
@@ -253,14 +255,35 @@ impl SecurityGroupStep {
             .tag_specifications(spec)
             .send()
             .await
-            .map_err(|e| classify(e, "CreateSecurityGroup", &self.spec.name))?;
-        Ok(answered(
+            .tolerate(
+                &["InvalidGroup.Duplicate"],
+                "CreateSecurityGroup",
+                &self.spec.name,
+            )?;
+        let Some(out) = out else { return Ok(None) };
+        let id = answered(
             out.group_id(),
             "CreateSecurityGroup",
             "GroupId",
             &self.spec.name,
-        )?
-        .to_owned())
+        )?;
+        Ok(Some(id.to_owned()))
+    }
+
+    /// The group of this name that this environment's tags mark, found after a create was
+    /// answered that the name is taken.
+    async fn made_before(&self) -> Result<Group, StepError> {
+        match self.find().await? {
+            Some(g) if self.aws.owns(&self.step, &Self::owned_by_tags(&g)) => Ok(g),
+            Some(_) => Err(StepError::permanent(format!(
+                "security group {} exists in the VPC and is not this environment's",
+                self.spec.name
+            ))),
+            None => Err(StepError::transient(format!(
+                "security group {}: the name is taken but no group is listed yet: retrying",
+                self.spec.name
+            ))),
+        }
     }
 
     fn owned_by_tags(g: &Group) -> Vec<(String, String)> {
@@ -332,10 +355,18 @@ impl Step for SecurityGroupStep {
         })
     }
     async fn apply(&self, _ctx: &StepCtx, _a: Action) -> Result<(), StepError> {
-        let found = self.find().await?;
+        let mut found = self.find().await?;
         let id = match &found {
             Some(g) => self.id(g)?.to_owned(),
-            None => self.create(&self.vpc().await?).await?,
+            None => match self.create(&self.vpc().await?).await? {
+                Some(id) => id,
+                None => {
+                    let g = self.made_before().await?;
+                    let id = self.id(&g)?.to_owned();
+                    found = Some(g);
+                    id
+                }
+            },
         };
         // A group is made with an egress rule to anywhere; it goes with any other found.
         let (missing, extra, egress) = match &found {

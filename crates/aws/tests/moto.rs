@@ -475,3 +475,65 @@ async fn a_lost_answer_to_create_key_does_not_make_a_second_key() {
     let keys = direct.kms.list_keys().send().await.unwrap();
     assert_eq!(keys.keys().len(), 1, "{keys:?}");
 }
+
+/// EC2 made the stores' security group but its answer was cut: the retry is told the name is
+/// taken, finds its own group by this environment's tags, and finishes it. One group, with only
+/// the planned rule and no egress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_create_security_group_finishes_the_group_it_made() {
+    use wbstack_test_support::moto::faults::{Fault, Faults};
+    let moto = Moto::start();
+    let direct = moto.aws("dev").await;
+    let subnets = direct.ec2.describe_subnets().send().await.unwrap();
+    let subnet = subnets.subnets()[0].subnet_id().unwrap().to_owned();
+    let groups = direct.ec2.describe_security_groups().send().await.unwrap();
+    let cluster = groups.security_groups()[0].group_id().unwrap().to_owned();
+    let faults = Faults::start(&moto.url, 0.0, 0);
+    faults.next("CreateSecurityGroup", Fault::Cut);
+    let settings = wbstack_aws::AwsSettings {
+        endpoint: Some(faults.url.clone()),
+        ..moto.settings()
+    };
+    let aws = wbstack_aws::Aws::connect(&settings, "dev").await.unwrap();
+    let spec = wbstack_plan::SecurityGroup {
+        name: "wbstack-dev-data".into(),
+        description: "the stores of dev".into(),
+        subnet,
+        allow_from: vec![cluster],
+        ports: vec![wbstack_plan::DataPort {
+            port: 3306,
+            what: "MySQL".into(),
+        }],
+    };
+    let step = wbstack_aws::SecurityGroupStep::new(aws, "aws.security-group", spec);
+    let g = Graph::new(vec![StepSpec::new(
+        "aws.security-group",
+        &[],
+        Arc::new(step),
+    )])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (j, st) = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let (eng, _log) = engine();
+    let r = eng.up(&g, &j, st, CancellationToken::new()).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.first_failure());
+    assert_eq!(faults.injected().len(), 1, "the cut happened");
+    let filter = aws_sdk_ec2::types::Filter::builder()
+        .name("group-name")
+        .values("wbstack-dev-data")
+        .build();
+    let out = direct
+        .ec2
+        .describe_security_groups()
+        .filters(filter)
+        .send()
+        .await
+        .unwrap();
+    let [group] = out.security_groups() else {
+        panic!("exactly one group: {out:?}");
+    };
+    let ingress = group.ip_permissions();
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    assert_eq!(ingress[0].from_port(), Some(3306));
+    assert!(group.ip_permissions_egress().is_empty(), "{group:?}");
+}
