@@ -100,8 +100,9 @@ pub struct RunOpts {
     #[arg(long)]
     pub timeout: Option<u64>,
     /// Skip one of `up`'s checks before its first change (kubernetes-version, storage-class,
-    /// ingress-class, pull-secrets, weave-env, node-capacity, aws-identity); repeatable.
-    #[arg(long, value_name = "NAME", value_parser = ["kubernetes-version", "storage-class", "ingress-class", "pull-secrets", "weave-env", "node-capacity", "aws-identity"])]
+    /// storage-capacity, ingress-class, pull-secrets, weave-env, node-capacity, capacity,
+    /// aws-identity); repeatable.
+    #[arg(long, value_name = "NAME", value_parser = crate::preflight::CHECKS)]
     pub skip_preflight: Vec<String>,
     /// Let `up` replace this step's resource (destroy it, then make it again) when the plan
     /// wants a setting only a new one can have, like another database name; repeatable.

@@ -20,6 +20,7 @@ mod reporter;
 mod restore;
 mod sandbox;
 mod state;
+mod storage;
 mod verify;
 mod wiring;
 

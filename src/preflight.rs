@@ -1,11 +1,26 @@
-//! Checks made before the first change of `up`: the Kubernetes version, the StorageClass, the
-//! IngressClass and the image pull secrets the plan names, `WF_*` names Weave reads, a node
-//! large enough for a ClickHouse replica, and the cluster's capacity for the plan's size. A failed check is an error (exit 6)
-//! naming how to skip it (`--skip-preflight NAME`); nothing has been changed by then.
+//! Checks made before the first change of `up`: the Kubernetes version, the StorageClass the
+//! plan names (or a default one, when it names none), the IngressClass and the image pull
+//! secrets the plan names, `WF_*` names Weave reads, a node large enough for a ClickHouse
+//! replica, and the cluster's capacity for the plan's size: CPU and memory, and storage where
+//! the driver publishes it. A failed check is an error (exit 6) naming how to skip it
+//! (`--skip-preflight NAME`); nothing has been changed by then.
 
 use crate::exit::CliError;
 use wbstack_k8s::Kube;
 use wbstack_plan::{Plan, StepPlan};
+
+/// Every check, by the name `--skip-preflight` takes.
+pub const CHECKS: [&str; 9] = [
+    "kubernetes-version",
+    "storage-class",
+    "storage-capacity",
+    "ingress-class",
+    "pull-secrets",
+    "weave-env",
+    "node-capacity",
+    "capacity",
+    "aws-identity",
+];
 
 /// The oldest Kubernetes the operator-wandb chart supports.
 const OLDEST: (u32, u32) = (1, 25);
@@ -16,7 +31,11 @@ pub async fn run(
     steps: &[StepPlan],
     skip: &[String],
 ) -> Result<(), CliError> {
-    let skipped = |name: &str| skip.iter().any(|s| s == name);
+    let skipped = |name: &str| {
+        debug_assert!(CHECKS.contains(&name), "{name} is not in CHECKS");
+        skip.iter().any(|s| s == name)
+    };
+    let wanted = crate::storage::Wanted::of(plan, steps);
     let fail = |name: &str, why: String| {
         CliError::environment(format!(
             "preflight {name}: {why} (nothing was changed; skip this check with --skip-preflight {name})"
@@ -61,6 +80,15 @@ pub async fn run(
                 )));
             }
         }
+        if let Some(classes) = crate::storage::classes(kube).await {
+            crate::storage::class_for(plan, &wanted, &classes)
+                .map_err(|why| fail("storage-class", why))?;
+        }
+    }
+    if !skipped("storage-capacity") {
+        crate::storage::check(kube, plan, &wanted)
+            .await
+            .map_err(|why| fail("storage-capacity", why))?;
     }
     if !skipped("weave-env") {
         if let Some(u) = wbstack_plan::unknown_weave_variables(plan).first() {

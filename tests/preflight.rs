@@ -2,7 +2,7 @@
 //! cluster lacks, or ClickHouse requests no node can hold, stop it with exit 6, naming the check
 //! and how to skip it, and nothing is changed.
 
-use wbstack_test_support::{text, Env, Exited};
+use wbstack_test_support::{on_both, text, Back, Env, Exited};
 
 #[test]
 fn a_missing_storage_class_stops_up_before_any_change() {
@@ -255,3 +255,74 @@ fn a_cluster_smaller_than_the_plans_size_stops_up_naming_the_shortfall() {
     env.kubectl(&["uncordon", "emulated-node-1"]);
     env.ok(&["up", "--plan", &plan]);
 }
+
+/// Where the plan's volumes go and whether the cluster can hold them, as the API server has it:
+/// with no class named and none marked default, `up` stops naming what would wait unbound; where
+/// the class's driver publishes `CSIStorageCapacity` (here one object per zone, as
+/// external-provisioner writes them), too little in all, or a volume larger than the driver
+/// can make, stops it naming the shortfall. Nothing is changed; the check can be skipped.
+fn storage_the_cluster_cannot_give_stops_up(back: Back) {
+    let env = Env::on(back, 50);
+    let plan = env.plan("weave-clickhouse-s3.yaml");
+    let default = "storageclass.kubernetes.io/is-default-class";
+    env.kubectl(&[
+        "annotate",
+        "storageclass",
+        "standard",
+        &format!("{default}=false"),
+        "--overwrite",
+    ]);
+    let before = env.mutations();
+    let shown = text(&env.expect(&["up", "--plan", &plan], 6));
+    assert!(
+        shown.contains(
+            "preflight storage-class: the plan names no StorageClass (spec.kubernetes.storageClass) \
+             and the cluster has no default one, so the volumes of ClickHouse (3 x 200Gi), \
+             ClickHouse Keeper (3 x 10Gi), the chart's MySQL, the chart's Redis would wait unbound; \
+             name one (the cluster has: gp2, gp3, standard)"
+        ) && shown.contains("--skip-preflight storage-class"),
+        "{shown}"
+    );
+    assert_eq!(env.mutations(), before, "nothing changed");
+    env.kubectl(&[
+        "annotate",
+        "storageclass",
+        "standard",
+        &format!("{default}=true"),
+        "--overwrite",
+    ]);
+    let zones: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|z| {
+            format!(
+                "apiVersion: storage.k8s.io/v1\nkind: CSIStorageCapacity\nmetadata: {{name: csisc-{z}, namespace: kube-system}}\n\
+                 storageClassName: standard\ncapacity: 200Gi\nmaximumVolumeSize: 150Gi\n\
+                 nodeTopology: {{matchLabels: {{topology.kubernetes.io/zone: us-east-1{z}}}}}\n"
+            )
+        })
+        .collect();
+    let file = env.dir.path().join("capacity.yaml");
+    std::fs::write(&file, zones.join("---\n")).unwrap();
+    env.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    let before_capacity = env.mutations();
+    let shown = text(&env.expect(&["up", "--plan", &plan], 6));
+    assert!(
+        shown.contains(
+            "preflight storage-capacity: StorageClass standard's driver publishes 600 GiB in all \
+             (3 CSIStorageCapacity objects): ClickHouse (3 x 200Gi), ClickHouse Keeper (3 x 10Gi) \
+             claim 630 GiB in all; ClickHouse claims volumes of 200Gi, larger than the 150 GiB the \
+             largest can be"
+        ),
+        "{shown}"
+    );
+    assert_eq!(env.mutations(), before_capacity, "nothing changed");
+    env.ok(&[
+        "up",
+        "--plan",
+        &plan,
+        "--skip-preflight",
+        "storage-capacity",
+    ]);
+}
+
+on_both!(storage_the_cluster_cannot_give_stops_up);

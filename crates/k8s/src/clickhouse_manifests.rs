@@ -219,7 +219,8 @@ pub fn zookeeper_node(c: &AltinityClickhouse) -> Option<(String, u16)> {
 
 /// A ClickHouse Keeper ensemble for the Altinity operator.
 fn altinity_keeper(c: &AltinityClickhouse, k: &AltinityKeeper) -> Value {
-    let mut vct = json!({"name": "keeper-data", "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}});
+    let size = wbstack_plan::KEEPER_VOLUME;
+    let mut vct = json!({"name": "keeper-data", "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}});
     if let Some(sc) = &c.storage_class {
         vct["spec"]["storageClassName"] = json!(sc);
     }

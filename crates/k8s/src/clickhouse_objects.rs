@@ -253,7 +253,7 @@ fn keeper(c: &BundledClickhouse) -> StatefulSet {
         format!("{n}-keeper-headless"),
         selector(n, "keeper"),
         pod,
-        claim("data", "10Gi", &c.storage_class),
+        claim("data", wbstack_plan::KEEPER_VOLUME, &c.storage_class),
     )
 }
 

@@ -74,6 +74,7 @@ fn object_types() -> &'static [ObjectType] {
             typed::<core::PersistentVolumeClaim>(),
             typed::<core::Event>(),
             typed::<storage::StorageClass>(),
+            typed::<storage::CSIStorageCapacity>(),
             typed::<net::IngressClass>(),
             typed::<net::NetworkPolicy>(),
             typed::<apps::Deployment>(),

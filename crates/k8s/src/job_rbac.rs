@@ -56,6 +56,7 @@ fn cluster(scope: &JobScope) -> Vec<PolicyRule> {
     let mut rules = vec![
         rule(&[""], &["nodes"], &["list"]),
         rule(&["storage.k8s.io"], &["storageclasses"], &["get", "list"]),
+        rule(&["storage.k8s.io"], &["csistoragecapacities"], &["list"]),
         rule(
             &["networking.k8s.io"],
             &["ingressclasses"],

@@ -273,6 +273,7 @@ const BUILTINS: &[Builtin] = &[
     ("", "v1", "Namespace", "namespaces", false, &["ns"], true),
     ("", "v1", "Node", "nodes", false, &["no"], true),
     ("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false),
+    ("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities", true, &[], false),
     ("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], false),
     ("", "v1", "Secret", "secrets", true, &[], false),
     ("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),

@@ -82,15 +82,47 @@ pub struct Servers<'a> {
     pub count: u32,
     pub requests: Option<&'a CpuMem>,
     pub storage_class: Option<&'a str>,
+    /// The persistent volumes the step's pods claim.
+    pub volumes: Vec<Volumes<'a>>,
 }
 
+/// `count` claims of `size` each (a Kubernetes quantity), made for `what`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Volumes<'a> {
+    pub what: &'static str,
+    pub count: u32,
+    pub size: &'a str,
+}
+
+/// The volume each ClickHouse Keeper server claims.
+pub const KEEPER_VOLUME: &str = "10Gi";
+
 impl<'a> Servers<'a> {
-    fn clickhouse(count: u32, r: &'a Option<Resources>, sc: &'a Option<String>) -> Self {
+    fn clickhouse(
+        count: u32,
+        r: &'a Option<Resources>,
+        sc: &'a Option<String>,
+        size: &'a str,
+        keepers: u32,
+    ) -> Self {
+        let mut volumes = vec![Volumes {
+            what: "ClickHouse",
+            count,
+            size,
+        }];
+        if keepers > 0 {
+            volumes.push(Volumes {
+                what: "ClickHouse Keeper",
+                count: keepers,
+                size: KEEPER_VOLUME,
+            });
+        }
         Servers {
             what: "clickhouse",
             count,
             requests: r.as_ref().and_then(|r| r.requests.as_ref()),
             storage_class: sc.as_deref(),
+            volumes,
         }
     }
 }
@@ -301,6 +333,8 @@ impl Kind for BundledClickhouse {
                 self.shards * self.replicas,
                 &self.resources,
                 &self.storage_class,
+                &self.storage_size,
+                self.keeper_replicas,
             )),
         }
     }
@@ -364,6 +398,8 @@ impl Kind for AltinityClickhouse {
                 self.shards * self.replicas,
                 &self.resources,
                 &self.storage_class,
+                &self.storage_size,
+                keeper.map_or(0, |k| k.replicas),
             )),
         }
     }
