@@ -610,3 +610,56 @@ fn every_service_reaches_mysql_at_one_host_and_port() {
     assert!(urls > 0, "the renders name MySQL URLs");
     eprintln!("{urls} MySQL URLs in the renders, each at $(MYSQL_HOST):$(MYSQL_PORT)");
 }
+
+/// The chart's Kafka clients connect without TLS and one of them ignores the port: `global.kafka`
+/// has no TLS, SSL, SASL or mechanism setting, every Kafka URL of the real renders is
+/// `kafka://[user:password@]host:port/topic` with only a partition count and a consumer group
+/// after it, and flat-run-fields-updater's is at port 9092 whatever `brokerPort` says. So an
+/// Amazon MSK cluster with SASL/SCRAM (TLS only, port 9096) is no broker these clients can use.
+#[test]
+fn the_charts_kafka_clients_have_no_tls_and_the_updater_dials_9092() {
+    let values = yaml(&fixtures().join("values.yaml"));
+    let kafka = at(&values, "global.kafka").unwrap().as_object().unwrap();
+    for key in kafka.keys() {
+        let k = key.to_ascii_lowercase();
+        assert!(
+            !["tls", "ssl", "sasl", "mechanism", "ca"]
+                .iter()
+                .any(|w| k.contains(w)),
+            "global.kafka.{key}"
+        );
+    }
+    let (mut urls, mut pinned) = (0, BTreeSet::new());
+    for (name, path) in snapshots() {
+        for w in rendered(&path) {
+            let text = serde_json::to_string(&w.object).unwrap();
+            for url in text.split("kafka://").skip(1) {
+                urls += 1;
+                let url = url.split(['"', '\'']).next().unwrap();
+                let rest = url.split_once('@').map_or(url, |(_, h)| h);
+                let (host, query) = rest
+                    .split_once('/')
+                    .unwrap_or_else(|| panic!("{name} {}: {url}", w.component));
+                let query = query.split_once('?').map_or("", |q| q.1);
+                for kv in query.split('&') {
+                    let key = kv.split('=').next().unwrap();
+                    assert!(
+                        ["num_partitions", "consumer_group_id"].contains(&key),
+                        "{name} {}: {url}",
+                        w.component
+                    );
+                }
+                if host != "$(KAFKA_BROKER_HOST):$(KAFKA_BROKER_PORT)" {
+                    assert_eq!(host, "$(KAFKA_BROKER_HOST):9092", "{name}: {url}");
+                    pinned.insert(w.component.clone());
+                }
+            }
+        }
+    }
+    assert!(urls > 0, "the renders name Kafka URLs");
+    assert_eq!(
+        pinned,
+        BTreeSet::from(["flat-run-fields-updater".to_owned()])
+    );
+    eprintln!("{urls} Kafka URLs in the renders, none with a TLS or SASL setting; flat-run-fields-updater's at port 9092");
+}

@@ -21,6 +21,39 @@ const BY_SECTION: [(&str, &str); 4] = [
     ("kafka", "spec.kafka"),
 ];
 
+/// Amazon MSK's listeners that are TLS only: TLS, SASL/SCRAM and IAM, from within AWS and public.
+const MSK_TLS_PORTS: [u16; 6] = [9094, 9096, 9098, 9194, 9196, 9198];
+
+/// The port the chart's flat-run-fields-updater dials whatever `global.kafka.brokerPort` says
+/// (`$(KAFKA_BROKER_HOST):9092` in its renders).
+const UPDATER_PORT: u16 = 9092;
+
+/// The chart's Kafka clients speak without TLS (their URLs, `kafka://user:password@host:port/
+/// topic`, carry no TLS or SASL setting, and `global.kafka` has none), and one of them dials
+/// 9092: a broker port they cannot use is refused where it is written.
+fn check_kafka_port(c: &mut Checker, r: &Resolved, port: u16) {
+    let at = "spec.kafka.brokerPort";
+    if MSK_TLS_PORTS.contains(&port) {
+        c.value_help(
+            at,
+            format!(
+                "{port} is one of Amazon MSK's TLS-only listeners (TLS, SASL/SCRAM, IAM); the \
+                 chart's Kafka clients connect without TLS: its URLs carry no TLS or SASL setting \
+                 and global.kafka has none"
+            ),
+            "serve Kafka on a listener without TLS, such as a broker you run on 9092",
+        );
+    }
+    let updater = r.spec.wandb.components.get("flat-run-fields-updater");
+    if port != UPDATER_PORT && updater.and_then(|u| u.install) == Some(true) {
+        c.value_help(
+            at,
+            format!("flat-run-fields-updater dials the broker at port {UPDATER_PORT} whatever brokerPort says (the chart's URL for it is $(KAFKA_BROKER_HOST):{UPDATER_PORT})"),
+            "serve the broker on 9092, or leave flat-run-fields-updater off",
+        );
+    }
+}
+
 /// Values a component needs besides its switch, read from the chart's templates: the executor's
 /// task queue stays `noop://` unless `global.executor.enabled` is set.
 const COMPANIONS: [(&str, &str); 1] = [("executor", "/global/executor/enabled")];
@@ -69,6 +102,7 @@ pub(super) fn check(c: &mut Checker, r: &Resolved) {
     }
     if let Some(k) = &r.spec.kafka {
         check_secret_ref(c, "spec.kafka.passwordSecret", &k.password_secret);
+        check_kafka_port(c, r, k.broker_port);
     }
     if let Some(cache) = &r.spec.wandb.weave.cache {
         let at = "spec.wandb.weave.cache";
@@ -279,6 +313,37 @@ mod tests {
                 "spec.wandb.weave.cache.intervalInHours",
                 "spec.wandb.weave.cache.size"
             ]
+        );
+    }
+
+    #[test]
+    fn a_kafka_port_the_charts_clients_cannot_use_is_refused_where_it_is_written() {
+        let kafka = |port: u16, updater: bool| {
+            let mut spec = String::new();
+            if updater {
+                spec.push_str("    components:\n      flat-run-fields-updater: {install: true}\n");
+            }
+            spec.push_str(&format!(
+                "  kafka:\n    brokerHost: kafka.example.com\n    brokerPort: {port}\n    passwordSecret: {{name: kafka, key: password}}\n"
+            ));
+            spec
+        };
+        let (path, line, column) = at(&kafka(9096, false), "Amazon MSK's TLS-only listeners");
+        assert_eq!(
+            (path.as_str(), line, column),
+            ("spec.kafka.brokerPort", 10, 17)
+        );
+        let (path, ..) = at(
+            &kafka(9093, true),
+            "flat-run-fields-updater dials the broker at port 9092",
+        );
+        assert_eq!(path, "spec.kafka.brokerPort");
+        // A broker on 9092, or on another port without the updater, is taken.
+        let v = values(&kafka(9092, true));
+        assert_eq!(v["global"]["kafka"]["brokerPort"], 9092);
+        assert_eq!(
+            values(&kafka(19092, false))["global"]["kafka"]["brokerPort"],
+            19092
         );
     }
 }
