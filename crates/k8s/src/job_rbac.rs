@@ -268,6 +268,29 @@ mod tests {
             .contains("networkpolicies"));
     }
 
+    /// What the Job may read across the cluster without names, as granted: what `up`'s
+    /// preflight checks (nodes, storage and ingress classes, published storage capacity) and
+    /// where operators and other environments run; nothing else, and no write.
+    #[test]
+    fn the_unnamed_cluster_wide_grants_are_the_preflights_reads_and_the_neighbours() {
+        let unnamed: Vec<String> = cluster_rules(&scope())
+            .iter()
+            .filter(|r| r["resourceNames"].is_null())
+            .map(|r| format!("{} {}", r["resources"], r["verbs"]))
+            .collect();
+        assert_eq!(
+            unnamed,
+            [
+                r#"["nodes"] ["list"]"#,
+                r#"["storageclasses"] ["get","list"]"#,
+                r#"["csistoragecapacities"] ["list"]"#,
+                r#"["ingressclasses"] ["get","list"]"#,
+                r#"["deployments"] ["list","watch"]"#,
+                r#"["weightsandbiases"] ["list","watch"]"#,
+            ]
+        );
+    }
+
     #[test]
     fn every_cluster_scoped_write_names_its_objects() {
         assert_named_writes_only(&cluster_rules(&scope()));
