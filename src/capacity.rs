@@ -9,7 +9,7 @@ use serde_json::Value;
 use wbstack_k8s::Kube;
 use wbstack_plan::{Nodes, Size};
 
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+pub(crate) const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// What the schedulable nodes offer: (nodes, CPUs, memory in GiB).
 fn offered(nodes: &[Value]) -> (usize, f64, f64) {
@@ -68,7 +68,8 @@ pub fn shortfall(size: Size, nodes: &[Value]) -> Option<String> {
     ))
 }
 
-fn fmt(v: f64) -> String {
+/// A figure to one decimal, without a trailing `.0`.
+pub(crate) fn fmt(v: f64) -> String {
     // `+ 0.0` turns the -0.0 of an empty sum into 0.
     let r = (v * 10.0).round() / 10.0 + 0.0;
     if r.fract() == 0.0 {

@@ -6,12 +6,12 @@
 //! claims, and the largest volume it can make with the largest wbstack claims. A driver that
 //! publishes none (the EBS CSI driver does not) leaves capacity unchecked, and the run says so.
 
+use crate::capacity::GIB;
 use crate::preflight::quantity;
 use serde_json::Value;
 use wbstack_k8s::Kube;
 use wbstack_plan::{ClickhouseMode, MysqlMode, Nodes, Plan, RedisMode, Size, StepPlan};
 
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 const API: &str = "storage.k8s.io/v1";
 const DEFAULT: [&str; 2] = [
     "storageclass.kubernetes.io/is-default-class",
@@ -175,12 +175,7 @@ pub fn judge(size: Size, class: &str, w: &Wanted, capacities: &[Value]) -> Resul
 }
 
 fn gib(bytes: f64) -> String {
-    let r = (bytes / GIB * 10.0).round() / 10.0 + 0.0;
-    if r.fract() == 0.0 {
-        format!("{r:.0}")
-    } else {
-        format!("{r:.1}")
-    }
+    crate::capacity::fmt(bytes / GIB)
 }
 
 /// The StorageClasses, or `None` (with a warning) when they cannot be listed.
